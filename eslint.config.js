@@ -1,0 +1,49 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["node_modules/", ".mesh/", "coverage/", "bench/autogen/.venv/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        URL: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+        performance: "readonly",
+        AbortController: "readonly",
+        AbortSignal: "readonly",
+        Buffer: "readonly",
+        NodeJS: "readonly",
+        fetch: "readonly",
+      },
+    },
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  {
+    // Dependencies point inward (STYLE.md rule 2): the library never imports agents or the orchestrator.
+    files: ["src/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/servers/**", "**/orchestrator/**"],
+              message: "src/ must not import servers/ or orchestrator/ (dependencies point inward).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

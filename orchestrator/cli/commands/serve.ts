@@ -1,0 +1,24 @@
+import { Command } from "commander";
+import { addAgentOptions, runAgentProcess } from "../../../src/agent/main.ts";
+import { AGENTS } from "../../../servers/index.ts";
+import { UsageError } from "../errors.ts";
+
+export function serveCommand(): Command {
+  const cmd = new Command("serve")
+    .description("run one specialist agent: on Streamable HTTP registered in Consul, or on stdio for an MCP client")
+    .argument("<agent>", `agent to run: ${Object.keys(AGENTS).join(", ")}`)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mesh serve hr --port 7101                 # HTTP on 127.0.0.1:7101/mcp, registered in Consul
+  mesh serve finance --port 0 --consul 127.0.0.1:8500
+  mesh serve knowledge --stdio              # for Claude Desktop, VS Code, Cursor...`,
+    );
+  addAgentOptions(cmd);
+  return cmd.action(async (agent: string, opts: Record<string, unknown>) => {
+    const def = AGENTS[agent];
+    if (!def) throw new UsageError(`Unknown agent "${agent}". Agents: ${Object.keys(AGENTS).join(", ")}.`);
+    await runAgentProcess(def, opts);
+  });
+}

@@ -1,0 +1,131 @@
+import { resolve } from "node:path";
+import { Command, Option } from "commander";
+import { ConsulClient } from "../../../src/consul/client.ts";
+import { ConsulMeshCaller } from "../../../src/client/meshCaller.ts";
+import { DEFAULT_CONSUL_ADDR } from "../../../src/consul/address.ts";
+import { runDemo, type DemoResult } from "../../up/demo.ts";
+import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../up/meshUp.ts";
+import { EXIT } from "../exitCodes.ts";
+import { UsageError } from "../errors.ts";
+
+interface UpOptions {
+  consul?: string;
+  token?: string;
+  basePort: string;
+  logDir: string;
+  demo: boolean;
+  once: boolean;
+  json: boolean;
+}
+
+export function upCommand(): Command {
+  return new Command("up")
+    .description(
+      "start a local mesh: a Consul dev agent (or the one already running), hr ×2, finance and knowledge; show a sample; stop all on Ctrl-C",
+    )
+    .option("--consul <addr>", "Consul HTTP address; a dev agent is started there if none answers (env CONSUL_HTTP_ADDR)")
+    .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
+    .option("--base-port <port>", "agents listen on the ports after this one; 0 picks free ports", String(DEFAULT_BASE_PORT))
+    .option("--log-dir <dir>", "where each process's log goes", ".mesh/logs")
+    .option("--no-demo", "skip the sample calls")
+    .option("--once", "stop everything after the sample (for scripts and smoke tests)")
+    .addOption(new Option("--json", "machine-readable output: one JSON object per line"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mesh up                                  # Consul on 127.0.0.1:8500, agents on 7101-7104
+  mesh up --base-port 0 --consul 127.0.0.9:8500 --json
+  mesh up --once                           # bring up, run the sample, shut down`,
+    )
+    .action(async (opts: UpOptions) => {
+      const basePort = Number(opts.basePort);
+      if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65_000) {
+        throw new UsageError(`--base-port must be a whole number from 0 to 65000; got "${opts.basePort}".`);
+      }
+      const consulAddr = opts.consul ?? process.env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR;
+      const token = opts.token ?? process.env["CONSUL_HTTP_TOKEN"] ?? undefined;
+      const out = opts.json ? (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`) : undefined;
+      const say = (line: string) => (out ? out({ event: "progress", message: line }) : process.stderr.write(`  ${line}\n`));
+
+      const mesh = await meshUp({ consul: consulAddr, token, basePort, logDir: resolve(opts.logDir), onProgress: say });
+      let stopping = false;
+      const shutdown = async (why: string) => {
+        if (stopping) {
+          mesh.kill();
+          process.exit(EXIT.INTERRUPTED);
+        }
+        stopping = true;
+        say(`${why}: stopping agents (drain, deregister)${mesh.startedConsul ? " and the Consul dev agent" : ""}`);
+        await mesh.stop();
+        if (out) out({ event: "down" });
+        else process.stderr.write("toolmesh stopped.\n");
+        process.exit(EXIT.OK);
+      };
+      process.on("SIGINT", () => void shutdown("interrupted"));
+      process.on("SIGTERM", () => void shutdown("terminated"));
+      for (const i of mesh.instances) {
+        void i.process.exited.then((code) => {
+          if (!stopping) say(`${i.label} (${i.instanceId}) exited with code ${code}; see ${i.logFile}`);
+        });
+      }
+
+      if (out) out({ event: "up", ...summary(mesh) });
+      else printSummary(mesh);
+
+      if (opts.demo) {
+        const consul = new ConsulClient({ address: mesh.consulAddress, token });
+        const caller = new ConsulMeshCaller({ consul, clientName: "mesh-up-demo" });
+        const results = await runDemo(caller);
+        await caller.close();
+        consul.destroy();
+        if (out) out({ event: "demo", calls: results });
+        else printDemo(results);
+      }
+      if (opts.once) return shutdown("--once");
+      if (!out) process.stderr.write("\nRunning. Press Ctrl-C to stop everything.\n");
+    });
+}
+
+function summary(mesh: RunningMesh): Record<string, unknown> {
+  return {
+    consul: { address: mesh.consulAddress, ui: `${mesh.consulAddress}/ui/`, started: mesh.startedConsul, log: mesh.consulLog },
+    agents: mesh.instances.map((i) => ({
+      agent: i.agent,
+      label: i.label,
+      instanceId: i.instanceId,
+      url: i.url,
+      pid: i.pid,
+      log: i.logFile,
+    })),
+  };
+}
+
+function printSummary(mesh: RunningMesh): void {
+  const rows = mesh.instances.map((i) => [i.agent, i.instanceId, i.url, String(i.pid)]);
+  const table = formatTable(["AGENT", "INSTANCE", "MCP ENDPOINT", "PID"], rows);
+  process.stdout.write(
+    `\ntoolmesh is up\n` +
+      `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(dev agent started by mesh up)" : "(already running)"}\n` +
+      `  Consul UI  ${mesh.consulAddress}/ui/\n\n${table}\n` +
+      `  logs: ${mesh.instances[0] ? mesh.instances[0].logFile.replace(/\/[^/]+$/, "/") : ""}\n` +
+      `  try:  npx @modelcontextprotocol/inspector --cli ${mesh.instances[0]?.url ?? "<url>"} --transport http --method tools/list\n`,
+  );
+}
+
+function printDemo(results: readonly DemoResult[]): void {
+  process.stdout.write("\nA sample through the mesh (each agent found in Consul, called over MCP):\n");
+  for (const r of results) {
+    const head = `${r.agent}.${r.tool} ${JSON.stringify(r.args)}`;
+    const text = r.text.replace(/\s+/g, " ").slice(0, 110);
+    process.stdout.write(
+      `\n  ${head}\n    → ${r.instance ?? "-"} (${r.ms.toFixed(1)} ms, ${r.note})${r.ok ? "" : " [isError]"}\n    ${text}\n`,
+    );
+  }
+}
+
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
+  const line = (r: readonly string[]) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`.trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}

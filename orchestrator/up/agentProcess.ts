@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { MeshError } from "../../src/errors.ts";
+
+/** How long an agent process may take to log "agent ready". @default 30000 */
+export const AGENT_READY_TIMEOUT_MS = 30_000;
+
+export interface AgentProcessOptions {
+  agent: string;
+  /** Human label, e.g. hr-1. */
+  label: string;
+  port: number;
+  consul: string;
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  extraArgs?: string[];
+}
+
+export interface ReadyInfo {
+  url: string;
+  instanceId: string;
+  pid: number;
+}
+
+/** Entry script of an agent in servers/. */
+export function agentEntry(agent: string): string {
+  return fileURLToPath(new URL(`../../servers/${agent}/main.ts`, import.meta.url));
+}
+
+/** One agent running as a child process, its output in a log file. */
+export class AgentProcess {
+  readonly options: AgentProcessOptions;
+  private child: ChildProcess | undefined;
+  private log: WriteStream | undefined;
+  private exitedPromise: Promise<number | null> = Promise.resolve(null);
+
+  constructor(options: AgentProcessOptions) {
+    this.options = options;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Resolves with the exit code (null when killed by a signal). */
+  get exited(): Promise<number | null> {
+    return this.exitedPromise;
+  }
+
+  /** Spawns the agent and resolves once it logged "agent ready". */
+  start(): Promise<ReadyInfo> {
+    const o = this.options;
+    this.log = createWriteStream(o.logFile, { flags: "a" });
+    const child = spawn(process.execPath, [agentEntry(o.agent), "--port", String(o.port), "--consul", o.consul, ...(o.extraArgs ?? [])], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...o.env },
+    });
+    this.child = child;
+    this.exitedPromise = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+    child.stderr!.pipe(this.log, { end: false });
+    const lines = createInterface({ input: child.stdout! });
+    return new Promise<ReadyInfo>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new MeshError("TIMEOUT", `${o.label} did not become ready within ${AGENT_READY_TIMEOUT_MS} ms; see ${o.logFile}.`));
+        child.kill("SIGKILL");
+      }, AGENT_READY_TIMEOUT_MS);
+      lines.on("line", (line) => {
+        this.log?.write(`${line}\n`);
+        if (!line.includes('"agent ready"')) return;
+        try {
+          const rec = JSON.parse(line) as { url: string; instanceId: string };
+          clearTimeout(timer);
+          resolve({ url: rec.url, instanceId: rec.instanceId, pid: child.pid ?? -1 });
+        } catch {
+          // not a log record after all
+        }
+      });
+      void this.exitedPromise.then((code) => {
+        clearTimeout(timer);
+        reject(new MeshError("AGENT_UNREACHABLE", `${o.label} exited with code ${code} before it was ready; see ${o.logFile}.`));
+      });
+    });
+  }
+
+  /** SIGTERM (drain, deregister), SIGKILL after `timeoutMs`; resolves with the exit code. */
+  async stop(timeoutMs = 20_000): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const code = await this.exitedPromise;
+    clearTimeout(timer);
+    this.log?.end();
+    return code;
+  }
+
+  kill(): void {
+    this.child?.kill("SIGKILL");
+  }
+}

@@ -1,0 +1,154 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { parseConsulAddress } from "../../src/consul/address.ts";
+import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
+import { MeshError } from "../../src/errors.ts";
+import { AgentProcess, type ReadyInfo } from "./agentProcess.ts";
+
+/** Agents `mesh up` starts, with their replica counts (hr twice: horizontal scaling). */
+export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = [
+  { agent: "hr", replicas: 2 },
+  { agent: "finance", replicas: 1 },
+  { agent: "knowledge", replicas: 1 },
+];
+
+/** First agent port of `mesh up` (agents take the ports after it). @default 7100 */
+export const DEFAULT_BASE_PORT = 7100;
+
+export interface MeshUpOptions {
+  consul: string;
+  token?: string;
+  basePort: number;
+  logDir: string;
+  topology?: readonly { agent: string; replicas: number }[];
+  onProgress?: (line: string) => void;
+}
+
+export interface RunningInstance extends ReadyInfo {
+  agent: string;
+  label: string;
+  logFile: string;
+  process: AgentProcess;
+}
+
+export interface RunningMesh {
+  consulAddress: string;
+  /** True when mesh up started the Consul dev agent (and will stop it). */
+  startedConsul: boolean;
+  consulLog: string | undefined;
+  instances: RunningInstance[];
+  stop(): Promise<void>;
+  /** Kills everything at once (second Ctrl-C). */
+  kill(): void;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Starts (or reuses) Consul, then every agent, and waits until all are passing in Consul. */
+export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
+  const progress = options.onProgress ?? (() => undefined);
+  mkdirSync(options.logDir, { recursive: true });
+  const addr = parseConsulAddress(options.consul);
+  const consul = new ConsulClient({ address: addr.url, token: options.token });
+  let dev: DevConsul | undefined;
+  let consulLog: string | undefined;
+  const instances: RunningInstance[] = [];
+  // Every spawned process, ready or not, so a failed start never leaves one behind.
+  const processes: AgentProcess[] = [];
+  const starts: Promise<void>[] = [];
+
+  const stop = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await dev?.stop();
+    consul.destroy();
+  };
+
+  try {
+    let reachable = false;
+    try {
+      reachable = Boolean(await consul.leader({ timeoutMs: 1_500 }));
+    } catch (e) {
+      if (!isLoopback(addr.host)) throw e;
+    }
+    if (!reachable) {
+      if (!isLoopback(addr.host)) {
+        throw new MeshError(
+          "CONSUL_UNREACHABLE",
+          `Consul at ${addr.url} has no leader, and it is not on this machine, so mesh up cannot start one there. Start it, or use --consul with a loopback address.`,
+        );
+      }
+      progress(`no Consul at ${addr.url}; starting a dev agent (consul agent -dev)`);
+      const binary = await resolveConsulBinary(progress);
+      consulLog = join(options.logDir, "consul.log");
+      dev = await startDevConsul({
+        bindAddress: addr.host === "localhost" ? "127.0.0.1" : addr.host,
+        httpPort: addr.port,
+        binary,
+        logFile: consulLog,
+      });
+    } else {
+      progress(`using the Consul agent already running at ${addr.url}`);
+    }
+
+    const topology = options.topology ?? DEFAULT_TOPOLOGY;
+    let offset = 1;
+    for (const { agent, replicas } of topology) {
+      for (let r = 1; r <= replicas; r++) {
+        const label = replicas > 1 ? `${agent}-${r}` : agent;
+        const port = options.basePort === 0 ? 0 : options.basePort + offset++;
+        const logFile = join(options.logDir, `${label}.log`);
+        const proc = new AgentProcess({
+          agent,
+          label,
+          port,
+          consul: addr.url,
+          logFile,
+          env: options.token ? { CONSUL_HTTP_TOKEN: options.token } : {},
+        });
+        progress(`starting ${label}${port ? ` on port ${port}` : ""}`);
+        processes.push(proc);
+        starts.push(proc.start().then((ready) => void instances.push({ ...ready, agent, label, logFile, process: proc })));
+      }
+    }
+    await Promise.all(starts);
+    await waitPassing(consul, instances, 15_000);
+    instances.sort((a, b) => a.label.localeCompare(b.label));
+    return {
+      consulAddress: addr.url,
+      startedConsul: Boolean(dev),
+      consulLog,
+      instances,
+      stop,
+      kill: () => {
+        for (const p of processes) p.kill();
+        dev?.kill("SIGKILL");
+      },
+    };
+  } catch (e) {
+    await stop();
+    await Promise.allSettled(starts); // the other starts fail once stopped; observe them
+    throw e;
+  }
+}
+
+async function waitPassing(consul: ConsulClient, instances: readonly RunningInstance[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(instances.map((i) => i.instanceId));
+  while (pending.size > 0) {
+    for (const agent of new Set(instances.map((i) => i.agent))) {
+      const { value } = await consul.healthService(agent, { passing: true });
+      for (const e of value) pending.delete(e.id);
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > deadline) {
+      throw new MeshError(
+        "TIMEOUT",
+        `These instances did not pass their Consul health check within ${timeoutMs} ms: ${[...pending].join(", ")}. See their logs.`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

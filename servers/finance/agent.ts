@@ -1,0 +1,52 @@
+import { readFileSync } from "node:fs";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { registerAskTool } from "../../src/agent/askTool.ts";
+import { defineAgent } from "../../src/agent/definition.ts";
+import type { MeshCaller } from "../../src/client/meshCaller.ts";
+import type { SharedState } from "../../src/state/sharedState.ts";
+import type { FinanceDeps } from "./deps.ts";
+import { FinanceAnswerer } from "./domain/answer.ts";
+import { BudgetBook } from "./domain/budgets.ts";
+import { HrLookup } from "./domain/hrLookup.ts";
+import { PayrollCalculator } from "./domain/payroll.ts";
+import type { FinanceData } from "./domain/types.ts";
+import { registerComputeNetPay } from "./tools/computeNetPay.ts";
+import { registerGetBudget } from "./tools/getBudget.ts";
+import { registerListExpenses } from "./tools/listExpenses.ts";
+import { registerSubmitExpense } from "./tools/submitExpense.ts";
+
+export const FINANCE_VERSION = "1.0.0";
+
+export function loadFinanceData(): FinanceData {
+  return JSON.parse(readFileSync(new URL("./data/finance.json", import.meta.url), "utf8")) as FinanceData;
+}
+
+export function createFinanceDeps(state: SharedState, mesh: MeshCaller, data: FinanceData = loadFinanceData()): FinanceDeps {
+  const budgets = new BudgetBook(data, state);
+  const payroll = new PayrollCalculator(data);
+  const hr = new HrLookup(mesh);
+  return { budgets, payroll, hr, answerer: new FinanceAnswerer(budgets, payroll, hr) };
+}
+
+/** The finance agent's MCP server, independent of transport. */
+export function createFinanceServer(deps: FinanceDeps): McpServer {
+  const server = new McpServer(
+    { name: "toolmesh-finance", title: "Finance agent", version: FINANCE_VERSION },
+    { instructions: "Department budgets, expenses and payroll. compute_net_pay asks the HR agent for the employee's salary." },
+  );
+  registerGetBudget(server, deps);
+  registerSubmitExpense(server, deps);
+  registerListExpenses(server, deps);
+  registerComputeNetPay(server, deps);
+  registerAskTool(server, "finance", "budgets, expenses, expense limits and net pay", (q, signal) => deps.answerer.answer(q, signal));
+  return server;
+}
+
+export const financeAgent = defineAgent<FinanceDeps>({
+  name: "finance",
+  version: FINANCE_VERSION,
+  description: "Finance: department budgets, expense submission and limits, payroll and net pay (asks HR for salaries).",
+  intents: ["budgets", "expenses", "payroll", "net-pay"],
+  createDeps: (runtime) => createFinanceDeps(runtime.state, runtime.mesh),
+  createServer: createFinanceServer,
+});

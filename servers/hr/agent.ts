@@ -1,0 +1,54 @@
+import { readFileSync } from "node:fs";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { registerAskTool } from "../../src/agent/askTool.ts";
+import { defineAgent } from "../../src/agent/definition.ts";
+import type { SharedState } from "../../src/state/sharedState.ts";
+import type { HrDeps } from "./deps.ts";
+import { HrAnswerer } from "./domain/answer.ts";
+import { Directory } from "./domain/directory.ts";
+import { LeaveService } from "./domain/leave.ts";
+import type { HrData } from "./domain/types.ts";
+import { registerFindEmployee } from "./tools/findEmployee.ts";
+import { registerGetEmployee } from "./tools/getEmployee.ts";
+import { registerGetLeaveBalance } from "./tools/getLeaveBalance.ts";
+import { registerGetLeavePolicy } from "./tools/getLeavePolicy.ts";
+import { registerListDirectReports } from "./tools/listDirectReports.ts";
+import { registerRequestLeave } from "./tools/requestLeave.ts";
+
+export const HR_VERSION = "1.0.0";
+
+/** The shipped sample data: 51 employees, org chart, leave entitlements and policies. */
+export function loadHrData(): HrData {
+  return JSON.parse(readFileSync(new URL("./data/employees.json", import.meta.url), "utf8")) as HrData;
+}
+
+export function createHrDeps(state: SharedState, data: HrData = loadHrData()): HrDeps {
+  const directory = new Directory(data.employees);
+  const leave = new LeaveService(directory, data, state);
+  return { directory, leave, answerer: new HrAnswerer(directory, leave) };
+}
+
+/** The HR agent's MCP server, independent of transport. */
+export function createHrServer(deps: HrDeps): McpServer {
+  const server = new McpServer(
+    { name: "toolmesh-hr", title: "HR agent", version: HR_VERSION },
+    { instructions: "Employee directory, org chart, leave balances and leave policies. Use find_employee to turn a name into an id." },
+  );
+  registerFindEmployee(server, deps);
+  registerGetEmployee(server, deps);
+  registerListDirectReports(server, deps);
+  registerGetLeaveBalance(server, deps);
+  registerGetLeavePolicy(server, deps);
+  registerRequestLeave(server, deps);
+  registerAskTool(server, "hr", "employees, managers, teams, leave balances and leave policies", (q) => deps.answerer.answer(q));
+  return server;
+}
+
+export const hrAgent = defineAgent<HrDeps>({
+  name: "hr",
+  version: HR_VERSION,
+  description: "Human resources: employee directory, org chart and managers, leave balances, leave requests and leave policies.",
+  intents: ["employees", "org-chart", "leave", "vacation", "policies"],
+  createDeps: (runtime) => createHrDeps(runtime.state),
+  createServer: createHrServer,
+});

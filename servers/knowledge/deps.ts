@@ -1,0 +1,5 @@
+import type { Corpus } from "./domain/corpus.ts";
+
+export interface KnowledgeDeps {
+  corpus: Corpus;
+}

@@ -1,0 +1,115 @@
+import { z } from "zod";
+import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
+import { parseDurationMs } from "../consul/client.ts";
+import { MeshError } from "../errors.ts";
+
+/** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
+export const DEFAULT_HOST = "127.0.0.1";
+/** Path of the MCP endpoint. @default "/mcp" */
+export const DEFAULT_MCP_PATH = "/mcp";
+/** Consul HTTP check interval; 1 s (Consul's minimum) so a new instance passes fast. @default "1s" */
+export const DEFAULT_CHECK_INTERVAL = "1s";
+/** Safety net only: shutdown deregisters explicitly. Consul's minimum is 1m. @default "1m" */
+export const DEFAULT_DEREGISTER_AFTER = "1m";
+/** How long SIGTERM waits for in-flight calls before closing. @default 15000 */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 15_000;
+/** How often the agent checks that Consul still knows it (and re-registers if not). @default 2000 */
+export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
+/** An MCP session with no request for this long is closed. @default 600000 */
+export const DEFAULT_SESSION_IDLE_MS = 600_000;
+
+const duration = z.string().refine(
+  (d) => {
+    try {
+      parseDurationMs(d);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "expected a duration such as 500ms, 1s, 2m" },
+);
+
+export const AgentConfigSchema = z
+  .object({
+    transport: z.enum(["http", "stdio"]).default("http"),
+    host: z.string().min(1).default(DEFAULT_HOST),
+    port: z.coerce.number().int().min(0).max(65_535).default(0),
+    /** Address other machines reach this instance at (Consul's service address). Defaults to host, or 127.0.0.1 when host is a wildcard. */
+    advertiseHost: z.string().min(1).optional(),
+    mcpPath: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]*$/, "expected an absolute URL path such as /mcp")
+      .default(DEFAULT_MCP_PATH),
+    consulAddr: z.string().default(DEFAULT_CONSUL_ADDR),
+    consulToken: z.string().min(1).optional(),
+    /** Register in Consul (HTTP transport only). */
+    register: z.boolean().default(true),
+    instanceId: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "expected letters, digits, '.', '_' or '-' (at most 128)")
+      .optional(),
+    checkInterval: duration.default(DEFAULT_CHECK_INTERVAL),
+    deregisterAfter: duration.default(DEFAULT_DEREGISTER_AFTER),
+    drainTimeoutMs: z.coerce.number().int().min(0).default(DEFAULT_DRAIN_TIMEOUT_MS),
+    reconcileIntervalMs: z.coerce.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
+    sessionIdleMs: z.coerce.number().int().min(1_000).default(DEFAULT_SESSION_IDLE_MS),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/** Environment variables the agent reads; flags win over them. */
+export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
+  MESH_TRANSPORT: "transport",
+  MESH_HOST: "host",
+  MESH_PORT: "port",
+  MESH_ADVERTISE_HOST: "advertiseHost",
+  MESH_MCP_PATH: "mcpPath",
+  CONSUL_HTTP_ADDR: "consulAddr",
+  CONSUL_HTTP_TOKEN: "consulToken",
+  MESH_REGISTER: "register",
+  MESH_INSTANCE_ID: "instanceId",
+  MESH_CHECK_INTERVAL: "checkInterval",
+  MESH_DEREGISTER_AFTER: "deregisterAfter",
+  MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
+  MESH_LOG_LEVEL: "logLevel",
+};
+
+/**
+ * Merges env and flags (flags win), validates once, and returns a frozen config.
+ * Errors name the setting, what was expected and what was got.
+ */
+export function resolveAgentConfig(
+  flags: Partial<Record<keyof AgentConfigInput, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentConfig {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [variable, key] of Object.entries(AGENT_ENV)) {
+    const raw = env[variable];
+    if (raw === undefined || raw === "") continue;
+    fromEnv[key] = key === "register" ? !/^(0|false|no|off)$/i.test(raw) : raw;
+  }
+  const merged: Record<string, unknown> = { ...fromEnv };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
+  const parsed = AgentConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = issue.path.join(".");
+      const variable = Object.entries(AGENT_ENV).find(([, k]) => k === key)?.[0];
+      const got = key in merged ? ` (got ${JSON.stringify(merged[key])})` : "";
+      return `  ${key}${variable ? ` / ${variable}` : ""}: ${issue.message}${got}`;
+    });
+    throw new MeshError("CONFIG_INVALID", `Invalid agent configuration:\n${lines.join("\n")}`);
+  }
+  parseConsulAddress(parsed.data.consulAddr); // throws a clear CONFIG_INVALID
+  return Object.freeze(parsed.data);
+}
+
+/** The host other processes use to reach this instance. */
+export function advertisedHost(config: AgentConfig): string {
+  if (config.advertiseHost) return config.advertiseHost;
+  return config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+}

@@ -1,0 +1,276 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { silentLogger, type Logger } from "../logger.ts";
+
+/** Largest request body accepted on the MCP endpoint. @default 4194304 (4 MiB) */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** JSON-RPC error code toolmesh uses for "this instance is shutting down; try another". */
+export const DRAINING_ERROR_CODE = -32_010;
+
+export interface HttpAgentServerOptions {
+  /** A fresh McpServer for each MCP session. */
+  createServer: () => McpServer;
+  host: string;
+  port: number;
+  mcpPath: string;
+  sessionIdleMs: number;
+  /** @default DEFAULT_MAX_BODY_BYTES */
+  maxBodyBytes?: number;
+  /** Extra fields for the /healthz answer (agent name, instance id...). */
+  healthInfo?: () => Record<string, unknown>;
+  logger?: Logger;
+}
+
+export interface HttpAgentServer {
+  /** Where the MCP endpoint listens, e.g. http://127.0.0.1:40123/mcp */
+  readonly url: string;
+  readonly port: number;
+  /** MCP POST requests being handled (tool calls and their streamed answers). */
+  readonly inFlight: number;
+  readonly sessionCount: number;
+  readonly draining: boolean;
+  /** From now on, /healthz answers 503 and new sessions and tool calls get a draining error. */
+  startDraining(): void;
+  /** Resolves true once no request is in flight, false if `timeoutMs` passed first. */
+  waitIdle(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  lastSeen: number;
+}
+
+/** Serves an agent over MCP Streamable HTTP with stateful, reused sessions. */
+export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAgentServer> {
+  const logger = (options.logger ?? silentLogger).child({ component: "http" });
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const sessions = new Map<string, Session>();
+  let inFlight = 0;
+  let draining = false;
+  const idleWaiters = new Set<() => void>();
+
+  const finished = () => {
+    inFlight--;
+    if (inFlight === 0) for (const wake of idleWaiters) wake();
+  };
+
+  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const sid = header(req, "mcp-session-id");
+    if (req.method === "POST") {
+      inFlight++;
+      res.once("close", finished);
+      const body = await readJsonBody(req, res, maxBody);
+      if (body === undefined) return;
+      if (draining && carriesNewWork(body)) {
+        res.setHeader("Retry-After", "1");
+        return sendJsonRpcError(
+          res,
+          503,
+          DRAINING_ERROR_CODE,
+          "This agent instance is draining (shutting down) and takes no new calls; call another instance.",
+        );
+      }
+      if (sid) return withSession(sid, res, (s) => s.transport.handleRequest(req, res, body));
+      if (!isInitializeRequest(body)) {
+        return sendJsonRpcError(
+          res,
+          400,
+          -32_000,
+          "Bad Request: no Mcp-Session-Id header; start a session with an initialize request first.",
+        );
+      }
+      return startSession(req, res, body);
+    }
+    if (req.method === "GET" || req.method === "DELETE") {
+      if (!sid) return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
+      return withSession(sid, res, (s) => s.transport.handleRequest(req, res));
+    }
+    res.setHeader("Allow", "GET, POST, DELETE");
+    sendJsonRpcError(res, 405, -32_000, `Method ${req.method} is not allowed on ${options.mcpPath}; use POST, GET or DELETE.`);
+  }
+
+  async function withSession(sid: string, res: ServerResponse, fn: (s: Session) => Promise<void>): Promise<void> {
+    const session = sessions.get(sid);
+    if (!session) {
+      return sendJsonRpcError(
+        res,
+        404,
+        -32_001,
+        "Session not found: it expired or this instance restarted. Start a new session with initialize.",
+      );
+    }
+    session.lastSeen = Date.now();
+    await fn(session);
+  }
+
+  async function startSession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    const server = options.createServer();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, server, lastSeen: Date.now() });
+        logger.debug({ session: id, sessions: sessions.size }, "session opened");
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+        logger.debug({ session: id }, "session closed by client");
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  const httpServer: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const work =
+      path === "/healthz"
+        ? Promise.resolve(health(res))
+        : path === options.mcpPath
+          ? handleMcp(req, res)
+          : Promise.resolve(
+              sendJson(res, 404, { error: `No endpoint at ${path}. The MCP endpoint is ${options.mcpPath}; health is /healthz.` }),
+            );
+    work.catch((e: unknown) => {
+      logger.error({ err: e, path, method: req.method }, "request failed");
+      if (!res.headersSent) sendJsonRpcError(res, 500, -32_603, "Internal error while handling the request.");
+      else res.end();
+    });
+  });
+
+  function health(res: ServerResponse): void {
+    sendJson(res, draining ? 503 : 200, {
+      status: draining ? "draining" : "passing",
+      inFlight,
+      sessions: sessions.size,
+      ...options.healthInfo?.(),
+    });
+  }
+
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - options.sessionIdleMs;
+      for (const [id, s] of sessions) {
+        if (s.lastSeen < cutoff) {
+          sessions.delete(id);
+          void s.transport.close();
+          void s.server.close();
+          logger.info({ session: id }, "closed idle session");
+        }
+      }
+    },
+    Math.min(options.sessionIdleMs / 2, 60_000),
+  );
+  sweep.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(options.port, options.host, () => {
+      httpServer.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const hostInUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
+
+  return {
+    url: `http://${hostInUrl}:${port}${options.mcpPath}`,
+    port,
+    get inFlight() {
+      return inFlight;
+    },
+    get sessionCount() {
+      return sessions.size;
+    },
+    get draining() {
+      return draining;
+    },
+    startDraining() {
+      draining = true;
+    },
+    waitIdle(timeoutMs) {
+      if (inFlight === 0) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (idle: boolean) => {
+          clearTimeout(timer);
+          idleWaiters.delete(wake);
+          resolve(idle);
+        };
+        const wake = () => done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        idleWaiters.add(wake);
+      });
+    },
+    async close() {
+      clearInterval(sweep);
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.allSettled(all.flatMap((s) => [s.transport.close(), s.server.close()]));
+      await new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        httpServer.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** A request that starts work: a new session or a tool call (single or in a batch). */
+function carriesNewWork(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => {
+    const method = (m as { method?: unknown } | null)?.method;
+    return method === "tools/call" || method === "initialize";
+  });
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Reads and parses a JSON body; answers the request itself (and returns undefined) on bad input. */
+async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > maxBytes) {
+    req.resume();
+    sendJsonRpcError(res, 413, -32_600, `Request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes.`);
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      sendJsonRpcError(res, 413, -32_600, `Request body exceeds the limit of ${maxBytes} bytes.`);
+      req.destroy();
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    sendJsonRpcError(res, 400, -32_700, `Parse error: the body is not valid JSON (${(e as Error).message}).`);
+    return undefined;
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  sendJson(res, status, { jsonrpc: "2.0", error: { code, message }, id: null });
+}

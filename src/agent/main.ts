@@ -1,0 +1,87 @@
+import { Command, Option } from "commander";
+import { describeError, isMeshError } from "../errors.ts";
+import { resolveAgentConfig, type AgentConfigInput } from "./config.ts";
+import type { AgentDefinition } from "./definition.ts";
+import { startAgent, type RunningAgent } from "./run.ts";
+
+/** Exit code for bad configuration or flags. */
+export const EXIT_USAGE = 2;
+/** Exit code for mesh/infrastructure failures at start. */
+export const EXIT_MESH = 3;
+
+/** Adds the agent process options to a command (used by servers' main.ts and `mesh serve`). */
+export function addAgentOptions(cmd: Command): Command {
+  return cmd
+    .option("--stdio", "serve MCP on stdin/stdout for one local client (no Consul registration)")
+    .option("--host <host>", "interface to bind (env MESH_HOST)", undefined)
+    .option("-p, --port <port>", "port to listen on; 0 picks a free one (env MESH_PORT)")
+    .option("--advertise-host <host>", "address other machines reach this instance at (env MESH_ADVERTISE_HOST)")
+    .option("--mcp-path <path>", "path of the MCP endpoint (env MESH_MCP_PATH)")
+    .option("--consul <addr>", "Consul HTTP address (env CONSUL_HTTP_ADDR)")
+    .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
+    .option("--no-register", "do not register in Consul")
+    .option("--instance-id <id>", "Consul service id (default <name>-<hostname>-<port>; env MESH_INSTANCE_ID)")
+    .option("--drain-timeout <ms>", "how long SIGTERM waits for in-flight calls (env MESH_DRAIN_TIMEOUT_MS)")
+    .addOption(
+      new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
+        "fatal",
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+        "silent",
+      ]),
+    );
+}
+
+/** Maps parsed commander options to config input keys. */
+export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof AgentConfigInput, unknown>> {
+  return {
+    transport: opts["stdio"] ? "stdio" : undefined,
+    host: opts["host"],
+    port: opts["port"],
+    advertiseHost: opts["advertiseHost"],
+    mcpPath: opts["mcpPath"],
+    consulAddr: opts["consul"],
+    consulToken: opts["token"],
+    register: opts["register"] === false ? false : undefined,
+    instanceId: opts["instanceId"],
+    drainTimeoutMs: opts["drainTimeout"],
+    logLevel: opts["logLevel"],
+  };
+}
+
+/**
+ * Runs an agent as a process: resolves config from flags and env, starts it, and on
+ * SIGTERM/SIGINT drains in-flight calls, deregisters and exits 0. A second signal exits
+ * at once with 130.
+ */
+export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<string, unknown>): Promise<never> {
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent(def, resolveAgentConfig(agentFlags(flags)));
+  } catch (e) {
+    process.stderr.write(`${def.name}: ${describeError(e)}\n`);
+    process.exit(isMeshError(e) && e.code === "CONFIG_INVALID" ? EXIT_USAGE : EXIT_MESH);
+  }
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    void agent.stop(`received ${signal}`);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  await agent.done;
+  process.exit(0);
+}
+
+/** Entry point for `node servers/<name>/main.ts [options]`. */
+export async function agentMain<D>(def: AgentDefinition<D>, argv: readonly string[] = process.argv): Promise<void> {
+  const program = addAgentOptions(new Command(def.name).description(def.description).version(def.version));
+  program.action(async (opts: Record<string, unknown>) => {
+    await runAgentProcess(def, opts);
+  });
+  await program.parseAsync([...argv]);
+}

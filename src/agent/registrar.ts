@@ -1,0 +1,127 @@
+import type { ConsulClient, ServiceRegistration } from "../consul/client.ts";
+import { describeError, isMeshError } from "../errors.ts";
+import { silentLogger, type Logger } from "../logger.ts";
+
+export interface RegistrarOptions {
+  consul: ConsulClient;
+  registration: ServiceRegistration;
+  /** How often to confirm that Consul still knows this instance. */
+  reconcileIntervalMs: number;
+  logger?: Logger;
+}
+
+export type RegistrarEvent = "registered" | "reregistered" | "consul-unreachable" | "deregistered";
+
+/**
+ * Keeps one service instance registered. Consul is a cache of who is alive, not the
+ * source of truth: a dev agent restart (or a lost catalog) forgets every service, so the
+ * registrar checks periodically and registers again. While Consul is unreachable the
+ * agent keeps serving and the registrar keeps trying, logging once per outage.
+ */
+export class Registrar {
+  private readonly consul: ConsulClient;
+  private readonly reg: ServiceRegistration;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
+  private readonly stopped = new AbortController();
+  private loop: Promise<void> | undefined;
+  private everRegistered = false;
+  private outage = false;
+  private readonly listeners = new Set<(e: RegistrarEvent) => void>();
+
+  constructor(options: RegistrarOptions) {
+    this.consul = options.consul;
+    this.reg = options.registration;
+    this.intervalMs = options.reconcileIntervalMs;
+    this.logger = (options.logger ?? silentLogger).child({ component: "registrar", serviceId: this.reg.id });
+  }
+
+  /** Observe registrations (tests, metrics); returns an unsubscribe function. */
+  on(listener: (e: RegistrarEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Registers now (one attempt) and keeps the registration alive in the background. */
+  async start(): Promise<boolean> {
+    const ok = await this.reconcile();
+    this.loop = this.run();
+    return ok;
+  }
+
+  /** Stops reconciling and deregisters (bounded by timeoutMs). Never throws. */
+  async stop(timeoutMs = 3_000): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+    try {
+      await this.consul.deregisterService(this.reg.id, { timeoutMs });
+      this.logger.info("deregistered from Consul");
+      this.emit("deregistered");
+    } catch (e) {
+      this.logger.warn(
+        { err: describeError(e) },
+        "could not deregister; Consul's deregister_critical_service_after will remove the instance",
+      );
+    }
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopped.signal;
+    while (!signal.aborted) {
+      await sleep(this.intervalMs, signal);
+      if (signal.aborted) return;
+      await this.reconcile();
+    }
+  }
+
+  /** One pass: make sure Consul knows this instance. Returns whether it does afterwards. */
+  private async reconcile(): Promise<boolean> {
+    const signal = this.stopped.signal;
+    try {
+      const known = this.everRegistered && (await this.consul.hasAgentService(this.reg.id, { signal }));
+      if (!known) {
+        await this.consul.registerService(this.reg, { signal });
+        if (this.everRegistered) {
+          this.logger.warn("Consul had forgotten this instance (agent restarted?); registered it again");
+          this.emit("reregistered");
+        } else {
+          this.logger.info({ consul: this.consul.address.url, tags: this.reg.tags }, "registered in Consul");
+          this.emit("registered");
+        }
+        this.everRegistered = true;
+      }
+      if (this.outage) this.logger.info("Consul is reachable again");
+      this.outage = false;
+      return true;
+    } catch (e) {
+      if (signal.aborted) return false;
+      if (!this.outage) {
+        this.logger.warn(
+          { err: describeError(e), code: isMeshError(e) ? e.code : undefined },
+          "cannot register in Consul; serving anyway and retrying",
+        );
+        this.emit("consul-unreachable");
+      }
+      this.outage = true;
+      return false;
+    }
+  }
+
+  private emit(e: RegistrarEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
+
+/** Resolves after `ms`, or at once when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,38 @@
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
+/**
+ * A successful tool result with both forms MCP clients use: `structuredContent` (checked
+ * against the tool's output schema) and a text rendering for clients that read text only.
+ */
+export function textAndStructured<T extends Record<string, unknown>>(
+  structured: T,
+  text?: string,
+): CallToolResult & { structuredContent: T } {
+  return { content: [{ type: "text", text: text ?? JSON.stringify(structured, null, 2) }], structuredContent: structured };
+}
+
+/**
+ * A business failure (unknown employee, over budget): a tool result with `isError: true`
+ * the model can read and act on, not a protocol error (STYLE.md rule 6).
+ */
+export function businessError(message: string): CallToolResult {
+  return { isError: true, content: [{ type: "text", text: message }] };
+}
+
+/**
+ * Thrown by domain code for a failure the caller can act on (unknown employee, over
+ * budget). {@link toolResult} turns it into an `isError` result; anything else propagates.
+ */
+export class BusinessError extends Error {
+  override readonly name = "BusinessError";
+}
+
+/** Runs a tool's domain call, mapping a BusinessError to an `isError` result. */
+export async function toolResult(fn: () => CallToolResult | Promise<CallToolResult>): Promise<CallToolResult> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof BusinessError) return businessError(e.message);
+    throw e;
+  }
+}

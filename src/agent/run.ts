@@ -1,0 +1,132 @@
+import { hostname } from "node:os";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { ConsulClient, type ServiceRegistration } from "../consul/client.ts";
+import { ConsulMeshCaller, type MeshCaller } from "../client/meshCaller.ts";
+import { createLogger, type Logger } from "../logger.ts";
+import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
+import { advertisedHost, type AgentConfig } from "./config.ts";
+import type { AgentDefinition, AgentRuntime } from "./definition.ts";
+import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
+import { Registrar } from "./registrar.ts";
+import { digestTools } from "./toolsHash.ts";
+
+/** Version of the toolmesh agent kit, published in Consul meta. */
+export const TOOLMESH_VERSION = "0.1.0";
+/** KV prefix under which agents keep shared state. @default "toolmesh/state/" */
+export const STATE_KV_PREFIX = "toolmesh/state/";
+
+export interface RunningAgent {
+  readonly name: string;
+  /** The MCP endpoint (HTTP transport only). */
+  readonly url: string | undefined;
+  /** The Consul service id (HTTP transport only). */
+  readonly instanceId: string | undefined;
+  readonly logger: Logger;
+  readonly registrar: Registrar | undefined;
+  /** Drains and stops; resolves when everything is closed. Safe to call twice. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the agent has stopped (stdio: when the client closes stdin). */
+  readonly done: Promise<void>;
+}
+
+/** Starts an agent on the configured transport; registers it in Consul when serving HTTP. */
+export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig, logger?: Logger): Promise<RunningAgent> {
+  const stdio = config.transport === "stdio";
+  const log =
+    logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
+  const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
+  const mesh: MeshCaller = new ConsulMeshCaller({ consul, clientName: `toolmesh-${def.name}`, logger: log });
+  // stdio is one private process for one desktop client: its state stays local.
+  const state: SharedState = stdio ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
+  const runtime: AgentRuntime = { logger: log, consul, state, mesh };
+  const deps = await def.createDeps(runtime);
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  if (stdio) {
+    const server = def.createServer(deps);
+    const transport = new StdioServerTransport();
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        await server.close();
+        await mesh.close();
+        consul.destroy();
+        resolveDone();
+      })());
+    transport.onclose = () => void stop();
+    await server.connect(transport);
+    log.info({ transport: "stdio" }, "agent ready on stdio");
+    return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
+  }
+
+  const digest = await digestTools(def.createServer(deps));
+  let instanceId = config.instanceId;
+  const http: HttpAgentServer = await serveHttp({
+    createServer: () => def.createServer(deps),
+    host: config.host,
+    port: config.port,
+    mcpPath: config.mcpPath,
+    sessionIdleMs: config.sessionIdleMs,
+    healthInfo: () => ({ agent: def.name, id: instanceId }),
+    logger: log,
+  });
+  const address = advertisedHost(config);
+  instanceId ??= `${def.name}-${hostname()}-${http.port}`;
+  const registration: ServiceRegistration = {
+    id: instanceId,
+    name: def.name,
+    address,
+    port: http.port,
+    tags: ["mcp", ...def.intents],
+    meta: buildMeta(def, config, digest.hash, digest.tools.length),
+    check: {
+      name: `${def.name} MCP health`,
+      http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,
+      interval: config.checkInterval,
+      timeout: "2s",
+      deregisterCriticalServiceAfter: config.deregisterAfter,
+    },
+  };
+  const registrar = config.register
+    ? new Registrar({ consul, registration, reconcileIntervalMs: config.reconcileIntervalMs, logger: log })
+    : undefined;
+  await registrar?.start();
+  log.info(
+    { url: http.url, instanceId, tools: digest.tools.length, toolsHash: digest.hash, registered: Boolean(registrar) },
+    "agent ready",
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = "stop requested") =>
+    (stopping ??= (async () => {
+      log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
+      http.startDraining();
+      await registrar?.stop();
+      const idle = await http.waitIdle(config.drainTimeoutMs);
+      if (!idle)
+        log.warn({ inFlight: http.inFlight, drainTimeoutMs: config.drainTimeoutMs }, "drain timeout: closing with calls still in flight");
+      await http.close();
+      await mesh.close();
+      consul.destroy();
+      log.info("stopped");
+      resolveDone();
+    })());
+  return { name: def.name, url: http.url, instanceId, logger: log, registrar, stop, done };
+}
+
+/** Consul meta: ≤ 64 keys, keys [A-Za-z0-9_-], values ≤ 512 characters. */
+function buildMeta(def: AgentDefinition<unknown>, config: AgentConfig, toolsHash: string, toolCount: number): Record<string, string> {
+  return {
+    mcp_path: config.mcpPath,
+    mcp_transport: "streamable-http",
+    mcp_protocol: LATEST_PROTOCOL_VERSION,
+    agent_version: def.version,
+    toolmesh_version: TOOLMESH_VERSION,
+    tools_hash: toolsHash,
+    tools_count: String(toolCount),
+    description: def.description.slice(0, 512),
+  };
+}

@@ -1,0 +1,158 @@
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { MeshError } from "../errors.ts";
+import { ConsulClient } from "./client.ts";
+
+const execFileAsync = promisify(execFile);
+
+/** The project's provisioning script (prints a consul binary path, building one if needed). */
+export const CONSUL_SCRIPT = fileURLToPath(new URL("../../scripts/consul.sh", import.meta.url));
+
+/** How long a dev agent may take to elect itself leader. @default 30000 */
+export const DEV_AGENT_READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Path of a working consul binary: $CONSUL_BIN, PATH, or the project's cached build (built
+ * on first use; the script reports progress on stderr, passed to `onProgress`).
+ */
+export async function resolveConsulBinary(onProgress?: (line: string) => void): Promise<string> {
+  const child = spawn("bash", [CONSUL_SCRIPT], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+    for (const line of d.toString().split("\n")) if (line.trim()) onProgress?.(line);
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  const path = out.trim().split("\n").pop() ?? "";
+  if (code !== 0 || !path) {
+    throw new MeshError(
+      "CONFIG_INVALID",
+      `Could not provision a consul binary (scripts/consul.sh exited ${code}): ${err.trim().split("\n").slice(-3).join(" ")}`,
+    );
+  }
+  return path;
+}
+
+export interface DevConsulOptions {
+  /** Loopback address to bind (Linux routes all of 127/8), e.g. 127.0.0.1 or 127.42.7.9. */
+  bindAddress: string;
+  /** @default 8500 */
+  httpPort?: number;
+  /** Extra HCL, e.g. an acl block. */
+  hcl?: string;
+  /** consul binary; resolved with resolveConsulBinary() when omitted. */
+  binary?: string;
+  /** File that receives the agent's output. */
+  logFile?: string;
+  /** ACL token used to wait for readiness when ACLs are on. */
+  token?: string;
+}
+
+export interface DevConsul {
+  /** http://<bind>:<port> */
+  readonly address: string;
+  readonly process: ChildProcess;
+  /** Stops the agent (SIGTERM, then SIGKILL after 5 s) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Sends a signal without waiting (failure tests). */
+  kill(signal: NodeJS.Signals): void;
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts an isolated `consul agent -dev` on one loopback address: DNS, gRPC and WAN off,
+ * no update check. Resolves once it has a leader.
+ */
+export async function startDevConsul(options: DevConsulOptions): Promise<DevConsul> {
+  const binary = options.binary ?? (await resolveConsulBinary());
+  const port = options.httpPort ?? 8500;
+  const args = [
+    "agent",
+    "-dev",
+    "-bind",
+    options.bindAddress,
+    "-client",
+    options.bindAddress,
+    "-http-port",
+    String(port),
+    "-dns-port",
+    "-1",
+    "-grpc-port",
+    "-1",
+    "-grpc-tls-port",
+    "-1",
+    "-serf-wan-port",
+    "-1",
+    "-hcl",
+    "disable_update_check = true",
+    ...(options.hcl ? ["-hcl", options.hcl] : []),
+  ];
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let tail = "";
+  const sink = options.logFile ? createWriteStream(options.logFile, { flags: "a" }) : undefined;
+  const onData = (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-4_000);
+    sink?.write(d);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      sink?.end();
+      resolve(code);
+    }),
+  );
+  const address = `http://${options.bindAddress}:${port}`;
+  const consul = new ConsulClient({ address, token: options.token });
+  const deadline = Date.now() + DEV_AGENT_READY_TIMEOUT_MS;
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+  try {
+    for (;;) {
+      if (exitCode !== undefined) {
+        throw new MeshError(
+          "CONSUL_UNREACHABLE",
+          `consul agent -dev on ${address} exited with code ${exitCode} before electing a leader. Is the address or port in use? Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+        );
+      }
+      try {
+        if (await consul.leader({ timeoutMs: 1_000 })) break;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new MeshError(
+          "CONSUL_UNREACHABLE",
+          `consul agent -dev on ${address} had no leader after ${DEV_AGENT_READY_TIMEOUT_MS} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    consul.destroy();
+  }
+  return {
+    address,
+    process: child,
+    exited,
+    kill: (signal) => void child.kill(signal),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The binary's version line, e.g. "Consul v1.14.11". */
+export async function consulVersion(binary: string): Promise<string> {
+  const { stdout } = await execFileAsync(binary, ["version"]);
+  return stdout.split("\n")[0]?.trim() ?? "";
+}

@@ -1,0 +1,65 @@
+// Public API of the toolmesh library. Whatever is exported here is API.
+export { MeshError, isMeshError, describeError, type MeshErrorCode, type MeshErrorOptions } from "./errors.ts";
+export { createLogger, silentLogger, REDACT_PATHS, type Logger, type LoggerOptions } from "./logger.ts";
+export { DEFAULT_CONSUL_ADDR, parseConsulAddress, type ConsulAddress } from "./consul/address.ts";
+export {
+  ConsulClient,
+  DEFAULT_CONSUL_TIMEOUT_MS,
+  parseDurationMs,
+  type Blocking,
+  type BlockingOptions,
+  type CallOptions,
+  type ConsulClientOptions,
+  type KvEntry,
+  type ServiceEntry,
+  type ServiceRegistration,
+} from "./consul/client.ts";
+export {
+  startDevConsul,
+  resolveConsulBinary,
+  consulVersion,
+  CONSUL_SCRIPT,
+  DEV_AGENT_READY_TIMEOUT_MS,
+  type DevConsul,
+  type DevConsulOptions,
+} from "./consul/devAgent.ts";
+export { type SharedState, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "./state/sharedState.ts";
+export {
+  ConsulMeshCaller,
+  DEFAULT_CALL_TIMEOUT_MS,
+  instanceUrl,
+  type CallToolOptions,
+  type ConsulMeshCallerOptions,
+  type MeshCaller,
+} from "./client/meshCaller.ts";
+export { defineAgent, AGENT_NAME_PATTERN, type AgentDefinition, type AgentRuntime } from "./agent/definition.ts";
+export {
+  AgentConfigSchema,
+  AGENT_ENV,
+  DEFAULT_CHECK_INTERVAL,
+  DEFAULT_DEREGISTER_AFTER,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_MCP_PATH,
+  DEFAULT_RECONCILE_INTERVAL_MS,
+  DEFAULT_SESSION_IDLE_MS,
+  advertisedHost,
+  resolveAgentConfig,
+  type AgentConfig,
+  type AgentConfigInput,
+} from "./agent/config.ts";
+export {
+  serveHttp,
+  DEFAULT_MAX_BODY_BYTES,
+  DRAINING_ERROR_CODE,
+  type HttpAgentServer,
+  type HttpAgentServerOptions,
+} from "./agent/httpServer.ts";
+export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
+export { digestTools, hashTools, type ToolsDigest } from "./agent/toolsHash.ts";
+export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, type RunningAgent } from "./agent/run.ts";
+export { addAgentOptions, agentFlags, agentMain, runAgentProcess, EXIT_MESH, EXIT_USAGE } from "./agent/main.ts";
+export { textAndStructured, businessError, BusinessError, toolResult } from "./agent/results.ts";
+export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
+export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
+export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts";

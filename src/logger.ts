@@ -1,0 +1,49 @@
+import { pino, type Logger, type LevelWithSilent } from "pino";
+
+export type { Logger };
+
+/**
+ * Paths pino redacts wherever they appear in a log object. Tokens must never reach a log
+ * line (DESIGN.md: secrets stay secret), so every field that may carry one is listed.
+ */
+export const REDACT_PATHS: readonly string[] = [
+  "token",
+  "*.token",
+  "consulToken",
+  "*.consulToken",
+  "authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  'headers["x-consul-token"]',
+];
+
+export interface LoggerOptions {
+  /** Logger name, e.g. the agent kind. */
+  name: string;
+  /** @default "info" */
+  level?: LevelWithSilent;
+  /**
+   * Where lines go. stdio servers must use "stderr": stdout carries the protocol.
+   * @default "stdout"
+   */
+  destination?: "stdout" | "stderr";
+  /** Fields added to every line (instance id, version, ...). */
+  base?: Record<string, unknown>;
+}
+
+/** A JSON-lines pino logger with secrets redacted. */
+export function createLogger(options: LoggerOptions): Logger {
+  const fd = options.destination === "stderr" ? 2 : 1;
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? "info",
+      base: { pid: process.pid, ...options.base },
+      redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+    },
+    pino.destination({ fd, sync: true }),
+  );
+}
+
+/** A logger that drops everything; the default for library objects built without one. */
+export const silentLogger: Logger = pino({ level: "silent" });

@@ -1,0 +1,51 @@
+/** Words too common to help ranking. */
+export const STOPWORDS: ReadonlySet<string> = new Set(
+  (
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it its me my " +
+    "no not of on or our should so than that the their them then there these they this to too us was we were what " +
+    "when where which who whom why will with would you your yours about any all am also just more most much only " +
+    "other some such very"
+  ).split(" "),
+);
+
+/**
+ * Lowercases, splits on anything that is not a letter or digit, drops stopwords and
+ * applies a light suffix stemmer, so "policies", "policy" and "reimbursements",
+ * "reimbursement" meet.
+ */
+export function tokenize(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text
+    .toLowerCase()
+    .normalize("NFKD")
+    .split(/[^\p{L}\p{N}]+/u)) {
+    if (raw.length < 2 || STOPWORDS.has(raw)) continue;
+    out.push(stem(raw));
+  }
+  return out;
+}
+
+/** A small, predictable English suffix stemmer (not Porter; enough for ranking). */
+export function stem(word: string): string {
+  if (word.length <= 3 || /^\d+$/.test(word)) return word;
+  const rules: [RegExp, string][] = [
+    [/ies$/, "y"],
+    [/(ss|us)$/, "$1"],
+    [/sses$/, "ss"],
+    [/([^s])s$/, "$1"],
+    [/ational$/, "ate"],
+    [/ization$/, "ize"],
+    [/ments?$/, "ment"],
+    [/ings?$/, ""],
+    [/edly$/, ""],
+    [/ed$/, ""],
+    [/ly$/, ""],
+  ];
+  for (const [re, rep] of rules) {
+    if (re.test(word)) {
+      const s = word.replace(re, rep);
+      return s.length >= 3 ? s : word;
+    }
+  }
+  return word;
+}
