@@ -8,6 +8,7 @@ import { MeshError } from "../../src/errors.ts";
 export const AGENT_READY_TIMEOUT_MS = 30_000;
 
 export interface AgentProcessOptions {
+  /** An agent in servers/ by name, or the path of any entry script built with agentMain. */
   agent: string;
   /** Human label, e.g. hr-1. */
   label: string;
@@ -26,6 +27,7 @@ export interface ReadyInfo {
 
 /** Entry script of an agent in servers/. */
 export function agentEntry(agent: string): string {
+  if (agent.includes("/")) return agent;
   return fileURLToPath(new URL(`../../servers/${agent}/main.ts`, import.meta.url));
 }
 
@@ -97,6 +99,11 @@ export class AgentProcess {
   }
 
   kill(): void {
-    this.child?.kill("SIGKILL");
+    this.signal("SIGKILL");
+  }
+
+  /** Sends any signal (tests: SIGKILL, SIGSTOP/SIGCONT) without waiting. */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
   }
 }

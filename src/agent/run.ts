@@ -49,14 +49,20 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     const server = def.createServer(deps);
     const transport = new StdioServerTransport();
     let stopping: Promise<void> | undefined;
+    // Deferred by a microtask: server.close() synchronously fires transport.onclose, which
+    // calls stop() again; `stopping` must be set before that happens.
     const stop = () =>
-      (stopping ??= (async () => {
+      (stopping ??= Promise.resolve().then(async () => {
         await server.close();
         await mesh.close();
         consul.destroy();
         resolveDone();
-      })());
+      }));
     transport.onclose = () => void stop();
+    // The SDK's stdio transport does not notice the client closing stdin; without this the
+    // event loop empties and Node exits mid-await (code 13) instead of shutting down.
+    process.stdin.once("end", () => void stop());
+    process.stdin.once("close", () => void stop());
     await server.connect(transport);
     log.info({ transport: "stdio" }, "agent ready on stdio");
     return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
@@ -101,7 +107,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = "stop requested") =>
-    (stopping ??= (async () => {
+    (stopping ??= Promise.resolve().then(async () => {
       log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
       http.startDraining();
       await registrar?.stop();
@@ -113,7 +119,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       consul.destroy();
       log.info("stopped");
       resolveDone();
-    })());
+    }));
   return { name: def.name, url: http.url, instanceId, logger: log, registrar, stop, done };
 }
 

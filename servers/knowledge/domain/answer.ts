@@ -4,9 +4,25 @@ import type { Corpus } from "./corpus.ts";
 /** A second passage is quoted too when it scores at least this share of the best. @default 0.8 */
 export const SECOND_PASSAGE_RATIO = 0.8;
 
+/**
+ * Words a question's form asks for but never says: "how long" wants a duration, "how much"
+ * an amount. BM25 sees only the words present, so the answerer adds them to the query.
+ */
+export const QUESTION_EXPANSIONS: readonly (readonly [RegExp, string])[] = [
+  [/\bhow long\b/i, "weeks days months years"],
+  [/\bhow (much|expensive)\b|\bcost\b|\bprice\b/i, "usd amount limit budget"],
+  [/\bhow many\b/i, "days number"],
+  [/\bwhen\b/i, "date day month deadline within"],
+];
+
+/** The question plus the words its form implies (see QUESTION_EXPANSIONS). */
+export function expandQuestion(question: string): string {
+  return [question, ...QUESTION_EXPANSIONS.filter(([re]) => re.test(question)).map(([, words]) => words)].join(" ");
+}
+
 /** Answers by quoting the best-ranked passages, always with their sources. */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
-  const hits = corpus.search(question, 3);
+  const hits = corpus.search(expandQuestion(question), 3);
   const best = hits[0];
   if (!best) {
     return {

@@ -1,0 +1,27 @@
+/**
+ * Polls `fn` until it returns a truthy value (or stops throwing) within a bounded
+ * deadline, for real systems that must converge (STYLE.md rule 13). Returns that value
+ * and how long it took.
+ */
+export async function eventually<T>(
+  fn: () => T | Promise<T>,
+  options: { timeoutMs: number; intervalMs?: number; what: string },
+): Promise<{ value: NonNullable<T>; elapsedMs: number }> {
+  const started = performance.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return { value: value as NonNullable<T>, elapsedMs: performance.now() - started };
+      last = value;
+    } catch (e) {
+      last = e;
+    }
+    if (performance.now() - started > options.timeoutMs) {
+      throw new Error(
+        `Timed out after ${options.timeoutMs} ms waiting for ${options.what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
+  }
+}

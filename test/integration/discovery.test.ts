@@ -1,0 +1,104 @@
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+let consul: TestConsul;
+const running: TestAgent[] = [];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+});
+afterAll(async () => {
+  await Promise.all(running.map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+function text(r: CallToolResult): string {
+  return r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+}
+
+it("finance's compute_net_pay finds hr through Consul: it follows hr to a new address and says when none is healthy", async () => {
+  const hr1 = await spawnAgent("hr", consul.address);
+  const finance = await spawnAgent("finance", consul.address);
+  running.push(hr1, finance);
+  const client = await connectHttp(finance.url);
+  const call = async () =>
+    (await client.callTool({ name: "compute_net_pay", arguments: { employee_id: "E1002", period: "annual" } })) as CallToolResult;
+
+  const first = await eventually(
+    async () => {
+      const r = await call();
+      return r.isError ? undefined : r;
+    },
+    { timeoutMs: 3_000, what: "net pay via hr" },
+  );
+  expect(first.value.structuredContent).toMatchObject({
+    employeeId: "E1002",
+    gross: 192_000,
+    source: { agent: "hr", tool: "get_employee" },
+  });
+  const net = (first.value.structuredContent as { net: number }).net;
+
+  // hr goes away: finance reports it in plain words instead of calling a stale address.
+  await hr1.process.stop();
+  const none = await call();
+  expect(none.isError).toBe(true);
+  expect(text(none)).toContain(`No healthy instance of agent "hr" is registered in Consul at ${consul.address}`);
+
+  // hr comes back on another port: finance finds it without being told.
+  const hr2 = await spawnAgent("hr", consul.address);
+  running.push(hr2);
+  expect(hr2.url).not.toBe(hr1.url);
+  const again = await eventually(
+    async () => {
+      const r = await call();
+      return r.isError ? undefined : r;
+    },
+    { timeoutMs: 3_000, what: "net pay via the new hr" },
+  );
+  expect((again.value.structuredContent as { net: number }).net).toBe(net);
+
+  // HR's business errors pass through with HR's own words.
+  const unknown = (await client.callTool({ name: "compute_net_pay", arguments: { employee_id: "E9999" } })) as CallToolResult;
+  expect(unknown.isError).toBe(true);
+  expect(text(unknown)).toContain('HR agent: Unknown employee id "E9999"');
+  await client.close();
+});
+
+it("two hr replicas share leave state: concurrent bookings across both never overspend a balance", async () => {
+  const [a, b] = await Promise.all([spawnAgent("hr", consul.address), spawnAgent("hr", consul.address)]);
+  running.push(a!, b!);
+  const [ca, cb] = await Promise.all([connectHttp(a!.url), connectHttp(b!.url)]);
+  const employee = "E1020";
+  const before = (await ca!.callTool({ name: "get_leave_balance", arguments: { employee_id: employee } })) as CallToolResult;
+  const remaining = (before.structuredContent as { balances: { vacation: { remaining: number } } }).balances.vacation.remaining;
+  expect(remaining).toBeGreaterThan(5);
+
+  // remaining + 6 single working days, alternately through each replica, all at once.
+  const days: string[] = [];
+  for (let t = Date.UTC(2026, 0, 5); days.length < remaining + 6; t += 86_400_000) {
+    const d = new Date(t);
+    if (d.getUTCDay() !== 0 && d.getUTCDay() !== 6) days.push(d.toISOString().slice(0, 10));
+  }
+  const results = (await Promise.all(
+    days.map((day, i) =>
+      (i % 2 ? cb! : ca!).callTool({
+        name: "request_leave",
+        arguments: { employee_id: employee, leave_type: "vacation", start_date: day, end_date: day },
+      }),
+    ),
+  )) as CallToolResult[];
+  const ok = results.filter((r) => !r.isError);
+  const refused = results.filter((r) => r.isError);
+  expect(ok.length).toBe(remaining);
+  expect(refused.length).toBe(6);
+  for (const r of refused) expect(text(r)).toMatch(/Not enough vacation leave/);
+
+  for (const c of [ca!, cb!]) {
+    const after = (await c.callTool({ name: "get_leave_balance", arguments: { employee_id: employee } })) as CallToolResult;
+    expect((after.structuredContent as { balances: { vacation: { remaining: number } } }).balances.vacation.remaining).toBe(0);
+  }
+  await Promise.all([ca!.close(), cb!.close()]);
+});

@@ -1,0 +1,112 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { expect, it } from "vitest";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { connectHttp } from "../helpers/agents.ts";
+import { randomLoopback } from "../helpers/consul.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+interface UpEvent {
+  event: string;
+  consul?: { address: string; started: boolean };
+  agents?: { agent: string; instanceId: string; url: string; pid: number }[];
+  calls?: { agent: string; tool: string; instance: string; ok: boolean; text: string }[];
+}
+
+it("npm start's 'mesh up' brings up Consul and every agent, answers a client, and stops everything on Ctrl-C", async () => {
+  const consulAddr = `http://${randomLoopback()}:8500`;
+  // What `npm start` runs, with its own Consul address and free ports so tests never collide.
+  const child = spawn(
+    process.execPath,
+    [
+      "orchestrator/cli/main.ts",
+      "up",
+      "--json",
+      "--base-port",
+      "0",
+      "--consul",
+      consulAddr,
+      "--log-dir",
+      mkdtempSync(join(tmpdir(), "mesh-up-")),
+    ],
+    {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const events: UpEvent[] = [];
+  const waiters: { name: string; resolve: (e: UpEvent) => void }[] = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const e = JSON.parse(line) as UpEvent;
+    events.push(e);
+    for (const w of waiters.filter((w) => w.name === e.event)) w.resolve(e);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const next = (name: string) =>
+    new Promise<UpEvent>((resolve, reject) => {
+      const seen = events.find((e) => e.event === name);
+      if (seen) return resolve(seen);
+      waiters.push({ name, resolve });
+      void exited.then((code) => reject(new Error(`mesh up exited (${code}) before "${name}": ${stderr}`)));
+    });
+
+  try {
+    const up = await next("up");
+    expect(up.consul).toMatchObject({ address: consulAddr, started: true });
+    expect(up.agents!.map((a) => a.agent).sort()).toEqual(["finance", "hr", "hr", "knowledge"]);
+
+    // The sample: hr's two replicas take turns, finance reaches hr through Consul.
+    const demo = await next("demo");
+    const calls = demo.calls!;
+    const hrInstances = new Set(calls.filter((c) => c.agent === "hr").map((c) => c.instance));
+    expect(hrInstances.size).toBe(2);
+    expect(calls.find((c) => c.tool === "compute_net_pay")).toMatchObject({ ok: true, text: expect.stringContaining("Bob Okafor") });
+    expect(calls.filter((c) => !c.ok).map((c) => c.tool)).toEqual(["get_employee"]); // the deliberate business error
+
+    // Any MCP client can use the printed endpoints.
+    const hrUrl = up.agents!.find((a) => a.agent === "hr")!.url;
+    const client = await connectHttp(hrUrl);
+    const r = (await client.callTool({ name: "ask", arguments: { question: "Who reports to Alice Chen?" } })) as CallToolResult;
+    expect(r.isError).toBeFalsy();
+    expect((r.structuredContent as { answer: string }).answer).toMatch(/^7 people report to Alice Chen/);
+    await client.close();
+
+    child.kill("SIGINT");
+    await next("down");
+    expect(await exited).toBe(0);
+    for (const a of up.agents!) expect(() => process.kill(a.pid, 0), `${a.instanceId} still running`).toThrow();
+    const consul = new ConsulClient({ address: consulAddr });
+    await expect(consul.leader({ timeoutMs: 1_000 })).rejects.toThrow(/unreachable/);
+    consul.destroy();
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+});
+
+it("mesh up --help documents its options and exits 0; a bad flag is a usage error (exit 2)", async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, ["orchestrator/cli/main.ts", ...args], { cwd: root });
+      let out = "";
+      c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      c.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      c.on("exit", (code) => resolve({ code, out }));
+    });
+  const help = await run(["up", "--help"]);
+  expect(help.code).toBe(0);
+  for (const flag of ["--consul", "--base-port", "--once", "--json"]) expect(help.out).toContain(flag);
+  const bad = await run(["up", "--base-port", "seventy"]);
+  expect(bad.code).toBe(2);
+  expect(bad.out).toContain('--base-port must be a whole number from 0 to 65000; got "seventy"');
+  const unknown = await run(["serve", "payroll"]);
+  expect(unknown.code).toBe(2);
+  expect(unknown.out).toContain('Unknown agent "payroll". Agents: hr, finance, knowledge.');
+});

@@ -1,0 +1,62 @@
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashTools } from "../../src/agent/toolsHash.ts";
+import { AGENTS } from "../../servers/index.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+let consul: TestConsul;
+const started: TestAgent[] = [];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+});
+afterAll(async () => {
+  await Promise.all(started.map((a) => a.process.stop()));
+  await consul.stop();
+});
+
+describe.each(Object.keys(AGENTS))("agent %s over HTTP", (name) => {
+  it("is passing in Consul's health API within 3 s of its process start, with tag mcp and the meta callers rely on", async () => {
+    const t0 = performance.now();
+    const agent = await spawnAgent(name, consul.address);
+    started.push(agent);
+    const { value: entry } = await eventually(
+      async () => (await consul.client.healthService(name, { passing: true })).value.find((e) => e.id === agent.instanceId),
+      { timeoutMs: 3_000 - (performance.now() - t0), what: `${agent.instanceId} passing` },
+    );
+    const def = AGENTS[name]!;
+    expect(entry.tags).toEqual(["mcp", ...def.intents]);
+    expect(entry.status).toBe("passing");
+    expect(entry.port).toBe(Number(new URL(agent.url).port));
+    expect(entry.meta).toMatchObject({
+      mcp_path: "/mcp",
+      mcp_transport: "streamable-http",
+      mcp_protocol: LATEST_PROTOCOL_VERSION,
+      agent_version: def.version,
+    });
+    expect(entry.meta["description"]).toBe(def.description);
+
+    // The published hash is the hash of the tool list a real client sees.
+    const client = await connectHttp(agent.url);
+    const { tools } = await client.listTools();
+    await client.close();
+    expect(entry.meta["tools_hash"]).toBe(hashTools(tools));
+    expect(entry.meta["tools_count"]).toBe(String(tools.length));
+    expect(entry.id).toBe(`${name}-${(await import("node:os")).hostname()}-${entry.port}`);
+  });
+});
+
+it("registers an HTTP health check on /healthz with deregister_critical_service_after as a safety net", async () => {
+  const res = await fetch(`${consul.address}/v1/agent/checks`);
+  const checks = Object.values((await res.json()) as Record<string, { ServiceID: string; Type: string; Status: string; Output: string }>);
+  const hr = started.find((a) => a.instanceId.startsWith("hr-"))!;
+  const check = checks.find((c) => c.ServiceID === hr.instanceId)!;
+  expect(check.Type).toBe("http");
+  expect(check.Status).toBe("passing");
+  expect(check.Output).toContain("/healthz");
+  const healthz = await fetch(new URL("/healthz", hr.url));
+  expect(healthz.status).toBe(200);
+  expect(await healthz.json()).toMatchObject({ status: "passing", agent: "hr", id: hr.instanceId });
+});
