@@ -31,7 +31,9 @@ die() { printf 'consul.sh: %s\n' "$*" >&2; exit 1; }
 usable() {
   local bin="$1" out major minor
   [ -x "$bin" ] || return 1
-  out=$("$bin" version 2>/dev/null | head -n 1) || return 1
+  # No pipe into head: under pipefail, consul's SIGPIPE would fail a working binary.
+  out=$("$bin" version 2>/dev/null) || return 1
+  out=${out%%$'\n'*}
   [[ "$out" =~ Consul\ v([0-9]+)\.([0-9]+) ]] || return 1
   major=${BASH_REMATCH[1]}; minor=${BASH_REMATCH[2]}
   (( major > 1 || (major == 1 && minor >= 14) ))

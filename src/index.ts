@@ -32,6 +32,7 @@ export {
   type ConsulMeshCallerOptions,
   type MeshCaller,
 } from "./client/meshCaller.ts";
+export { notDelivered, type NotDeliveredReason } from "./client/delivery.ts";
 export { defineAgent, AGENT_NAME_PATTERN, type AgentDefinition, type AgentRuntime } from "./agent/definition.ts";
 export {
   AgentConfigSchema,

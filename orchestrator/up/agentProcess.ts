@@ -4,8 +4,8 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { MeshError } from "../../src/errors.ts";
 
-/** How long an agent process may take to log "agent ready". @default 30000 */
-export const AGENT_READY_TIMEOUT_MS = 30_000;
+/** How long an agent process may take to log "agent ready". @default 20000 */
+export const AGENT_READY_TIMEOUT_MS = 20_000;
 
 export interface AgentProcessOptions {
   /** An agent in servers/ by name, or the path of any entry script built with agentMain. */
@@ -65,11 +65,20 @@ export class AgentProcess {
     const lines = createInterface({ input: child.stdout! });
     return new Promise<ReadyInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new MeshError("TIMEOUT", `${o.label} did not become ready within ${AGENT_READY_TIMEOUT_MS} ms; see ${o.logFile}.`));
+        reject(
+          new MeshError(
+            "TIMEOUT",
+            `${o.label} did not become ready within ${AGENT_READY_TIMEOUT_MS} ms; last lines of ${o.logFile}:\n${tail.join("\n")}`,
+          ),
+        );
         child.kill("SIGKILL");
       }, AGENT_READY_TIMEOUT_MS);
+      const tail: string[] = [];
+      const remember = (line: string) => tail.push(line) > 5 && tail.shift();
+      child.stderr!.on("data", (d: Buffer) => d.toString().split("\n").filter(Boolean).forEach(remember));
       lines.on("line", (line) => {
         this.log?.write(`${line}\n`);
+        remember(line);
         if (!line.includes('"agent ready"')) return;
         try {
           const rec = JSON.parse(line) as { url: string; instanceId: string };

@@ -45,6 +45,11 @@ export const AgentConfigSchema = z
     consulToken: z.string().min(1).optional(),
     /** Register in Consul (HTTP transport only). */
     register: z.boolean().default(true),
+    /**
+     * Where shared state (bookings, expenses) lives: Consul KV, shared by every replica, or
+     * this process's memory (one instance only). Default: consul over HTTP, memory on stdio.
+     */
+    state: z.enum(["consul", "memory"]).optional(),
     instanceId: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "expected letters, digits, '.', '_' or '-' (at most 128)")
@@ -71,6 +76,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   CONSUL_HTTP_ADDR: "consulAddr",
   CONSUL_HTTP_TOKEN: "consulToken",
   MESH_REGISTER: "register",
+  MESH_STATE: "state",
   MESH_INSTANCE_ID: "instanceId",
   MESH_CHECK_INTERVAL: "checkInterval",
   MESH_DEREGISTER_AFTER: "deregisterAfter",

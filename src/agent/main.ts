@@ -20,6 +20,12 @@ export function addAgentOptions(cmd: Command): Command {
     .option("--consul <addr>", "Consul HTTP address (env CONSUL_HTTP_ADDR)")
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
     .option("--no-register", "do not register in Consul")
+    .addOption(
+      new Option(
+        "--state <where>",
+        "shared state: consul (KV, shared by replicas) or memory (env MESH_STATE; default consul over HTTP, memory on stdio)",
+      ).choices(["consul", "memory"]),
+    )
     .option("--instance-id <id>", "Consul service id (default <name>-<hostname>-<port>; env MESH_INSTANCE_ID)")
     .option("--drain-timeout <ms>", "how long SIGTERM waits for in-flight calls (env MESH_DRAIN_TIMEOUT_MS)")
     .addOption(
@@ -46,6 +52,7 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
     consulAddr: opts["consul"],
     consulToken: opts["token"],
     register: opts["register"] === false ? false : undefined,
+    state: opts["state"],
     instanceId: opts["instanceId"],
     drainTimeoutMs: opts["drainTimeout"],
     logLevel: opts["logLevel"],

@@ -37,8 +37,9 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
   const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
   const mesh: MeshCaller = new ConsulMeshCaller({ consul, clientName: `toolmesh-${def.name}`, logger: log });
-  // stdio is one private process for one desktop client: its state stays local.
-  const state: SharedState = stdio ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
+  // stdio is one private process for one desktop client: its state stays local by default.
+  const stateKind = config.state ?? (stdio ? "memory" : "consul");
+  const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
   const runtime: AgentRuntime = { logger: log, consul, state, mesh };
   const deps = await def.createDeps(runtime);
 

@@ -4,6 +4,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { MeshError, describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+import { notDelivered } from "./delivery.ts";
 
 export interface CallToolOptions {
   signal?: AbortSignal;
@@ -37,9 +38,9 @@ export function instanceUrl(entry: Pick<ServiceEntry, "address" | "port" | "meta
 
 /**
  * Discovers passing instances of the target agent in Consul on each call, round-robins
- * across them, and reuses one MCP client connection per instance. An instance whose
- * connection cannot even be opened is skipped (the request never reached it, so trying
- * the next one is safe).
+ * across them, and reuses one MCP client connection per instance. A call that provably
+ * never ran (connection refused, session unknown after a restart, instance draining) is
+ * sent to the next instance; any other failure is the caller's to see.
  */
 export class ConsulMeshCaller implements MeshCaller {
   private readonly consul: ConsulClient;
@@ -68,29 +69,36 @@ export class ConsulMeshCaller implements MeshCaller {
     const order = [...instances.slice(start), ...instances.slice(0, start)];
     let lastError: unknown;
     for (const instance of order) {
-      let client: Client;
-      try {
-        client = await this.client(instance);
-      } catch (e) {
-        lastError = e;
-        this.logger.warn({ instance: instance.id, err: describeError(e) }, "cannot connect to instance; trying the next one");
-        continue;
-      }
-      options.onInstance?.(instance.id);
-      try {
-        return (await client.callTool({ name: tool, arguments: args }, undefined, {
-          signal: options.signal,
-          timeout: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
-        })) as CallToolResult;
-      } catch (e) {
-        // The request may have reached the agent: never silently call again elsewhere.
-        this.evict(instance.id);
-        throw e;
+      // A restarted instance (same address) forgets our session: one fresh session is safe.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        let client: Client;
+        try {
+          client = await this.client(instance);
+        } catch (e) {
+          lastError = e;
+          this.logger.warn({ instance: instance.id, err: describeError(e) }, "cannot connect to instance; trying the next one");
+          break;
+        }
+        options.onInstance?.(instance.id);
+        try {
+          return (await client.callTool({ name: tool, arguments: args }, undefined, {
+            signal: options.signal,
+            timeout: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+          })) as CallToolResult;
+        } catch (e) {
+          this.evict(instance.id);
+          const reason = notDelivered(e);
+          // The request may have reached the agent: never silently call again elsewhere.
+          if (!reason || options.signal?.aborted) throw e;
+          lastError = e;
+          this.logger.info({ instance: instance.id, reason }, "call was not delivered; trying again");
+          if (reason !== "session-unknown") break;
+        }
       }
     }
     throw new MeshError(
       "AGENT_UNREACHABLE",
-      `Every healthy instance of agent "${agent}" refused the connection (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
+      `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
       { retryable: true, cause: lastError, details: { agent } },
     );
   }

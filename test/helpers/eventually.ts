@@ -25,3 +25,20 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
   }
 }
+
+/** Awaits `promise`, failing with a message naming the step if it takes longer than `ms`. */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const started = performance.now();
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (performance.now() - started > ms / 2) console.warn(`slow step: ${what} took ${Math.round(performance.now() - started)} ms`);
+  }
+}

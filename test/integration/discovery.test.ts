@@ -1,5 +1,5 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -10,8 +10,10 @@ const running: TestAgent[] = [];
 beforeAll(async () => {
   consul = await startTestConsul();
 });
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.process.stop(2_000)));
+});
 afterAll(async () => {
-  await Promise.all(running.map((a) => a.process.stop(2_000)));
   await consul.stop();
 });
 
@@ -101,4 +103,38 @@ it("two hr replicas share leave state: concurrent bookings across both never ove
     expect((after.structuredContent as { balances: { vacation: { remaining: number } } }).balances.vacation.remaining).toBe(0);
   }
   await Promise.all([ca!.close(), cb!.close()]);
+});
+
+it("when hr restarts on the same port, finance's pooled session is renewed and the call succeeds", async () => {
+  const { createServer } = await import("node:net");
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const p = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  const hr = await spawnAgent("hr", consul.address, { port });
+  running.push(hr);
+  const finance = await spawnAgent("finance", consul.address);
+  running.push(finance);
+  const client = await connectHttp(finance.url);
+  const call = async () => (await client.callTool({ name: "compute_net_pay", arguments: { employee_id: "E1003" } })) as CallToolResult;
+  await eventually(async () => !(await call()).isError, { timeoutMs: 3_000, what: "first net pay" });
+
+  await hr.process.stop();
+  const again = await spawnAgent("hr", consul.address, { port });
+  running.push(again);
+  expect(again.instanceId).toBe(hr.instanceId); // stable id on a fixed port
+  await eventually(
+    async () => (await consul.client.healthService("hr", { passing: true })).value.map((e) => e.id).join() === again.instanceId,
+    {
+      timeoutMs: 3_000,
+      what: "the restarted hr passing, alone",
+    },
+  );
+  // The very first call must work: finance's pooled session belongs to the old process.
+  const first = await call();
+  expect(first.isError, JSON.stringify(first.content)).toBeFalsy();
+  expect(first.structuredContent).toMatchObject({ employeeId: "E1003" });
+  await client.close();
 });

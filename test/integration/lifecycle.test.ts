@@ -5,7 +5,7 @@ import { ConsulClient } from "../../src/consul/client.ts";
 import { resolveConsulBinary, startDevConsul } from "../../src/consul/devAgent.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { eventually, within } from "../helpers/eventually.ts";
 
 const SLOW_AGENT = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
 
@@ -115,15 +115,20 @@ describe("Consul restarts and outages", () => {
   it("an agent started while Consul is down serves anyway and registers once Consul appears", async () => {
     const bind = randomLoopback();
     const address = `http://${bind}:8500`;
-    const agent = await spawnAgent("hr", address);
+    const agent = await within(10_000, "spawning hr", spawnAgent("hr", address));
     running.push(agent);
-    const client = await connectHttp(agent.url);
-    const r = (await client.callTool({ name: "get_leave_policy", arguments: { leave_type: "sick" } })) as CallToolResult;
+    const client = await within(5_000, "connecting", connectHttp(agent.url));
+    const r = (await within(
+      5_000,
+      "calling",
+      client.callTool({ name: "get_leave_policy", arguments: { leave_type: "sick" } }),
+    )) as CallToolResult;
     expect(r.isError).toBeFalsy();
-    await client.close();
+    await within(5_000, "closing the client", client.close());
     expect(agent.logs().some((l) => l["msg"] === "cannot register in Consul; serving anyway and retrying")).toBe(true);
 
-    const late = await startDevConsul({ bindAddress: bind, binary: await resolveConsulBinary() });
+    const binary = await within(5_000, "resolving the consul binary", resolveConsulBinary());
+    const late = await within(10_000, "starting Consul", startDevConsul({ bindAddress: bind, binary }));
     const lateClient = new ConsulClient({ address });
     try {
       await eventually(async () => (await lateClient.healthService("hr", { passing: true })).value.some((e) => e.id === agent.instanceId), {
@@ -132,8 +137,8 @@ describe("Consul restarts and outages", () => {
       });
     } finally {
       lateClient.destroy();
-      await agent.process.stop(2_000);
-      await late.stop();
+      await within(5_000, "stopping hr", agent.process.stop(2_000));
+      await within(8_000, "stopping Consul", late.stop());
     }
   });
 });

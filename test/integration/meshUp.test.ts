@@ -50,11 +50,21 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
     for (const w of waiters.filter((w) => w.name === e.event)) w.resolve(e);
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const next = (name: string) =>
+  // Each phase has its own deadline, well inside the test's, and fails saying what it saw.
+  const next = (name: string, timeoutMs = 20_000) =>
     new Promise<UpEvent>((resolve, reject) => {
       const seen = events.find((e) => e.event === name);
       if (seen) return resolve(seen);
-      waiters.push({ name, resolve });
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no "${name}" event from mesh up within ${timeoutMs} ms. Events: ${JSON.stringify(events).slice(0, 2_000)} stderr: ${stderr}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      waiters.push({ name, resolve: (e) => (clearTimeout(timer), resolve(e)) });
       void exited.then((code) => reject(new Error(`mesh up exited (${code}) before "${name}": ${stderr}`)));
     });
 
@@ -89,7 +99,7 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
   } finally {
     if (child.exitCode === null) child.kill("SIGKILL");
   }
-});
+}, 60_000);
 
 it("mesh up --help documents its options and exits 0; a bad flag is a usage error (exit 2)", async () => {
   const run = (args: string[]) =>

@@ -102,14 +102,15 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
 }
 
 function printSummary(mesh: RunningMesh): void {
+  const example = mesh.instances.find((i) => i.agent === "hr") ?? mesh.instances[0];
   const rows = mesh.instances.map((i) => [i.agent, i.instanceId, i.url, String(i.pid)]);
   const table = formatTable(["AGENT", "INSTANCE", "MCP ENDPOINT", "PID"], rows);
   process.stdout.write(
     `\ntoolmesh is up\n` +
       `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(dev agent started by mesh up)" : "(already running)"}\n` +
       `  Consul UI  ${mesh.consulAddress}/ui/\n\n${table}\n` +
-      `  logs: ${mesh.instances[0] ? mesh.instances[0].logFile.replace(/\/[^/]+$/, "/") : ""}\n` +
-      `  try:  npx @modelcontextprotocol/inspector --cli ${mesh.instances[0]?.url ?? "<url>"} --transport http --method tools/list\n`,
+      `  logs: ${example ? example.logFile.replace(/\/[^/]+$/, "/") : ""}\n` +
+      `  try:  npx @modelcontextprotocol/inspector --cli ${example?.url ?? "<url>"} --transport http --method tools/list\n`,
   );
 }
 
@@ -117,7 +118,8 @@ function printDemo(results: readonly DemoResult[]): void {
   process.stdout.write("\nA sample through the mesh (each agent found in Consul, called over MCP):\n");
   for (const r of results) {
     const head = `${r.agent}.${r.tool} ${JSON.stringify(r.args)}`;
-    const text = r.text.replace(/\s+/g, " ").slice(0, 110);
+    const flat = r.text.replace(/\s+/g, " ");
+    const text = flat.length > 170 ? `${flat.slice(0, 169)}…` : flat;
     process.stdout.write(
       `\n  ${head}\n    → ${r.instance ?? "-"} (${r.ms.toFixed(1)} ms, ${r.note})${r.ok ? "" : " [isError]"}\n    ${text}\n`,
     );
