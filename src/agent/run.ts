@@ -102,7 +102,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     : undefined;
   await registrar?.start();
   log.info(
-    { url: http.url, instanceId, tools: digest.tools.length, toolsHash: digest.hash, registered: Boolean(registrar) },
+    { url: http.url, instanceId, tools: digest.tools.length, toolsHash: digest.hash, registered: Boolean(registrar), state: stateKind },
     "agent ready",
   );
 

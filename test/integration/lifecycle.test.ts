@@ -142,3 +142,21 @@ describe("Consul restarts and outages", () => {
     }
   });
 });
+
+it("--no-register --state memory: an HTTP agent that needs no Consul at all", async () => {
+  const agent = await spawnAgent("hr", `http://${randomLoopback()}:8500`, { args: ["--no-register", "--state", "memory"] });
+  running.push(agent);
+  const client = await connectHttp(agent.url);
+  const booked = (await client.callTool({
+    name: "request_leave",
+    arguments: { employee_id: "E1030", leave_type: "personal", start_date: "2026-05-04", end_date: "2026-05-04" },
+  })) as CallToolResult;
+  expect(booked.isError, JSON.stringify(booked.content)).toBeFalsy();
+  const again = (await client.callTool({
+    name: "request_leave",
+    arguments: { employee_id: "E1030", leave_type: "personal", start_date: "2026-05-04", end_date: "2026-05-04" },
+  })) as CallToolResult;
+  expect(again.isError).toBe(true); // the booking is remembered in memory
+  await client.close();
+  expect(agent.logs().find((l) => l["msg"] === "agent ready")).toMatchObject({ registered: false, state: "memory" });
+});
