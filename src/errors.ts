@@ -15,6 +15,8 @@ export type MeshErrorCode =
   | "AGENT_UNREACHABLE"
   | "AGENT_DRAINING"
   | "TIMEOUT"
+  | "HOP_LIMIT"
+  | "DELIVERY_UNKNOWN"
   | "ABORTED";
 
 export interface MeshErrorOptions {

@@ -24,14 +24,37 @@ export {
   type DevConsulOptions,
 } from "./consul/devAgent.ts";
 export { type SharedState, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "./state/sharedState.ts";
+export { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./client/meshCaller.ts";
+export { MeshClient, type MeshClientOptions, type CallOutcome } from "./client/meshClient.ts";
+export { instanceUrl } from "./client/instanceUrl.ts";
+export { ClientPool, type ClientPoolOptions, type PoolTarget } from "./client/pool.ts";
+export { RoundRobinPicker, LeastInFlightPicker, type InstancePicker } from "./client/picker.ts";
 export {
-  ConsulMeshCaller,
-  DEFAULT_CALL_TIMEOUT_MS,
-  instanceUrl,
-  type CallToolOptions,
-  type ConsulMeshCallerOptions,
-  type MeshCaller,
-} from "./client/meshCaller.ts";
+  Catalog,
+  MCP_TAG,
+  WATCH_WAIT,
+  WATCH_BACKOFF_MS,
+  type CatalogAgent,
+  type CatalogEvent,
+  type CatalogInstance,
+  type CatalogOptions,
+} from "./discovery/catalog.ts";
+export {
+  DEFAULT_HOP_LIMIT,
+  META_PREFIX,
+  MAX_HISTORY_TURNS,
+  childContext,
+  currentMeshContext,
+  fromMeta,
+  remainingMs,
+  rootContext,
+  runWithMeshContext,
+  toMeta,
+  type MeshContext,
+  type RootContextOptions,
+  type Turn,
+} from "./context/meshContext.ts";
+export { installMeshContext, HOP_LIMIT_ERROR_CODE, DEADLINE_ERROR_CODE } from "./agent/contextMiddleware.ts";
 export { notDelivered, type NotDeliveredReason } from "./client/delivery.ts";
 export { defineAgent, AGENT_NAME_PATTERN, type AgentDefinition, type AgentRuntime } from "./agent/definition.ts";
 export {

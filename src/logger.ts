@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import { currentMeshContext } from "./context/meshContext.ts";
 
 export type { Logger };
 
@@ -40,6 +41,12 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level ?? "info",
       base: { pid: process.pid, ...options.base },
       redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+      // Every line written while serving a call names its trace, so one request can be
+      // followed across processes (grep the trace id in each agent's log).
+      mixin: () => {
+        const ctx = currentMeshContext();
+        return ctx ? { traceId: ctx.traceId, ...(ctx.sessionId ? { session: ctx.sessionId } : {}) } : {};
+      },
     },
     pino.destination({ fd, sync: true }),
   );

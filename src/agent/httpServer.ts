@@ -15,6 +15,8 @@ export const DRAINING_ERROR_CODE = -32_010;
 export interface HttpAgentServerOptions {
   /** A fresh McpServer for each MCP session. */
   createServer: () => McpServer;
+  /** Called once per session after the server is connected (e.g. to install middleware). */
+  onConnect?: (transport: StreamableHTTPServerTransport) => void;
   host: string;
   port: number;
   mcpPath: string;
@@ -127,6 +129,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
     await server.connect(transport);
+    options.onConnect?.(transport);
     await transport.handleRequest(req, res, body);
   }
 

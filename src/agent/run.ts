@@ -2,12 +2,14 @@ import { hostname } from "node:os";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { ConsulClient, type ServiceRegistration } from "../consul/client.ts";
-import { ConsulMeshCaller, type MeshCaller } from "../client/meshCaller.ts";
+import type { MeshCaller } from "../client/meshCaller.ts";
+import { MeshClient } from "../client/meshClient.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
 import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
+import { installMeshContext } from "./contextMiddleware.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 
@@ -36,7 +38,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const log =
     logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
   const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
-  const mesh: MeshCaller = new ConsulMeshCaller({ consul, clientName: `toolmesh-${def.name}`, logger: log });
+  const mesh: MeshCaller = new MeshClient({ consul, callerName: def.name, logger: log });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
@@ -65,6 +67,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     process.stdin.once("end", () => void stop());
     process.stdin.once("close", () => void stop());
     await server.connect(transport);
+    installMeshContext(transport, def.name, log);
     log.info({ transport: "stdio" }, "agent ready on stdio");
     return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
   }
@@ -73,6 +76,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   let instanceId = config.instanceId;
   const http: HttpAgentServer = await serveHttp({
     createServer: () => def.createServer(deps),
+    onConnect: (transport) => installMeshContext(transport, def.name, log),
     host: config.host,
     port: config.port,
     mcpPath: config.mcpPath,

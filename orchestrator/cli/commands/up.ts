@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { ConsulClient } from "../../../src/consul/client.ts";
-import { ConsulMeshCaller } from "../../../src/client/meshCaller.ts";
+import { MeshClient } from "../../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../../src/consul/address.ts";
 import { runDemo, type DemoResult } from "../../up/demo.ts";
 import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../up/meshUp.ts";
@@ -75,7 +75,7 @@ Examples:
 
       if (opts.demo) {
         const consul = new ConsulClient({ address: mesh.consulAddress, token });
-        const caller = new ConsulMeshCaller({ consul, clientName: "mesh-up-demo" });
+        const caller = new MeshClient({ consul, callerName: "mesh-up" });
         const results = await runDemo(caller);
         await caller.close();
         consul.destroy();

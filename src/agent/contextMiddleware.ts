@@ -1,0 +1,75 @@
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import type { Logger } from "../logger.ts";
+
+/** JSON-RPC error: the call exceeded its hop limit. */
+export const HOP_LIMIT_ERROR_CODE = -32_012;
+/** JSON-RPC error: the call's deadline had passed when it arrived. */
+export const DEADLINE_ERROR_CODE = -32_013;
+
+type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown } };
+
+function isToolCall(m: JSONRPCMessage): m is JSONRPCMessage & Request {
+  return "method" in m && m.method === "tools/call" && "id" in m;
+}
+
+/**
+ * Makes every tools/call on this transport run inside its MeshContext: decoded from
+ * `params._meta` (or a new root context for a caller that sent none), visible to the
+ * handler through currentMeshContext(), to its onward calls and to every log line. Calls
+ * past their hop limit or deadline are refused; a call still running at its deadline is
+ * cancelled exactly as if the caller had cancelled it, so a callee never works past it.
+ * Uses only the public Transport hooks, so it works for HTTP and stdio alike.
+ */
+export function installMeshContext(transport: Transport, agentName: string, logger: Logger): void {
+  const deliver = transport.onmessage;
+  if (!deliver) throw new Error("installMeshContext must run after server.connect(transport)");
+  const timers = new Map<string | number, NodeJS.Timeout>();
+  const send = transport.send.bind(transport);
+
+  transport.send = (message, options) => {
+    if ("id" in message && ("result" in message || "error" in message)) {
+      const t = timers.get(message.id as string | number);
+      if (t) clearTimeout(t);
+      timers.delete(message.id as string | number);
+    }
+    return send(message, options);
+  };
+
+  const refuse = (req: Request, code: number, message: string, ctx: MeshContext) => {
+    logger.warn({ traceId: ctx.traceId, chain: ctx.callerChain, hop: ctx.hop }, message);
+    void send({ jsonrpc: "2.0", id: req.id, error: { code, message } }, { relatedRequestId: req.id });
+  };
+
+  transport.onmessage = (message, extra) => {
+    if (!isToolCall(message)) return deliver(message, extra);
+    const ctx = fromMeta(message.params?._meta) ?? rootContext({ caller: "external" });
+    if (ctx.hop > ctx.hopLimit) {
+      return refuse(
+        message,
+        HOP_LIMIT_ERROR_CODE,
+        `Hop limit of ${ctx.hopLimit} exceeded at ${agentName}: ${ctx.callerChain.join(" → ")} → ${agentName}.`,
+        ctx,
+      );
+    }
+    if (ctx.deadline !== undefined) {
+      const left = ctx.deadline - Date.now();
+      if (left <= 0) {
+        return refuse(message, DEADLINE_ERROR_CODE, `Deadline passed ${-left} ms before the call reached ${agentName}; not started.`, ctx);
+      }
+      timers.set(
+        message.id,
+        setTimeout(() => {
+          timers.delete(message.id);
+          logger.warn({ traceId: ctx.traceId, requestId: message.id }, "deadline reached: cancelling the call");
+          deliver(
+            { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: message.id, reason: "deadline exceeded" } },
+            extra,
+          );
+        }, left),
+      );
+    }
+    runWithMeshContext(ctx, () => deliver(message, extra));
+  };
+}

@@ -1,0 +1,154 @@
+import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { ConsulClient } from "../consul/client.ts";
+import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
+import { Catalog, type CatalogInstance } from "../discovery/catalog.ts";
+import { HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddleware.ts";
+import { MeshError, describeError } from "../errors.ts";
+import { silentLogger, type Logger } from "../logger.ts";
+import { notDelivered } from "./delivery.ts";
+import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
+import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
+import { ClientPool } from "./pool.ts";
+
+export interface MeshClientOptions {
+  consul: ConsulClient;
+  /** This caller's name: the MCP client name and its entry in the caller chain. */
+  callerName: string;
+  /** "all" watches every mcp service (orchestrator, CLI); "on-demand" only those called. @default "on-demand" */
+  catalogMode?: "all" | "on-demand";
+  /** @default RoundRobinPicker */
+  picker?: InstancePicker;
+  logger?: Logger;
+}
+
+export interface CallOutcome {
+  result: CallToolResult;
+  /** The instance that answered. */
+  instance: string;
+  /** The context the call carried. */
+  context: MeshContext;
+}
+
+/**
+ * Calls tools anywhere in the mesh: instances from the live catalog, one pooled connection
+ * per instance, a pluggable choice of instance, the MeshContext in `_meta`, the deadline
+ * enforced on both sides (cancelling the call at the agent), and failover only for calls
+ * that provably never ran.
+ */
+export class MeshClient implements MeshCaller {
+  readonly catalog: Catalog;
+  readonly pool: ClientPool;
+  private readonly callerName: string;
+  private readonly picker: InstancePicker;
+  private readonly logger: Logger;
+  private readonly consulUrl: string;
+
+  constructor(options: MeshClientOptions) {
+    this.callerName = options.callerName;
+    this.logger = (options.logger ?? silentLogger).child({ component: "mesh-client" });
+    this.picker = options.picker ?? new RoundRobinPicker();
+    this.consulUrl = options.consul.address.url;
+    this.pool = new ClientPool({
+      clientName: `toolmesh-${options.callerName}`,
+      logger: options.logger,
+      onToolsChanged: (id) => {
+        const agent = this.catalog.agentOf(id);
+        if (agent) void this.catalog.refreshTools(agent);
+      },
+    });
+    this.catalog = new Catalog({
+      consul: options.consul,
+      pool: this.pool,
+      logger: options.logger,
+      mode: options.catalogMode ?? "on-demand",
+    });
+  }
+
+  /** Loads the catalog (in "all" mode); optional for on-demand use. */
+  async start(): Promise<void> {
+    await this.catalog.start();
+  }
+
+  async callTool(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallToolResult> {
+    return (await this.call(agent, tool, args, options)).result;
+  }
+
+  async call(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallOutcome> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const current = currentMeshContext();
+    let ctx = options.context ?? (current ? childContext(current, this.callerName, agent) : rootContext({ caller: this.callerName }));
+    const deadline = Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
+    ctx = { ...ctx, deadline };
+
+    const instances = await this.catalog.instances(agent);
+    if (instances.length === 0) {
+      const outage = this.catalog.lastError
+        ? ` Consul is unreachable (${this.catalog.lastError}); the last-known catalog has none either.`
+        : "";
+      throw new MeshError(
+        "NO_HEALTHY_INSTANCE",
+        `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage} Start one (mesh serve ${agent}) or check "mesh agents".`,
+        { retryable: true, details: { agent } },
+      );
+    }
+    const first = this.picker.pick(agent, instances, (id) => this.pool.inFlight(id));
+    const order = [first, ...instances.filter((i) => i !== first)];
+    const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
+
+    let lastError: unknown;
+    for (const instance of order) {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        options.onInstance?.(instance.id);
+        try {
+          const result = await this.pool.use(instance, (client) =>
+            client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
+              signal,
+              timeout: Math.max(1, deadline - Date.now()),
+            }),
+          );
+          return { result: result as CallToolResult, instance: instance.id, context: ctx };
+        } catch (e) {
+          if (deadlineSignal.aborted && !options.signal?.aborted) throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+          if (options.signal?.aborted) throw options.signal.reason ?? e;
+          if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
+            throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
+          if (e instanceof McpError && e.code === ErrorCode.RequestTimeout)
+            throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+          const reason = notDelivered(e);
+          void this.pool.drop(instance.id);
+          // The request may have reached the agent: never silently call again elsewhere.
+          if (!reason) throw e;
+          lastError = e;
+          this.logger.info({ instance: instance.id, reason, traceId: ctx.traceId }, "call was not delivered; trying again");
+          if (reason !== "session-unknown") break;
+        }
+      }
+    }
+    throw new MeshError(
+      "AGENT_UNREACHABLE",
+      `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
+      { retryable: true, cause: lastError, details: { agent, traceId: ctx.traceId } },
+    );
+  }
+
+  async close(): Promise<void> {
+    this.catalog.stop();
+    await this.pool.closeAll();
+  }
+
+  private deadlineError(
+    agent: string,
+    tool: string,
+    instance: CatalogInstance,
+    timeoutMs: number,
+    ctx: MeshContext,
+    cause: unknown,
+  ): MeshError {
+    return new MeshError(
+      "TIMEOUT",
+      `${agent}.${tool} on ${instance.id} did not answer before its deadline (${timeoutMs} ms budget); the call was cancelled at the agent. Trace ${ctx.traceId}.`,
+      { retryable: false, cause, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
+    );
+  }
+}

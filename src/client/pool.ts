@@ -1,0 +1,110 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { silentLogger, type Logger } from "../logger.ts";
+
+/** What the pool needs to know of an instance. */
+export interface PoolTarget {
+  id: string;
+  url: string;
+}
+
+export interface ClientPoolOptions {
+  /** Name the pool's clients give in MCP initialize. */
+  clientName: string;
+  logger?: Logger;
+  /** An instance said its tool list changed (notifications/tools/list_changed). */
+  onToolsChanged?: (instanceId: string) => void;
+}
+
+interface Entry {
+  url: string;
+  client: Promise<Client>;
+  inFlight: number;
+}
+
+/**
+ * One MCP client connection per instance, opened on first use and reused for every call
+ * after it (never one per call). A connection whose instance leaves the catalog, or that
+ * fails, is closed and dropped; the next call opens a fresh one.
+ */
+export class ClientPool {
+  private readonly entries = new Map<string, Entry>();
+  private readonly clientName: string;
+  private readonly logger: Logger;
+  private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
+
+  constructor(options: ClientPoolOptions) {
+    this.clientName = options.clientName;
+    this.logger = (options.logger ?? silentLogger).child({ component: "client-pool" });
+    this.onToolsChanged = options.onToolsChanged;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Calls in flight to an instance (for least-in-flight selection). */
+  inFlight(instanceId: string): number {
+    return this.entries.get(instanceId)?.inFlight ?? 0;
+  }
+
+  /** The instance's client, connecting on first use (or when its address changed). */
+  client(target: PoolTarget): Promise<Client> {
+    const existing = this.entries.get(target.id);
+    if (existing && existing.url === target.url) return existing.client;
+    if (existing) void this.drop(target.id);
+    const client = this.connect(target);
+    const entry: Entry = { url: target.url, client, inFlight: 0 };
+    this.entries.set(target.id, entry);
+    client.catch(() => {
+      if (this.entries.get(target.id) === entry) this.entries.delete(target.id);
+    });
+    return client;
+  }
+
+  /** Runs `fn` with the instance's client, counting it in flight. */
+  async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>): Promise<T> {
+    const client = await this.client(target);
+    const entry = this.entries.get(target.id);
+    if (entry) entry.inFlight++;
+    try {
+      return await fn(client);
+    } finally {
+      if (entry) entry.inFlight--;
+    }
+  }
+
+  /** Closes and forgets an instance's connection (it left, or its session broke). */
+  async drop(instanceId: string): Promise<void> {
+    const entry = this.entries.get(instanceId);
+    if (!entry) return;
+    this.entries.delete(instanceId);
+    try {
+      await (await entry.client).close();
+    } catch {
+      // it never connected, or is already closed
+    }
+  }
+
+  /** Ids of instances with an open (or opening) connection. */
+  connected(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.entries.keys()].map((id) => this.drop(id)));
+  }
+
+  private async connect(target: PoolTarget): Promise<Client> {
+    const client = new Client({ name: this.clientName, version: "1" }, { capabilities: {} });
+    client.onclose = () => {
+      const entry = this.entries.get(target.id);
+      if (entry && entry.url === target.url) this.entries.delete(target.id);
+    };
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
+    await client.connect(new StreamableHTTPClientTransport(new URL(target.url)));
+    this.logger.debug({ instance: target.id, url: target.url }, "connected");
+    return client;
+  }
+}
