@@ -2,3 +2,8 @@
 export class UsageError extends Error {
   override readonly name = "UsageError";
 }
+
+/** A tool answered with isError (a business failure); exits with EXIT.TOOL_ERROR. */
+export class ToolError extends Error {
+  override readonly name = "ToolError";
+}

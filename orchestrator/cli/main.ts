@@ -2,9 +2,14 @@
 // The mesh CLI. `mesh --help` lists the commands.
 import { Command, CommanderError } from "commander";
 import { describeError, isMeshError } from "../../src/errors.ts";
+import { agentsCommand } from "./commands/agents.ts";
+import { callCommand } from "./commands/call.ts";
+import { deregisterCommand, registerCommand } from "./commands/register.ts";
 import { serveCommand } from "./commands/serve.ts";
+import { statusCommand } from "./commands/status.ts";
+import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
-import { UsageError } from "./errors.ts";
+import { ToolError, UsageError } from "./errors.ts";
 import { EXIT } from "./exitCodes.ts";
 
 export function buildProgram(): Command {
@@ -13,8 +18,18 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
-  program.addCommand(serveCommand().exitOverride());
-  program.addCommand(upCommand().exitOverride());
+  for (const cmd of [
+    upCommand(),
+    serveCommand(),
+    agentsCommand(),
+    toolsCommand(),
+    callCommand(),
+    registerCommand(),
+    deregisterCommand(),
+    statusCommand(),
+  ]) {
+    program.addCommand(cmd.exitOverride());
+  }
   return program;
 }
 
@@ -24,6 +39,10 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+    }
+    if (e instanceof ToolError) {
+      process.stderr.write(`mesh: ${e.message}\n`);
+      process.exit(EXIT.TOOL_ERROR);
     }
     if (e instanceof UsageError || (isMeshError(e) && e.code === "CONFIG_INVALID")) {
       process.stderr.write(`mesh: ${describeError(e)}\n`);

@@ -42,7 +42,11 @@ export interface ServiceRegistration {
   check?: {
     name: string;
     http?: string;
+    /** host:port for a TCP connect check. */
+    tcp?: string;
     ttl?: string;
+    /** Initial status (Consul starts checks critical). */
+    status?: "passing" | "warning" | "critical";
     interval?: string;
     timeout?: string;
     deregisterCriticalServiceAfter: string;
@@ -108,7 +112,9 @@ export class ConsulClient {
       ? {
           name: reg.check.name,
           ...(reg.check.http ? { http: reg.check.http, interval: reg.check.interval, timeout: reg.check.timeout } : {}),
+          ...(reg.check.tcp ? { tcp: reg.check.tcp, interval: reg.check.interval, timeout: reg.check.timeout } : {}),
           ...(reg.check.ttl ? { ttl: reg.check.ttl } : {}),
+          ...(reg.check.status ? { status: reg.check.status } : {}),
           deregistercriticalserviceafter: reg.check.deregisterCriticalServiceAfter,
         }
       : undefined;
@@ -127,6 +133,32 @@ export class ConsulClient {
       { id },
       options,
     );
+  }
+
+  /** Services registered with the local Consul agent, optionally filtered (Consul filter syntax). */
+  async agentServices(
+    filter?: string,
+    options: CallOptions = {},
+  ): Promise<{ id: string; service: string; address: string; port: number; tags: string[]; meta: Record<string, string> }[]> {
+    const [, body] = await this.call(
+      "list agent services",
+      loose((o) => this.consul.agent.service.list(o)),
+      filter ? { filter } : {},
+      options,
+    );
+    return Object.values(
+      (body ?? {}) as Record<
+        string,
+        { ID: string; Service: string; Address: string; Port: number; Tags?: string[]; Meta?: Record<string, string> }
+      >,
+    ).map((x) => ({
+      id: x.ID,
+      service: x.Service,
+      address: x.Address,
+      port: x.Port,
+      tags: x.Tags ?? [],
+      meta: x.Meta ?? {},
+    }));
   }
 
   /** Whether the local Consul agent currently knows a service with this id. */

@@ -7,6 +7,7 @@ import { runDemo, type DemoResult } from "../../up/demo.ts";
 import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../up/meshUp.ts";
 import { EXIT } from "../exitCodes.ts";
 import { UsageError } from "../errors.ts";
+import { formatTable } from "../table.ts";
 
 interface UpOptions {
   consul?: string;
@@ -104,7 +105,10 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
 function printSummary(mesh: RunningMesh): void {
   const example = mesh.instances.find((i) => i.agent === "hr") ?? mesh.instances[0];
   const rows = mesh.instances.map((i) => [i.agent, i.instanceId, i.url, String(i.pid)]);
-  const table = formatTable(["AGENT", "INSTANCE", "MCP ENDPOINT", "PID"], rows);
+  const table = formatTable(["AGENT", "INSTANCE", "MCP ENDPOINT", "PID"], rows)
+    .split("\n")
+    .map((l) => `  ${l}`)
+    .join("\n");
   process.stdout.write(
     `\ntoolmesh is up\n` +
       `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(dev agent started by mesh up)" : "(already running)"}\n` +
@@ -124,10 +128,4 @@ function printDemo(results: readonly DemoResult[]): void {
       `\n  ${head}\n    → ${r.instance ?? "-"} (${r.ms.toFixed(1)} ms, ${r.note})${r.ok ? "" : " [isError]"}\n    ${text}\n`,
     );
   }
-}
-
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (r: readonly string[]) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ")}`.trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
 }

@@ -1,0 +1,178 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { ROOT, freePort, mesh } from "../helpers/cli.ts";
+import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+let consul: TestConsul;
+const agents: TestAgent[] = [];
+let c: string[];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  c = ["--consul", consul.address];
+  agents.push(await spawnAgent("hr", consul.address), await spawnAgent("finance", consul.address));
+  await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 1, {
+    timeoutMs: 3_000,
+    what: "hr passing",
+  });
+  await eventually(async () => (await consul.client.healthService("finance", { passing: true })).value.length === 1, {
+    timeoutMs: 3_000,
+    what: "finance passing",
+  });
+});
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.process.stop()));
+  await consul.stop();
+});
+
+/** No command prints a stack trace, whatever the input. */
+function noStack(r: { stderr: string }): void {
+  expect(r.stderr).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m);
+}
+
+describe("discovery commands", () => {
+  it("mesh agents lists agents, instances, health and tool counts (table and --json)", async () => {
+    const table = await mesh(["agents", ...c]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^AGENT\s+INSTANCE\s+ADDRESS\s+HEALTH\s+TOOLS/m);
+    expect(table.stdout).toMatch(new RegExp(`^hr\\s+${agents[0]!.instanceId}\\s+127\\.0\\.0\\.1:\\d+\\s+passing\\s+7\\s`, "m"));
+    const json = JSON.parse((await mesh(["agents", "--json", ...c])).stdout) as {
+      agents: { name: string; tools: number; instances: { status: string }[] }[];
+    };
+    expect(json.agents.map((a) => [a.name, a.tools, a.instances.map((i) => i.status)])).toEqual([
+      ["finance", 5, ["passing"]],
+      ["hr", 7, ["passing"]],
+    ]);
+  });
+
+  it("mesh tools shows each tool's description and input schema", async () => {
+    const text = await mesh(["tools", "hr", ...c]);
+    expect(text.stdout).toContain(
+      'hr.request_leave(employee_id*: string, leave_type*: "vacation"|"sick"|"personal"|"parental", start_date*: string, end_date*: string, reason: string)',
+    );
+    const json = JSON.parse((await mesh(["tools", "--json", ...c])).stdout) as {
+      tools: { agent: string; name: string; inputSchema: { required?: string[] } }[];
+    };
+    expect(json.tools.find((t) => t.agent === "finance" && t.name === "submit_expense")?.inputSchema.required).toEqual(
+      expect.arrayContaining(["employee_id", "department", "category", "amount", "description"]),
+    );
+  });
+
+  it("mesh status reports Consul, its leader and the counts", async () => {
+    const s = JSON.parse((await mesh(["status", "--json", ...c])).stdout) as Record<string, unknown>;
+    expect(s).toMatchObject({
+      consul: { address: consul.address, reachable: true, leader: `${consul.bind}:8300` },
+      agents: 2,
+      instances: 2,
+      tools: 12,
+      lastDiscoveryError: null,
+    });
+  });
+});
+
+describe("mesh call", () => {
+  it("calls through discovery and prints the structured result, the instance and the trace id", async () => {
+    const r = await mesh(["call", "finance.compute_net_pay", "--arg", "employee_id=E1002", "--arg", "period=annual", ...c]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ employeeId: "E1002", period: "annual", gross: 192_000 });
+    expect(r.stderr).toMatch(new RegExp(`^finance.compute_net_pay answered by ${agents[1]!.instanceId} · trace [0-9a-f]{32}$`, "m"));
+  });
+
+  it("a business error exits 1 with the tool's message", async () => {
+    const r = await mesh(["call", "hr.get_employee", '{"employee_id":"E9999"}', ...c]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('mesh: Unknown employee id "E9999"');
+    noStack(r);
+  });
+
+  it.each([
+    [["call", "payroll.run"], /Unknown agent "payroll" \(no healthy instance\)\. Agents: finance, hr\./],
+    [["call", "hr.fire"], /Agent "hr" has no tool "fire"\. Its tools: find_employee, /],
+    [["call", "hrget_employee"], /"hrget_employee" is not agent\.tool/],
+    [["call", "hr.get_employee", "{employee_id: E1}"], /The arguments are not valid JSON .* Quote them for the shell/],
+    [["call", "hr.get_employee", "[1,2]"], /The arguments must be a JSON object/],
+    [["call", "hr.get_employee", '{"employee_id": 5}'], /do not match its input schema: data\/employee_id must be string/],
+    [["call", "hr.get_employee"], /do not match its input schema: data must have required property 'employee_id'/],
+    [["call", "hr.get_employee", "--arg", "employee_id"], /--arg "employee_id" is not key=value/],
+    [["call", "hr.get_employee", "--timeout", "soon", "--arg", "employee_id=E1002"], /--timeout must be a positive whole number/],
+    [["frobnicate"], /unknown command 'frobnicate'/],
+  ])("bad input %j exits 2 with a clear message", async (args, message) => {
+    const r = await mesh([...(args as string[]), ...c]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+    noStack(r);
+  });
+});
+
+describe("register any MCP server", () => {
+  let everything: ChildProcess;
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+    // The reference server from npm, in its Streamable HTTP mode: not built with toolmesh.
+    everything = spawn(process.execPath, ["node_modules/@modelcontextprotocol/server-everything/dist/index.js", "streamableHttp"], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port) },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    await new Promise<void>((resolve) => everything.stderr!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve()));
+  });
+  afterAll(() => {
+    everything.kill();
+  });
+
+  it("mesh register makes its tools discoverable and callable; mesh deregister removes them", async () => {
+    const url = `http://127.0.0.1:${port}/mcp`;
+    const reg = await mesh(["register", "--name", "everything", "--url", url, "--tag", "demo", ...c]);
+    expect(reg.code, reg.stderr).toBe(0);
+    expect(reg.stdout).toContain(`Registered everything (id everything-127.0.0.1-${port})`);
+    await eventually(async () => (await consul.client.healthService("everything", { passing: true })).value.length === 1, {
+      timeoutMs: 8_000,
+      what: "everything passing (TCP check)",
+    });
+
+    const tools = await mesh(["tools", "everything", ...c]);
+    expect(tools.code).toBe(0);
+    expect(tools.stdout).toMatch(/^everything\.echo\(message\*: string\)/m);
+
+    const echo = await mesh(["call", "everything.echo", "--arg", "message=hello mesh", ...c]);
+    expect(echo.code, echo.stderr).toBe(0);
+    expect(echo.stdout).toContain("Echo: hello mesh");
+
+    const dereg = await mesh(["deregister", "everything", ...c]);
+    expect(dereg.code).toBe(0);
+    expect(dereg.stdout).toContain(`Deregistered everything-127.0.0.1-${port}.`);
+    const after = await mesh(["tools", "everything", ...c]);
+    expect(after.code).toBe(2);
+    expect(after.stderr).toContain('Unknown agent "everything"');
+  });
+
+  it.each([
+    [["--name", "Everything!", "--url", "http://127.0.0.1:1/mcp"], /--name "Everything!" is invalid/],
+    [["--name", "x", "--url", "ftp://127.0.0.1/mcp"], /--url must be http or https/],
+    [["--name", "x", "--url", "http://user:pw@127.0.0.1:1/mcp"], /must not carry credentials/],
+    [["--name", "x", "--url", "not a url"], /is not a URL/],
+    [["--name", "x", "--url", "http://127.0.0.1:1/mcp", "--check", "sometimes"], /argument 'sometimes' is invalid/],
+  ])("refuses %j with a clear message (exit 2)", async (args, message) => {
+    const r = await mesh(["register", ...(args as string[]), ...c]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it("refuses to replace a different server registered under the same id", async () => {
+    const r = await mesh(["register", "--name", "imposter", "--id", agents[0]!.instanceId, "--url", "http://127.0.0.1:9/mcp", ...c]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`Service id "${agents[0]!.instanceId}" is already registered for hr`);
+  });
+});
+
+it("with Consul unreachable, commands fail with the address and how to start one (exit 3)", async () => {
+  const addr = `http://${randomLoopback()}:8500`;
+  const r = await mesh(["agents", "--consul", addr]);
+  expect(r.code).toBe(3);
+  expect(r.stderr).toBe(
+    `mesh: Consul at ${addr} is unreachable (ECONNREFUSED) while trying to read the raft leader. Start one with "mesh up" or set CONSUL_HTTP_ADDR.\n`,
+  );
+});
