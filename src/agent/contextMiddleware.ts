@@ -5,10 +5,17 @@ import type { Logger } from "../logger.ts";
 
 /** JSON-RPC error: the call exceeded its hop limit. */
 export const HOP_LIMIT_ERROR_CODE = -32_012;
-/** JSON-RPC error: the call's deadline had passed when it arrived. */
+/** JSON-RPC error: the call's deadline passed (before it arrived, or while it ran). */
 export const DEADLINE_ERROR_CODE = -32_013;
 
-type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown } };
+type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown; name?: unknown } };
+
+interface Call {
+  ctx: MeshContext;
+  tool: string;
+  started: number;
+  timer?: NodeJS.Timeout;
+}
 
 function isToolCall(m: JSONRPCMessage): m is JSONRPCMessage & Request {
   return "method" in m && m.method === "tools/call" && "id" in m;
@@ -19,20 +26,29 @@ function isToolCall(m: JSONRPCMessage): m is JSONRPCMessage & Request {
  * `params._meta` (or a new root context for a caller that sent none), visible to the
  * handler through currentMeshContext(), to its onward calls and to every log line. Calls
  * past their hop limit or deadline are refused; a call still running at its deadline is
- * cancelled exactly as if the caller had cancelled it, so a callee never works past it.
- * Uses only the public Transport hooks, so it works for HTTP and stdio alike.
+ * cancelled exactly as if the caller had cancelled it, and the caller gets an error, so a
+ * callee never works past it. Each finished call is logged once with its trace id. Uses
+ * only the public Transport hooks, so it works for HTTP and stdio alike.
  */
 export function installMeshContext(transport: Transport, agentName: string, logger: Logger): void {
   const deliver = transport.onmessage;
   if (!deliver) throw new Error("installMeshContext must run after server.connect(transport)");
-  const timers = new Map<string | number, NodeJS.Timeout>();
+  const calls = new Map<string | number, Call>();
   const send = transport.send.bind(transport);
 
   transport.send = (message, options) => {
     if ("id" in message && ("result" in message || "error" in message)) {
-      const t = timers.get(message.id as string | number);
-      if (t) clearTimeout(t);
-      timers.delete(message.id as string | number);
+      const call = calls.get(message.id as string | number);
+      if (call) {
+        clearTimeout(call.timer);
+        calls.delete(message.id as string | number);
+        const isError = "error" in message || Boolean((message as { result?: { isError?: boolean } }).result?.isError);
+        const ms = Math.round(performance.now() - call.started);
+        logger.info(
+          { traceId: call.ctx.traceId, tool: call.tool, caller: call.ctx.callerChain.at(-1), hop: call.ctx.hop, ms, isError },
+          "tool call",
+        );
+      }
     }
     return send(message, options);
   };
@@ -53,23 +69,31 @@ export function installMeshContext(transport: Transport, agentName: string, logg
         ctx,
       );
     }
+    const tool = typeof message.params?.name === "string" ? message.params.name : "?";
+    const call: Call = { ctx, tool, started: performance.now() };
     if (ctx.deadline !== undefined) {
       const left = ctx.deadline - Date.now();
       if (left <= 0) {
         return refuse(message, DEADLINE_ERROR_CODE, `Deadline passed ${-left} ms before the call reached ${agentName}; not started.`, ctx);
       }
-      timers.set(
-        message.id,
-        setTimeout(() => {
-          timers.delete(message.id);
-          logger.warn({ traceId: ctx.traceId, requestId: message.id }, "deadline reached: cancelling the call");
-          deliver(
-            { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: message.id, reason: "deadline exceeded" } },
-            extra,
-          );
-        }, left),
-      );
+      call.timer = setTimeout(() => {
+        logger.warn({ traceId: ctx.traceId, tool, requestId: message.id }, "deadline reached: cancelling the call");
+        // The SDK sends nothing for a cancelled request: answer the caller ourselves.
+        void transport.send(
+          {
+            jsonrpc: "2.0",
+            id: message.id,
+            error: { code: DEADLINE_ERROR_CODE, message: `Deadline passed while ${agentName}.${tool} was running; cancelled.` },
+          },
+          { relatedRequestId: message.id },
+        );
+        deliver(
+          { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: message.id, reason: "deadline exceeded" } },
+          extra,
+        );
+      }, left);
     }
+    calls.set(message.id, call);
     runWithMeshContext(ctx, () => deliver(message, extra));
   };
 }

@@ -33,7 +33,7 @@ export interface CallOutcome {
  * Calls tools anywhere in the mesh: instances from the live catalog, one pooled connection
  * per instance, a pluggable choice of instance, the MeshContext in `_meta`, the deadline
  * enforced on both sides (cancelling the call at the agent), and failover only for calls
- * that provably never ran.
+ * that provably never ran, or whose tool is annotated read-only or idempotent.
  */
 export class MeshClient implements MeshCaller {
   readonly catalog: Catalog;
@@ -115,12 +115,22 @@ export class MeshClient implements MeshCaller {
             throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
           if (e instanceof McpError && e.code === ErrorCode.RequestTimeout)
             throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+          if (e instanceof McpError) throw e; // the agent answered: it is the caller's to see
           const reason = notDelivered(e);
           void this.pool.drop(instance.id);
-          // The request may have reached the agent: never silently call again elsewhere.
-          if (!reason) throw e;
+          // The request may have reached the agent: call again elsewhere only if the tool
+          // says repeating it is harmless; never run a side effect twice silently.
+          if (!reason && !this.repeatable(agent, tool)) throw e;
           lastError = e;
-          this.logger.info({ instance: instance.id, reason, traceId: ctx.traceId }, "call was not delivered; trying again");
+          this.logger.info(
+            {
+              instance: instance.id,
+              reason: reason ?? "transport error on a repeatable tool",
+              traceId: ctx.traceId,
+              err: describeError(e),
+            },
+            "call failed before an answer; trying again",
+          );
           if (reason !== "session-unknown") break;
         }
       }
@@ -130,6 +140,12 @@ export class MeshClient implements MeshCaller {
       `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
       { retryable: true, cause: lastError, details: { agent, traceId: ctx.traceId } },
     );
+  }
+
+  /** Whether the agent's catalog entry marks the tool read-only or idempotent. */
+  private repeatable(agent: string, tool: string): boolean {
+    const a = this.catalog.agent(agent)?.tools.find((t) => t.name === tool)?.annotations;
+    return Boolean(a?.readOnlyHint || a?.idempotentHint);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,153 @@
+import { fileURLToPath } from "node:url";
+import { McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { fromMeta, rootContext, toMeta } from "../../src/context/meshContext.ts";
+import { isMeshError } from "../../src/errors.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh as cli } from "../helpers/cli.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
+let consul: TestConsul;
+let client: MeshClient;
+const agents: Record<string, TestAgent> = {};
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  const [a, b, hr, finance] = await Promise.all([
+    spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: "probe-a" } }),
+    spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: "probe-b" } }),
+    spawnAgent("hr", consul.address),
+    spawnAgent("finance", consul.address),
+  ]);
+  Object.assign(agents, { a, b, hr, finance });
+  client = new MeshClient({ consul: consul.client, callerName: "test", catalogMode: "all" });
+  await eventually(
+    async () => {
+      await client.start();
+      return ["probe-a", "probe-b", "hr", "finance"].every((n) => (client.catalog.agent(n)?.tools.length ?? 0) > 0);
+    },
+    { timeoutMs: 5_000, what: "all four agents in the catalog" },
+  );
+});
+afterAll(async () => {
+  await client.close();
+  await Promise.all(Object.values(agents).map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+function text(r: CallToolResult): string {
+  return r.content.map((c) => (c.type === "text" ? c.text : "")).join("");
+}
+
+describe("context in every call", () => {
+  it("arrives at the tool handler exactly as sent: trace, session, caller chain, hop, deadline, facts, history", async () => {
+    const sent = rootContext({
+      caller: "test",
+      sessionId: "session-42",
+      timeoutMs: 10_000,
+      hopLimit: 5,
+      facts: { employeeId: "E1002", locale: "en-GB" },
+      history: [{ role: "user", text: "How much leave do I have?", at: "2026-11-24T10:00:00.000Z" }],
+    });
+    const { result, context } = await client.call("probe-a", "context", {}, { context: sent });
+    expect(context).toEqual(sent);
+    const received = (result.structuredContent as { context: unknown }).context;
+    expect(received).toEqual(JSON.parse(JSON.stringify(sent)));
+  });
+
+  it("finance's onward call to hr keeps the trace id, with hop + 1 and finance as the caller (from hr's own log)", async () => {
+    const ctx = rootContext({ caller: "test", sessionId: "s-onward" });
+    const r = await client.callTool("finance", "compute_net_pay", { employee_id: "E1004" }, { context: ctx });
+    expect(r.isError).toBeFalsy();
+    const line = await eventually(() => agents["hr"]!.logs().find((l) => l["msg"] === "tool call" && l["traceId"] === ctx.traceId), {
+      timeoutMs: 2_000,
+      what: "hr's log line for the call",
+    });
+    expect(line.value).toMatchObject({ tool: "get_employee", caller: "finance", hop: 1, isError: false });
+    expect(agents["finance"]!.logs().find((l) => l["msg"] === "tool call" && l["traceId"] === ctx.traceId)).toMatchObject({
+      tool: "compute_net_pay",
+      caller: "test",
+      hop: 0,
+    });
+  });
+
+  it("an A → B → A loop is stopped by the hop limit with a clear error", async () => {
+    const r = await client.callTool(
+      "probe-a",
+      "bounce",
+      { to: "probe-b", back: "probe-a" },
+      { context: rootContext({ caller: "test", hopLimit: 4 }) },
+    );
+    expect(r.isError).toBe(true);
+    expect(text(r)).toMatch(
+      /Hop limit of 4 reached: test → probe-a → probe-b → probe-a → probe-b → probe-a → probe-b\. The agents are calling each other in a loop/,
+    );
+  });
+
+  it("the callee refuses a call that arrives already past its hop limit", async () => {
+    const direct = await connectHttp(agents["a"]!.url);
+    const forged = { ...rootContext({ caller: "forger", hopLimit: 2 }), hop: 3 };
+    await expect(direct.callTool({ name: "context", arguments: {}, _meta: toMeta(forged) })).rejects.toThrow(
+      /Hop limit of 2 exceeded at probe-a: forger → probe-a/,
+    );
+    await direct.close();
+  });
+
+  it("decoding never trusts the network: malformed fields fall back to safe values", () => {
+    const ctx = fromMeta({
+      traceparent: "garbage",
+      "io.toolmesh/hop": -5,
+      "io.toolmesh/caller": [1, "ok", {}],
+      "io.toolmesh/deadline": "soon",
+      "io.toolmesh/facts": [1],
+    })!;
+    expect(ctx.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(ctx).toMatchObject({ hop: 0, callerChain: ["ok"], facts: {} });
+    expect(ctx.deadline).toBeUndefined();
+  });
+});
+
+describe("deadlines", () => {
+  it("a call whose deadline passes is cancelled at the agent: the handler's signal fires", async () => {
+    const err = await client.callTool("probe-a", "sleep", { ms: 5_000 }, { timeoutMs: 600 }).catch((e: unknown) => e);
+    expect(isMeshError(err) && err.code).toBe("TIMEOUT");
+    expect((err as Error).message).toMatch(
+      /^probe-a\.sleep on probe-a-.+ did not answer before its deadline \(600 ms budget\); the call was cancelled at the agent/,
+    );
+    const aborted = await eventually(
+      () =>
+        agents["a"]!.logs()
+          .filter((l) => l["msg"] === "sleep aborted")
+          .at(-1),
+      { timeoutMs: 2_000, what: "the handler's abort" },
+    );
+    expect(aborted.value["afterMs"] as number).toBeGreaterThanOrEqual(500);
+    expect(aborted.value["afterMs"] as number).toBeLessThan(1_000);
+  });
+
+  it("the agent enforces the deadline by itself, even for a caller that would wait forever", async () => {
+    const direct = await connectHttp(agents["b"]!.url);
+    const ctx = { ...rootContext({ caller: "patient" }), deadline: Date.now() + 400 };
+    const started = Date.now();
+    const err = await direct
+      .callTool({ name: "sleep", arguments: { ms: 10_000 }, _meta: toMeta(ctx) }, undefined, { timeout: 60_000 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(McpError);
+    expect((err as McpError).message).toMatch(/Deadline passed while probe-b\.sleep was running; cancelled/);
+    expect(Date.now() - started).toBeLessThan(1_500);
+    await eventually(() => agents["b"]!.logs().some((l) => l["msg"] === "sleep aborted"), {
+      timeoutMs: 1_000,
+      what: "probe-b's handler aborted",
+    });
+    await direct.close();
+  });
+
+  it("mesh call reports a timeout (exit 3)", async () => {
+    const r = await cli(["call", "probe-a.sleep", "--arg", "ms=5000", "--timeout", "500", "--consul", consul.address]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/did not answer before its deadline \(500 ms budget\)/);
+  });
+});

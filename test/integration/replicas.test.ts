@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+let consul: TestConsul;
+let client: MeshClient;
+const running: TestAgent[] = [];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  running.push(await spawnAgent("hr", consul.address));
+  client = new MeshClient({ consul: consul.client, callerName: "test", catalogMode: "all" });
+  await eventually(
+    async () => {
+      await client.start();
+      return client.catalog.agent("hr")?.instances.length === 1;
+    },
+    { timeoutMs: 3_000, what: "hr in the catalog" },
+  );
+});
+afterAll(async () => {
+  await client.close();
+  await Promise.all(running.map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+async function getEmployee(): Promise<string> {
+  const { result, instance } = await client.call("hr", "get_employee", { employee_id: "E1002" }, { timeoutMs: 5_000 });
+  expect(result.isError).toBeFalsy();
+  return instance;
+}
+
+it("a second replica receives calls within 2 s of its process start; a SIGKILLed one costs no call and leaves the catalog", async () => {
+  const [first] = running;
+  const started = performance.now();
+  const second = await spawnAgent("hr", consul.address);
+  running.push(second);
+  // Within 2 s of the process start (spawnAgent itself waits for the process to be ready).
+  await eventually(async () => (await getEmployee()) === second.instanceId, {
+    timeoutMs: 2_000 - (performance.now() - started),
+    intervalMs: 20,
+    what: "a call served by the new replica",
+  });
+
+  // Steady calls while one replica dies: every call must succeed (get_employee is read-only).
+  let stop = false;
+  const served: string[] = [];
+  const failures: unknown[] = [];
+  const load = (async () => {
+    while (!stop) {
+      try {
+        served.push(await getEmployee());
+      } catch (e) {
+        failures.push(e);
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  first!.process.signal("SIGKILL");
+  const killedAt = served.length;
+  await eventually(() => !client.catalog.agent("hr")!.instances.some((i) => i.id === first!.instanceId), {
+    timeoutMs: 5_000,
+    what: "the dead replica to leave the catalog",
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  stop = true;
+  await load;
+  expect(failures).toEqual([]);
+  expect(served.length).toBeGreaterThan(killedAt + 5);
+  expect(served.slice(-5).every((i) => i === second.instanceId)).toBe(true);
+});
+
+it("with Consul stopped, a running caller keeps serving from its last-known catalog", async () => {
+  const known = client.catalog.agent("hr")!.instances.map((i) => i.id);
+  await consul.agent.stop();
+  await eventually(() => client.catalog.lastError, { timeoutMs: 5_000, what: "the catalog to notice the outage" });
+  for (let i = 0; i < 5; i++) expect(known).toContain(await getEmployee());
+  expect(client.catalog.agent("hr")!.instances.map((i) => i.id)).toEqual(known);
+});
