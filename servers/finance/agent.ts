@@ -38,7 +38,20 @@ export function createFinanceServer(deps: FinanceDeps): McpServer {
   registerSubmitExpense(server, deps);
   registerListExpenses(server, deps);
   registerComputeNetPay(server, deps);
-  registerAskTool(server, "finance", "budgets, expenses, expense limits and net pay", (q, signal) => deps.answerer.answer(q, signal));
+  registerAskTool(
+    server,
+    "finance",
+    "department budgets (allocated, spent, remaining), expenses and reimbursements (submit, list, per-item limits), payroll: gross and net pay, take-home salary, income tax, retirement and health insurance deductions",
+    (q, signal) => deps.answerer.answer(q, signal),
+    [
+      "How much budget does Marketing have left?",
+      "What is the expense limit for meals?",
+      "Claim 120 USD of software for Finance",
+      "What is the net monthly pay of E1004?",
+      "How much tax does Tara Nowak pay?",
+      "Which departments are close to their budget?",
+    ],
+  );
   return server;
 }
 

@@ -40,7 +40,20 @@ export function createHrServer(deps: HrDeps): McpServer {
   registerGetLeaveBalance(server, deps);
   registerGetLeavePolicy(server, deps);
   registerRequestLeave(server, deps);
-  registerAskTool(server, "hr", "employees, managers, teams, leave balances and leave policies", (q) => deps.answerer.answer(q));
+  registerAskTool(
+    server,
+    "hr",
+    "employees and the directory (names, emails, job titles, departments, offices, hire dates), managers, direct reports, teams and the org chart, headcount, leave balances (vacation, sick, personal and parental days remaining), booking time off, and leave policies",
+    (q) => deps.answerer.answer(q),
+    [
+      "Who does Ines Silva report to?",
+      "How many sick days has E1007 used?",
+      "Who reports to Leo Rossi?",
+      "Where does Wei Zhang work?",
+      "When did Omar Farouk join the company?",
+      "Book personal leave for E1012 on 2026-12-04",
+    ],
+  );
   return server;
 }
 

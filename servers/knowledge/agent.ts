@@ -23,8 +23,19 @@ export function createKnowledgeServer(deps: KnowledgeDeps): McpServer {
   registerSearchDocuments(server, deps);
   registerGetDocument(server, deps);
   registerListDocuments(server, deps);
-  registerAskTool(server, "knowledge", "the company handbook and policies (benefits, security, travel, expenses, leave)", async (q) =>
-    answerFromCorpus(deps.corpus, q),
+  registerAskTool(
+    server,
+    "knowledge",
+    "the company handbook and policies: benefits (health, dental and vision insurance, retirement match, learning budget), remote work, equipment, onboarding, performance reviews, promotions, compensation and salary bands, leave (vacation, sick, parental), travel, expense and per diem policies, security (passwords, two-factor authentication, phishing, incidents, data classification), on-call, public holidays, referral bonus and the code of conduct",
+    async (q) => answerFromCorpus(deps.corpus, q),
+    [
+      "Can I work from home on Fridays?",
+      "What should I do if my laptop is stolen?",
+      "Does the company match pension contributions?",
+      "How long is probation?",
+      "What is the hotel limit on business trips?",
+      "How do I report a security incident?",
+    ],
   );
   return server;
 }

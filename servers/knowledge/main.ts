@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The knowledge agent as a process (HTTP + Consul registration, or --stdio).
-import { agentMain } from "../../src/agent/main.ts";
-import { knowledgeAgent } from "./agent.ts";
+import { enableCompileCache } from "node:module";
 
+// Reuse compiled code across starts (Node ≥ 22.1): a new replica serves sooner.
+enableCompileCache?.();
+const { agentMain } = await import("../../src/agent/main.ts");
+const { knowledgeAgent } = await import("./agent.ts");
 await agentMain(knowledgeAgent);

@@ -14,13 +14,23 @@ export type Answerer = (question: string, signal: AbortSignal) => Promise<Answer
 /**
  * The `ask` tool every agent has: the orchestrator forwards a user's message here, as the
  * router does in AutoGen's HR/Finance demo. Input and output are the same for all agents.
+ * Its description (domain and example questions) is what routers, and LLM clients choosing
+ * a tool, read to decide which agent a question belongs to.
  */
-export function registerAskTool(server: McpServer, agentName: string, domain: string, answer: Answerer): void {
+export function registerAskTool(
+  server: McpServer,
+  agentName: string,
+  domain: string,
+  answer: Answerer,
+  examples: readonly string[] = [],
+): void {
   server.registerTool(
     "ask",
     {
       title: `Ask the ${agentName} agent`,
-      description: `Answers a natural-language question about ${domain} from this agent's own data, citing its sources.`,
+      description:
+        `Answers a natural-language question about ${domain} from this agent's own data, citing its sources.` +
+        (examples.length ? ` Examples: ${examples.map((e) => `"${e}"`).join("; ")}.` : ""),
       inputSchema: {
         question: z.string().trim().min(1, "question must not be empty").max(4_000).describe("The question, in plain language"),
       },

@@ -101,6 +101,18 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       deregisterCriticalServiceAfter: config.deregisterAfter,
     },
   };
+  // Check our own health endpoint at the advertised address before registering: it proves
+  // Consul's check will reach us, and lets the check start passing instead of waiting
+  // critical for its first run (up to one interval, randomly staggered).
+  if (config.register && registration.check) {
+    const healthy = await selfCheck(registration.check.http!);
+    if (healthy) registration.check.status = "passing";
+    else
+      log.warn(
+        { url: registration.check.http },
+        "own health endpoint is not reachable at the advertised address; Consul's check will fail. Set --advertise-host to an address Consul can reach",
+      );
+  }
   const registrar = config.register
     ? new Registrar({ consul, registration, reconcileIntervalMs: config.reconcileIntervalMs, logger: log })
     : undefined;
@@ -140,4 +152,14 @@ function buildMeta(def: AgentDefinition<unknown>, config: AgentConfig, toolsHash
     tools_count: String(toolCount),
     description: def.description.slice(0, 512),
   };
+}
+
+async function selfCheck(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
 }

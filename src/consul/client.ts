@@ -220,6 +220,17 @@ export class ConsulClient {
     return body === true;
   }
 
+  /** Keys under a prefix. */
+  async kvKeys(prefix: string, options: CallOptions = {}): Promise<string[]> {
+    const [, body] = await this.call(
+      `list keys under "${prefix}"`,
+      loose((o) => this.consul.kv.keys(o)),
+      { key: prefix },
+      options,
+    );
+    return Array.isArray(body) ? (body as string[]) : [];
+  }
+
   async kvDelete(key: string, options: CallOptions & { recurse?: boolean } = {}): Promise<void> {
     await this.call(
       `delete key "${key}"`,

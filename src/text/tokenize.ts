@@ -41,11 +41,14 @@ export function stem(word: string): string {
     [/ed$/, ""],
     [/ly$/, ""],
   ];
+  let out = word;
   for (const [re, rep] of rules) {
-    if (re.test(word)) {
-      const s = word.replace(re, rep);
-      return s.length >= 3 ? s : word;
+    if (re.test(out)) {
+      const s = out.replace(re, rep);
+      if (s.length >= 3) out = s;
+      break;
     }
   }
-  return word;
+  // A final "e" goes (Porter's step 5), so "hire", "hired" and "hires" all meet at "hir".
+  return out.length >= 4 && out.endsWith("e") ? out.slice(0, -1) : out;
 }

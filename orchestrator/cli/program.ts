@@ -1,0 +1,59 @@
+// The mesh CLI program: commands, error handling and exit codes.
+import { Command, CommanderError } from "commander";
+import { describeError, isMeshError } from "../../src/errors.ts";
+import { agentsCommand } from "./commands/agents.ts";
+import { askCommand } from "./commands/ask.ts";
+import { callCommand } from "./commands/call.ts";
+import { deregisterCommand, registerCommand } from "./commands/register.ts";
+import { serveCommand } from "./commands/serve.ts";
+import { statusCommand } from "./commands/status.ts";
+import { toolsCommand } from "./commands/tools.ts";
+import { upCommand } from "./commands/up.ts";
+import { ToolError, UsageError } from "./errors.ts";
+import { EXIT } from "./exitCodes.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("mesh")
+    .description("toolmesh: MCP agents discovered through Consul")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  for (const cmd of [
+    upCommand(),
+    serveCommand(),
+    agentsCommand(),
+    toolsCommand(),
+    callCommand(),
+    askCommand(),
+    registerCommand(),
+    deregisterCommand(),
+    statusCommand(),
+  ]) {
+    program.addCommand(cmd.exitOverride());
+  }
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+    }
+    if (e instanceof ToolError) {
+      process.stderr.write(`mesh: ${e.message}\n`);
+      process.exit(EXIT.TOOL_ERROR);
+    }
+    if (e instanceof UsageError || (isMeshError(e) && e.code === "CONFIG_INVALID")) {
+      process.stderr.write(`mesh: ${describeError(e)}\n`);
+      process.exit(EXIT.USAGE);
+    }
+    if (isMeshError(e)) {
+      process.stderr.write(`mesh: ${describeError(e)}\n`);
+      process.exit(EXIT.MESH);
+    }
+    process.stderr.write(`mesh: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(EXIT.INTERNAL);
+  }
+}

@@ -1,0 +1,125 @@
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { Orchestrator } from "../../orchestrator/orchestrator.ts";
+import { SESSION_PREFIX, SessionStore } from "../../orchestrator/session/sessionStore.ts";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh } from "../helpers/cli.ts";
+import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
+let consul: TestConsul;
+let c: string[];
+const agents: TestAgent[] = [];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  c = ["--consul", consul.address];
+  agents.push(
+    ...(await Promise.all([
+      spawnAgent("hr", consul.address),
+      spawnAgent("finance", consul.address),
+      spawnAgent("knowledge", consul.address),
+      spawnAgent(PROBE, consul.address),
+    ])),
+  );
+  await eventually(
+    async () =>
+      (
+        await Promise.all(
+          ["hr", "finance", "knowledge", "probe"].map(async (n) => (await consul.client.healthService(n, { passing: true })).value.length),
+        )
+      ).every((n) => n === 1),
+    {
+      timeoutMs: 4_000,
+      what: "all agents passing",
+    },
+  );
+});
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+describe("mesh ask", () => {
+  it("routes a question to the right specialist and shows the agent, instance, session and trace id", async () => {
+    const r = await mesh(["ask", "What's the take-home pay of Bob Okafor?", ...c]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Bob Okafor \(E1002\) takes home 11,813\.18 USD a month/);
+    expect(r.stdout).toMatch(/— finance \(finance-[^)]+\), confidence \d+% · session [0-9a-f-]{36} · trace [0-9a-f]{32}/);
+  });
+
+  it("reports ambiguity instead of guessing, and says how to choose", async () => {
+    const r = await mesh(["ask", "What's the vacation policy?", "--json", ...c]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { kind: string; message: string; candidates: { agent: string }[] };
+    expect(out.kind).toBe("ambiguous");
+    expect(out.message).toMatch(
+      /This could be for (hr|knowledge) \(\d+%\) or (hr|knowledge) \(\d+%\)\. Say which agent should answer \(mesh ask --agent <name>\)\./,
+    );
+  });
+
+  it("a session started by one orchestrator process is continued by another, with the history visible to the agent", async () => {
+    const session = `s-${Date.now()}`;
+    const first = await mesh(["ask", "My name is Dana and I work in Lisbon", "--agent", "probe", "--session", session, ...c]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await mesh(["ask", "Where do I work?", "--agent", "probe", "--session", session, "--json", ...c]);
+    const out = JSON.parse(second.stdout) as { answer: string; sessionId: string };
+    expect(out.sessionId).toBe(session);
+    expect(out.answer).toMatch(
+      new RegExp(
+        `^I see 2 earlier turn\\(s\\) in session ${session}: user: My name is Dana and I work in Lisbon \\| agent: I see 0 earlier turn`,
+      ),
+    );
+  });
+
+  it("rejects bad input with usage errors", async () => {
+    expect((await mesh(["ask", "hi", "--session", "../../etc", ...c])).stderr).toContain('--session "../../etc" is invalid');
+    expect((await mesh(["ask", "  ", ...c])).code).toBe(2);
+    const unknown = await mesh(["ask", "hi", "--agent", "payroll", ...c]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown agent "payroll"');
+  });
+});
+
+describe("sessions in Consul KV", () => {
+  it("keep only the last turns and expire when idle", async () => {
+    const store = new SessionStore(consul.client, { idleTtlMs: 300 });
+    for (let i = 0; i < 15; i++) {
+      await store.record("bounded", [
+        { role: "user", text: `q${i}`, at: new Date().toISOString() },
+        { role: "agent", text: `a${i}`, at: new Date().toISOString() },
+      ]);
+    }
+    const s = await store.load("bounded");
+    expect(s.history).toHaveLength(20);
+    expect(s.history[0]!.text).toBe("q5");
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await store.load("bounded")).history).toEqual([]);
+    expect(await store.sweep()).toBeGreaterThanOrEqual(1);
+    expect(await consul.client.kvGet(`${SESSION_PREFIX}bounded`)).toBeUndefined();
+  });
+
+  it("concurrent writers to one session lose no turn (CAS)", async () => {
+    const stores = [new SessionStore(consul.client), new SessionStore(new ConsulClient({ address: consul.address }))];
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => stores[i % 2]!.record("busy", [{ role: "user", text: `m${i}`, at: new Date().toISOString() }])),
+    );
+    expect((await stores[0]!.load("busy")).history.map((t) => t.text).sort()).toEqual(["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+  });
+
+  it("with Consul KV unreachable, the orchestrator still answers from its last-known catalog, without history", async () => {
+    const client = new MeshClient({ consul: consul.client, callerName: "orchestrator", catalogMode: "all" });
+    await client.start();
+    // Sessions on a Consul that is not there; discovery on the live one.
+    const orchestrator = new Orchestrator({
+      mesh: client,
+      sessions: new SessionStore(new ConsulClient({ address: `http://${randomLoopback()}:8500` })),
+    });
+    const r = await orchestrator.ask("How many vacation days does Bob Okafor have left?");
+    await client.close();
+    expect(r).toMatchObject({ kind: "answer", agent: "hr", sessionSaved: false });
+  });
+});
