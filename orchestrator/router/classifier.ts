@@ -27,6 +27,9 @@ export interface IntentClassifier {
   classify(message: string, agents: readonly RoutableAgent[]): RouteDecision | Promise<RouteDecision>;
 }
 
+/** Tag of agents that route rather than answer (the orchestrator): never routed to. */
+export const ROUTER_TAG = "router";
+
 /** The runner-up within this share of the best score makes a decision ambiguous. @default 0.8 */
 export const DEFAULT_AMBIGUITY_RATIO = 0.8;
 /** Below this BM25 score nothing matched well enough to route. @default 1.0 */
@@ -44,7 +47,7 @@ const WEIGHTS = { askDescription: 3, description: 2, tags: 2, toolText: 1 } as c
 /**
  * Routes with BM25 over each agent's profile: its description and intents (Consul), the
  * description of its `ask` tool, and the names, titles and descriptions of its other
- * tools. Only agents with an `ask` tool can be routed to. When the runner-up is close, it
+ * tools. Only agents with an `ask` tool, and not tagged "router", can be routed to. When the runner-up is close, it
  * says so instead of guessing.
  */
 export class Bm25IntentClassifier implements IntentClassifier {
@@ -59,7 +62,7 @@ export class Bm25IntentClassifier implements IntentClassifier {
   }
 
   classify(message: string, agents: readonly RoutableAgent[]): RouteDecision {
-    const routable = agents.filter((a) => a.tools.some((t) => t.name === "ask"));
+    const routable = agents.filter((a) => a.tools.some((t) => t.name === "ask") && !a.tags.includes(ROUTER_TAG));
     const hits = this.index(routable).search(message, routable.length);
     // Smoothed share: one weak match alone is not "100% sure".
     const total = hits.reduce((s, h) => s + h.score, 0) + CONFIDENCE_SMOOTHING;

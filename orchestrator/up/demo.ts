@@ -29,6 +29,12 @@ export const DEMO_CALLS: readonly DemoCall[] = [
     args: { question: "How many vacation days carry over to next year?" },
     note: "BM25 over the handbook",
   },
+  {
+    agent: "orchestrator",
+    tool: "ask",
+    args: { question: "What is the take-home pay of Alice Chen?" },
+    note: "the orchestrator routes to finance, which asks hr",
+  },
   { agent: "hr", tool: "get_employee", args: { employee_id: "E9999" }, note: "a business error comes back as isError" },
 ];
 

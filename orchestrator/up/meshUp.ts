@@ -11,6 +11,7 @@ export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = 
   { agent: "hr", replicas: 2 },
   { agent: "finance", replicas: 1 },
   { agent: "knowledge", replicas: 1 },
+  { agent: "orchestrator", replicas: 1 },
 ];
 
 /** First agent port of `mesh up` (agents take the ports after it). @default 7100 */

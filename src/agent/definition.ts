@@ -33,6 +33,8 @@ export interface AgentDefinition<Deps = unknown> {
   createDeps(runtime: AgentRuntime): Deps | Promise<Deps>;
   /** A fresh McpServer with this agent's tools; the kit calls it once per MCP session. */
   createServer(deps: Deps): McpServer;
+  /** Releases what createDeps opened (watches, connections); called once on shutdown. */
+  dispose?(deps: Deps): void | Promise<void>;
 }
 
 /** Consul service names double as DNS labels: keep them to that alphabet. */

@@ -57,6 +57,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     const stop = () =>
       (stopping ??= Promise.resolve().then(async () => {
         await server.close();
+        await def.dispose?.(deps);
         await mesh.close();
         consul.destroy();
         resolveDone();
@@ -132,6 +133,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       if (!idle)
         log.warn({ inFlight: http.inFlight, drainTimeoutMs: config.drainTimeoutMs }, "drain timeout: closing with calls still in flight");
       await http.close();
+      await def.dispose?.(deps);
       await mesh.close();
       consul.destroy();
       log.info("stopped");

@@ -71,7 +71,7 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
   try {
     const up = await next("up");
     expect(up.consul).toMatchObject({ address: consulAddr, started: true });
-    expect(up.agents!.map((a) => a.agent).sort()).toEqual(["finance", "hr", "hr", "knowledge"]);
+    expect(up.agents!.map((a) => a.agent).sort()).toEqual(["finance", "hr", "hr", "knowledge", "orchestrator"]);
 
     // The sample: hr's two replicas take turns, finance reaches hr through Consul.
     const demo = await next("demo");
@@ -79,6 +79,10 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
     const hrInstances = new Set(calls.filter((c) => c.agent === "hr").map((c) => c.instance));
     expect(hrInstances.size).toBe(2);
     expect(calls.find((c) => c.tool === "compute_net_pay")).toMatchObject({ ok: true, text: expect.stringContaining("Bob Okafor") });
+    expect(calls.find((c) => c.agent === "orchestrator")).toMatchObject({
+      ok: true,
+      text: expect.stringMatching(/^Alice Chen \(E1001\) takes home .*— finance/s),
+    });
     expect(calls.filter((c) => !c.ok).map((c) => c.tool)).toEqual(["get_employee"]); // the deliberate business error
 
     // Any MCP client can use the printed endpoints.
@@ -118,5 +122,5 @@ it("mesh up --help documents its options and exits 0; a bad flag is a usage erro
   expect(bad.out).toContain('--base-port must be a whole number from 0 to 65000; got "seventy"');
   const unknown = await run(["serve", "payroll"]);
   expect(unknown.code).toBe(2);
-  expect(unknown.out).toContain('Unknown agent "payroll". Agents: hr, finance, knowledge.');
+  expect(unknown.out).toContain('Unknown agent "payroll". Agents: hr, finance, knowledge, orchestrator.');
 });

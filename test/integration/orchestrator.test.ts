@@ -4,7 +4,8 @@ import { MeshClient } from "../../src/client/meshClient.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Orchestrator } from "../../orchestrator/orchestrator.ts";
 import { SESSION_PREFIX, SessionStore } from "../../orchestrator/session/sessionStore.ts";
-import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -121,5 +122,30 @@ describe("sessions in Consul KV", () => {
     const r = await orchestrator.ask("How many vacation days does Bob Okafor have left?");
     await client.close();
     expect(r).toMatchObject({ kind: "answer", agent: "hr", sessionSaved: false });
+  });
+});
+
+describe("the orchestrator as a running agent", () => {
+  it("answers over MCP like any agent, and keeps answering from its last-known catalog when Consul stops", async () => {
+    const orchestrator = await spawnAgent("orchestrator", consul.address);
+    agents.push(orchestrator);
+    const client = await connectHttp(orchestrator.url);
+    const ask = async (question: string) =>
+      (await client.callTool({ name: "ask", arguments: { question, session_id: "running-1" } })) as CallToolResult;
+    const first = await eventually(
+      async () => {
+        const r = await ask("How many vacation days does Bob Okafor have left?");
+        return (r.structuredContent as { kind?: string } | undefined)?.kind === "answer" ? r : undefined;
+      },
+      { timeoutMs: 5_000, what: "an answer from the orchestrator" },
+    );
+    expect(first.value.structuredContent).toMatchObject({ kind: "answer", agent: "hr", session_saved: true, session_id: "running-1" });
+
+    await consul.agent.stop();
+    // Discovery from the last-known catalog; the answer itself needs no KV (the org chart).
+    const during = await ask("List the direct reports of Alice Chen");
+    expect(during.structuredContent).toMatchObject({ kind: "answer", agent: "hr", session_saved: false });
+    expect((during.structuredContent as { answer: string }).answer).toMatch(/^7 people report to Alice Chen/);
+    await client.close();
   });
 });

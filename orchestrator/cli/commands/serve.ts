@@ -1,11 +1,18 @@
 import { Command } from "commander";
 import { addAgentOptions, runAgentProcess } from "../../../src/agent/main.ts";
-import { AGENTS } from "../../../servers/index.ts";
+import { AGENTS as SPECIALISTS } from "../../../servers/index.ts";
+import { orchestratorAgent } from "../../agent.ts";
+
+/** What `mesh serve` can run: every specialist, and the orchestrator. */
+const AGENTS: Readonly<Record<string, (typeof SPECIALISTS)[string]>> = {
+  ...SPECIALISTS,
+  orchestrator: orchestratorAgent as (typeof SPECIALISTS)[string],
+};
 import { UsageError } from "../errors.ts";
 
 export function serveCommand(): Command {
   const cmd = new Command("serve")
-    .description("run one specialist agent: on Streamable HTTP registered in Consul, or on stdio for an MCP client")
+    .description("run one agent (a specialist or the orchestrator): on Streamable HTTP registered in Consul, or on stdio for an MCP client")
     .argument("<agent>", `agent to run: ${Object.keys(AGENTS).join(", ")}`)
     .addHelpText(
       "after",

@@ -22,7 +22,7 @@ interface UpOptions {
 export function upCommand(): Command {
   return new Command("up")
     .description(
-      "start a local mesh: a Consul dev agent (or the one already running), hr ×2, finance and knowledge; show a sample; stop all on Ctrl-C",
+      "start a local mesh: a Consul dev agent (or the one already running), hr ×2, finance, knowledge and the orchestrator; show a sample; stop all on Ctrl-C",
     )
     .option("--consul <addr>", "Consul HTTP address; a dev agent is started there if none answers (env CONSUL_HTTP_ADDR)")
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")

@@ -1,0 +1,112 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { defineAgent } from "../src/agent/definition.ts";
+import { textAndStructured } from "../src/agent/results.ts";
+import { MeshClient } from "../src/client/meshClient.ts";
+import { MeshError } from "../src/errors.ts";
+import { Orchestrator } from "./orchestrator.ts";
+import { ROUTER_TAG } from "./router/classifier.ts";
+import { SESSION_ID_PATTERN, SessionStore } from "./session/sessionStore.ts";
+
+export const ORCHESTRATOR_VERSION = "1.0.0";
+
+export interface OrchestratorDeps {
+  mesh: MeshClient;
+  orchestrator: Orchestrator;
+}
+
+const Candidate = z.object({ agent: z.string(), score: z.number(), confidence: z.number() });
+
+/** The orchestrator's MCP server: one `ask` tool that routes to the right specialist. */
+export function createOrchestratorServer(deps: OrchestratorDeps): McpServer {
+  const server = new McpServer(
+    { name: "toolmesh-orchestrator", title: "toolmesh orchestrator", version: ORCHESTRATOR_VERSION },
+    {
+      instructions:
+        "Ask anything about the company: the orchestrator routes the question to the specialist agent that knows, and keeps the conversation per session.",
+    },
+  );
+  server.registerTool(
+    "ask",
+    {
+      title: "Ask the mesh",
+      description:
+        "Routes a question to the specialist agent that should answer it (HR, finance, the handbook...), forwards it with the session's history, and returns the answer, " +
+        "which agent and instance gave it, and the trace id. When two agents fit equally it says so instead of guessing; pass `agent` to choose.",
+      inputSchema: {
+        question: z.string().trim().min(1, "question must not be empty").max(4_000),
+        session_id: z
+          .string()
+          .regex(SESSION_ID_PATTERN, "letters, digits, '.', '_' or '-' (at most 128)")
+          .optional()
+          .describe("Continue this conversation"),
+        agent: z.string().max(63).optional().describe("Skip routing and ask this agent"),
+      },
+      outputSchema: {
+        kind: z.enum(["answer", "ambiguous", "none"]),
+        answer: z.string().optional(),
+        message: z.string().optional(),
+        agent: z.string().optional(),
+        instance: z.string().optional(),
+        confidence: z.number().nullable().optional(),
+        sources: z.array(z.string()).optional(),
+        session_id: z.string(),
+        session_saved: z.boolean().optional(),
+        trace_id: z.string().optional(),
+        candidates: z.array(Candidate),
+      },
+      annotations: { readOnlyHint: false, idempotentHint: false, destructiveHint: false, openWorldHint: false },
+    },
+    async ({ question, session_id, agent }) => {
+      if (agent && !deps.mesh.catalog.agent(agent)) {
+        return {
+          isError: true,
+          content: [
+            {
+              type: "text",
+              text: `Unknown agent "${agent}". Agents: ${deps.mesh.catalog
+                .agents()
+                .map((a) => a.name)
+                .join(", ")}.`,
+            },
+          ],
+        };
+      }
+      const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent });
+      if (r.kind !== "answer")
+        return textAndStructured({ kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates }, r.message);
+      return textAndStructured(
+        {
+          kind: r.kind,
+          answer: r.answer,
+          agent: r.agent,
+          instance: r.instance,
+          confidence: r.confidence,
+          sources: r.sources,
+          session_id: r.sessionId,
+          session_saved: r.sessionSaved,
+          trace_id: r.traceId,
+          candidates: r.candidates,
+        },
+        `${r.answer}\n\n— ${r.agent} (${r.instance})`,
+      );
+    },
+  );
+  return server;
+}
+
+export const orchestratorAgent = defineAgent<OrchestratorDeps>({
+  name: "orchestrator",
+  version: ORCHESTRATOR_VERSION,
+  description: "Routes questions to the specialist agent that knows the answer, with multi-turn sessions kept in Consul.",
+  intents: [ROUTER_TAG],
+  async createDeps(runtime) {
+    if (!runtime.consul)
+      throw new MeshError("CONFIG_INVALID", "The orchestrator needs Consul (discovery and sessions); set CONSUL_HTTP_ADDR.");
+    const mesh = new MeshClient({ consul: runtime.consul, callerName: "orchestrator", catalogMode: "all", logger: runtime.logger });
+    await mesh.start();
+    return { mesh, orchestrator: new Orchestrator({ mesh, sessions: new SessionStore(runtime.consul), logger: runtime.logger }) };
+  },
+  createServer: createOrchestratorServer,
+  dispose: (deps) => deps.mesh.close(),
+});
