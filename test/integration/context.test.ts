@@ -151,3 +151,47 @@ describe("deadlines", () => {
     expect(r.stderr).toMatch(/did not answer before its deadline \(500 ms budget\)/);
   });
 });
+
+describe("cancellation and the live catalog", () => {
+  it("a caller's AbortSignal sends MCP cancellation: the agent's handler stops", async () => {
+    const controller = new AbortController();
+    const call = client.callTool("probe-b", "sleep", { ms: 5_000 }, { signal: controller.signal });
+    const before = agents["b"]!.logs().filter((l) => l["msg"] === "sleep aborted").length;
+    setTimeout(() => controller.abort(new Error("user pressed stop")), 300);
+    await expect(call).rejects.toThrow(/user pressed stop/);
+    const aborted = await eventually(
+      () =>
+        agents["b"]!.logs()
+          .filter((l) => l["msg"] === "sleep aborted")
+          .at(before),
+      { timeoutMs: 1_000, what: "the handler's abort" },
+    );
+    expect(aborted.value["afterMs"] as number).toBeLessThan(600);
+  });
+
+  it("a service registered in Consul reaches the catalog in well under a second, and leaves it as fast", async () => {
+    const seen = new Promise<number>((resolve) => {
+      const t0 = performance.now();
+      const onChange = (e: { agent?: string }) => {
+        if (e.agent === "watched" && client.catalog.agent("watched")?.instances.length === 1) {
+          client.catalog.off("change", onChange);
+          resolve(performance.now() - t0);
+        }
+      };
+      client.catalog.on("change", onChange);
+    });
+    await consul.client.registerService({ id: "watched-1", name: "watched", address: "127.0.0.1", port: 9, tags: ["mcp"], meta: {} });
+    expect(await seen).toBeLessThan(1_000);
+    await consul.client.deregisterService("watched-1");
+    await eventually(() => client.catalog.agent("watched") === undefined, { timeoutMs: 1_000, what: "watched to leave the catalog" });
+  });
+
+  it("an agent's tools/list_changed refreshes its tools in the catalog", async () => {
+    expect(client.catalog.agent("probe-a")!.tools.map((t) => t.name)).not.toContain("fresh_tool");
+    await client.callTool("probe-a", "grow", { name: "fresh_tool" });
+    await eventually(() => client.catalog.agent("probe-a")!.tools.some((t) => t.name === "fresh_tool"), {
+      timeoutMs: 2_000,
+      what: "the new tool in the catalog",
+    });
+  });
+});
