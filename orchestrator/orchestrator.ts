@@ -1,5 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshClient } from "../src/client/meshClient.ts";
+import { resultText } from "../src/agent/results.ts";
 import { rootContext } from "../src/context/meshContext.ts";
 import { describeError, isMeshError } from "../src/errors.ts";
 import { silentLogger, type Logger } from "../src/logger.ts";
@@ -108,9 +109,5 @@ export class Orchestrator {
 
 function answerText(r: CallToolResult): string {
   const structured = (r.structuredContent as { answer?: unknown } | undefined)?.answer;
-  if (typeof structured === "string") return structured;
-  return r.content
-    .map((c) => (c.type === "text" ? c.text : ""))
-    .join("\n")
-    .trim();
+  return typeof structured === "string" ? structured : resultText(r);
 }

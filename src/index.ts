@@ -83,7 +83,7 @@ export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./
 export { digestTools, hashTools, type ToolsDigest } from "./agent/toolsHash.ts";
 export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, type RunningAgent } from "./agent/run.ts";
 export { addAgentOptions, agentFlags, agentMain, runAgentProcess, EXIT_MESH, EXIT_USAGE } from "./agent/main.ts";
-export { textAndStructured, businessError, BusinessError, toolResult } from "./agent/results.ts";
+export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./agent/results.ts";
 export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
 export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
 export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts";

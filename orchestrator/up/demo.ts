@@ -1,5 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
+import { resultText } from "../../src/agent/results.ts";
 import { describeError } from "../../src/errors.ts";
 
 export interface DemoCall {
@@ -48,15 +49,10 @@ export async function runDemo(mesh: MeshCaller, calls: readonly DemoCall[] = DEM
         timeoutMs: 10_000,
         onInstance: (id) => (instance = id),
       });
-      out.push({ ...call, instance, ok: !r.isError, text: firstText(r), ms: performance.now() - started });
+      out.push({ ...call, instance, ok: !r.isError, text: resultText(r), ms: performance.now() - started });
     } catch (e) {
       out.push({ ...call, instance, ok: false, text: describeError(e), ms: performance.now() - started });
     }
   }
   return out;
-}
-
-function firstText(r: CallToolResult): string {
-  const t = r.content.find((c) => c.type === "text");
-  return t && "text" in t ? t.text : "";
 }

@@ -11,6 +11,15 @@ export function textAndStructured<T extends Record<string, unknown>>(
   return { content: [{ type: "text", text: text ?? JSON.stringify(structured, null, 2) }], structuredContent: structured };
 }
 
+/** The text blocks of a tool result joined by newlines (other content types are skipped). */
+export function resultText(result: Pick<CallToolResult, "content">): string {
+  return result.content
+    .map((c) => (c.type === "text" ? c.text : ""))
+    .filter(Boolean)
+    .join("\n")
+    .trim();
+}
+
 /**
  * A business failure (unknown employee, over budget): a tool result with `isError: true`
  * the model can read and act on, not a protocol error (STYLE.md rule 6).

@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
-import { McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { resultText } from "../../src/agent/results.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { fromMeta, rootContext, toMeta } from "../../src/context/meshContext.ts";
@@ -37,10 +38,6 @@ afterAll(async () => {
   await Promise.all(Object.values(agents).map((a) => a.process.stop(2_000)));
   await consul.stop();
 });
-
-function text(r: CallToolResult): string {
-  return r.content.map((c) => (c.type === "text" ? c.text : "")).join("");
-}
 
 describe("context in every call", () => {
   it("arrives at the tool handler exactly as sent: trace, session, caller chain, hop, deadline, facts, history", async () => {
@@ -82,7 +79,7 @@ describe("context in every call", () => {
       { context: rootContext({ caller: "test", hopLimit: 4 }) },
     );
     expect(r.isError).toBe(true);
-    expect(text(r)).toMatch(
+    expect(resultText(r)).toMatch(
       /Hop limit of 4 reached: test → probe-a → probe-b → probe-a → probe-b → probe-a → probe-b\. The agents are calling each other in a loop/,
     );
   });

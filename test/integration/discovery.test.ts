@@ -1,4 +1,5 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { resultText } from "../../src/agent/results.ts";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -16,10 +17,6 @@ afterEach(async () => {
 afterAll(async () => {
   await consul.stop();
 });
-
-function text(r: CallToolResult): string {
-  return r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
-}
 
 it("finance's compute_net_pay finds hr through Consul: it follows hr to a new address and says when none is healthy", async () => {
   const hr1 = await spawnAgent("hr", consul.address);
@@ -47,7 +44,7 @@ it("finance's compute_net_pay finds hr through Consul: it follows hr to a new ad
   await hr1.process.stop();
   const none = await call();
   expect(none.isError).toBe(true);
-  expect(text(none)).toContain(`No healthy instance of agent "hr" is registered in Consul at ${consul.address}`);
+  expect(resultText(none)).toContain(`No healthy instance of agent "hr" is registered in Consul at ${consul.address}`);
 
   // hr comes back on another port: finance finds it without being told.
   const hr2 = await spawnAgent("hr", consul.address);
@@ -65,7 +62,7 @@ it("finance's compute_net_pay finds hr through Consul: it follows hr to a new ad
   // HR's business errors pass through with HR's own words.
   const unknown = (await client.callTool({ name: "compute_net_pay", arguments: { employee_id: "E9999" } })) as CallToolResult;
   expect(unknown.isError).toBe(true);
-  expect(text(unknown)).toContain('HR agent: Unknown employee id "E9999"');
+  expect(resultText(unknown)).toContain('HR agent: Unknown employee id "E9999"');
   await client.close();
 });
 
@@ -96,7 +93,7 @@ it("two hr replicas share leave state: concurrent bookings across both never ove
   const refused = results.filter((r) => r.isError);
   expect(ok.length).toBe(remaining);
   expect(refused.length).toBe(6);
-  for (const r of refused) expect(text(r)).toMatch(/Not enough vacation leave/);
+  for (const r of refused) expect(resultText(r)).toMatch(/Not enough vacation leave/);
 
   for (const c of [ca!, cb!]) {
     const after = (await c.callTool({ name: "get_leave_balance", arguments: { employee_id: employee } })) as CallToolResult;

@@ -1,5 +1,6 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { resultText } from "../../src/agent/results.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -20,10 +21,6 @@ afterAll(async () => {
   await Promise.all(Object.values(agents).map((a) => a.process.stop()));
   await consul.stop();
 });
-
-function text(r: CallToolResult): string {
-  return r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
-}
 
 /** Expected annotations: what a client decides retries and confirmations on. */
 const EXPECTED: Record<string, Record<string, { readOnly: boolean; idempotent: boolean }>> = {
@@ -79,7 +76,7 @@ describe("calls", () => {
     const r = (await clients["hr"]!.callTool({ name: "find_employee", arguments: { query: "okafor" } })) as CallToolResult;
     expect(r.isError).toBeFalsy();
     expect(r.structuredContent).toMatchObject({ count: 1, employees: [{ id: "E1002", name: "Bob Okafor" }] });
-    expect(text(r)).toContain("Bob Okafor");
+    expect(resultText(r)).toContain("Bob Okafor");
   });
 
   it("hr: request_leave changes state, and a second identical request is refused as overlapping", async () => {
@@ -95,53 +92,53 @@ describe("calls", () => {
     });
     const again = (await hr.callTool({ name: "request_leave", arguments: args })) as CallToolResult;
     expect(again.isError).toBe(true);
-    expect(text(again)).toMatch(/already has vacation leave booked from 2026-12-07 to 2026-12-09/);
+    expect(resultText(again)).toMatch(/already has vacation leave booked from 2026-12-07 to 2026-12-09/);
   });
 
   it("business failures come back as isError results with a useful message", async () => {
     const unknown = (await clients["hr"]!.callTool({ name: "get_employee", arguments: { employee_id: "E9999" } })) as CallToolResult;
     expect(unknown.isError).toBe(true);
-    expect(text(unknown)).toMatch(/Unknown employee id "E9999".*find_employee/);
+    expect(resultText(unknown)).toMatch(/Unknown employee id "E9999".*find_employee/);
 
     const tooMuch = (await clients["hr"]!.callTool({
       name: "request_leave",
       arguments: { employee_id: "E1003", leave_type: "personal", start_date: "2026-12-01", end_date: "2026-12-03" },
     })) as CallToolResult;
     expect(tooMuch.isError).toBe(true);
-    expect(text(tooMuch)).toMatch(/Not enough personal leave: .* has \d day\(s\) left in 2026 and asked for 3/);
+    expect(resultText(tooMuch)).toMatch(/Not enough personal leave: .* has \d day\(s\) left in 2026 and asked for 3/);
 
     const overBudget = (await clients["finance"]!.callTool({
       name: "submit_expense",
       arguments: { employee_id: "E1001", department: "Legal", category: "travel", amount: 4_000, description: "Conference trip" },
     })) as CallToolResult;
     expect(overBudget.isError).toBe(true);
-    expect(text(overBudget)).toMatch(/Over budget: Legal has 1300 USD left of 60000 .* this expense is 4000/);
+    expect(resultText(overBudget)).toMatch(/Over budget: Legal has 1300 USD left of 60000 .* this expense is 4000/);
 
     const missingDoc = (await clients["knowledge"]!.callTool({ name: "get_document", arguments: { doc_id: "nope" } })) as CallToolResult;
     expect(missingDoc.isError).toBe(true);
-    expect(text(missingDoc)).toMatch(/Unknown document id "nope"/);
+    expect(resultText(missingDoc)).toMatch(/Unknown document id "nope"/);
   });
 
   it("invalid arguments are rejected with a message naming the field and what was expected", async () => {
     const wrongType = (await clients["hr"]!.callTool({ name: "get_leave_balance", arguments: { employee_id: 5 } })) as CallToolResult;
     expect(wrongType.isError).toBe(true);
-    expect(text(wrongType)).toMatch(/employee_id/);
-    expect(text(wrongType)).toMatch(/expected string/);
+    expect(resultText(wrongType)).toMatch(/employee_id/);
+    expect(resultText(wrongType)).toMatch(/expected string/);
 
     const badFormat = (await clients["finance"]!.callTool({
       name: "submit_expense",
       arguments: { employee_id: "bob", department: "Sales", category: "snacks", amount: -3, description: "x" },
     })) as CallToolResult;
     expect(badFormat.isError).toBe(true);
-    for (const field of ["employee_id", "category", "amount"]) expect(text(badFormat)).toContain(field);
-    expect(text(badFormat)).toContain("expected an employee id like E1001");
-    expect(text(badFormat)).toContain("amount must be more than 0");
+    for (const field of ["employee_id", "category", "amount"]) expect(resultText(badFormat)).toContain(field);
+    expect(resultText(badFormat)).toContain("expected an employee id like E1001");
+    expect(resultText(badFormat)).toContain("amount must be more than 0");
   });
 
   it("an unknown tool is a clear error, not a crash", async () => {
     const r = (await clients["hr"]!.callTool({ name: "fire_everyone", arguments: {} })) as CallToolResult;
     expect(r.isError).toBe(true);
-    expect(text(r)).toMatch(/fire_everyone.*not found/i);
+    expect(resultText(r)).toMatch(/fire_everyone.*not found/i);
     // The session still works afterwards.
     const ok = (await clients["hr"]!.callTool({ name: "get_leave_policy", arguments: { leave_type: "sick" } })) as CallToolResult;
     expect(ok.isError).toBeFalsy();
@@ -158,7 +155,7 @@ describe("calls", () => {
       arguments: { question: "How long is parental leave?" },
     })) as CallToolResult;
     expect(a.structuredContent).toMatchObject({ agent: "knowledge", sources: expect.arrayContaining(["docs/parental-leave.md"]) });
-    expect(text(a)).toContain("16 weeks");
+    expect(resultText(a)).toContain("16 weeks");
   });
 });
 

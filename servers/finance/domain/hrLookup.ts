@@ -1,4 +1,4 @@
-import { BusinessError } from "../../../src/agent/results.ts";
+import { BusinessError, resultText } from "../../../src/agent/results.ts";
 import type { MeshCaller } from "../../../src/client/meshCaller.ts";
 import type { PayrollEmployee } from "./types.ts";
 
@@ -19,23 +19,14 @@ export class HrLookup {
 
   async employee(employeeId: string, signal?: AbortSignal): Promise<PayrollEmployee> {
     const result = await this.mesh.callTool(HR_AGENT, "get_employee", { employee_id: employeeId }, { signal });
-    if (result.isError) throw new BusinessError(`HR agent: ${textOf(result.content)}`);
+    if (result.isError) throw new BusinessError(`HR agent: ${resultText(result)}`);
     return (result.structuredContent as { employee: PayrollEmployee }).employee;
   }
 
   /** Employees whose record matches a name (or id), via HR's find_employee. */
   async find(query: string, signal?: AbortSignal): Promise<PayrollEmployee[]> {
     const result = await this.mesh.callTool(HR_AGENT, "find_employee", { query, limit: 5 }, { signal });
-    if (result.isError) throw new BusinessError(`HR agent: ${textOf(result.content)}`);
+    if (result.isError) throw new BusinessError(`HR agent: ${resultText(result)}`);
     return (result.structuredContent as { employees: PayrollEmployee[] }).employees;
   }
-}
-
-function textOf(content: unknown): string {
-  return Array.isArray(content)
-    ? content
-        .map((c: { type?: string; text?: string }) => (c.type === "text" ? c.text : ""))
-        .join(" ")
-        .trim()
-    : "";
 }
