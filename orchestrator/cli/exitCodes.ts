@@ -5,7 +5,7 @@ export const EXIT = Object.freeze({
   TOOL_ERROR: 1,
   /** Bad flags, arguments or configuration. */
   USAGE: 2,
-  /** Consul, discovery, connections, deadlines: the mesh itself failed. */
+  /** Consul, discovery, connections, deadlines, protocol errors from an agent: the mesh itself failed. */
   MESH: 3,
   /** A bug in toolmesh (an error that is none of the above); please report it. */
   INTERNAL: 70,

@@ -1,4 +1,5 @@
 // The mesh CLI program: commands, error handling and exit codes.
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { Command, CommanderError } from "commander";
 import { describeError, isMeshError } from "../../src/errors.ts";
 import { agentsCommand } from "./commands/agents.ts";
@@ -9,6 +10,7 @@ import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
 import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
+import { gatewayCommand } from "../gateway/run.ts";
 import { ToolError, UsageError } from "./errors.ts";
 import { EXIT } from "./exitCodes.ts";
 
@@ -25,6 +27,7 @@ export function buildProgram(): Command {
     toolsCommand(),
     callCommand(),
     askCommand(),
+    gatewayCommand(),
     registerCommand(),
     deregisterCommand(),
     statusCommand(),
@@ -49,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.stderr.write(`mesh: ${describeError(e)}\n`);
       process.exit(EXIT.USAGE);
     }
-    if (isMeshError(e)) {
+    if (isMeshError(e) || e instanceof McpError) {
       process.stderr.write(`mesh: ${describeError(e)}\n`);
       process.exit(EXIT.MESH);
     }

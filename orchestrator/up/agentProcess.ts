@@ -17,6 +17,8 @@ export interface AgentProcessOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   extraArgs?: string[];
+  /** The log message that means ready (it must carry `url`). @default "agent ready" */
+  readyMessage?: string;
 }
 
 export interface ReadyInfo {
@@ -80,7 +82,7 @@ export class AgentProcess {
       lines.on("line", (line) => {
         this.log?.write(`${line}\n`);
         remember(line);
-        if (!line.includes('"agent ready"')) return;
+        if (!line.includes(`"${o.readyMessage ?? "agent ready"}"`)) return;
         try {
           const rec = JSON.parse(line) as { url: string; instanceId: string };
           clearTimeout(timer);

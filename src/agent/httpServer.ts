@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+
+/** What the HTTP layer needs of a server: an McpServer, or the SDK's low-level Server. */
+export interface ConnectableServer {
+  connect(transport: Transport): Promise<void>;
+  close(): Promise<void>;
+}
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { silentLogger, type Logger } from "../logger.ts";
@@ -13,8 +19,8 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DRAINING_ERROR_CODE = -32_010;
 
 export interface HttpAgentServerOptions {
-  /** A fresh McpServer for each MCP session. */
-  createServer: () => McpServer;
+  /** A fresh server for each MCP session. */
+  createServer: () => ConnectableServer;
   /** Called once per session after the server is connected (e.g. to install middleware). */
   onConnect?: (transport: StreamableHTTPServerTransport) => void;
   host: string;
@@ -45,7 +51,7 @@ export interface HttpAgentServer {
 
 interface Session {
   transport: StreamableHTTPServerTransport;
-  server: McpServer;
+  server: ConnectableServer;
   lastSeen: number;
 }
 

@@ -13,6 +13,13 @@ export interface CallToolOptions {
   context?: MeshContext;
   /** Told which instance the call was sent to (for logs and demos). */
   onInstance?: (instanceId: string) => void;
+  /**
+   * Longest silence allowed from the agent; progress notifications reset it. The deadline
+   * (timeoutMs) still bounds the whole call. Default: the whole remaining budget.
+   */
+  idleTimeoutMs?: number;
+  /** Progress notifications from the agent; each one also resets the idle timeout. */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }
 
 /** Default per-call timeout. @default 30000 */

@@ -2,7 +2,7 @@ import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/
 import type { ConsulClient } from "../consul/client.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, type CatalogInstance } from "../discovery/catalog.ts";
-import { HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddleware.ts";
+import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddleware.ts";
 import { MeshError, describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
@@ -104,7 +104,10 @@ export class MeshClient implements MeshCaller {
           const result = await this.pool.use(instance, (client) =>
             client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
               signal,
-              timeout: Math.max(1, deadline - Date.now()),
+              timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+              maxTotalTimeout: Math.max(1, deadline - Date.now()),
+              // Progress proves the agent is working: it resets the idle timer (the deadline still holds).
+              ...(options.onProgress ? { onprogress: options.onProgress, resetTimeoutOnProgress: true } : {}),
             }),
           );
           return { result: result as CallToolResult, instance: instance.id, context: ctx };
@@ -113,8 +116,9 @@ export class MeshClient implements MeshCaller {
           if (options.signal?.aborted) throw options.signal.reason ?? e;
           if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
             throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
-          if (e instanceof McpError && e.code === ErrorCode.RequestTimeout)
+          if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
             throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+          }
           if (e instanceof McpError) throw e; // the agent answered: it is the caller's to see
           const reason = notDelivered(e);
           void this.pool.drop(instance.id);

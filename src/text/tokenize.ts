@@ -14,14 +14,15 @@ export const STOPWORDS: ReadonlySet<string> = new Set(
  * "reimbursement" meet.
  */
 export function tokenize(text: string): string[] {
+  const lower = text.toLowerCase().normalize("NFKD");
   const out: string[] = [];
-  for (const raw of text
-    .toLowerCase()
-    .normalize("NFKD")
-    .split(/[^\p{L}\p{N}]+/u)) {
+  for (const raw of lower.split(/[^\p{L}\p{N}]+/u)) {
     if (raw.length < 2 || STOPWORDS.has(raw)) continue;
     out.push(stem(raw));
   }
+  // Hyphenated compounds also count whole ("on-call" → "oncall"): the parts alone are often
+  // stopwords or too common to tell documents apart.
+  for (const m of lower.matchAll(/[\p{L}\p{N}]+(?:-[\p{L}\p{N}]+)+/gu)) out.push(stem(m[0].replace(/-/g, "")));
   return out;
 }
 

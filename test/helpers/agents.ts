@@ -19,11 +19,20 @@ let seq = 0;
 export async function spawnAgent(
   agent: string,
   consul: string,
-  options: { port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { port?: number; args?: string[]; env?: NodeJS.ProcessEnv; readyMessage?: string } = {},
 ): Promise<TestAgent> {
   const label = `${agent.split("/").pop()!.replace(/\.ts$/, "")}-${++seq}`;
   const logFile = join(logDir, `${label}.log`);
-  const proc = new AgentProcess({ agent, label, port: options.port ?? 0, consul, logFile, extraArgs: options.args, env: options.env });
+  const proc = new AgentProcess({
+    agent,
+    label,
+    port: options.port ?? 0,
+    consul,
+    logFile,
+    extraArgs: options.args,
+    env: options.env,
+    readyMessage: options.readyMessage,
+  });
   const ready = await proc.start();
   return {
     ...ready,

@@ -1,6 +1,9 @@
 import type { Answer } from "../../../src/agent/askTool.ts";
 import type { Corpus } from "./corpus.ts";
 
+/** Score multiplier for a document's first paragraph when answering. @default 1.3 */
+export const LEAD_PARAGRAPH_BOOST = 1.3;
+
 /** A second passage is quoted too when it scores at least this share of the best. @default 0.8 */
 export const SECOND_PASSAGE_RATIO = 0.8;
 
@@ -22,7 +25,12 @@ export function expandQuestion(question: string): string {
 
 /** Answers by quoting the best-ranked passages, always with their sources. */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
-  const hits = corpus.search(expandQuestion(question), 3);
+  // A document's lead paragraph usually states the rule; later ones qualify it.
+  const hits = corpus
+    .search(expandQuestion(question), 5)
+    .map((h) => ({ ...h, score: h.index === 0 ? h.score * LEAD_PARAGRAPH_BOOST : h.score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, 3);
   const best = hits[0];
   if (!best) {
     return {

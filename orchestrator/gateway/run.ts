@@ -1,0 +1,105 @@
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { Command, Option } from "commander";
+import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
+import { serveHttp } from "../../src/agent/httpServer.ts";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { Gateway } from "../../src/gateway/gateway.ts";
+import { createLogger } from "../../src/logger.ts";
+
+export interface GatewayFlags {
+  stdio?: boolean;
+  host?: string;
+  port?: string;
+  consul?: string;
+  token?: string;
+  include: string[];
+  exclude: string[];
+  logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+export function addGatewayOptions(cmd: Command): Command {
+  return cmd
+    .option("--stdio", "serve one MCP client on stdin/stdout (for desktop clients that spawn it)")
+    .option("--host <host>", "interface to bind (env MESH_HOST)")
+    .option("-p, --port <port>", "HTTP port; 0 picks a free one (env MESH_PORT)")
+    .option("--consul <addr>", "Consul HTTP address (env CONSUL_HTTP_ADDR)")
+    .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
+    .option("--include <pattern>", "offer only matching tools: agent, agent.tool, * wildcards (repeatable)", collect, [])
+    .option("--exclude <pattern>", "hide matching tools (repeatable)", collect, [])
+    .addOption(
+      new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
+        "fatal",
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+        "silent",
+      ]),
+    );
+}
+
+/** Runs the gateway until SIGTERM/SIGINT (HTTP) or until the client closes stdin (stdio). */
+export async function runGateway(flags: GatewayFlags): Promise<void> {
+  const env = process.env;
+  const log = createLogger({
+    name: "gateway",
+    level: flags.logLevel ?? (env["MESH_LOG_LEVEL"] as GatewayFlags["logLevel"]) ?? "info",
+    destination: flags.stdio ? "stderr" : "stdout",
+  });
+  const consul = new ConsulClient({
+    address: flags.consul ?? env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR,
+    token: flags.token ?? env["CONSUL_HTTP_TOKEN"],
+  });
+  await consul.leader({ timeoutMs: 3_000 });
+  const mesh = new MeshClient({ consul, callerName: "gateway", catalogMode: "all", logger: log });
+  await mesh.start();
+  const gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, logger: log });
+  let closeServer: () => Promise<void>;
+  if (flags.stdio) {
+    const server = gateway.createServer();
+    const closed = new Promise<void>((resolve) => {
+      process.stdin.once("end", resolve);
+      process.stdin.once("close", resolve);
+    });
+    await server.connect(new StdioServerTransport());
+    log.info({ tools: gateway.tools().length }, "gateway ready on stdio");
+    closeServer = () => server.close();
+    await closed;
+  } else {
+    const port = Number(flags.port ?? env["MESH_PORT"] ?? 0);
+    const http = await serveHttp({
+      createServer: () => gateway.createServer(),
+      host: flags.host ?? env["MESH_HOST"] ?? DEFAULT_HOST,
+      port,
+      mcpPath: "/mcp",
+      sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
+      logger: log,
+    });
+    log.info({ url: http.url, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");
+    closeServer = () => http.close();
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve);
+      process.once("SIGINT", resolve);
+    });
+  }
+  await closeServer();
+  gateway.close();
+  await mesh.close();
+  consul.destroy();
+  log.info("gateway stopped");
+}
+
+/** `mesh gateway`: the whole mesh as one MCP server. */
+export function gatewayCommand(): Command {
+  return addGatewayOptions(new Command("gateway").description("serve the whole mesh as one MCP server (HTTP or --stdio) for LLM clients"))
+    .addHelpText(
+      "after",
+      "\nExamples:\n  mesh gateway --port 7000                     # http://127.0.0.1:7000/mcp\n  mesh gateway --stdio --include hr --include '*.ask'",
+    )
+    .action(async (flags: GatewayFlags) => runGateway(flags));
+}

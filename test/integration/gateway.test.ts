@@ -1,0 +1,170 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resultText } from "../../src/agent/results.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
+const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const INSPECTOR = fileURLToPath(
+  new URL("../../node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js", import.meta.url),
+);
+
+let consul: TestConsul;
+let gateway: TestAgent;
+let client: Client;
+const agents: Record<string, TestAgent> = {};
+let listChanged = 0;
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  const [hr, finance, probe] = await Promise.all([
+    spawnAgent("hr", consul.address),
+    spawnAgent("finance", consul.address),
+    spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: "probe" } }),
+  ]);
+  Object.assign(agents, { hr, finance, probe });
+  await eventually(async () => (await consul.client.healthService("probe", { passing: true })).value.length === 1, {
+    timeoutMs: 3_000,
+    what: "probe passing",
+  });
+  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
+  client = await connectHttp(gateway.url);
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
+});
+afterAll(async () => {
+  await client.close();
+  await gateway.process.stop(2_000);
+  await Promise.all(Object.values(agents).map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+async function names(): Promise<string[]> {
+  return (await client.listTools()).tools.map((t) => t.name).sort();
+}
+
+describe("one MCP server for the whole mesh", () => {
+  it("offers every healthy agent's tools as agent__tool: valid MCP names, the same on every listing", async () => {
+    const first = await names();
+    expect(first).toEqual(expect.arrayContaining(["hr__find_employee", "hr__request_leave", "finance__compute_net_pay", "probe__sleep"]));
+    for (const n of first) expect(n).toMatch(/^[A-Za-z0-9_-]{1,128}$/);
+    expect(await names()).toEqual(first);
+    const tool = (await client.listTools()).tools.find((t) => t.name === "hr__request_leave")!;
+    expect(tool.annotations).toMatchObject({ readOnlyHint: false, idempotentHint: false });
+    expect(tool.inputSchema.required).toEqual(expect.arrayContaining(["employee_id", "leave_type"]));
+  });
+
+  it("forwards calls, including agent-to-agent ones, and continues the client's trace with the gateway in the chain", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const r = (await client.callTool({
+      name: "finance__compute_net_pay",
+      arguments: { employee_id: "E1002" },
+      _meta: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    })) as CallToolResult;
+    expect(r.structuredContent).toMatchObject({ employeeId: "E1002", source: { agent: "hr" } });
+    await eventually(
+      () => agents["finance"]!.logs().some((l) => l["msg"] === "tool call" && l["traceId"] === traceId && l["caller"] === "gateway"),
+      { timeoutMs: 2_000, what: "finance's log line" },
+    );
+    await eventually(
+      () => agents["hr"]!.logs().some((l) => l["msg"] === "tool call" && l["traceId"] === traceId && l["caller"] === "finance"),
+      { timeoutMs: 2_000, what: "hr's log line" },
+    );
+  });
+
+  it("answers an unknown tool with a clear error and keeps the session", async () => {
+    await expect(client.callTool({ name: "hr__nope", arguments: {} })).rejects.toThrow(
+      /Unknown tool "hr__nope"\. The gateway's tools are named <agent>__<tool>/,
+    );
+    expect((await names()).length).toBeGreaterThan(0);
+  });
+
+  it("the MCP Inspector CLI lists and calls mesh tools through the gateway", async () => {
+    const run = promisify(execFile);
+    const list = JSON.parse(
+      (await run(process.execPath, [INSPECTOR, "--cli", gateway.url, "--transport", "http", "--method", "tools/list"], { timeout: 30_000 }))
+        .stdout,
+    ) as { tools: { name: string }[] };
+    expect(list.tools.map((t) => t.name)).toContain("hr__get_employee");
+    const call = JSON.parse(
+      (
+        await run(
+          process.execPath,
+          [
+            INSPECTOR,
+            "--cli",
+            gateway.url,
+            "--transport",
+            "http",
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "hr__get_employee",
+            "--tool-arg",
+            "employee_id=E1003",
+          ],
+          { timeout: 30_000 },
+        )
+      ).stdout,
+    ) as { structuredContent: { employee: { id: string } } };
+    expect(call.structuredContent.employee.id).toBe("E1003");
+  });
+});
+
+describe("relay", () => {
+  it("a client's cancellation reaches the agent: its handler sees the abort within 200 ms", async () => {
+    const controller = new AbortController();
+    const call = client.callTool({ name: "probe__sleep", arguments: { ms: 10_000 } }, undefined, { signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    const abortedAt = Date.now();
+    controller.abort();
+    await expect(call).rejects.toThrow();
+    const line = await eventually(() => agents["probe"]!.logs().find((l) => l["msg"] === "sleep aborted"), {
+      timeoutMs: 1_000,
+      what: "the agent's abort",
+    });
+    expect((line.value["time"] as number) - abortedAt).toBeLessThan(200);
+  });
+
+  it("delivers all 10 progress notifications of a 5 s call, in order, without cutting it off", async () => {
+    const seen: number[] = [];
+    const r = (await client.callTool({ name: "probe__progress", arguments: { count: 10, interval_ms: 500 } }, undefined, {
+      onprogress: (p) => void seen.push(p.progress),
+      timeout: 2_000, // the client's own idle timeout: progress keeps the call alive
+      resetTimeoutOnProgress: true,
+    })) as CallToolResult;
+    expect(r.structuredContent).toEqual({ sent: 10 });
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  }, 15_000);
+});
+
+describe("a live catalog", () => {
+  it("a new agent: the client gets list_changed and can call its tools within 2 s", async () => {
+    const before = listChanged;
+    const started = performance.now();
+    agents["knowledge"] = await spawnAgent("knowledge", consul.address);
+    await eventually(() => listChanged > before, { timeoutMs: 2_000 - (performance.now() - started), what: "tools/list_changed" });
+    const r = (await client.callTool({ name: "knowledge__ask", arguments: { question: "What is the referral bonus?" } })) as CallToolResult;
+    expect(resultText(r)).toContain("2,000 USD");
+    expect(performance.now() - started).toBeLessThan(2_000 + 500); // the call itself, after the notification
+  });
+
+  it("every replica of an agent down: its tools leave the list, and other agents keep working in the same session", async () => {
+    const before = listChanged;
+    agents["hr"]!.process.signal("SIGKILL");
+    await eventually(() => listChanged > before, { timeoutMs: 5_000, what: "tools/list_changed after hr died" });
+    const now = await names();
+    expect(now.filter((n) => n.startsWith("hr__"))).toEqual([]);
+    const r = (await client.callTool({ name: "finance__get_budget", arguments: { department: "Sales" } })) as CallToolResult;
+    expect(r.isError).toBeFalsy();
+    // finance's own onward call to hr fails cleanly, as a tool error, not a broken session.
+    const netPay = (await client.callTool({ name: "finance__compute_net_pay", arguments: { employee_id: "E1002" } })) as CallToolResult;
+    expect(netPay.isError).toBe(true);
+    expect(resultText(netPay)).toMatch(/No healthy instance of agent "hr"/);
+  });
+});
