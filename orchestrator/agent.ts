@@ -1,4 +1,5 @@
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { createMcpServer } from "../src/agent/mcpServer.ts";
 import { z } from "zod";
 import { defineAgent } from "../src/agent/definition.ts";
 import { textAndStructured } from "../src/agent/results.ts";
@@ -19,7 +20,7 @@ const Candidate = z.object({ agent: z.string(), score: z.number(), confidence: z
 
 /** The orchestrator's MCP server: one `ask` tool that routes to the right specialist. */
 export function createOrchestratorServer(deps: OrchestratorDeps): McpServer {
-  const server = new McpServer(
+  const server = createMcpServer(
     { name: "toolmesh-orchestrator", title: "toolmesh orchestrator", version: ORCHESTRATOR_VERSION },
     {
       instructions:

@@ -86,4 +86,5 @@ export { addAgentOptions, agentFlags, agentMain, runAgentProcess, EXIT_MESH, EXI
 export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./agent/results.ts";
 export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
 export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
+export { createMcpServer } from "./agent/mcpServer.ts";
 export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts";

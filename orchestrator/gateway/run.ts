@@ -78,6 +78,10 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       port,
       mcpPath: "/mcp",
       sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
+      allowedHosts: (env["MESH_ALLOWED_HOSTS"] ?? "")
+        .split(",")
+        .map((h) => h.trim())
+        .filter(Boolean),
       logger: log,
     });
     log.info({ url: http.url, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");

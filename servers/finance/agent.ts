@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { createMcpServer } from "../../src/agent/mcpServer.ts";
 import { registerAskTool } from "../../src/agent/askTool.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
@@ -30,7 +31,7 @@ export function createFinanceDeps(state: SharedState, mesh: MeshCaller, data: Fi
 
 /** The finance agent's MCP server, independent of transport. */
 export function createFinanceServer(deps: FinanceDeps): McpServer {
-  const server = new McpServer(
+  const server = createMcpServer(
     { name: "toolmesh-finance", title: "Finance agent", version: FINANCE_VERSION },
     { instructions: "Department budgets, expenses and payroll. compute_net_pay asks the HR agent for the employee's salary." },
   );

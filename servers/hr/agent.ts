@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { createMcpServer } from "../../src/agent/mcpServer.ts";
 import { registerAskTool } from "../../src/agent/askTool.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
 import type { SharedState } from "../../src/state/sharedState.ts";
@@ -30,7 +31,7 @@ export function createHrDeps(state: SharedState, data: HrData = loadHrData()): H
 
 /** The HR agent's MCP server, independent of transport. */
 export function createHrServer(deps: HrDeps): McpServer {
-  const server = new McpServer(
+  const server = createMcpServer(
     { name: "toolmesh-hr", title: "HR agent", version: HR_VERSION },
     { instructions: "Employee directory, org chart, leave balances and leave policies. Use find_employee to turn a name into an id." },
   );

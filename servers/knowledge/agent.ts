@@ -1,4 +1,5 @@
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { createMcpServer } from "../../src/agent/mcpServer.ts";
 import { registerAskTool } from "../../src/agent/askTool.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
 import type { KnowledgeDeps } from "./deps.ts";
@@ -16,7 +17,7 @@ export function createKnowledgeDeps(corpus: Corpus = Corpus.load()): KnowledgeDe
 
 /** The knowledge agent's MCP server, independent of transport. */
 export function createKnowledgeServer(deps: KnowledgeDeps): McpServer {
-  const server = new McpServer(
+  const server = createMcpServer(
     { name: "toolmesh-knowledge", title: "Knowledge agent", version: KNOWLEDGE_VERSION },
     { instructions: "Search and read the company handbook and policies. Answers quote passages with their source document." },
   );

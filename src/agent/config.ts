@@ -59,6 +59,17 @@ export const AgentConfigSchema = z
     drainTimeoutMs: z.coerce.number().int().min(0).default(DEFAULT_DRAIN_TIMEOUT_MS),
     reconcileIntervalMs: z.coerce.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
     sessionIdleMs: z.coerce.number().int().min(1_000).default(DEFAULT_SESSION_IDLE_MS),
+    /** More host names the MCP endpoint answers to (DNS-rebinding protection), comma-separated in env. */
+    allowedHosts: z.preprocess(
+      (v) =>
+        typeof v === "string"
+          ? v
+              .split(",")
+              .map((h) => h.trim())
+              .filter(Boolean)
+          : v,
+      z.array(z.string().regex(/^[A-Za-z0-9.:_-]+$/, "expected host names such as hr-1 or mesh.example.com")).default([]),
+    ),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .strict();
@@ -82,6 +93,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_DEREGISTER_AFTER: "deregisterAfter",
   MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   MESH_LOG_LEVEL: "logLevel",
+  MESH_ALLOWED_HOSTS: "allowedHosts",
 };
 
 /**

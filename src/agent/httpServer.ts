@@ -29,6 +29,12 @@ export interface HttpAgentServerOptions {
   sessionIdleMs: number;
   /** @default DEFAULT_MAX_BODY_BYTES */
   maxBodyBytes?: number;
+  /**
+   * Host names the MCP endpoint answers to (DNS-rebinding protection): a request whose Host,
+   * or Origin if it sends one, names another host gets 403. Default: loopback names and the
+   * bind host.
+   */
+  allowedHosts?: readonly string[];
   /** Extra fields for the /healthz answer (agent name, instance id...). */
   healthInfo?: () => Record<string, unknown>;
   logger?: Logger;
@@ -69,7 +75,19 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
     if (inFlight === 0) for (const wake of idleWaiters) wake();
   };
 
+  const allowed = new Set([...LOOPBACK_NAMES, options.host, ...(options.allowedHosts ?? [])].map((h) => h.toLowerCase()));
+
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refused = foreignHost(req, allowed);
+    if (refused) {
+      req.resume();
+      return sendJsonRpcError(
+        res,
+        403,
+        -32_000,
+        `Forbidden: ${refused} is not an allowed host (DNS-rebinding protection). Allowed: ${[...allowed].join(", ")}; add one with MESH_ALLOWED_HOSTS.`,
+      );
+    }
     const sid = header(req, "mcp-session-id");
     if (req.method === "POST") {
       inFlight++;
@@ -230,6 +248,32 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
       });
     },
   };
+}
+
+/** Names that always reach this machine only. */
+const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"];
+
+/** The offending "Host x" / "Origin y", or undefined when both name allowed hosts. */
+function foreignHost(req: IncomingMessage, allowed: ReadonlySet<string>): string | undefined {
+  const host = header(req, "host");
+  if (host !== undefined) {
+    const name = hostnameOf(`http://${host}`);
+    if (!name || !allowed.has(name)) return `Host "${host}"`;
+  }
+  const origin = header(req, "origin");
+  if (origin !== undefined && origin !== "null") {
+    const name = hostnameOf(origin);
+    if (!name || !allowed.has(name)) return `Origin "${origin}"`;
+  }
+  return undefined;
+}
+
+function hostnameOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  } catch {
+    return undefined;
+  }
 }
 
 /** A request that starts work: a new session or a tool call (single or in a batch). */

@@ -28,6 +28,7 @@ export function addAgentOptions(cmd: Command): Command {
     )
     .option("--instance-id <id>", "Consul service id (default <name>-<hostname>-<port>; env MESH_INSTANCE_ID)")
     .option("--drain-timeout <ms>", "how long SIGTERM waits for in-flight calls (env MESH_DRAIN_TIMEOUT_MS)")
+    .option("--allowed-hosts <list>", "more host names clients may use to reach this agent, comma-separated (env MESH_ALLOWED_HOSTS)")
     .addOption(
       new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
         "fatal",
@@ -55,6 +56,7 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
     state: opts["state"],
     instanceId: opts["instanceId"],
     drainTimeoutMs: opts["drainTimeout"],
+    allowedHosts: opts["allowedHosts"],
     logLevel: opts["logLevel"],
   };
 }

@@ -83,6 +83,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     mcpPath: config.mcpPath,
     sessionIdleMs: config.sessionIdleMs,
     healthInfo: () => ({ agent: def.name, id: instanceId }),
+    allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,
   });
   const address = advertisedHost(config);

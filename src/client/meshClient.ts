@@ -119,12 +119,20 @@ export class MeshClient implements MeshCaller {
           if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
             throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
           }
-          if (e instanceof McpError) throw e; // the agent answered: it is the caller's to see
+          // A JSON-RPC error is the agent's answer: the caller's to see. ConnectionClosed is not
+          // an answer: our side closed the connection (the instance left the catalog mid-call).
+          if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
           const reason = notDelivered(e);
           void this.pool.drop(instance.id);
           // The request may have reached the agent: call again elsewhere only if the tool
           // says repeating it is harmless; never run a side effect twice silently.
-          if (!reason && !this.repeatable(agent, tool)) throw e;
+          if (!reason && !this.repeatable(agent, tool)) {
+            throw new MeshError(
+              "DELIVERY_UNKNOWN",
+              `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent, so it was not retried; check its effect before calling again.`,
+              { retryable: false, cause: e, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
+            );
+          }
           lastError = e;
           this.logger.info(
             {

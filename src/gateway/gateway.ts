@@ -83,7 +83,7 @@ export class Gateway {
     const server = new Server(
       { name: "toolmesh-gateway", title: "toolmesh gateway", version: "0.1.0" },
       {
-        capabilities: { tools: { listChanged: true } },
+        capabilities: { tools: { listChanged: true }, logging: {} },
         instructions: "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
       },
     );

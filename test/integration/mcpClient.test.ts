@@ -187,3 +187,34 @@ describe("bad HTTP input to the MCP endpoint", () => {
     expect(big.status).toBe(413);
   });
 });
+
+it("refuses a foreign Host or Origin on the MCP endpoint (DNS-rebinding protection), naming what to allow", async () => {
+  const init = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+  });
+  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  const { request } = await import("node:http");
+  const post = (extra: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const url = new URL(agents["hr"]!.url);
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { ...headers, ...extra } },
+        (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", reject);
+      req.end(init);
+    });
+  const evilHost = await post({ host: "evil.example:80" });
+  expect(evilHost.status).toBe(403);
+  expect(evilHost.body).toContain('Host \\"evil.example:80\\" is not an allowed host (DNS-rebinding protection)');
+  const evilOrigin = await post({ origin: "http://evil.example" });
+  expect(evilOrigin.status).toBe(403);
+  expect((await post({ host: `localhost:${new URL(agents["hr"]!.url).port}` })).status).toBe(200);
+});

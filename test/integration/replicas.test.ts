@@ -1,9 +1,11 @@
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 let consul: TestConsul;
 let client: MeshClient;
 const running: TestAgent[] = [];
@@ -67,11 +69,45 @@ it("a second replica receives calls within 2 s of its process start; a SIGKILLed
   await new Promise((r) => setTimeout(r, 300));
   stop = true;
   await load;
-  expect(failures).toEqual([]);
+  expect(failures.map((e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)))).toEqual([]);
   expect(served.length).toBeGreaterThan(killedAt + 5);
   expect(served.slice(-5).every((i) => i === second.instanceId)).toBe(true);
 });
 
+it("a call in flight on a replica that dies: a read-only one completes elsewhere, a side effect reports delivery unknown", async () => {
+  const probes = await Promise.all([spawnAgent(PROBE, consul.address), spawnAgent(PROBE, consul.address)]);
+  running.push(...probes);
+  const probeClient = new MeshClient({ consul: consul.client, callerName: "test", catalogMode: "all" });
+  await eventually(
+    async () => {
+      await probeClient.start();
+      return probeClient.catalog.agent("probe")?.instances.length === 2 && probeClient.catalog.agent("probe")!.tools.length > 0;
+    },
+    { timeoutMs: 4_000, what: "both probes in the catalog" },
+  );
+  const killWhereItRuns = (tool: string, args: Record<string, unknown>) => {
+    let target: string | undefined;
+    const call = probeClient.call("probe", tool, args, { timeoutMs: 10_000, onInstance: (id) => (target ??= id) });
+    setTimeout(() => probes.find((p) => p.instanceId === target)?.process.signal("SIGKILL"), 400);
+    return { call, target: () => target };
+  };
+  try {
+    const readOnly = killWhereItRuns("sleep", { ms: 1_500 });
+    const done = await readOnly.call;
+    expect(done.result.isError).toBeFalsy();
+    expect(done.instance).not.toBe(readOnly.target());
+
+    // The survivor now takes the side effect; kill it mid-call too.
+    const effect = killWhereItRuns("effect", { ms: 1_500 });
+    const err = await effect.call.catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DELIVERY_UNKNOWN" });
+    expect((err as Error).message).toMatch(new RegExp(`^Delivery unknown: probe\\.effect on ${effect.target()} may or may not have run`));
+  } finally {
+    await probeClient.close();
+  }
+});
+
+// Last: it stops this file's Consul.
 it("with Consul stopped, a running caller keeps serving from its last-known catalog", async () => {
   const known = client.catalog.agent("hr")!.instances.map((i) => i.id);
   await consul.agent.stop();
