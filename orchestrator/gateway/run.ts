@@ -16,10 +16,14 @@ export interface GatewayFlags {
   token?: string;
   include: string[];
   exclude: string[];
+  dynamic?: boolean;
   logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
 const collect = (v: string, acc: string[]) => [...acc, v];
+
+/** The per-agent passthrough endpoint. */
+const AGENT_PATH = /^\/agents\/([a-z][a-z0-9-]{0,62})\/mcp$/;
 
 export function addGatewayOptions(cmd: Command): Command {
   return cmd
@@ -30,6 +34,7 @@ export function addGatewayOptions(cmd: Command): Command {
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
     .option("--include <pattern>", "offer only matching tools: agent, agent.tool, * wildcards (repeatable)", collect, [])
     .option("--exclude <pattern>", "hide matching tools (repeatable)", collect, [])
+    .option("--dynamic", "offer three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: for large meshes")
     .addOption(
       new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
         "fatal",
@@ -58,7 +63,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
   await consul.leader({ timeoutMs: 3_000 });
   const mesh = new MeshClient({ consul, callerName: "gateway", catalogMode: "all", logger: log });
   await mesh.start();
-  const gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, logger: log });
+  const gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, dynamic: flags.dynamic ?? false, logger: log });
   let closeServer: () => Promise<void>;
   if (flags.stdio) {
     const server = gateway.createServer();
@@ -77,6 +82,12 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       host: flags.host ?? env["MESH_HOST"] ?? DEFAULT_HOST,
       port,
       mcpPath: "/mcp",
+      // One agent kind as its own servers present it, load-balanced across its replicas.
+      routes: (path) => {
+        const agent = AGENT_PATH.exec(path)?.[1];
+        return agent && gateway.hasAgent(agent) ? () => gateway.createServer(agent) : undefined;
+      },
+      routesHint: "and /agents/<name>/mcp for each agent with a healthy instance",
       sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
       allowedHosts: (env["MESH_ALLOWED_HOSTS"] ?? "")
         .split(",")

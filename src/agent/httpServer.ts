@@ -21,6 +21,10 @@ export const DRAINING_ERROR_CODE = -32_010;
 export interface HttpAgentServerOptions {
   /** A fresh server for each MCP session. */
   createServer: () => ConnectableServer;
+  /** More MCP endpoints by path (e.g. the gateway's /agents/<name>/mcp); undefined: 404. */
+  routes?: (path: string) => (() => ConnectableServer) | undefined;
+  /** Says what else `routes` serves, for 404 messages. */
+  routesHint?: string;
   /** Called once per session after the server is connected (e.g. to install middleware). */
   onConnect?: (transport: StreamableHTTPServerTransport) => void;
   host: string;
@@ -77,7 +81,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
 
   const allowed = new Set([...LOOPBACK_NAMES, options.host, ...(options.allowedHosts ?? [])].map((h) => h.toLowerCase()));
 
-  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleMcp(req: IncomingMessage, res: ServerResponse, factory: () => ConnectableServer): Promise<void> {
     const refused = foreignHost(req, allowed);
     if (refused) {
       req.resume();
@@ -112,7 +116,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
           "Bad Request: no Mcp-Session-Id header; start a session with an initialize request first.",
         );
       }
-      return startSession(req, res, body);
+      return startSession(req, res, body, factory);
     }
     if (req.method === "GET" || req.method === "DELETE") {
       if (!sid) return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
@@ -136,8 +140,8 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
     await fn(session);
   }
 
-  async function startSession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    const server = options.createServer();
+  async function startSession(req: IncomingMessage, res: ServerResponse, body: unknown, factory: () => ConnectableServer): Promise<void> {
+    const server = factory();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -158,14 +162,17 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   }
 
   const httpServer: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const factory = path === options.mcpPath ? options.createServer : options.routes?.(path);
     const work =
       path === "/healthz"
         ? Promise.resolve(health(res))
-        : path === options.mcpPath
-          ? handleMcp(req, res)
+        : factory
+          ? handleMcp(req, res, factory)
           : Promise.resolve(
-              sendJson(res, 404, { error: `No endpoint at ${path}. The MCP endpoint is ${options.mcpPath}; health is /healthz.` }),
+              sendJson(res, 404, {
+                error: `No endpoint at ${path}. The MCP endpoint is ${options.mcpPath}${options.routesHint ? ` (${options.routesHint})` : ""}; health is /healthz.`,
+              }),
             );
     work.catch((e: unknown) => {
       logger.error({ err: e, path, method: req.method }, "request failed");

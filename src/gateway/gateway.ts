@@ -11,6 +11,7 @@ import type { MeshClient } from "../client/meshClient.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 
 /** Longest silence from an agent during a call through the gateway; progress resets it. @default 60000 */
@@ -24,44 +25,54 @@ export interface GatewayOptions {
   include?: readonly string[];
   /** `agent.tool` patterns to hide. */
   exclude?: readonly string[];
+  /** Offer three meta-tools (search, describe, call) instead of every tool. */
+  dynamic?: boolean;
   idleTimeoutMs?: number;
   maxCallMs?: number;
   logger?: Logger;
 }
 
+/** What one client session sees. */
+type View = { kind: "mesh" } | { kind: "agent"; agent: string } | { kind: "dynamic" };
+
+type Extra = { signal: AbortSignal; sendNotification: Server["notification"] };
+
 /**
  * The whole mesh as one MCP server: every tool of every agent with a healthy instance,
  * named `agent__tool`, kept live (clients get tools/list_changed when the catalog
  * changes), each call forwarded through discovery with a MeshContext (the client's trace
- * continued, the gateway in the caller chain), progress and cancellation relayed.
+ * continued, the gateway in the caller chain), progress and cancellation relayed. Also
+ * serves one agent kind as its own servers present it, and a dynamic view for meshes
+ * too large to list.
  */
 export class Gateway {
   private readonly mesh: MeshClient;
   private readonly visible: (agent: string, tool: string) => boolean;
+  private readonly dynamic: boolean;
   private readonly idleTimeoutMs: number;
   private readonly maxCallMs: number;
   private readonly logger: Logger;
-  private readonly servers = new Set<Server>();
-  private lastListing = "";
+  private readonly sessions = new Map<Server, View>();
+  private readonly listings = new Map<string, string>();
+  private readonly search: DynamicCatalog;
   private pending: NodeJS.Timeout | undefined;
 
   constructor(options: GatewayOptions) {
     this.mesh = options.mesh;
     this.visible = toolFilter(options.include ?? [], options.exclude ?? []);
+    this.dynamic = options.dynamic ?? false;
     this.idleTimeoutMs = options.idleTimeoutMs ?? GATEWAY_IDLE_TIMEOUT_MS;
     this.maxCallMs = options.maxCallMs ?? GATEWAY_MAX_CALL_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "gateway" });
-    this.lastListing = this.listingKey();
+    this.search = new DynamicCatalog(() => this.tools());
     this.mesh.catalog.on("change", () => this.scheduleListChanged());
   }
 
-  /** Tools offered now: healthy agents only, filtered, namespaced. */
+  /** Tools of the whole mesh now: healthy agents only, filtered, namespaced. */
   tools(): Tool[] {
     const out: Tool[] = [];
     for (const agent of this.mesh.catalog.agents()) {
-      if (agent.instances.length === 0) continue; // every replica down: not offered as if healthy
-      for (const tool of agent.tools) {
-        if (!this.visible(agent.name, tool.name)) continue;
+      for (const tool of this.agentTools(agent.name)) {
         const name = gatewayToolName(agent.name, tool.name);
         if (!name) {
           this.logger.warn({ agent: agent.name, tool: tool.name }, "tool name cannot be namespaced within MCP's rules; not offered");
@@ -78,43 +89,111 @@ export class Gateway {
     return out;
   }
 
-  /** A fresh low-level MCP server for one client session. */
-  createServer(): Server {
+  /** The tools of one agent kind, unprefixed; none while every replica is down. */
+  agentTools(agent: string): Tool[] {
+    const a = this.mesh.catalog.agent(agent);
+    return a && a.instances.length > 0 ? a.tools.filter((t) => this.visible(agent, t.name)) : [];
+  }
+
+  /** Whether an agent kind has a healthy instance (the passthrough endpoint needs one). */
+  hasAgent(agent: string): boolean {
+    return (this.mesh.catalog.agent(agent)?.instances.length ?? 0) > 0;
+  }
+
+  /**
+   * A fresh low-level MCP server for one client session: the whole mesh (agent__tool, or
+   * the dynamic meta-tools), or, with `agent`, one agent kind exactly as its servers
+   * present it (unprefixed names), load-balanced across its healthy replicas.
+   */
+  createServer(agent?: string): Server {
+    const view: View = agent ? { kind: "agent", agent } : this.dynamic ? { kind: "dynamic" } : { kind: "mesh" };
     const server = new Server(
-      { name: "toolmesh-gateway", title: "toolmesh gateway", version: "0.1.0" },
+      {
+        name: agent ? `toolmesh-${agent}` : "toolmesh-gateway",
+        title: agent ? `${agent} (through the toolmesh gateway)` : "toolmesh gateway",
+        version: "0.1.0",
+      },
       {
         capabilities: { tools: { listChanged: true }, logging: {} },
-        instructions: "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
+        instructions:
+          view.kind === "agent"
+            ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
+            : view.kind === "dynamic"
+              ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
+              : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
       },
     );
-    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.tools() }));
-    server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.call(request.params, extra));
-    this.servers.add(server);
-    server.onclose = () => this.servers.delete(server);
+    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.offered(view) }));
+    server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra));
+    this.sessions.set(server, view);
+    if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
+    server.onclose = () => this.sessions.delete(server);
     return server;
   }
 
-  private async call(
+  private listing(view: View): string {
+    return this.offered(view)
+      .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
+      .sort()
+      .join("|");
+  }
+
+  close(): void {
+    clearTimeout(this.pending);
+    this.sessions.clear();
+  }
+
+  private offered(view: View): Tool[] {
+    if (view.kind === "agent") return this.agentTools(view.agent);
+    if (view.kind === "dynamic") return DYNAMIC_TOOLS;
+    return this.tools();
+  }
+
+  private async dispatch(
+    view: View,
     params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
-    extra: { signal: AbortSignal; sendNotification: Server["notification"] },
+    extra: Extra,
   ): Promise<CallToolResult> {
-    const target = parseGatewayToolName(params.name);
-    if (!target || !this.tools().some((t) => t.name === params.name)) {
-      throw new McpError(
-        ErrorCode.InvalidParams,
-        `Unknown tool "${params.name}". The gateway's tools are named <agent>__<tool>; list tools to see those available now.`,
-      );
+    if (view.kind === "dynamic") {
+      return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
+        const target = parseGatewayToolName(name);
+        if (!target || !this.tools().some((t) => t.name === name))
+          return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
+        return this.forward(target.agent, target.tool, { arguments: args, _meta: params._meta }, extra);
+      });
     }
+    const target = view.kind === "agent" ? { agent: view.agent, tool: params.name } : parseGatewayToolName(params.name);
+    if (!target || !this.offered(view).some((t) => t.name === params.name)) {
+      const hint =
+        view.kind === "agent"
+          ? `${view.agent} offers ${
+              this.agentTools(view.agent)
+                .map((t) => t.name)
+                .join(", ") || "nothing right now (no healthy instance)"
+            }`
+          : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
+      throw new McpError(ErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
+    }
+    return this.forward(target.agent, target.tool, params, extra);
+  }
+
+  /** Forwards one call through the mesh, relaying context, progress and cancellation. */
+  private async forward(
+    agent: string,
+    tool: string,
+    params: { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
+    extra: Extra,
+  ): Promise<CallToolResult> {
     const meta = params._meta ?? {};
     const progressToken = meta["progressToken"] as string | number | undefined;
     let context: MeshContext;
     try {
-      context = this.contextFor(meta, target.agent);
+      context = this.contextFor(meta, agent);
     } catch (e) {
       return errorResult(e);
     }
     try {
-      const { result } = await this.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
+      const { result } = await this.mesh.call(agent, tool, params.arguments ?? {}, {
         context,
         signal: extra.signal,
         timeoutMs: this.maxCallMs,
@@ -126,12 +205,12 @@ export class Gateway {
       return result;
     } catch (e) {
       if (extra.signal.aborted) throw e; // the client cancelled: it expects no answer
-      this.logger.warn({ tool: params.name, traceId: context.traceId, err: describeError(e) }, "call through the gateway failed");
+      this.logger.warn({ agent, tool, traceId: context.traceId, err: describeError(e) }, "call through the gateway failed");
       return errorResult(e);
     }
   }
 
-  /** The client's context continued (gateway appended), or a new one continuing its traceparent. */
+  /** The client's mesh context continued (gateway appended), or a new one continuing its traceparent. */
   private contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
     const incoming = fromMeta(meta);
     const fromMesh = Object.keys(meta).some((k) => k.startsWith(META_PREFIX));
@@ -139,29 +218,33 @@ export class Gateway {
     return rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
   }
 
+  /** After a catalog change, tell each session whose offered tools changed (coalesced). */
   private scheduleListChanged(): void {
     clearTimeout(this.pending);
-    // Coalesce bursts (an agent's instances and tools often change together).
     this.pending = setTimeout(() => {
-      const key = this.listingKey();
-      if (key === this.lastListing) return;
-      this.lastListing = key;
-      this.logger.info({ tools: this.tools().length, sessions: this.servers.size }, "tool list changed; notifying clients");
-      for (const s of this.servers) void s.sendToolListChanged().catch(() => undefined);
+      const views = new Map<string, View>();
+      for (const view of this.sessions.values()) views.set(viewKey(view), view);
+      const changed = new Set<string>();
+      for (const [key, view] of views) {
+        const listing = this.listing(view);
+        if (this.listings.get(key) !== listing) changed.add(key);
+        this.listings.set(key, listing);
+      }
+      if (changed.size === 0) return;
+      this.logger.info({ views: [...changed], sessions: this.sessions.size }, "tool list changed; notifying clients");
+      for (const [server, view] of this.sessions) {
+        if (changed.has(viewKey(view))) void server.sendToolListChanged().catch(() => undefined);
+      }
     }, 50);
   }
+}
 
-  private listingKey(): string {
-    return this.tools()
-      .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
-      .sort()
-      .join("|");
-  }
+function viewKey(view: View): string {
+  return view.kind === "agent" ? `agent:${view.agent}` : view.kind;
+}
 
-  close(): void {
-    clearTimeout(this.pending);
-    this.servers.clear();
-  }
+function unknownTool(name: string, hint: string): CallToolResult {
+  return { isError: true, content: [{ type: "text", text: `Unknown tool "${name}": ${hint}.` }] };
 }
 
 function errorResult(e: unknown): CallToolResult {

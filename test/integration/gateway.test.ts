@@ -79,7 +79,7 @@ describe("one MCP server for the whole mesh", () => {
 
   it("answers an unknown tool with a clear error and keeps the session", async () => {
     await expect(client.callTool({ name: "hr__nope", arguments: {} })).rejects.toThrow(
-      /Unknown tool "hr__nope"\. The gateway's tools are named <agent>__<tool>/,
+      /Unknown tool "hr__nope": the gateway.s tools are named <agent>__<tool>/,
     );
     expect((await names()).length).toBeGreaterThan(0);
   });
@@ -143,6 +143,71 @@ describe("relay", () => {
   }, 15_000);
 });
 
+describe("per-agent passthrough and the dynamic view", () => {
+  it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
+    const second = await spawnAgent("hr", consul.address);
+    agents["hr2"] = second;
+    const base = new URL(gateway.url);
+    const passthrough = await connectHttp(new URL("/agents/hr/mcp", base).toString());
+    const direct = await connectHttp(agents["hr"]!.url);
+    const strip = (tools: { name: string; inputSchema: unknown; annotations?: unknown }[]) =>
+      tools.map((t) => ({ name: t.name, inputSchema: t.inputSchema, annotations: t.annotations }));
+    expect(strip((await passthrough.listTools()).tools)).toEqual(strip((await direct.listTools()).tools));
+    await direct.close();
+
+    await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 2, {
+      timeoutMs: 3_000,
+      what: "two hr replicas",
+    });
+    await new Promise((r) => setTimeout(r, 200)); // the gateway's catalog follows Consul
+    for (let i = 0; i < 6; i++) {
+      const r = (await passthrough.callTool({ name: "get_employee", arguments: { employee_id: "E1001" } })) as CallToolResult;
+      expect(r.isError).toBeFalsy();
+    }
+    const served = (a: TestAgent) =>
+      a.logs().filter((l) => l["msg"] === "tool call" && l["tool"] === "get_employee" && l["caller"] === "gateway").length;
+    expect(served(agents["hr"]!)).toBeGreaterThan(0);
+    expect(served(second)).toBeGreaterThan(0);
+    await expect(passthrough.callTool({ name: "hr__get_employee", arguments: {} })).rejects.toThrow(
+      /Unknown tool "hr__get_employee": hr offers find_employee, /,
+    );
+    await passthrough.close();
+
+    const missing = await fetch(new URL("/agents/payroll/mcp", base), {
+      method: "POST",
+      body: "{}",
+      headers: { "content-type": "application/json" },
+    });
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain("/agents/<name>/mcp for each agent with a healthy instance");
+  });
+
+  it("--dynamic offers three meta-tools to search, describe and call the mesh's tools", async () => {
+    const dynamicGateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", args: ["--dynamic"] });
+    agents["dynamic"] = dynamicGateway;
+    const c = await connectHttp(dynamicGateway.url);
+    expect((await c.listTools()).tools.map((t) => t.name)).toEqual(["search_tools", "describe_tool", "call_tool"]);
+    const found = (await c.callTool({
+      name: "search_tools",
+      arguments: { query: "leave balance of an employee", limit: 3 },
+    })) as CallToolResult;
+    expect((found.structuredContent as { results: { name: string }[] }).results[0]!.name).toBe("hr__get_leave_balance");
+    const described = (await c.callTool({ name: "describe_tool", arguments: { name: "hr__get_leave_balance" } })) as CallToolResult;
+    expect((described.structuredContent as { tool: { inputSchema: { required: string[] } } }).tool.inputSchema.required).toEqual([
+      "employee_id",
+    ]);
+    const called = (await c.callTool({
+      name: "call_tool",
+      arguments: { name: "hr__get_leave_balance", arguments: { employee_id: "E1002" } },
+    })) as CallToolResult;
+    expect(called.structuredContent).toMatchObject({ employeeId: "E1002", year: 2026 });
+    const unknown = (await c.callTool({ name: "call_tool", arguments: { name: "hr__fire_everyone" } })) as CallToolResult;
+    expect(unknown.isError).toBe(true);
+    expect(resultText(unknown)).toContain('Unknown tool "hr__fire_everyone": search_tools finds the tools available now');
+    await c.close();
+  });
+});
+
 describe("a live catalog", () => {
   it("a new agent: the client gets list_changed and can call its tools within 2 s", async () => {
     const before = listChanged;
@@ -157,6 +222,7 @@ describe("a live catalog", () => {
   it("every replica of an agent down: its tools leave the list, and other agents keep working in the same session", async () => {
     const before = listChanged;
     agents["hr"]!.process.signal("SIGKILL");
+    agents["hr2"]?.process.signal("SIGKILL");
     await eventually(() => listChanged > before, { timeoutMs: 5_000, what: "tools/list_changed after hr died" });
     const now = await names();
     expect(now.filter((n) => n.startsWith("hr__"))).toEqual([]);
