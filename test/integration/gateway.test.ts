@@ -84,6 +84,26 @@ describe("one MCP server for the whole mesh", () => {
     expect((await names()).length).toBeGreaterThan(0);
   });
 
+  it("mesh gateway --stdio serves the mesh to a client that spawns it (as Claude Desktop does)", async () => {
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js");
+    const stdio = new Client({ name: "desktop", version: "1" });
+    await stdio.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [fileURLToPath(new URL("../../orchestrator/cli/main.ts", import.meta.url)), "gateway", "--stdio", "--include", "hr"],
+        env: { ...(process.env as Record<string, string>), CONSUL_HTTP_ADDR: consul.address },
+        stderr: "ignore",
+      }),
+    );
+    const tools = (await stdio.listTools()).tools.map((t) => t.name);
+    expect(tools.length).toBeGreaterThan(0);
+    expect(tools.every((n) => n.startsWith("hr__"))).toBe(true);
+    const r = (await stdio.callTool({ name: "hr__get_employee", arguments: { employee_id: "E1002" } })) as CallToolResult;
+    expect(r.structuredContent).toMatchObject({ employee: { name: "Bob Okafor" } });
+    await stdio.close();
+  });
+
   it("the MCP Inspector CLI lists and calls mesh tools through the gateway", async () => {
     const run = promisify(execFile);
     const list = JSON.parse(
