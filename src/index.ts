@@ -1,6 +1,6 @@
 // Public API of the toolmesh library. Whatever is exported here is API.
 export { MeshError, isMeshError, describeError, type MeshErrorCode, type MeshErrorOptions } from "./errors.ts";
-export { createLogger, silentLogger, REDACT_PATHS, type Logger, type LoggerOptions } from "./logger.ts";
+export { createLogger, silentLogger, LOG_LEVELS, REDACT_PATHS, type Logger, type LoggerOptions } from "./logger.ts";
 export { DEFAULT_CONSUL_ADDR, parseConsulAddress, type ConsulAddress } from "./consul/address.ts";
 export {
   ConsulClient,
@@ -82,9 +82,13 @@ export {
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
 export { digestTools, hashTools, type ToolsDigest } from "./agent/toolsHash.ts";
 export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, type RunningAgent } from "./agent/run.ts";
-export { addAgentOptions, agentFlags, agentMain, runAgentProcess, EXIT_MESH, EXIT_USAGE } from "./agent/main.ts";
+export { addAgentOptions, agentFlags, agentMain, logLevelOption, runAgentProcess, EXIT_MESH, EXIT_USAGE } from "./agent/main.ts";
 export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./agent/results.ts";
 export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
 export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
 export { createMcpServer } from "./agent/mcpServer.ts";
 export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts";
+export { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS, type GatewayOptions } from "./gateway/gateway.ts";
+export { DYNAMIC_TOOLS, DynamicCatalog } from "./gateway/dynamic.ts";
+export { TOOL_SEPARATOR, gatewayToolName, parseGatewayToolName, toolFilter } from "./gateway/toolNames.ts";
+export { type ConnectableServer } from "./agent/httpServer.ts";

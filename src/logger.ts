@@ -3,6 +3,9 @@ import { currentMeshContext } from "./context/meshContext.ts";
 
 export type { Logger };
 
+/** Levels a mesh process accepts for --log-level / MESH_LOG_LEVEL. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
 /**
  * Paths pino redacts wherever they appear in a log object. Tokens must never reach a log
  * line (DESIGN.md: secrets stay secret), so every field that may carry one is listed.

@@ -1,11 +1,13 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { Command, Option } from "commander";
+import { Command } from "commander";
+import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
 import { serveHttp } from "../../src/agent/httpServer.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Gateway } from "../../src/gateway/gateway.ts";
+import type { LOG_LEVELS } from "../../src/logger.ts";
 import { createLogger } from "../../src/logger.ts";
 
 export interface GatewayFlags {
@@ -17,7 +19,7 @@ export interface GatewayFlags {
   include: string[];
   exclude: string[];
   dynamic?: boolean;
-  logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  logLevel?: (typeof LOG_LEVELS)[number];
 }
 
 const collect = (v: string, acc: string[]) => [...acc, v];
@@ -35,17 +37,7 @@ export function addGatewayOptions(cmd: Command): Command {
     .option("--include <pattern>", "offer only matching tools: agent, agent.tool, * wildcards (repeatable)", collect, [])
     .option("--exclude <pattern>", "hide matching tools (repeatable)", collect, [])
     .option("--dynamic", "offer three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: for large meshes")
-    .addOption(
-      new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
-        "fatal",
-        "error",
-        "warn",
-        "info",
-        "debug",
-        "trace",
-        "silent",
-      ]),
-    );
+    .addOption(logLevelOption());
 }
 
 /** Runs the gateway until SIGTERM/SIGINT (HTTP) or until the client closes stdin (stdio). */

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
 import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../errors.ts";
+import { LOG_LEVELS } from "../logger.ts";
 
 /** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
 export const DEFAULT_HOST = "127.0.0.1";
@@ -70,7 +71,7 @@ export const AgentConfigSchema = z
           : v,
       z.array(z.string().regex(/^[A-Za-z0-9.:_-]+$/, "expected host names such as hr-1 or mesh.example.com")).default([]),
     ),
-    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    logLevel: z.enum(LOG_LEVELS).default("info"),
   })
   .strict();
 

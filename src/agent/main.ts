@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { describeError, isMeshError } from "../errors.ts";
+import { LOG_LEVELS } from "../logger.ts";
 import { resolveAgentConfig, type AgentConfigInput } from "./config.ts";
 import type { AgentDefinition } from "./definition.ts";
 import { startAgent, type RunningAgent } from "./run.ts";
@@ -29,17 +30,12 @@ export function addAgentOptions(cmd: Command): Command {
     .option("--instance-id <id>", "Consul service id (default <name>-<hostname>-<port>; env MESH_INSTANCE_ID)")
     .option("--drain-timeout <ms>", "how long SIGTERM waits for in-flight calls (env MESH_DRAIN_TIMEOUT_MS)")
     .option("--allowed-hosts <list>", "more host names clients may use to reach this agent, comma-separated (env MESH_ALLOWED_HOSTS)")
-    .addOption(
-      new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([
-        "fatal",
-        "error",
-        "warn",
-        "info",
-        "debug",
-        "trace",
-        "silent",
-      ]),
-    );
+    .addOption(logLevelOption());
+}
+
+/** --log-level, shared by every mesh process. */
+export function logLevelOption(): Option {
+  return new Option("--log-level <level>", "log level (env MESH_LOG_LEVEL)").choices([...LOG_LEVELS]);
 }
 
 /** Maps parsed commander options to config input keys. */
