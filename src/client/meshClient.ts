@@ -106,8 +106,11 @@ export class MeshClient implements MeshCaller {
               signal,
               timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
               maxTotalTimeout: Math.max(1, deadline - Date.now()),
-              // Progress proves the agent is working: it resets the idle timer (the deadline still holds).
-              ...(options.onProgress ? { onprogress: options.onProgress, resetTimeoutOnProgress: true } : {}),
+              // Progress proves the agent is working: it resets the idle timer (the deadline still
+              // holds). With an idle timeout, always ask for progress, even if nobody listens.
+              ...(options.onProgress || options.idleTimeoutMs !== undefined
+                ? { onprogress: options.onProgress ?? (() => undefined), resetTimeoutOnProgress: true }
+                : {}),
             }),
           );
           return { result: result as CallToolResult, instance: instance.id, context: ctx };

@@ -163,6 +163,16 @@ describe("relay", () => {
   }, 15_000);
 });
 
+it("with an idle timeout (as the gateway forwards), progress keeps a long call alive even when the client asked for none", async () => {
+  const { MeshClient } = await import("../../src/client/meshClient.ts");
+  const idle = new MeshClient({ consul: consul.client, callerName: "test", catalogMode: "all" });
+  await idle.start();
+  // 6 progress steps 300 ms apart: 1.8 s of work against a 1 s idle timeout.
+  const { result } = await idle.call("probe", "progress", { count: 6, interval_ms: 300 }, { idleTimeoutMs: 1_000, timeoutMs: 10_000 });
+  expect(result.structuredContent).toEqual({ sent: 6 });
+  await idle.close();
+});
+
 describe("per-agent passthrough and the dynamic view", () => {
   it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
     const second = await spawnAgent("hr", consul.address);
