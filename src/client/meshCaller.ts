@@ -1,5 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshContext } from "../context/meshContext.ts";
+import type { ClientPool } from "./pool.ts";
 
 export interface CallToolOptions {
   signal?: AbortSignal;
@@ -18,6 +19,11 @@ export interface CallToolOptions {
    * (timeoutMs) still bounds the whole call. Default: the whole remaining budget.
    */
   idleTimeoutMs?: number;
+  /**
+   * Connections to use instead of the shared pool: a gateway session that relays
+   * server→client requests (sampling, elicitation, roots) needs connections of its own.
+   */
+  pool?: ClientPool;
   /** Progress notifications from the agent; each one also resets the idle timeout. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }

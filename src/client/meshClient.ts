@@ -91,7 +91,8 @@ export class MeshClient implements MeshCaller {
         { retryable: true, details: { agent } },
       );
     }
-    const first = this.picker.pick(agent, instances, (id) => this.pool.inFlight(id));
+    const pool = options.pool ?? this.pool;
+    const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
     const order = [first, ...instances.filter((i) => i !== first)];
     const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
@@ -101,7 +102,7 @@ export class MeshClient implements MeshCaller {
       for (let attempt = 0; attempt < 2; attempt++) {
         options.onInstance?.(instance.id);
         try {
-          const result = await this.pool.use(instance, (client) =>
+          const result = await pool.use(instance, (client) =>
             client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
               signal,
               timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
@@ -126,7 +127,7 @@ export class MeshClient implements MeshCaller {
           // an answer: our side closed the connection (the instance left the catalog mid-call).
           if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
           const reason = notDelivered(e);
-          void this.pool.drop(instance.id);
+          void pool.drop(instance.id);
           // The request may have reached the agent: call again elsewhere only if the tool
           // says repeating it is harmless; never run a side effect twice silently.
           if (!reason && !this.repeatable(agent, tool)) {

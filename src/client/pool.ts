@@ -1,6 +1,6 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import { silentLogger, type Logger } from "../logger.ts";
 
 /** What the pool needs to know of an instance. */
@@ -15,6 +15,10 @@ export interface ClientPoolOptions {
   logger?: Logger;
   /** An instance said its tool list changed (notifications/tools/list_changed). */
   onToolsChanged?: (instanceId: string) => void;
+  /** Capabilities the pool's clients declare (e.g. sampling, when requests are relayed). */
+  capabilities?: ClientCapabilities;
+  /** Installs handlers on each new client before it connects (server→client requests). */
+  configure?: (client: Client) => void;
 }
 
 interface Entry {
@@ -33,8 +37,12 @@ export class ClientPool {
   private readonly clientName: string;
   private readonly logger: Logger;
   private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
+  private readonly capabilities: ClientCapabilities;
+  private readonly configure: ((client: Client) => void) | undefined;
 
   constructor(options: ClientPoolOptions) {
+    this.capabilities = options.capabilities ?? {};
+    this.configure = options.configure;
     this.clientName = options.clientName;
     this.logger = (options.logger ?? silentLogger).child({ component: "client-pool" });
     this.onToolsChanged = options.onToolsChanged;
@@ -97,7 +105,8 @@ export class ClientPool {
   }
 
   private async connect(target: PoolTarget): Promise<Client> {
-    const client = new Client({ name: this.clientName, version: "1" }, { capabilities: {} });
+    const client = new Client({ name: this.clientName, version: "1" }, { capabilities: this.capabilities });
+    this.configure?.(client);
     client.onclose = () => {
       const entry = this.entries.get(target.id);
       if (entry && entry.url === target.url) this.entries.delete(target.id);

@@ -1,13 +1,18 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
   CallToolRequestSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
   ErrorCode,
+  ListRootsRequestSchema,
   ListToolsRequestSchema,
+  LoggingMessageNotificationSchema,
   McpError,
   type CallToolResult,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshClient } from "../client/meshClient.ts";
+import { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
@@ -123,11 +128,46 @@ export class Gateway {
               : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
       },
     );
+    // Server→client requests of an agent (sampling, elicitation, roots) must reach the client
+    // whose call caused them, and the answer the same replica: a client that can answer them
+    // gets upstream connections of its own, which relay them (and the agents' log messages).
+    let relayPool: ClientPool | undefined;
+    const relay = (): ClientPool | undefined => {
+      const caps = server.getClientCapabilities();
+      if (!caps?.sampling && !caps?.elicitation && !caps?.roots) return undefined;
+      relayPool ??= new ClientPool({
+        clientName: "toolmesh-gateway",
+        capabilities: {
+          ...(caps.sampling ? { sampling: caps.sampling } : {}),
+          ...(caps.elicitation ? { elicitation: caps.elicitation } : {}),
+          ...(caps.roots ? { roots: {} } : {}),
+        },
+        configure: (client) => {
+          if (caps.sampling)
+            client.setRequestHandler(CreateMessageRequestSchema, (req, extra) =>
+              server.createMessage(req.params, { signal: extra.signal }),
+            );
+          if (caps.elicitation)
+            client.setRequestHandler(ElicitRequestSchema, (req, extra) => server.elicitInput(req.params, { signal: extra.signal }));
+          if (caps.roots)
+            client.setRequestHandler(ListRootsRequestSchema, (_req, extra) => server.listRoots(undefined, { signal: extra.signal }));
+          client.setNotificationHandler(
+            LoggingMessageNotificationSchema,
+            (n) => void server.sendLoggingMessage(n.params).catch(() => undefined),
+          );
+        },
+        logger: this.logger,
+      });
+      return relayPool;
+    };
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.offered(view) }));
-    server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra));
+    server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra, relay()));
     this.sessions.set(server, view);
     if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
-    server.onclose = () => this.sessions.delete(server);
+    server.onclose = () => {
+      this.sessions.delete(server);
+      void relayPool?.closeAll();
+    };
     return server;
   }
 
@@ -153,13 +193,14 @@ export class Gateway {
     view: View,
     params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
     extra: Extra,
+    pool: ClientPool | undefined,
   ): Promise<CallToolResult> {
     if (view.kind === "dynamic") {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
         const target = parseGatewayToolName(name);
         if (!target || !this.tools().some((t) => t.name === name))
           return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
-        return this.forward(target.agent, target.tool, { arguments: args, _meta: params._meta }, extra);
+        return this.forward(target.agent, target.tool, { arguments: args, _meta: params._meta }, extra, pool);
       });
     }
     const target = view.kind === "agent" ? { agent: view.agent, tool: params.name } : parseGatewayToolName(params.name);
@@ -174,7 +215,7 @@ export class Gateway {
           : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
       throw new McpError(ErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
     }
-    return this.forward(target.agent, target.tool, params, extra);
+    return this.forward(target.agent, target.tool, params, extra, pool);
   }
 
   /** Forwards one call through the mesh, relaying context, progress and cancellation. */
@@ -183,6 +224,7 @@ export class Gateway {
     tool: string,
     params: { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
     extra: Extra,
+    pool: ClientPool | undefined,
   ): Promise<CallToolResult> {
     const meta = params._meta ?? {};
     const progressToken = meta["progressToken"] as string | number | undefined;
@@ -196,6 +238,7 @@ export class Gateway {
       const { result } = await this.mesh.call(agent, tool, params.arguments ?? {}, {
         context,
         signal: extra.signal,
+        ...(pool ? { pool } : {}),
         timeoutMs: this.maxCallMs,
         idleTimeoutMs: this.idleTimeoutMs,
         ...(progressToken !== undefined

@@ -173,6 +173,43 @@ it("with an idle timeout (as the gateway forwards), progress keeps a long call a
   await idle.close();
 });
 
+describe("server-to-client requests", () => {
+  async function answeringClient(url: string) {
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+    const { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema } =
+      await import("@modelcontextprotocol/sdk/types.js");
+    const c = new Client({ name: "answering", version: "1" }, { capabilities: { sampling: {}, elicitation: {} } });
+    const logs: unknown[] = [];
+    c.setRequestHandler(CreateMessageRequestSchema, (req) => {
+      const content = req.params.messages[0]!.content;
+      const first = Array.isArray(content) ? content[0] : content;
+      return {
+        model: "test-model",
+        role: "assistant",
+        content: { type: "text", text: `sampled: ${first?.type === "text" ? first.text : "?"}` },
+      };
+    });
+    c.setRequestHandler(ElicitRequestSchema, (req) => ({ action: "accept", content: { answer: `yes to ${req.params.message}` } }));
+    c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params.data));
+    await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+    return { c, logs };
+  }
+
+  it.each([
+    ["the gateway", "", "probe__"],
+    ["the passthrough endpoint", "/agents/probe/mcp", ""],
+  ])("sampling and elicitation round-trip through %s, answered by the SDK client", async (_label, path, prefix) => {
+    const { c, logs } = await answeringClient(path ? new URL(path, gateway.url).toString() : gateway.url);
+    const sampled = (await c.callTool({ name: `${prefix}sample`, arguments: { prompt: "hello mesh" } })) as CallToolResult;
+    expect(sampled.structuredContent).toMatchObject({ model: "test-model", text: "sampled: hello mesh" });
+    const elicited = (await c.callTool({ name: `${prefix}ask_user`, arguments: { message: "proceed?" } })) as CallToolResult;
+    expect(elicited.structuredContent).toMatchObject({ action: "accept", content: { answer: "yes to proceed?" } });
+    await eventually(() => logs.includes("sampling for hello mesh"), { timeoutMs: 1_000, what: "the agent's log message at the client" });
+    await c.close();
+  });
+});
+
 describe("per-agent passthrough and the dynamic view", () => {
   it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
     const second = await spawnAgent("hr", consul.address);
