@@ -1,3 +1,4 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient } from "../consul/client.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
@@ -156,6 +157,38 @@ export class MeshClient implements MeshCaller {
       `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
       { retryable: true, cause: lastError, details: { agent, traceId: ctx.traceId } },
     );
+  }
+
+  /**
+   * Runs a read-only request (list or read resources, get a prompt...) on a healthy
+   * instance of `agent`; a transport failure moves on to the next instance. A JSON-RPC
+   * error is the agent's answer and surfaces.
+   */
+  async withAgent<T>(agent: string, fn: (client: Client) => Promise<T>, options: { pool?: ClientPool } = {}): Promise<T> {
+    const pool = options.pool ?? this.pool;
+    const instances = await this.catalog.instances(agent);
+    if (instances.length === 0) {
+      throw new MeshError("NO_HEALTHY_INSTANCE", `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.`, {
+        retryable: true,
+        details: { agent },
+      });
+    }
+    const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
+    let lastError: unknown;
+    for (const instance of [first, ...instances.filter((i) => i !== first)]) {
+      try {
+        return await pool.use(instance, fn);
+      } catch (e) {
+        if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
+        lastError = e;
+        void pool.drop(instance.id);
+      }
+    }
+    throw new MeshError("AGENT_UNREACHABLE", `No healthy instance of agent "${agent}" answered: ${describeError(lastError)}`, {
+      retryable: true,
+      cause: lastError,
+      details: { agent },
+    });
   }
 
   /** Whether the agent's catalog entry marks the tool read-only or idempotent. */

@@ -17,6 +17,7 @@ import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } fr
 import { describeError, isMeshError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
+import { installResourcesAndPrompts } from "./resources.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 
 /** Longest silence from an agent during a call through the gateway; progress resets it. @default 60000 */
@@ -119,7 +120,7 @@ export class Gateway {
         version: "0.1.0",
       },
       {
-        capabilities: { tools: { listChanged: true }, logging: {} },
+        capabilities: { tools: { listChanged: true }, logging: {}, ...(view.kind === "dynamic" ? {} : { resources: {}, prompts: {} }) },
         instructions:
           view.kind === "agent"
             ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
@@ -161,6 +162,21 @@ export class Gateway {
       return relayPool;
     };
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.offered(view) }));
+    if (view.kind !== "dynamic") {
+      installResourcesAndPrompts(server, {
+        mesh: this.mesh,
+        agents: () =>
+          view.kind === "agent"
+            ? [view.agent]
+            : this.mesh.catalog
+                .agents()
+                .filter((a) => a.instances.length > 0)
+                .map((a) => a.name),
+        prefix: view.kind === "mesh",
+        pool: relay,
+        logger: this.logger,
+      });
+    }
     server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra, relay()));
     this.sessions.set(server, view);
     if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));

@@ -210,6 +210,35 @@ describe("server-to-client requests", () => {
   });
 });
 
+describe("resources and prompts", () => {
+  it("are aggregated across agents: resources keep their URIs and are read from their agent, prompts are named agent__prompt", async () => {
+    const { resources } = await client.listResources();
+    const info = resources.find((r) => r.uri === "probe://probe/info")!;
+    expect(info._meta).toMatchObject({ "io.toolmesh/agent": "probe" });
+    const read = await client.readResource({ uri: "probe://probe/info" });
+    expect(read.contents[0]).toMatchObject({ text: expect.stringMatching(/^I am probe \(pid \d+\)\.$/) });
+    const templated = await client.readResource({ uri: "probe://probe/notes/42" });
+    expect(templated.contents[0]).toMatchObject({ text: "Note 42 of probe." });
+    await expect(client.readResource({ uri: "probe://nobody/x" })).rejects.toThrow(
+      /Resource not found: no agent of the mesh lists "probe:\/\/nobody\/x"/,
+    );
+
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((p) => p.name)).toContain("probe__greet");
+    const prompt = await client.getPrompt({ name: "probe__greet", arguments: { who: "Ada" } });
+    expect(prompt.messages[0]!.content).toMatchObject({ type: "text", text: "Hello Ada, from probe." });
+  });
+
+  it("the passthrough presents the agent's own prompt names", async () => {
+    const c = await connectHttp(new URL("/agents/probe/mcp", gateway.url).toString());
+    expect((await c.listPrompts()).prompts.map((p) => p.name)).toEqual(["greet"]);
+    expect((await c.getPrompt({ name: "greet", arguments: { who: "Bo" } })).messages[0]!.content).toMatchObject({
+      text: "Hello Bo, from probe.",
+    });
+    await c.close();
+  });
+});
+
 describe("per-agent passthrough and the dynamic view", () => {
   it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
     const second = await spawnAgent("hr", consul.address);
