@@ -82,16 +82,7 @@ export class MeshClient implements MeshCaller {
     ctx = { ...ctx, deadline };
 
     const instances = await this.catalog.instances(agent);
-    if (instances.length === 0) {
-      const outage = this.catalog.lastError
-        ? ` Consul is unreachable (${this.catalog.lastError}); the last-known catalog has none either.`
-        : "";
-      throw new MeshError(
-        "NO_HEALTHY_INSTANCE",
-        `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage} Start one (mesh serve ${agent}) or check "mesh agents".`,
-        { retryable: true, details: { agent } },
-      );
-    }
+    if (instances.length === 0) throw this.noInstance(agent);
     const pool = options.pool ?? this.pool;
     const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
     const order = [first, ...instances.filter((i) => i !== first)];
@@ -167,12 +158,7 @@ export class MeshClient implements MeshCaller {
   async withAgent<T>(agent: string, fn: (client: Client) => Promise<T>, options: { pool?: ClientPool } = {}): Promise<T> {
     const pool = options.pool ?? this.pool;
     const instances = await this.catalog.instances(agent);
-    if (instances.length === 0) {
-      throw new MeshError("NO_HEALTHY_INSTANCE", `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.`, {
-        retryable: true,
-        details: { agent },
-      });
-    }
+    if (instances.length === 0) throw this.noInstance(agent);
     const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
     let lastError: unknown;
     for (const instance of [first, ...instances.filter((i) => i !== first)]) {
@@ -189,6 +175,17 @@ export class MeshClient implements MeshCaller {
       cause: lastError,
       details: { agent },
     });
+  }
+
+  private noInstance(agent: string): MeshError {
+    const outage = this.catalog.lastError
+      ? ` Consul is unreachable (${this.catalog.lastError}); the last-known catalog has none either.`
+      : "";
+    return new MeshError(
+      "NO_HEALTHY_INSTANCE",
+      `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage} Start one (mesh serve ${agent}) or check "mesh agents".`,
+      { retryable: true, details: { agent } },
+    );
   }
 
   /** Whether the agent's catalog entry marks the tool read-only or idempotent. */
