@@ -17,7 +17,6 @@ export {
 export {
   startDevConsul,
   resolveConsulBinary,
-  consulVersion,
   CONSUL_SCRIPT,
   DEV_AGENT_READY_TIMEOUT_MS,
   type DevConsul,
@@ -46,7 +45,6 @@ export {
   childContext,
   currentMeshContext,
   fromMeta,
-  remainingMs,
   rootContext,
   runWithMeshContext,
   toMeta,

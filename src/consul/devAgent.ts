@@ -1,11 +1,8 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { MeshError } from "../errors.ts";
 import { ConsulClient } from "./client.ts";
-
-const execFileAsync = promisify(execFile);
 
 /** The project's provisioning script (prints a consul binary path, building one if needed). */
 export const CONSUL_SCRIPT = fileURLToPath(new URL("../../scripts/consul.sh", import.meta.url));
@@ -149,10 +146,4 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
       clearTimeout(timer);
     },
   };
-}
-
-/** The binary's version line, e.g. "Consul v1.14.11". */
-export async function consulVersion(binary: string): Promise<string> {
-  const { stdout } = await execFileAsync(binary, ["version"]);
-  return stdout.split("\n")[0]?.trim() ?? "";
 }

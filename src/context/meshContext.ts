@@ -166,11 +166,6 @@ function isTurn(t: unknown): boolean {
   return !!x && (x.role === "user" || x.role === "agent") && typeof x.text === "string";
 }
 
-/** Milliseconds left before the context's deadline (Infinity without one). */
-export function remainingMs(ctx: MeshContext | undefined): number {
-  return ctx?.deadline === undefined ? Number.POSITIVE_INFINITY : ctx.deadline - Date.now();
-}
-
 const storage = new AsyncLocalStorage<MeshContext>();
 
 /** The context of the tool call being served, if any (set by the agent kit). */
