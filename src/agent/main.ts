@@ -63,21 +63,24 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
  * at once with 130.
  */
 export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<string, unknown>): Promise<never> {
-  let agent: RunningAgent;
+  // Handlers go in before start-up: a signal that arrives while the agent registers (it is
+  // already visible in Consul then) must still drain and deregister, not kill the process.
+  let agent: RunningAgent | undefined;
+  let stopReason: string | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopReason) process.exit(130);
+    stopReason = `received ${signal}`;
+    if (agent) void agent.stop(stopReason);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     agent = await startAgent(def, resolveAgentConfig(agentFlags(flags)));
   } catch (e) {
     process.stderr.write(`${def.name}: ${describeError(e)}\n`);
     process.exit(isMeshError(e) && e.code === "CONFIG_INVALID" ? EXIT_USAGE : EXIT_MESH);
   }
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) process.exit(130);
-    signalled = true;
-    void agent.stop(`received ${signal}`);
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  if (stopReason) void agent.stop(stopReason);
   await agent.done;
   process.exit(0);
 }
