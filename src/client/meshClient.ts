@@ -155,14 +155,25 @@ export class MeshClient implements MeshCaller {
    * instance of `agent`; a transport failure moves on to the next instance. A JSON-RPC
    * error is the agent's answer and surfaces.
    */
-  async withAgent<T>(agent: string, fn: (client: Client) => Promise<T>, options: { pool?: ClientPool } = {}): Promise<T> {
+  async withAgent<T>(
+    agent: string,
+    fn: (client: Client) => Promise<T>,
+    options: {
+      pool?: ClientPool;
+      /** An instance to use while it is healthy (one holding a subscription, say). */
+      prefer?: string;
+      /** Told which instance the request went to. */
+      onInstance?: (instanceId: string) => void;
+    } = {},
+  ): Promise<T> {
     const pool = options.pool ?? this.pool;
     const instances = await this.catalog.instances(agent);
     if (instances.length === 0) throw this.noInstance(agent);
-    const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
+    const first = instances.find((i) => i.id === options.prefer) ?? this.picker.pick(agent, instances, (id) => pool.inFlight(id));
     let lastError: unknown;
     for (const instance of [first, ...instances.filter((i) => i !== first)]) {
       try {
+        options.onInstance?.(instance.id);
         return await pool.use(instance, fn);
       } catch (e) {
         if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;

@@ -19,6 +19,8 @@ export interface ClientPoolOptions {
   capabilities?: ClientCapabilities;
   /** Installs handlers on each new client before it connects (server→client requests). */
   configure?: (client: Client) => void;
+  /** Runs once each new client has connected (e.g. to pass on the session's log level). */
+  onConnected?: (client: Client) => Promise<unknown>;
 }
 
 interface Entry {
@@ -39,10 +41,12 @@ export class ClientPool {
   private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
   private readonly capabilities: ClientCapabilities;
   private readonly configure: ((client: Client) => void) | undefined;
+  private readonly onConnected: ((client: Client) => Promise<unknown>) | undefined;
 
   constructor(options: ClientPoolOptions) {
     this.capabilities = options.capabilities ?? {};
     this.configure = options.configure;
+    this.onConnected = options.onConnected;
     this.clientName = options.clientName;
     this.logger = (options.logger ?? silentLogger).child({ component: "client-pool" });
     this.onToolsChanged = options.onToolsChanged;
@@ -100,6 +104,19 @@ export class ClientPool {
     return [...this.entries.keys()];
   }
 
+  /** Runs `fn` on every connected client; a failure on one is logged, not thrown. */
+  async each(fn: (client: Client) => Promise<unknown>): Promise<void> {
+    await Promise.all(
+      [...this.entries.entries()].map(async ([id, entry]) => {
+        try {
+          await fn(await entry.client);
+        } catch (e) {
+          this.logger.debug({ instance: id, err: String(e) }, "request to a pooled client failed");
+        }
+      }),
+    );
+  }
+
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.entries.keys()].map((id) => this.drop(id)));
   }
@@ -113,6 +130,9 @@ export class ClientPool {
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
     await client.connect(new StreamableHTTPClientTransport(new URL(target.url)));
+    await this.onConnected?.(client).catch((e: unknown) =>
+      this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
+    );
     this.logger.debug({ instance: target.id, url: target.url }, "connected");
     return client;
   }

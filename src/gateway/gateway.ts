@@ -8,7 +8,12 @@ import {
   ListToolsRequestSchema,
   LoggingMessageNotificationSchema,
   McpError,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  SetLevelRequestSchema,
   type CallToolResult,
+  type LoggingLevel,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshClient } from "../client/meshClient.ts";
@@ -59,7 +64,7 @@ export class Gateway {
   private readonly maxCallMs: number;
   private readonly logger: Logger;
   private readonly sessions = new Map<Server, View>();
-  private readonly listings = new Map<string, string>();
+  private readonly listings = new Map<string, Listing>();
   private readonly search: DynamicCatalog;
   private pending: NodeJS.Timeout | undefined;
 
@@ -120,7 +125,13 @@ export class Gateway {
         version: "0.1.0",
       },
       {
-        capabilities: { tools: { listChanged: true }, logging: {}, ...(view.kind === "dynamic" ? {} : { resources: {}, prompts: {} }) },
+        capabilities: {
+          tools: { listChanged: true },
+          logging: {},
+          ...(view.kind === "dynamic"
+            ? {}
+            : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
+        },
         instructions:
           view.kind === "agent"
             ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
@@ -130,12 +141,14 @@ export class Gateway {
       },
     );
     // Server→client requests of an agent (sampling, elicitation, roots) must reach the client
-    // whose call caused them, and the answer the same replica: a client that can answer them
-    // gets upstream connections of its own, which relay them (and the agents' log messages).
+    // whose call caused them, and the answer the same replica; so must the agents' log
+    // messages and resource updates. A session that needs any of that gets upstream
+    // connections of its own (its relay pool), which relay them; others share the gateway's.
     let relayPool: ClientPool | undefined;
-    const relay = (): ClientPool | undefined => {
-      const caps = server.getClientCapabilities();
-      if (!caps?.sampling && !caps?.elicitation && !caps?.roots) return undefined;
+    let logLevel: LoggingLevel | undefined;
+    const relay = (required = false): ClientPool | undefined => {
+      const caps = server.getClientCapabilities() ?? {};
+      if (!relayPool && !required && !caps.sampling && !caps.elicitation && !caps.roots && logLevel === undefined) return undefined;
       relayPool ??= new ClientPool({
         clientName: "toolmesh-gateway",
         capabilities: {
@@ -152,26 +165,32 @@ export class Gateway {
             client.setRequestHandler(ElicitRequestSchema, (req, extra) => server.elicitInput(req.params, { signal: extra.signal }));
           if (caps.roots)
             client.setRequestHandler(ListRootsRequestSchema, (_req, extra) => server.listRoots(undefined, { signal: extra.signal }));
-          client.setNotificationHandler(
-            LoggingMessageNotificationSchema,
-            (n) => void server.sendLoggingMessage(n.params).catch(() => undefined),
-          );
+          const ignore = () => undefined;
+          client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void server.sendLoggingMessage(n.params).catch(ignore));
+          client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void server.sendResourceUpdated(n.params).catch(ignore));
+          if (view.kind !== "dynamic") {
+            client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void server.sendResourceListChanged().catch(ignore));
+            client.setNotificationHandler(PromptListChangedNotificationSchema, () => void server.sendPromptListChanged().catch(ignore));
+          }
+        },
+        onConnected: async (client) => {
+          if (logLevel !== undefined && client.getServerCapabilities()?.logging) await client.setLoggingLevel(logLevel);
         },
         logger: this.logger,
       });
       return relayPool;
     };
+    // The client's log level applies at the agents, which then send only what it asked for.
+    server.setRequestHandler(SetLevelRequestSchema, async (req) => {
+      logLevel = req.params.level;
+      await relay(true)!.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
+      return {};
+    });
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.offered(view) }));
     if (view.kind !== "dynamic") {
       installResourcesAndPrompts(server, {
         mesh: this.mesh,
-        agents: () =>
-          view.kind === "agent"
-            ? [view.agent]
-            : this.mesh.catalog
-                .agents()
-                .filter((a) => a.instances.length > 0)
-                .map((a) => a.name),
+        agents: () => (view.kind === "agent" ? [view.agent] : this.healthyAgents()),
         prefix: view.kind === "mesh",
         pool: relay,
         logger: this.logger,
@@ -187,11 +206,24 @@ export class Gateway {
     return server;
   }
 
-  private listing(view: View): string {
-    return this.offered(view)
+  private listing(view: View): Listing {
+    const tools = this.offered(view)
       .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
       .sort()
       .join("|");
+    // Resources and prompts are fetched from the agents on demand: they can change when
+    // the set of agents with a healthy instance does.
+    const agents = view.kind === "agent" ? String(this.hasAgent(view.agent)) : this.healthyAgents().join(",");
+    return { tools, agents };
+  }
+
+  /** Agents with at least one healthy instance, sorted. */
+  healthyAgents(): string[] {
+    return this.mesh.catalog
+      .agents()
+      .filter((a) => a.instances.length > 0)
+      .map((a) => a.name)
+      .sort();
   }
 
   close(): void {
@@ -277,25 +309,39 @@ export class Gateway {
     return rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
   }
 
-  /** After a catalog change, tell each session whose offered tools changed (coalesced). */
+  /** After a catalog change, tell each session whose offered tools, resources or prompts changed (coalesced). */
   private scheduleListChanged(): void {
     clearTimeout(this.pending);
     this.pending = setTimeout(() => {
       const views = new Map<string, View>();
       for (const view of this.sessions.values()) views.set(viewKey(view), view);
-      const changed = new Set<string>();
+      const tools = new Set<string>();
+      const members = new Set<string>();
       for (const [key, view] of views) {
-        const listing = this.listing(view);
-        if (this.listings.get(key) !== listing) changed.add(key);
-        this.listings.set(key, listing);
+        const now = this.listing(view);
+        const before = this.listings.get(key);
+        if (before?.tools !== now.tools) tools.add(key);
+        if (before?.agents !== now.agents && view.kind !== "dynamic") members.add(key);
+        this.listings.set(key, now);
       }
-      if (changed.size === 0) return;
-      this.logger.info({ views: [...changed], sessions: this.sessions.size }, "tool list changed; notifying clients");
+      if (tools.size === 0 && members.size === 0) return;
+      this.logger.info({ views: [...new Set([...tools, ...members])], sessions: this.sessions.size }, "catalog changed; notifying clients");
+      const ignore = () => undefined;
       for (const [server, view] of this.sessions) {
-        if (changed.has(viewKey(view))) void server.sendToolListChanged().catch(() => undefined);
+        if (tools.has(viewKey(view))) void server.sendToolListChanged().catch(ignore);
+        if (members.has(viewKey(view))) {
+          void server.sendResourceListChanged().catch(ignore);
+          void server.sendPromptListChanged().catch(ignore);
+        }
       }
     }, 50);
   }
+}
+
+/** What a view offers, to tell when it changed. */
+interface Listing {
+  tools: string;
+  agents: string;
 }
 
 function viewKey(view: View): string {

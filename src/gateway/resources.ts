@@ -1,12 +1,17 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
+  CompleteRequestSchema,
+  ErrorCode,
   GetPromptRequestSchema,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   McpError,
   ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type CompleteResult,
   type Prompt,
   type Resource,
   type ResourceTemplate,
@@ -27,8 +32,11 @@ export interface AggregationOptions {
   agents: () => string[];
   /** Namespace prompt names as agent__prompt (the whole-mesh view). */
   prefix: boolean;
-  /** The session's own connections, if it relays server-to-client requests. */
-  pool: () => ClientPool | undefined;
+  /**
+   * The session's own connections, if it relays server-to-client messages; `required`
+   * opens them (a subscription's updates must come back to this session).
+   */
+  pool: (required?: boolean) => ClientPool | undefined;
   logger: Logger;
 }
 
@@ -42,7 +50,9 @@ const AGENT_KEY = `${META_PREFIX}agent`;
  */
 export function installResourcesAndPrompts(server: Server, o: AggregationOptions): void {
   const owners = new Map<string, string>();
-  let templates: { agent: string; pattern: RegExp }[] = [];
+  let templates: { agent: string; uriTemplate: string; pattern: RegExp }[] = [];
+  /** Subscribed URI → where the subscription lives (updates come from that instance). */
+  const subscriptions = new Map<string, { agent: string; instance: string | undefined }>();
 
   const fanOut = async <T>(what: string, fn: (agent: string, client: Client) => Promise<T[]>): Promise<T[]> => {
     const pool = o.pool();
@@ -76,7 +86,11 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
         ? (await c.listResourceTemplates()).resourceTemplates.map((t) => ({ ...t, _meta: { ...t._meta, [AGENT_KEY]: agent } }))
         : [],
     );
-    templates = list.map((t) => ({ agent: t._meta[AGENT_KEY] as string, pattern: templatePattern(t.uriTemplate) }));
+    templates = list.map((t) => ({
+      agent: t._meta[AGENT_KEY] as string,
+      uriTemplate: t.uriTemplate,
+      pattern: templatePattern(t.uriTemplate),
+    }));
     return list;
   };
 
@@ -84,15 +98,41 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
 
   server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await listResources() }));
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await listTemplates() }));
-  server.setRequestHandler(ReadResourceRequestSchema, async (req) => {
-    let owner = ownerOf(req.params.uri);
+  /** The agent serving a URI (listed, or matching one of its templates), listing again once if unknown. */
+  const ownerFor = async (uri: string): Promise<string> => {
+    let owner = ownerOf(uri);
     if (!owner) {
       await Promise.all([listResources(), listTemplates()]);
-      owner = ownerOf(req.params.uri);
+      owner = ownerOf(uri);
     }
-    if (!owner) throw new McpError(RESOURCE_NOT_FOUND, `Resource not found: no agent of the mesh lists "${req.params.uri}".`);
+    if (!owner) throw new McpError(RESOURCE_NOT_FOUND, `Resource not found: no agent of the mesh lists "${uri}".`);
+    return owner;
+  };
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (req) => {
+    const owner = await ownerFor(req.params.uri);
     const pool = o.pool();
     return o.mesh.withAgent(owner, (c) => c.readResource({ uri: req.params.uri }), pool ? { pool } : {});
+  });
+  server.setRequestHandler(SubscribeRequestSchema, async (req) => {
+    const owner = await ownerFor(req.params.uri);
+    const sub = { agent: owner, instance: undefined as string | undefined };
+    await o.mesh.withAgent(owner, (c) => c.subscribeResource({ uri: req.params.uri }), {
+      pool: o.pool(true)!,
+      onInstance: (id) => (sub.instance = id),
+    });
+    subscriptions.set(req.params.uri, sub);
+    return {};
+  });
+  server.setRequestHandler(UnsubscribeRequestSchema, async (req) => {
+    const sub = subscriptions.get(req.params.uri);
+    if (!sub) return {}; // never subscribed here: nothing to undo
+    subscriptions.delete(req.params.uri);
+    await o.mesh.withAgent(sub.agent, (c) => c.unsubscribeResource({ uri: req.params.uri }), {
+      pool: o.pool(true)!,
+      ...(sub.instance ? { prefer: sub.instance } : {}),
+    });
+    return {};
   });
 
   server.setRequestHandler(ListPromptsRequestSchema, async () => ({
@@ -106,15 +146,48 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
       });
     }),
   }));
-  server.setRequestHandler(GetPromptRequestSchema, async (req) => {
+  /** The agent and its own name for a prompt of this session's view. */
+  const promptTarget = (name: string): { agent: string; tool: string } => {
     const agents = o.agents();
-    const target = o.prefix ? parseGatewayToolName(req.params.name) : agents[0] ? { agent: agents[0], tool: req.params.name } : undefined;
+    const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
     if (!target || !agents.includes(target.agent)) {
       throw new McpError(
-        -32_602,
-        `Unknown prompt "${req.params.name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
+        ErrorCode.InvalidParams,
+        `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
       );
     }
+    return target;
+  };
+
+  server.setRequestHandler(CompleteRequestSchema, async (req): Promise<CompleteResult> => {
+    const ref = req.params.ref;
+    let agent: string | undefined;
+    let forwarded = ref;
+    if (ref.type === "ref/prompt") {
+      const target = promptTarget(ref.name);
+      agent = target.agent;
+      forwarded = { ...ref, name: target.tool };
+    } else {
+      const owning = () => templates.find((t) => t.uriTemplate === ref.uri)?.agent ?? ownerOf(ref.uri);
+      agent = owning();
+      if (!agent) {
+        await listTemplates();
+        agent = owning();
+      }
+    }
+    // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
+    const none: CompleteResult = { completion: { values: [] } };
+    if (!agent) return none;
+    const pool = o.pool();
+    return o.mesh.withAgent(
+      agent,
+      async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
+      pool ? { pool } : {},
+    );
+  });
+
+  server.setRequestHandler(GetPromptRequestSchema, async (req) => {
+    const target = promptTarget(req.params.name);
     const pool = o.pool();
     return o.mesh.withAgent(
       target.agent,

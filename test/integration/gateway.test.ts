@@ -1,7 +1,12 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import {
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type CallToolResult,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultText } from "../../src/agent/results.ts";
@@ -20,6 +25,7 @@ let gateway: TestAgent;
 let client: Client;
 const agents: Record<string, TestAgent> = {};
 let listChanged = 0;
+let resourcesChanged = 0;
 
 beforeAll(async () => {
   consul = await startTestConsul();
@@ -36,6 +42,7 @@ beforeAll(async () => {
   gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
   client = await connectHttp(gateway.url);
   client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
+  client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void resourcesChanged++);
 });
 afterAll(async () => {
   await client.close();
@@ -208,6 +215,17 @@ describe("server-to-client requests", () => {
     await eventually(() => logs.includes("sampling for hello mesh"), { timeoutMs: 1_000, what: "the agent's log message at the client" });
     await c.close();
   });
+
+  it("the client's log level reaches the agent: below it nothing is sent, at it the messages come", async () => {
+    const { c, logs } = await answeringClient(new URL("/agents/probe/mcp", gateway.url).toString());
+    await c.setLoggingLevel("warning");
+    await c.callTool({ name: "sample", arguments: { prompt: "quiet" } });
+    await c.setLoggingLevel("info");
+    await c.callTool({ name: "sample", arguments: { prompt: "loud" } });
+    await eventually(() => logs.includes("sampling for loud"), { timeoutMs: 1_000, what: "the info message after level info" });
+    expect(logs).not.toContain("sampling for quiet");
+    await c.close();
+  });
 });
 
 describe("resources and prompts", () => {
@@ -227,6 +245,28 @@ describe("resources and prompts", () => {
     expect(prompts.map((p) => p.name)).toContain("probe__greet");
     const prompt = await client.getPrompt({ name: "probe__greet", arguments: { who: "Ada" } });
     expect(prompt.messages[0]!.content).toMatchObject({ type: "text", text: "Hello Ada, from probe." });
+  });
+
+  it.each([
+    ["the gateway", ""],
+    ["the passthrough endpoint", "/agents/probe/mcp"],
+  ])("a resource subscription through %s gets the agent's update notifications", async (_label, path) => {
+    const c = await connectHttp(path ? new URL(path, gateway.url).toString() : gateway.url);
+    const updates: string[] = [];
+    c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    await c.subscribeResource({ uri: "probe://probe/info" });
+    await eventually(() => updates.includes("probe://probe/info"), { timeoutMs: 1_000, what: "notifications/resources/updated" });
+    await c.unsubscribeResource({ uri: "probe://probe/info" });
+    await expect(c.subscribeResource({ uri: "probe://nobody/x" })).rejects.toThrow(/Resource not found/);
+    await c.close();
+  });
+
+  it("completion requests reach the agent that owns the prompt", async () => {
+    const c = await connectHttp(new URL("/agents/probe/mcp", gateway.url).toString());
+    // The probe declares no completions: the answer is an empty list, not an error.
+    const r = await c.complete({ ref: { type: "ref/prompt", name: "greet" }, argument: { name: "who", value: "A" } });
+    expect(r.completion.values).toEqual([]);
+    await c.close();
   });
 
   it("the passthrough presents the agent's own prompt names", async () => {
@@ -307,9 +347,12 @@ describe("per-agent passthrough and the dynamic view", () => {
 describe("a live catalog", () => {
   it("a new agent: the client gets list_changed and can call its tools within 2 s", async () => {
     const before = listChanged;
+    const resourcesBefore = resourcesChanged;
     const started = performance.now();
     agents["knowledge"] = await spawnAgent("knowledge", consul.address);
     await eventually(() => listChanged > before, { timeoutMs: 2_000 - (performance.now() - started), what: "tools/list_changed" });
+    // A new agent may bring resources and prompts: clients are told to list them again.
+    expect(resourcesChanged).toBeGreaterThan(resourcesBefore);
     const r = (await client.callTool({ name: "knowledge__ask", arguments: { question: "What is the referral bonus?" } })) as CallToolResult;
     expect(resultText(r)).toContain("2,000 USD");
     expect(performance.now() - started).toBeLessThan(2_000 + 500); // the call itself, after the notification
