@@ -14,6 +14,7 @@ export type MeshErrorCode =
   | "NO_HEALTHY_INSTANCE"
   | "AGENT_UNREACHABLE"
   | "AGENT_DRAINING"
+  | "OVERLOADED"
   | "TIMEOUT"
   | "HOP_LIMIT"
   | "DELIVERY_UNKNOWN"

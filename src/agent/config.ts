@@ -16,6 +16,11 @@ export const DEFAULT_DEREGISTER_AFTER = "1m";
 export const DEFAULT_DRAIN_TIMEOUT_MS = 15_000;
 /** How often the agent checks that Consul still knows it (and re-registers if not). @default 2000 */
 export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
+/**
+ * Tool calls one instance runs at once; more are refused at once with HTTP 503 and
+ * OVERLOADED (the caller tries another replica) instead of queueing without bound. @default 64
+ */
+export const DEFAULT_MAX_CONCURRENT_CALLS = 64;
 /** An MCP session with no request for this long is closed. @default 600000 */
 export const DEFAULT_SESSION_IDLE_MS = 600_000;
 
@@ -60,6 +65,7 @@ export const AgentConfigSchema = z
     drainTimeoutMs: z.coerce.number().int().min(0).default(DEFAULT_DRAIN_TIMEOUT_MS),
     reconcileIntervalMs: z.coerce.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
     sessionIdleMs: z.coerce.number().int().min(1_000).default(DEFAULT_SESSION_IDLE_MS),
+    maxConcurrentCalls: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_MAX_CONCURRENT_CALLS),
     /** More host names the MCP endpoint answers to (DNS-rebinding protection), comma-separated in env. */
     allowedHosts: z.preprocess(
       (v) =>
@@ -93,6 +99,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_CHECK_INTERVAL: "checkInterval",
   MESH_DEREGISTER_AFTER: "deregisterAfter",
   MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
+  MESH_MAX_CONCURRENT_CALLS: "maxConcurrentCalls",
   MESH_LOG_LEVEL: "logLevel",
   MESH_ALLOWED_HOSTS: "allowedHosts",
 };

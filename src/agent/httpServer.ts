@@ -17,12 +17,16 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** JSON-RPC error code toolmesh uses for "this instance is shutting down; try another". */
 export const DRAINING_ERROR_CODE = -32_010;
+/** JSON-RPC error (with HTTP 503): the instance runs as many calls as it may; try another. */
+export const OVERLOADED_ERROR_CODE = -32_014;
 
 export interface HttpAgentServerOptions {
   /** A fresh server for each MCP session. */
   createServer: () => ConnectableServer;
   /** More MCP endpoints by path (e.g. the gateway's /agents/<name>/mcp); undefined: 404. */
   routes?: (path: string) => (() => ConnectableServer) | undefined;
+  /** Tool calls run at once; more are refused with 503 OVERLOADED before they start. Default: no limit. */
+  maxConcurrentCalls?: number;
   /** Says what else `routes` serves, for 404 messages. */
   routesHint?: string;
   /** Called once per session after the server is connected (e.g. to install middleware). */
@@ -71,6 +75,9 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const sessions = new Map<string, Session>();
   let inFlight = 0;
+  let callsRunning = 0;
+  let overloaded = 0;
+  const maxCalls = options.maxConcurrentCalls ?? Number.POSITIVE_INFINITY;
   let draining = false;
   const idleWaiters = new Set<() => void>();
 
@@ -106,6 +113,22 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
           DRAINING_ERROR_CODE,
           "This agent instance is draining (shutting down) and takes no new calls; call another instance.",
         );
+      }
+      const calls = toolCalls(body);
+      if (calls > 0) {
+        if (callsRunning + calls > maxCalls) {
+          overloaded++;
+          // Refused before it started, so the caller may safely send it to another replica.
+          res.setHeader("Retry-After", "1");
+          return sendJsonRpcError(
+            res,
+            503,
+            OVERLOADED_ERROR_CODE,
+            `Overloaded: this instance is running ${callsRunning} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`,
+          );
+        }
+        callsRunning += calls;
+        res.once("close", () => (callsRunning -= calls));
       }
       if (sid) return withSession(sid, res, (s) => s.transport.handleRequest(req, res, body));
       if (!isInitializeRequest(body)) {
@@ -185,6 +208,8 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
     sendJson(res, draining ? 503 : 200, {
       status: draining ? "draining" : "passing",
       inFlight,
+      calls: callsRunning,
+      overloaded,
       sessions: sessions.size,
       ...options.healthInfo?.(),
     });
@@ -284,6 +309,12 @@ function hostnameOf(url: string): string | undefined {
 }
 
 /** A request that starts work: a new session or a tool call (single or in a batch). */
+/** How many tools/call requests a POST body carries. */
+function toolCalls(body: unknown): number {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.filter((m) => (m as { method?: unknown; id?: unknown } | null)?.method === "tools/call").length;
+}
+
 function carriesNewWork(body: unknown): boolean {
   const messages = Array.isArray(body) ? body : [body];
   return messages.some((m) => {

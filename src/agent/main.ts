@@ -29,6 +29,10 @@ export function addAgentOptions(cmd: Command): Command {
     )
     .option("--instance-id <id>", "Consul service id (default <name>-<hostname>-<port>; env MESH_INSTANCE_ID)")
     .option("--drain-timeout <ms>", "how long SIGTERM waits for in-flight calls (env MESH_DRAIN_TIMEOUT_MS)")
+    .option(
+      "--max-concurrent-calls <n>",
+      "tool calls run at once; more get a fast OVERLOADED answer (env MESH_MAX_CONCURRENT_CALLS, default 64)",
+    )
     .option("--allowed-hosts <list>", "more host names clients may use to reach this agent, comma-separated (env MESH_ALLOWED_HOSTS)")
     .addOption(logLevelOption());
 }
@@ -50,6 +54,7 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
     consulToken: opts["token"],
     register: opts["register"] === false ? false : undefined,
     state: opts["state"],
+    maxConcurrentCalls: opts["maxConcurrentCalls"],
     instanceId: opts["instanceId"],
     drainTimeoutMs: opts["drainTimeout"],
     allowedHosts: opts["allowedHosts"],

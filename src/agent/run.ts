@@ -82,6 +82,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     port: config.port,
     mcpPath: config.mcpPath,
     sessionIdleMs: config.sessionIdleMs,
+    maxConcurrentCalls: config.maxConcurrentCalls,
     healthInfo: () => ({ agent: def.name, id: instanceId }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,

@@ -1,20 +1,22 @@
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { OVERLOADED_ERROR_CODE } from "../agent/httpServer.ts";
 
 /** Why a request certainly did not run at the agent (so sending it elsewhere is safe). */
-export type NotDeliveredReason = "connection-refused" | "session-unknown" | "draining";
+export type NotDeliveredReason = "connection-refused" | "session-unknown" | "draining" | "overloaded";
 
 const REFUSED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
 
 /**
  * Classifies an error from an MCP call. Only errors that prove the agent never processed
  * the request count: the connection was refused, the agent did not know the session (it
- * restarted), or it answered 503 because it is draining. Anything else (a reset mid-call,
+ * restarted), or it answered 503 because it is draining or at its concurrency limit (both
+ * refuse before starting the call). Anything else (a reset mid-call,
  * a timeout) may have run the tool and returns undefined.
  */
 export function notDelivered(e: unknown): NotDeliveredReason | undefined {
   if (e instanceof StreamableHTTPError) {
     if (e.code === 404) return "session-unknown";
-    if (e.code === 503) return "draining";
+    if (e.code === 503) return e.message.includes(`"code":${OVERLOADED_ERROR_CODE}`) ? "overloaded" : "draining";
     return undefined;
   }
   let cur: unknown = e;

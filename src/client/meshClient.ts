@@ -90,6 +90,7 @@ export class MeshClient implements MeshCaller {
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
 
     let lastError: unknown;
+    let overloaded = 0;
     for (const instance of order) {
       for (let attempt = 0; attempt < 2; attempt++) {
         options.onInstance?.(instance.id);
@@ -119,7 +120,8 @@ export class MeshClient implements MeshCaller {
           // an answer: our side closed the connection (the instance left the catalog mid-call).
           if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
           const reason = notDelivered(e);
-          void pool.drop(instance.id);
+          // An overloaded instance refused one call; its session is fine.
+          if (reason !== "overloaded") void pool.drop(instance.id);
           // The request may have reached the agent: call again elsewhere only if the tool
           // says repeating it is harmless; never run a side effect twice silently.
           if (!reason && !this.repeatable(agent, tool)) {
@@ -130,7 +132,7 @@ export class MeshClient implements MeshCaller {
             );
           }
           lastError = e;
-          this.logger.info(
+          this.logger[reason === "overloaded" ? "debug" : "info"](
             {
               instance: instance.id,
               reason: reason ?? "transport error on a repeatable tool",
@@ -139,9 +141,17 @@ export class MeshClient implements MeshCaller {
             },
             "call failed before an answer; trying again",
           );
+          if (reason === "overloaded") overloaded++;
           if (reason !== "session-unknown") break;
         }
       }
+    }
+    if (overloaded === order.length) {
+      throw new MeshError(
+        "OVERLOADED",
+        `Every instance of agent "${agent}" is at its concurrency limit (${order.map((i) => i.id).join(", ")}); ${agent}.${tool} was not started anywhere. Retry shortly, or add replicas.`,
+        { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
+      );
     }
     throw new MeshError(
       "AGENT_UNREACHABLE",

@@ -15,6 +15,7 @@ describe("resolveAgentConfig", () => {
       register: true,
       checkInterval: "1s",
       deregisterAfter: "1m",
+      maxConcurrentCalls: 64,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -39,6 +40,9 @@ describe("resolveAgentConfig", () => {
     const msg = (err as Error).message;
     expect(msg).toMatch(/port \/ MESH_PORT: .*65535.* \(got "99999"\)/);
     expect(msg).toMatch(/checkInterval \/ MESH_CHECK_INTERVAL: expected a duration such as 500ms, 1s, 2m \(got "often"\)/);
+    expect(() => resolveAgentConfig({}, { MESH_MAX_CONCURRENT_CALLS: "0" })).toThrow(
+      /maxConcurrentCalls \/ MESH_MAX_CONCURRENT_CALLS: .*>=1.* \(got "0"\)/,
+    );
   });
 
   it("rejects a Consul address that is not one", () => {

@@ -1,0 +1,101 @@
+// Faults and load with real processes and a real Consul: overload, hung replicas.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { isMeshError } from "../../src/errors.ts";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
+let consul: TestConsul;
+const running: TestAgent[] = [];
+const clients: MeshClient[] = [];
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(running.map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+async function probe(name: string, args: string[] = []): Promise<TestAgent> {
+  const agent = await spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: name }, args });
+  running.push(agent);
+  return agent;
+}
+
+async function meshClient(agent: string, instances: number): Promise<MeshClient> {
+  const client = new MeshClient({ consul: consul.client, callerName: "test" });
+  clients.push(client);
+  await eventually(async () => (await client.catalog.instances(agent)).length === instances, {
+    timeoutMs: 5_000,
+    what: `${instances} instance(s) of ${agent} in the catalog`,
+  });
+  return client;
+}
+
+/** Resident memory of a process, in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(kb) / 1024;
+}
+
+describe("overload", () => {
+  it("10× the concurrency limit at once: the excess gets a fast OVERLOADED error, accepted calls finish, memory stays bounded", async () => {
+    const limit = 8;
+    const agent = await probe("busy", ["--max-concurrent-calls", String(limit)]);
+    const client = await meshClient("busy", 1);
+    await client.callTool("busy", "sleep", { ms: 0 }); // connect first
+    const rssBefore = rssMiB(agent.process.pid!);
+
+    const rounds = 3;
+    const outcomes: { ok: boolean; code?: string; ms: number }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const calls = Array.from({ length: 10 * limit }, async () => {
+        const started = performance.now();
+        try {
+          await client.callTool("busy", "sleep", { ms: 600 });
+          return { ok: true, ms: performance.now() - started };
+        } catch (e) {
+          return { ok: false, code: isMeshError(e) ? e.code : String(e), ms: performance.now() - started };
+        }
+      });
+      outcomes.push(...(await Promise.all(calls)));
+    }
+    const accepted = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    const rssAfter = rssMiB(agent.process.pid!);
+    console.log(
+      `overload: ${outcomes.length} calls against a limit of ${limit}: ${accepted.length} accepted, ${refused.length} refused; ` +
+        `slowest refusal ${Math.round(Math.max(...refused.map((o) => o.ms)))} ms; agent RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MiB`,
+    );
+    expect(accepted.length).toBe(limit * rounds);
+    expect(new Set(refused.map((o) => o.code))).toEqual(new Set(["OVERLOADED"]));
+    // Refused before they started: each answered well before the 600 ms the accepted ones ran.
+    expect(Math.max(...refused.map((o) => o.ms))).toBeLessThan(600);
+    expect(rssAfter - rssBefore).toBeLessThan(64);
+    // The agent reports its refusals on /healthz, and serves normally afterwards.
+    const health = (await (await fetch(agent.url.replace(/\/mcp$/, "/healthz"))).json()) as { overloaded: number; calls: number };
+    expect(health).toMatchObject({ overloaded: refused.length, calls: 0 });
+    expect((await client.callTool("busy", "sleep", { ms: 0 })).isError).toBeFalsy();
+  });
+
+  it("a replica at its limit sends the excess to another replica: nothing is refused while one has room", async () => {
+    await probe("pair", ["--max-concurrent-calls", "4"]);
+    await probe("pair", ["--max-concurrent-calls", "8"]);
+    const client = await meshClient("pair", 2);
+    // Round-robin offers 6 to each; the first refuses 2 (its limit is 4), which go to the second.
+    const results = await Promise.allSettled(Array.from({ length: 12 }, () => client.call("pair", "sleep", { ms: 300 })));
+    expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    const perInstance = new Map<string, number>();
+    for (const r of results) {
+      const id = (r as PromiseFulfilledResult<{ instance: string }>).value.instance;
+      perInstance.set(id, (perInstance.get(id) ?? 0) + 1);
+    }
+    expect([...perInstance.values()].sort((a, b) => a - b)).toEqual([4, 8]);
+  });
+});
