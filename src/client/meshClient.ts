@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
 import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
+import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
 import { ClientPool } from "./pool.ts";
 
 export interface MeshClientOptions {
@@ -19,6 +20,8 @@ export interface MeshClientOptions {
   catalogMode?: "all" | "on-demand";
   /** @default RoundRobinPicker */
   picker?: InstancePicker;
+  /** Passive health: how failing instances are ejected and re-admitted. */
+  health?: InstanceHealthOptions;
   logger?: Logger;
 }
 
@@ -39,6 +42,8 @@ export interface CallOutcome {
 export class MeshClient implements MeshCaller {
   readonly catalog: Catalog;
   readonly pool: ClientPool;
+  /** Which instances this caller keeps out of rotation after failures. */
+  readonly health: InstanceHealth;
   private readonly callerName: string;
   private readonly picker: InstancePicker;
   private readonly logger: Logger;
@@ -63,6 +68,15 @@ export class MeshClient implements MeshCaller {
       logger: options.logger,
       mode: options.catalogMode ?? "on-demand",
     });
+    this.health = new InstanceHealth({ logger: options.logger, ...options.health });
+    // An instance that left the healthy set and is back is re-admitted at once.
+    let known = new Set<string>();
+    this.catalog.on("change", () => {
+      const now = new Set(this.catalog.agents().flatMap((a) => a.instances.map((i) => i.id)));
+      for (const id of now) if (!known.has(id)) this.health.readmit(id);
+      this.health.retain(now);
+      known = now;
+    });
   }
 
   /** Loads the catalog (in "all" mode); optional for on-demand use. */
@@ -84,33 +98,70 @@ export class MeshClient implements MeshCaller {
     const instances = await this.catalog.instances(agent);
     if (instances.length === 0) throw this.noInstance(agent);
     const pool = options.pool ?? this.pool;
-    const first = this.picker.pick(agent, instances, (id) => pool.inFlight(id));
-    const order = [first, ...instances.filter((i) => i !== first)];
+    // Instances this caller saw fail stay out of rotation for a cool-down; if that leaves
+    // none, every instance is tried anyway (Consul still calls them healthy).
+    const admitted = instances.filter((i) => this.health.admits(i.id));
+    const candidates = admitted.length > 0 ? admitted : instances;
+    const bypassBreakers = admitted.length === 0;
+    const first = this.picker.pick(agent, candidates, (id) => pool.inFlight(id));
+    const order = [first, ...candidates.filter((i) => i !== first)];
     const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
+    const repeatable = this.repeatable(agent, tool);
 
     let lastError: unknown;
     let overloaded = 0;
-    for (const instance of order) {
+    for (const [index, instance] of order.entries()) {
       for (let attempt = 0; attempt < 2; attempt++) {
         options.onInstance?.(instance.id);
-        try {
-          const result = await pool.use(instance, (client) =>
+        // A repeatable call with another instance to go to does not wait for a hung one
+        // (accepting, never answering) until its deadline: with no answer and no progress
+        // within half the time left, it is abandoned there and sent on.
+        const patient = new AbortController();
+        const patience =
+          repeatable && index < order.length - 1
+            ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
+            : undefined;
+        const send = () =>
+          pool.use(instance, (client) =>
             client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
-              signal,
+              signal: AbortSignal.any([signal, patient.signal]),
               timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
               maxTotalTimeout: Math.max(1, deadline - Date.now()),
               // Progress proves the agent is working: it resets the idle timer (the deadline still
               // holds). With an idle timeout, always ask for progress, even if nobody listens.
-              ...(options.onProgress || options.idleTimeoutMs !== undefined
-                ? { onprogress: options.onProgress ?? (() => undefined), resetTimeoutOnProgress: true }
+              ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
+                ? {
+                    onprogress: (p: { progress: number; total?: number; message?: string }) => {
+                      clearTimeout(patience);
+                      options.onProgress?.(p);
+                    },
+                    resetTimeoutOnProgress: true,
+                  }
                 : {}),
             }),
           );
+        // What counts against the instance: no answer (connection errors, timeouts), not
+        // the agent's own answers, a refusal for load, or the caller's cancellation.
+        const isFault = (e: unknown) =>
+          !options.signal?.aborted &&
+          notDelivered(e) !== "overloaded" &&
+          !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
+        try {
+          const result = await (bypassBreakers ? send() : this.health.run(instance.id, send, isFault));
           return { result: result as CallToolResult, instance: instance.id, context: ctx };
         } catch (e) {
+          if (e instanceof BrokenCircuitError) break; // ejected meanwhile: never sent
           if (deadlineSignal.aborted && !options.signal?.aborted) throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
           if (options.signal?.aborted) throw options.signal.reason ?? e;
+          if (patient.signal.aborted) {
+            lastError = e;
+            this.logger.warn(
+              { instance: instance.id, traceId: ctx.traceId, waitedMs: Math.round(timeoutMs - (deadline - Date.now())) },
+              "no answer from the instance; it is out of rotation and the call goes to another",
+            );
+            break;
+          }
           if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
             throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
           if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
@@ -124,7 +175,7 @@ export class MeshClient implements MeshCaller {
           if (reason !== "overloaded") void pool.drop(instance.id);
           // The request may have reached the agent: call again elsewhere only if the tool
           // says repeating it is harmless; never run a side effect twice silently.
-          if (!reason && !this.repeatable(agent, tool)) {
+          if (!reason && !repeatable) {
             throw new MeshError(
               "DELIVERY_UNKNOWN",
               `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent, so it was not retried; check its effect before calling again.`,
@@ -143,6 +194,8 @@ export class MeshClient implements MeshCaller {
           );
           if (reason === "overloaded") overloaded++;
           if (reason !== "session-unknown") break;
+        } finally {
+          clearTimeout(patience);
         }
       }
     }

@@ -99,3 +99,50 @@ describe("overload", () => {
     expect([...perInstance.values()].sort((a, b) => a - b)).toEqual([4, 8]);
   });
 });
+
+describe("passive health", () => {
+  it("a hung replica (SIGSTOP) is routed around within the call deadline; calls keep succeeding, and it is re-admitted when it answers again", async () => {
+    const [a, b] = [await probe("hung"), await probe("hung")];
+    const client = new MeshClient({ consul: consul.client, callerName: "test", health: { cooldownMs: 1_000 } });
+    clients.push(client);
+    await eventually(async () => (await client.catalog.instances("hung")).length === 2, { timeoutMs: 5_000, what: "2 instances" });
+    const servedBy = async () => (await client.call("hung", "context", {}, { timeoutMs: 3_000 })).instance;
+    expect(new Set([await servedBy(), await servedBy()])).toEqual(new Set([a.instanceId, b.instanceId]));
+
+    a.process.signal("SIGSTOP");
+    try {
+      const latencies: number[] = [];
+      const served: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        served.push(await servedBy()); // throws if any call fails
+        latencies.push(performance.now() - started);
+      }
+      // One call waited for the hung replica (half its 3 s budget) and went on; the rest never tried it.
+      expect(served.every((id) => id === b.instanceId)).toBe(true);
+      expect(latencies.filter((ms) => ms > 1_000)).toHaveLength(1);
+      expect(client.health.ejected()).toEqual([a.instanceId]);
+      // Consul's check (1 s interval, its own timeout) may not even have noticed yet: that is the point.
+    } finally {
+      a.process.signal("SIGCONT");
+    }
+    // After the cool-down a trial call goes to it again and succeeds: back in rotation.
+    await eventually(async () => (await servedBy()) === a.instanceId, { timeoutMs: 5_000, what: "a call served by the recovered replica" });
+    expect(client.health.ejected()).toEqual([]);
+  });
+
+  it("a dead replica is ejected on its first connection error, before Consul notices: no later call tries it", async () => {
+    const [a, b] = [await probe("dead"), await probe("dead")];
+    const client = await meshClient("dead", 2);
+    const tried: string[] = [];
+    const call = () => client.call("dead", "context", {}, { timeoutMs: 3_000, onInstance: (id) => tried.push(id) });
+    await call();
+    await call();
+    a.process.signal("SIGKILL");
+    await a.process.exited;
+    tried.length = 0;
+    for (let i = 0; i < 10; i++) expect((await call()).instance).toBe(b.instanceId);
+    // The dead one was tried at most once (then ejected), even though it may still be in the catalog.
+    expect(tried.filter((id) => id === a.instanceId).length).toBeLessThanOrEqual(1);
+  });
+});
