@@ -10,11 +10,14 @@ import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
+import { installIdempotency } from "./idempotency.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 
 /** Version of the toolmesh agent kit, published in Consul meta. */
 export const TOOLMESH_VERSION = "0.1.0";
+/** KV prefix under which agents keep the results of calls with idempotency keys. @default "toolmesh/idempotency/" */
+export const IDEMPOTENCY_KV_PREFIX = "toolmesh/idempotency/";
 /** KV prefix under which agents keep shared state. @default "toolmesh/state/" */
 export const STATE_KV_PREFIX = "toolmesh/state/";
 
@@ -43,6 +46,10 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
   const runtime: AgentRuntime = { logger: log, consul, state, mesh };
+  // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
+  // repeat that fails over to another instance still gets the first result.
+  const keyState: SharedState =
+    stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${IDEMPOTENCY_KV_PREFIX}${def.name}/`);
   const deps = await def.createDeps(runtime);
 
   let resolveDone!: () => void;
@@ -69,15 +76,22 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     process.stdin.once("close", () => void stop());
     await server.connect(transport);
     installMeshContext(transport, def.name, log);
+    installIdempotency(transport, { agent: def.name, instance: "stdio", state: keyState, logger: log });
     log.info({ transport: "stdio" }, "agent ready on stdio");
     return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
   }
 
+  // Whether a sibling instance is alive, per Consul (for taking over a dead one's idempotency claims).
+  const isAlive = async (id: string) =>
+    (await consul.healthService(def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
   const digest = await digestTools(def.createServer(deps));
   let instanceId = config.instanceId;
   const http: HttpAgentServer = await serveHttp({
     createServer: () => def.createServer(deps),
-    onConnect: (transport) => installMeshContext(transport, def.name, log),
+    onConnect: (transport) => {
+      installMeshContext(transport, def.name, log);
+      installIdempotency(transport, { agent: def.name, instance: instanceId ?? "?", state: keyState, isAlive, logger: log });
+    },
     host: config.host,
     port: config.port,
     mcpPath: config.mcpPath,
@@ -95,7 +109,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     address,
     port: http.port,
     tags: ["mcp", ...def.intents],
-    meta: buildMeta(def, config, digest.hash, digest.tools.length),
+    meta: { ...buildMeta(def, config, digest.hash, digest.tools.length), idempotency: stateKind === "consul" ? "shared" : "local" },
     check: {
       name: `${def.name} MCP health`,
       http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,

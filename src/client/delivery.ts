@@ -1,5 +1,6 @@
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { OVERLOADED_ERROR_CODE } from "../agent/httpServer.ts";
+import { isMeshError } from "../errors.ts";
 
 /** Why a request certainly did not run at the agent (so sending it elsewhere is safe). */
 export type NotDeliveredReason = "connection-refused" | "session-unknown" | "draining" | "overloaded";
@@ -14,6 +15,8 @@ const REFUSED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOU
  * a timeout) may have run the tool and returns undefined.
  */
 export function notDelivered(e: unknown): NotDeliveredReason | undefined {
+  // This caller's own queue for the instance was full: nothing was sent.
+  if (isMeshError(e) && e.code === "OVERLOADED") return "overloaded";
   if (e instanceof StreamableHTTPError) {
     if (e.code === 404) return "session-unknown";
     if (e.code === 503) return e.message.includes(`"code":${OVERLOADED_ERROR_CODE}`) ? "overloaded" : "draining";

@@ -12,6 +12,13 @@ export interface CallToolOptions {
    * elsewhere, a new root context.
    */
   context?: MeshContext;
+  /**
+   * Makes a side-effecting call safe to repeat: agents built with the kit run the first call
+   * with a given key and return its result to every repeat (on any replica, within a
+   * window), so the caller may fail it over like an idempotent one. Use one key per
+   * intended effect (e.g. a UUID per request).
+   */
+  idempotencyKey?: string;
   /** Told which instance the call was sent to (for logs and demos). */
   onInstance?: (instanceId: string) => void;
   /**

@@ -22,6 +22,10 @@ export interface MeshClientOptions {
   picker?: InstancePicker;
   /** Passive health: how failing instances are ejected and re-admitted. */
   health?: InstanceHealthOptions;
+  /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
+  maxConcurrentPerInstance?: number;
+  /** Calls that may wait for one instance; more are refused (OVERLOADED). @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
+  maxQueuedPerInstance?: number;
   logger?: Logger;
 }
 
@@ -57,6 +61,8 @@ export class MeshClient implements MeshCaller {
     this.pool = new ClientPool({
       clientName: `toolmesh-${options.callerName}`,
       logger: options.logger,
+      ...(options.maxConcurrentPerInstance ? { maxConcurrentPerInstance: options.maxConcurrentPerInstance } : {}),
+      ...(options.maxQueuedPerInstance !== undefined ? { maxQueuedPerInstance: options.maxQueuedPerInstance } : {}),
       onToolsChanged: (id) => {
         const agent = this.catalog.agentOf(id);
         if (agent) void this.catalog.refreshTools(agent);
@@ -93,7 +99,7 @@ export class MeshClient implements MeshCaller {
     const current = currentMeshContext();
     let ctx = options.context ?? (current ? childContext(current, this.callerName, agent) : rootContext({ caller: this.callerName }));
     const deadline = Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
-    ctx = { ...ctx, deadline };
+    ctx = { ...ctx, deadline, ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) };
 
     const instances = await this.catalog.instances(agent);
     if (instances.length === 0) throw this.noInstance(agent);
@@ -107,7 +113,10 @@ export class MeshClient implements MeshCaller {
     const order = [first, ...candidates.filter((i) => i !== first)];
     const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
-    const repeatable = this.repeatable(agent, tool);
+    // Safe to send again after a failure: the tool says so, or the call carries an
+    // idempotency key that every instance deduplicates in shared state.
+    const repeatable =
+      this.repeatable(agent, tool) || (ctx.idempotencyKey !== undefined && instances.every((i) => i.meta["idempotency"] === "shared"));
 
     let lastError: unknown;
     let overloaded = 0;
@@ -122,28 +131,36 @@ export class MeshClient implements MeshCaller {
           repeatable && index < order.length - 1
             ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
             : undefined;
+        const attemptSignal = AbortSignal.any([signal, patient.signal]);
+        let sent = false;
         const send = () =>
-          pool.use(instance, (client) =>
-            client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
-              signal: AbortSignal.any([signal, patient.signal]),
-              timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
-              maxTotalTimeout: Math.max(1, deadline - Date.now()),
-              // Progress proves the agent is working: it resets the idle timer (the deadline still
-              // holds). With an idle timeout, always ask for progress, even if nobody listens.
-              ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
-                ? {
-                    onprogress: (p: { progress: number; total?: number; message?: string }) => {
-                      clearTimeout(patience);
-                      options.onProgress?.(p);
-                    },
-                    resetTimeoutOnProgress: true,
-                  }
-                : {}),
-            }),
+          pool.use(
+            instance,
+            (client) => {
+              sent = true;
+              return client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
+                signal: attemptSignal,
+                timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+                maxTotalTimeout: Math.max(1, deadline - Date.now()),
+                // Progress proves the agent is working: it resets the idle timer (the deadline still
+                // holds). With an idle timeout, always ask for progress, even if nobody listens.
+                ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
+                  ? {
+                      onprogress: (p: { progress: number; total?: number; message?: string }) => {
+                        clearTimeout(patience);
+                        options.onProgress?.(p);
+                      },
+                      resetTimeoutOnProgress: true,
+                    }
+                  : {}),
+              });
+            },
+            attemptSignal, // the deadline holds while the call waits in this caller's queue too
           );
         // What counts against the instance: no answer (connection errors, timeouts), not
         // the agent's own answers, a refusal for load, or the caller's cancellation.
         const isFault = (e: unknown) =>
+          sent && // a call that timed out in this caller's queue says nothing about the instance
           !options.signal?.aborted &&
           notDelivered(e) !== "overloaded" &&
           !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
@@ -178,7 +195,7 @@ export class MeshClient implements MeshCaller {
           if (!reason && !repeatable) {
             throw new MeshError(
               "DELIVERY_UNKNOWN",
-              `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent, so it was not retried; check its effect before calling again.`,
+              `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent and the call had no idempotency key, so it was not retried; check its effect before calling again (or call with an idempotency key).`,
               { retryable: false, cause: e, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
             );
           }

@@ -1,7 +1,14 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
+import PQueue from "p-queue";
+import { MeshError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+
+/** Calls this caller sends one instance at once; more wait in its queue. @default 64 */
+export const DEFAULT_MAX_CONCURRENT_PER_INSTANCE = 64;
+/** Calls that may wait for one instance; beyond that they are refused at once. @default 256 */
+export const DEFAULT_MAX_QUEUED_PER_INSTANCE = 256;
 
 /** What the pool needs to know of an instance. */
 export interface PoolTarget {
@@ -19,6 +26,10 @@ export interface ClientPoolOptions {
   capabilities?: ClientCapabilities;
   /** Installs handlers on each new client before it connects (server→client requests). */
   configure?: (client: Client) => void;
+  /** @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
+  maxConcurrentPerInstance?: number;
+  /** @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
+  maxQueuedPerInstance?: number;
   /** Runs once each new client has connected (e.g. to pass on the session's log level). */
   onConnected?: (client: Client) => Promise<unknown>;
 }
@@ -29,6 +40,11 @@ interface Entry {
   inFlight: number;
 }
 
+/** Per instance: at most so many calls at once, a bounded queue behind them. */
+interface Lane {
+  queue: PQueue;
+}
+
 /**
  * One MCP client connection per instance, opened on first use and reused for every call
  * after it (never one per call). A connection whose instance leaves the catalog, or that
@@ -36,6 +52,9 @@ interface Entry {
  */
 export class ClientPool {
   private readonly entries = new Map<string, Entry>();
+  private readonly lanes = new Map<string, Lane>();
+  private readonly maxConcurrent: number;
+  private readonly maxQueued: number;
   private readonly clientName: string;
   private readonly logger: Logger;
   private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
@@ -45,6 +64,8 @@ export class ClientPool {
 
   constructor(options: ClientPoolOptions) {
     this.capabilities = options.capabilities ?? {};
+    this.maxConcurrent = options.maxConcurrentPerInstance ?? DEFAULT_MAX_CONCURRENT_PER_INSTANCE;
+    this.maxQueued = options.maxQueuedPerInstance ?? DEFAULT_MAX_QUEUED_PER_INSTANCE;
     this.configure = options.configure;
     this.onConnected = options.onConnected;
     this.clientName = options.clientName;
@@ -56,9 +77,9 @@ export class ClientPool {
     return this.entries.size;
   }
 
-  /** Calls in flight to an instance (for least-in-flight selection). */
+  /** Calls in flight to an instance, and waiting for it (for least-in-flight selection). */
   inFlight(instanceId: string): number {
-    return this.entries.get(instanceId)?.inFlight ?? 0;
+    return (this.entries.get(instanceId)?.inFlight ?? 0) + (this.lanes.get(instanceId)?.queue.size ?? 0);
   }
 
   /** The instance's client, connecting on first use (or when its address changed). */
@@ -75,8 +96,28 @@ export class ClientPool {
     return client;
   }
 
-  /** Runs `fn` with the instance's client, counting it in flight. */
-  async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the instance's client, counting it in flight: at most
+   * maxConcurrentPerInstance at once, the rest queued; with the queue full, refused at once
+   * with OVERLOADED (nothing was sent). `signal` (the call's deadline) also ends the wait.
+   */
+  async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let lane = this.lanes.get(target.id);
+    if (!lane) {
+      lane = { queue: new PQueue({ concurrency: this.maxConcurrent }) };
+      this.lanes.set(target.id, lane);
+    }
+    if (lane.queue.pending >= this.maxConcurrent && lane.queue.size >= this.maxQueued) {
+      throw new MeshError(
+        "OVERLOADED",
+        `This caller already has ${lane.queue.pending} calls running on ${target.id} and ${lane.queue.size} waiting (its limits); the call was not sent.`,
+        { retryable: true, details: { instance: target.id } },
+      );
+    }
+    return lane.queue.add(() => this.run(target, fn), signal ? { signal } : {});
+  }
+
+  private async run<T>(target: PoolTarget, fn: (client: Client) => Promise<T>): Promise<T> {
     const client = await this.client(target);
     const entry = this.entries.get(target.id);
     if (entry) entry.inFlight++;
@@ -89,6 +130,8 @@ export class ClientPool {
 
   /** Closes and forgets an instance's connection (it left, or its session broke). */
   async drop(instanceId: string): Promise<void> {
+    const lane = this.lanes.get(instanceId);
+    if (lane && lane.queue.size === 0 && lane.queue.pending === 0) this.lanes.delete(instanceId);
     const entry = this.entries.get(instanceId);
     if (!entry) return;
     this.entries.delete(instanceId);

@@ -1,5 +1,7 @@
 // Faults and load with real processes and a real Consul: overload, hung replicas.
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
@@ -100,6 +102,42 @@ describe("overload", () => {
   });
 });
 
+describe("caller-side limits", () => {
+  it("per instance: a bounded number of calls at once, a bounded queue, the excess refused at once, the deadline enforced while queued", async () => {
+    const agent = await probe("lane");
+    const client = new MeshClient({ consul: consul.client, callerName: "test", maxConcurrentPerInstance: 2, maxQueuedPerInstance: 3 });
+    clients.push(client);
+    await eventually(async () => (await client.catalog.instances("lane")).length === 1, { timeoutMs: 5_000, what: "lane" });
+    await client.callTool("lane", "sleep", { ms: 0 });
+    const timed = (p: Promise<unknown>) => {
+      const started = performance.now();
+      return p.then(
+        () => ({ ok: true, code: "", ms: performance.now() - started }),
+        (e: unknown) => ({ ok: false, code: isMeshError(e) ? e.code : String(e), ms: performance.now() - started }),
+      );
+    };
+    const calls = Array.from({ length: 10 }, () => timed(client.callTool("lane", "sleep", { ms: 300 })));
+    const outcomes = await Promise.all(calls);
+    const ok = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    expect(ok).toHaveLength(5); // 2 running + 3 queued
+    expect(refused.every((o) => o.code === "OVERLOADED" && o.ms < 100)).toBe(true);
+    // The queued ones ran after the first two: the limit held.
+    expect(Math.max(...ok.map((o) => o.ms))).toBeGreaterThanOrEqual(3 * 300 - 50);
+
+    // A call whose deadline passes while it waits never reaches the agent.
+    const busy = [client.callTool("lane", "sleep", { ms: 500 }), client.callTool("lane", "sleep", { ms: 500 })];
+    const late = await timed(client.callTool("lane", "context", {}, { timeoutMs: 150 }));
+    expect(late).toMatchObject({ ok: false, code: "TIMEOUT" });
+    expect(late.ms).toBeLessThan(400);
+    await Promise.all(busy);
+    const contextCalls = agent.logs().filter((l) => l["msg"] === "tool call" && l["tool"] === "context");
+    expect(contextCalls).toHaveLength(0);
+    // Waiting in this caller's own queue is no fault of the instance.
+    expect(client.health.ejected()).toEqual([]);
+  });
+});
+
 describe("passive health", () => {
   it("a hung replica (SIGSTOP) is routed around within the call deadline; calls keep succeeding, and it is re-admitted when it answers again", async () => {
     const [a, b] = [await probe("hung"), await probe("hung")];
@@ -144,5 +182,77 @@ describe("passive health", () => {
     for (let i = 0; i < 10; i++) expect((await call()).instance).toBe(b.instanceId);
     // The dead one was tried at most once (then ejected), even though it may still be in the catalog.
     expect(tried.filter((id) => id === a.instanceId).length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("idempotency keys", () => {
+  const ledgerLines = (file: string) =>
+    readFileSync(file, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; pid: number });
+
+  it("a repeated key returns the first result, from any replica, without running the tool again", async () => {
+    const ledger = join(mkdtempSync(join(tmpdir(), "toolmesh-ledger-")), "ledger.jsonl");
+    writeFileSync(ledger, "");
+    const env = { PROBE_NAME: "keyed", PROBE_LEDGER: ledger };
+    running.push(await spawnAgent(PROBE, consul.address, { env }), await spawnAgent(PROBE, consul.address, { env }));
+    const client = await meshClient("keyed", 2);
+    const first = await client.call("keyed", "effect", { ms: 0, id: "pay-1" }, { idempotencyKey: "key-pay-1" });
+    const again = await client.call("keyed", "effect", { ms: 0, id: "pay-1" }, { idempotencyKey: "key-pay-1" });
+    expect(again.instance).not.toBe(first.instance); // round-robin: the other replica
+    expect(again.result).toEqual(first.result);
+    expect(ledgerLines(ledger).filter((l) => l.id === "pay-1")).toHaveLength(1);
+    // Another key, or no key, runs again.
+    await client.call("keyed", "effect", { ms: 0, id: "pay-1" }, { idempotencyKey: "key-pay-2" });
+    await client.call("keyed", "effect", { ms: 0, id: "pay-1" });
+    expect(ledgerLines(ledger).filter((l) => l.id === "pay-1")).toHaveLength(3);
+    // Concurrent repeats: one runs, the others wait for its result.
+    const burst = await Promise.all(
+      Array.from({ length: 6 }, () => client.callTool("keyed", "effect", { ms: 300, id: "pay-3" }, { idempotencyKey: "key-pay-3" })),
+    );
+    expect(new Set(burst.map((r) => JSON.stringify(r.structuredContent))).size).toBe(1);
+    expect(ledgerLines(ledger).filter((l) => l.id === "pay-3")).toHaveLength(1);
+  });
+
+  it("with a key, a non-idempotent call whose replica dies mid-call fails over instead of 'delivery unknown'", async () => {
+    const ledger = join(mkdtempSync(join(tmpdir(), "toolmesh-ledger-")), "ledger.jsonl");
+    writeFileSync(ledger, "");
+    const env = { PROBE_NAME: "failover", PROBE_LEDGER: ledger };
+    const agents = [await spawnAgent(PROBE, consul.address, { env }), await spawnAgent(PROBE, consul.address, { env })];
+    running.push(...agents);
+    const client = await meshClient("failover", 2);
+    await client.callTool("failover", "context", {});
+    await client.callTool("failover", "context", {});
+
+    // Without a key the caller cannot know whether it ran: delivery unknown.
+    let target: string | undefined;
+    const unkeyed = client.call(
+      "failover",
+      "effect",
+      { ms: 1_500, id: "nokey" },
+      { timeoutMs: 8_000, onInstance: (id) => (target ??= id) },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    agents.find((a) => a.instanceId === target)!.process.signal("SIGKILL");
+    await expect(unkeyed).rejects.toMatchObject({ code: "DELIVERY_UNKNOWN" });
+
+    // Restore two replicas, then the same with a key: it runs (once) on the survivor.
+    const replacement = await spawnAgent(PROBE, consul.address, { env });
+    running.push(replacement);
+    await eventually(async () => (await client.catalog.instances("failover")).length === 2, { timeoutMs: 5_000, what: "2 instances" });
+    const live = [agents.find((a) => a.instanceId !== target)!, replacement];
+    let keyedTarget: string | undefined;
+    const keyed = client.call(
+      "failover",
+      "effect",
+      { ms: 1_500, id: "withkey" },
+      { timeoutMs: 8_000, idempotencyKey: "withkey-1", onInstance: (id) => (keyedTarget ??= id) },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    live.find((a) => a.instanceId === keyedTarget)!.process.signal("SIGKILL");
+    const outcome = await keyed;
+    expect(outcome.instance).not.toBe(keyedTarget);
+    expect(ledgerLines(ledger).filter((l) => l.id === "withkey")).toHaveLength(1);
   });
 });
