@@ -27,6 +27,12 @@ export interface AgentDefinition<Deps = unknown> {
   readonly version: string;
   /** One or two sentences: what this agent knows and does (Consul meta, MCP instructions). */
   readonly description: string;
+  /**
+   * The agent keeps per-session working state (in memory, backed by runtime.state): callers
+   * then send all calls of one session (MeshContext.sessionId) to the same replica while it
+   * is healthy. Published as Consul meta stateful=true.
+   */
+  readonly stateful?: boolean;
   /** Capability/intent words, registered as Consul tags beside "mcp". */
   readonly intents: readonly string[];
   /** Builds what every MCP session of this process shares: domain state, data, clients. */

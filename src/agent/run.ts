@@ -109,7 +109,11 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     address,
     port: http.port,
     tags: ["mcp", ...def.intents],
-    meta: { ...buildMeta(def, config, digest.hash, digest.tools.length), idempotency: stateKind === "consul" ? "shared" : "local" },
+    meta: {
+      ...buildMeta(def, config, digest.hash, digest.tools.length),
+      idempotency: stateKind === "consul" ? "shared" : "local",
+      ...(def.stateful ? { stateful: "true" } : {}),
+    },
     check: {
       name: `${def.name} MCP health`,
       http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,

@@ -8,7 +8,7 @@ import { MeshError, describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
-import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
+import { RoundRobinPicker, rendezvousOrder, type InstancePicker } from "./picker.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
 import { ClientPool } from "./pool.ts";
 
@@ -109,8 +109,16 @@ export class MeshClient implements MeshCaller {
     const admitted = instances.filter((i) => this.health.admits(i.id));
     const candidates = admitted.length > 0 ? admitted : instances;
     const bypassBreakers = admitted.length === 0;
-    const first = this.picker.pick(agent, candidates, (id) => pool.inFlight(id));
-    const order = [first, ...candidates.filter((i) => i !== first)];
+    // A stateful agent's calls in one session go to the same replica while it is healthy
+    // (rendezvous hashing on the session id), and to the next one in that order when not;
+    // its session state lives in Consul KV, so the next replica continues it.
+    const sticky = ctx.sessionId !== undefined && instances.every((i) => i.meta["stateful"] === "true");
+    let order: CatalogInstance[];
+    if (sticky) order = rendezvousOrder(ctx.sessionId!, candidates);
+    else {
+      const first = this.picker.pick(agent, candidates, (id) => pool.inFlight(id));
+      order = [first, ...candidates.filter((i) => i !== first)];
+    }
     const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
     // Safe to send again after a failure: the tool says so, or the call carries an

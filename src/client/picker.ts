@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /** Chooses which healthy instance serves the next call (a small strategy interface). */
 export interface InstancePicker {
   readonly name: string;
@@ -30,4 +32,18 @@ export class LeastInFlightPicker implements InstancePicker {
       instances.filter((i) => inFlight(i.id) === least),
     );
   }
+}
+
+/**
+ * Rendezvous (highest-random-weight) order of instances for a key, e.g. a session id: the
+ * same key ranks the same instances first for as long as they are there, and when one
+ * leaves only the keys it ranked first move (to their next choice), so sessions stay on
+ * their replica without any shared table.
+ */
+export function rendezvousOrder<I extends { id: string }>(key: string, instances: readonly I[]): I[] {
+  const weight = (id: string) => createHash("sha1").update(key).update("\0").update(id).digest().readUInt32BE(0);
+  return instances
+    .map((i) => ({ i, w: weight(i.id) }))
+    .sort((a, b) => b.w - a.w || (a.i.id < b.i.id ? -1 : 1))
+    .map((x) => x.i);
 }

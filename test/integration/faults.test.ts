@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
+import { rootContext } from "../../src/context/meshContext.ts";
 import { isMeshError } from "../../src/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -254,5 +255,33 @@ describe("idempotency keys", () => {
     const outcome = await keyed;
     expect(outcome.instance).not.toBe(keyedTarget);
     expect(ledgerLines(ledger).filter((l) => l.id === "withkey")).toHaveLength(1);
+  });
+});
+
+describe("sticky sessions", () => {
+  it("a stateful agent's session stays on one replica while it is healthy, and moves with its state when it dies", async () => {
+    const env = { PROBE_NAME: "sticky", PROBE_STATEFUL: "1" };
+    const agents = await Promise.all([1, 2, 3].map(() => spawnAgent(PROBE, consul.address, { env })));
+    running.push(...agents);
+    const client = await meshClient("sticky", 3);
+    const session = (id: string) => ({ context: rootContext({ caller: "test", sessionId: id }) });
+
+    const served = new Set<string>();
+    for (const note of ["a", "b", "c", "d", "e"]) served.add((await client.call("sticky", "remember", { note }, session("s-1"))).instance);
+    expect(served.size).toBe(1); // every call of the session on one replica
+    const [home] = served;
+    // Other sessions spread over the replicas.
+    const homes = new Set<string>();
+    for (let i = 0; i < 12; i++) homes.add((await client.call("sticky", "recall", {}, session(`other-${i}`))).instance);
+    expect(homes.size).toBeGreaterThan(1);
+
+    agents.find((a) => a.instanceId === home)!.process.signal("SIGKILL");
+    const moved = await client.call("sticky", "recall", {}, session("s-1"));
+    expect(moved.instance).not.toBe(home);
+    expect(moved.result.structuredContent).toMatchObject({ notes: ["a", "b", "c", "d", "e"], source: "shared-state" });
+    // ...and it stays on its new replica, which now has it in memory.
+    const again = await client.call("sticky", "recall", {}, session("s-1"));
+    expect(again.instance).toBe(moved.instance);
+    expect(again.result.structuredContent).toMatchObject({ source: "memory" });
   });
 });
