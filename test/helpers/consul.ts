@@ -15,8 +15,8 @@ export interface TestConsul {
   /** A client for assertions (destroyed by stop()). */
   readonly client: ConsulClient;
   readonly agent: DevConsul;
-  /** Kills the agent and starts a fresh one (empty catalog) on the same address. */
-  restart(): Promise<void>;
+  /** Kills the agent and, after `downMs`, starts a fresh one (empty catalog) on the same address. */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,9 +36,10 @@ export async function startTestConsul(extra: Pick<DevConsulOptions, "hcl" | "tok
     get agent() {
       return agent;
     },
-    async restart() {
+    async restart(downMs = 0) {
       agent.kill("SIGKILL");
       await agent.exited;
+      await new Promise((r) => setTimeout(r, downMs));
       agent = await startDevConsul({ bindAddress: bind, binary: bin, ...extra });
     },
     async stop() {
