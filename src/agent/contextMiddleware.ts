@@ -2,13 +2,14 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
+import { argumentProblem } from "./limits.ts";
 
 /** JSON-RPC error: the call exceeded its hop limit. */
 export const HOP_LIMIT_ERROR_CODE = -32_012;
 /** JSON-RPC error: the call's deadline passed (before it arrived, or while it ran). */
 export const DEADLINE_ERROR_CODE = -32_013;
 
-type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown; name?: unknown } };
+type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown; name?: unknown; arguments?: unknown } };
 
 interface Call {
   ctx: MeshContext;
@@ -61,6 +62,8 @@ export function installMeshContext(transport: Transport, agentName: string, logg
   transport.onmessage = (message, extra) => {
     if (!isToolCall(message)) return deliver(message, extra);
     const ctx = fromMeta(message.params?._meta) ?? rootContext({ caller: "external" });
+    const problem = argumentProblem(message.params?.arguments);
+    if (problem) return refuse(message, -32_602, `Invalid arguments for ${agentName}.${String(message.params?.name)}: ${problem}.`, ctx);
     if (ctx.hop > ctx.hopLimit) {
       return refuse(
         message,
