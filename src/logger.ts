@@ -15,6 +15,8 @@ export const REDACT_PATHS: readonly string[] = [
   "*.token",
   "consulToken",
   "*.consulToken",
+  "meshToken",
+  "*.meshToken",
   "authorization",
   "headers.authorization",
   "*.headers.authorization",

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
 import { serveHttp } from "../../src/agent/httpServer.ts";
+import { loadTokens, TokenVerifier } from "../../src/agent/auth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
@@ -16,6 +17,7 @@ export interface GatewayFlags {
   port?: string;
   consul?: string;
   token?: string;
+  clientTokenFile?: string;
   include: string[];
   exclude: string[];
   dynamic?: boolean;
@@ -34,6 +36,10 @@ export function addGatewayOptions(cmd: Command): Command {
     .option("-p, --port <port>", "HTTP port; 0 picks a free one (env MESH_PORT)")
     .option("--consul <addr>", "Consul HTTP address (env CONSUL_HTTP_ADDR)")
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
+    .option(
+      "--client-token-file <path>",
+      "bearer tokens HTTP clients must present, one per line (env MESH_GATEWAY_TOKEN_FILE or MESH_GATEWAY_TOKEN; default: the MESH_TOKEN ones)",
+    )
     .option("--include <pattern>", "offer only matching tools: agent, agent.tool, * wildcards (repeatable)", collect, [])
     .option("--exclude <pattern>", "hide matching tools (repeatable)", collect, [])
     .option("--dynamic", "offer three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: for large meshes")
@@ -52,6 +58,17 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     address: flags.consul ?? env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR,
     token: flags.token ?? env["CONSUL_HTTP_TOKEN"],
   });
+  // Tokens clients must present (HTTP only; a stdio client spawned the gateway itself).
+  // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT> / MESH_TOKEN),
+  // never the client's.
+  const clientTokens =
+    flags.clientTokenFile || env["MESH_GATEWAY_TOKEN"] || env["MESH_GATEWAY_TOKEN_FILE"]
+      ? loadTokens({
+          value: env["MESH_GATEWAY_TOKEN"],
+          file: flags.clientTokenFile ?? env["MESH_GATEWAY_TOKEN_FILE"],
+          what: "MESH_GATEWAY_TOKEN",
+        })
+      : loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" });
   await consul.leader({ timeoutMs: 3_000 });
   const mesh = new MeshClient({ consul, callerName: "gateway", catalogMode: "all", logger: log });
   await mesh.start();
@@ -80,6 +97,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         return agent && gateway.hasAgent(agent) ? () => gateway.createServer(agent) : undefined;
       },
       routesHint: "and /agents/<name>/mcp for each agent with a healthy instance",
+      verifier: new TokenVerifier(clientTokens),
       sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
       allowedHosts: (env["MESH_ALLOWED_HOSTS"] ?? "")
         .split(",")

@@ -49,6 +49,10 @@ export const AgentConfigSchema = z
       .default(DEFAULT_MCP_PATH),
     consulAddr: z.string().default(DEFAULT_CONSUL_ADDR),
     consulToken: z.string().min(1).optional(),
+    /** Bearer token(s) this agent requires and sends on its onward calls: env MESH_TOKEN only (never a flag: argv is visible to every user). */
+    meshToken: z.string().min(1).optional(),
+    /** A file of accepted tokens, one per line (the first is sent on onward calls). */
+    meshTokenFile: z.string().min(1).optional(),
     /** Register in Consul (HTTP transport only). */
     register: z.boolean().default(true),
     /**
@@ -93,6 +97,8 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_MCP_PATH: "mcpPath",
   CONSUL_HTTP_ADDR: "consulAddr",
   CONSUL_HTTP_TOKEN: "consulToken",
+  MESH_TOKEN: "meshToken",
+  MESH_TOKEN_FILE: "meshTokenFile",
   MESH_REGISTER: "register",
   MESH_STATE: "state",
   MESH_INSTANCE_ID: "instanceId",

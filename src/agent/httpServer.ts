@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { challenge, type TokenVerifier } from "./auth.ts";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
@@ -25,6 +26,12 @@ export interface HttpAgentServerOptions {
   createServer: () => ConnectableServer;
   /** More MCP endpoints by path (e.g. the gateway's /agents/<name>/mcp); undefined: 404. */
   routes?: (path: string) => (() => ConnectableServer) | undefined;
+  /** Longest a client may take to send its request headers. @default 10000 */
+  headersTimeoutMs?: number;
+  /** Longest a client may take to send a whole request. @default 30000 */
+  requestTimeoutMs?: number;
+  /** Bearer tokens the MCP endpoints require (401 without an accepted one). Default: open. */
+  verifier?: TokenVerifier;
   /** Tool calls run at once; more are refused with 503 OVERLOADED before they start. Default: no limit. */
   maxConcurrentCalls?: number;
   /** Says what else `routes` serves, for 404 messages. */
@@ -77,6 +84,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   let inFlight = 0;
   let callsRunning = 0;
   let overloaded = 0;
+  let unauthorized = 0;
   const maxCalls = options.maxConcurrentCalls ?? Number.POSITIVE_INFINITY;
   let draining = false;
   const idleWaiters = new Set<() => void>();
@@ -97,6 +105,20 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
         403,
         -32_000,
         `Forbidden: ${refused} is not an allowed host (DNS-rebinding protection). Allowed: ${[...allowed].join(", ")}; add one with MESH_ALLOWED_HOSTS.`,
+      );
+    }
+    const auth = options.verifier?.check(req.headers.authorization) ?? "ok";
+    if (auth !== "ok") {
+      req.resume();
+      unauthorized++;
+      res.setHeader("WWW-Authenticate", challenge(auth));
+      return sendJsonRpcError(
+        res,
+        401,
+        -32_001,
+        auth === "missing"
+          ? "Unauthorized: this endpoint requires a bearer token (Authorization: Bearer <token>; toolmesh callers send MESH_TOKEN)."
+          : "Unauthorized: the bearer token is not accepted here.",
       );
     }
     const sid = header(req, "mcp-session-id");
@@ -184,25 +206,34 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
     await transport.handleRequest(req, res, body);
   }
 
-  const httpServer: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const factory = path === options.mcpPath ? options.createServer : options.routes?.(path);
-    const work =
-      path === "/healthz"
-        ? Promise.resolve(health(res))
-        : factory
-          ? handleMcp(req, res, factory)
-          : Promise.resolve(
-              sendJson(res, 404, {
-                error: `No endpoint at ${path}. The MCP endpoint is ${options.mcpPath}${options.routesHint ? ` (${options.routesHint})` : ""}; health is /healthz.`,
-              }),
-            );
-    work.catch((e: unknown) => {
-      logger.error({ err: e, path, method: req.method }, "request failed");
-      if (!res.headersSent) sendJsonRpcError(res, 500, -32_603, "Internal error while handling the request.");
-      else res.end();
-    });
-  });
+  // Slow clients (slowloris): headers must arrive within 10 s and a whole request within
+  // 30 s, checked every second; responses (SSE streams) are not limited.
+  const httpServer: Server = createServer(
+    {
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => {
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      const factory = path === options.mcpPath ? options.createServer : options.routes?.(path);
+      const work =
+        path === "/healthz"
+          ? Promise.resolve(health(res))
+          : factory
+            ? handleMcp(req, res, factory)
+            : Promise.resolve(
+                sendJson(res, 404, {
+                  error: `No endpoint at ${path}. The MCP endpoint is ${options.mcpPath}${options.routesHint ? ` (${options.routesHint})` : ""}; health is /healthz.`,
+                }),
+              );
+      work.catch((e: unknown) => {
+        logger.error({ err: e, path, method: req.method }, "request failed");
+        if (!res.headersSent) sendJsonRpcError(res, 500, -32_603, "Internal error while handling the request.");
+        else res.end();
+      });
+    },
+  );
 
   function health(res: ServerResponse): void {
     sendJson(res, draining ? 503 : 200, {
@@ -210,6 +241,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
       inFlight,
       calls: callsRunning,
       overloaded,
+      unauthorized,
       sessions: sessions.size,
       ...options.healthInfo?.(),
     });

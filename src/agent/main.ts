@@ -20,6 +20,10 @@ export function addAgentOptions(cmd: Command): Command {
     .option("--mcp-path <path>", "path of the MCP endpoint (env MESH_MCP_PATH)")
     .option("--consul <addr>", "Consul HTTP address (env CONSUL_HTTP_ADDR)")
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
+    .option(
+      "--mesh-token-file <path>",
+      "bearer tokens this agent requires, one per line (env MESH_TOKEN_FILE; or MESH_TOKEN, comma-separated); the first is sent on its own calls",
+    )
     .option("--no-register", "do not register in Consul")
     .addOption(
       new Option(
@@ -52,6 +56,7 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
     mcpPath: opts["mcpPath"],
     consulAddr: opts["consul"],
     consulToken: opts["token"],
+    meshTokenFile: opts["meshTokenFile"],
     register: opts["register"] === false ? false : undefined,
     state: opts["state"],
     maxConcurrentCalls: opts["maxConcurrentCalls"],

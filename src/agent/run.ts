@@ -11,6 +11,7 @@ import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
 import { installIdempotency } from "./idempotency.ts";
+import { callerTokens, loadTokens, TokenVerifier } from "./auth.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 
@@ -41,7 +42,16 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const log =
     logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
   const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
-  const mesh: MeshCaller = new MeshClient({ consul, callerName: def.name, logger: log });
+  // Bearer tokens: the ones this agent requires, the first also sent on its onward calls
+  // (unless MESH_TOKEN_<AGENT> names another for that agent).
+  const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
+  const fromEnv = callerTokens(process.env);
+  const mesh: MeshCaller = new MeshClient({
+    consul,
+    callerName: def.name,
+    logger: log,
+    token: (agent) => fromEnv(agent) ?? tokens[0],
+  });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
@@ -97,6 +107,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     mcpPath: config.mcpPath,
     sessionIdleMs: config.sessionIdleMs,
     maxConcurrentCalls: config.maxConcurrentCalls,
+    verifier: new TokenVerifier(tokens),
     healthInfo: () => ({ agent: def.name, id: instanceId }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,

@@ -7,6 +7,8 @@ import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddl
 import { MeshError, describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
+import { agentTokenVariable, callerTokens } from "../agent/auth.ts";
+import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
 import { RoundRobinPicker, rendezvousOrder, type InstancePicker } from "./picker.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
@@ -22,6 +24,8 @@ export interface MeshClientOptions {
   picker?: InstancePicker;
   /** Passive health: how failing instances are ejected and re-admitted. */
   health?: InstanceHealthOptions;
+  /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else MESH_TOKEN (callerTokens) */
+  token?: (agent: string) => string | undefined;
   /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
   /** Calls that may wait for one instance; more are refused (OVERLOADED). @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
@@ -48,6 +52,8 @@ export class MeshClient implements MeshCaller {
   readonly pool: ClientPool;
   /** Which instances this caller keeps out of rotation after failures. */
   readonly health: InstanceHealth;
+  /** The bearer token this caller sends to an agent (its own credentials, never a client's). */
+  readonly tokenFor: (agent: string) => string | undefined;
   private readonly callerName: string;
   private readonly picker: InstancePicker;
   private readonly logger: Logger;
@@ -58,8 +64,10 @@ export class MeshClient implements MeshCaller {
     this.logger = (options.logger ?? silentLogger).child({ component: "mesh-client" });
     this.picker = options.picker ?? new RoundRobinPicker();
     this.consulUrl = options.consul.address.url;
+    this.tokenFor = options.token ?? callerTokens(process.env);
     this.pool = new ClientPool({
       clientName: `toolmesh-${options.callerName}`,
+      token: this.tokenFor,
       logger: options.logger,
       ...(options.maxConcurrentPerInstance ? { maxConcurrentPerInstance: options.maxConcurrentPerInstance } : {}),
       ...(options.maxQueuedPerInstance !== undefined ? { maxQueuedPerInstance: options.maxQueuedPerInstance } : {}),
@@ -169,6 +177,7 @@ export class MeshClient implements MeshCaller {
         // the agent's own answers, a refusal for load, or the caller's cancellation.
         const isFault = (e: unknown) =>
           sent && // a call that timed out in this caller's queue says nothing about the instance
+          !(e instanceof StreamableHTTPError && e.code === 401) &&
           !options.signal?.aborted &&
           notDelivered(e) !== "overloaded" &&
           !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
@@ -187,6 +196,7 @@ export class MeshClient implements MeshCaller {
             );
             break;
           }
+          if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
           if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
             throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
           if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
@@ -265,6 +275,7 @@ export class MeshClient implements MeshCaller {
         return await pool.use(instance, fn);
       } catch (e) {
         if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
+        if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
         lastError = e;
         void pool.drop(instance.id);
       }
@@ -274,6 +285,15 @@ export class MeshClient implements MeshCaller {
       cause: lastError,
       details: { agent },
     });
+  }
+
+  private unauthorized(agent: string, instance: string, cause: unknown): MeshError {
+    const sent = this.tokenFor(agent) !== undefined;
+    return new MeshError(
+      "UNAUTHORIZED",
+      `${instance} refused the call: ${sent ? "it does not accept this caller's bearer token" : "it requires a bearer token and this caller sent none"}. Set ${agentTokenVariable(agent)} (for ${agent} only) or MESH_TOKEN to a token it accepts.`,
+      { retryable: false, cause, details: { agent, instance } },
+    );
   }
 
   private noInstance(agent: string): MeshError {

@@ -14,6 +14,8 @@ export const DEFAULT_MAX_QUEUED_PER_INSTANCE = 256;
 export interface PoolTarget {
   id: string;
   url: string;
+  /** The agent (Consul service name): chooses the bearer token. */
+  service?: string;
 }
 
 export interface ClientPoolOptions {
@@ -30,6 +32,8 @@ export interface ClientPoolOptions {
   maxConcurrentPerInstance?: number;
   /** @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
   maxQueuedPerInstance?: number;
+  /** The bearer token to send to an agent's instances, if any. */
+  token?: (agent: string) => string | undefined;
   /** Runs once each new client has connected (e.g. to pass on the session's log level). */
   onConnected?: (client: Client) => Promise<unknown>;
 }
@@ -55,6 +59,7 @@ export class ClientPool {
   private readonly lanes = new Map<string, Lane>();
   private readonly maxConcurrent: number;
   private readonly maxQueued: number;
+  private readonly token: ((agent: string) => string | undefined) | undefined;
   private readonly clientName: string;
   private readonly logger: Logger;
   private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
@@ -66,6 +71,7 @@ export class ClientPool {
     this.capabilities = options.capabilities ?? {};
     this.maxConcurrent = options.maxConcurrentPerInstance ?? DEFAULT_MAX_CONCURRENT_PER_INSTANCE;
     this.maxQueued = options.maxQueuedPerInstance ?? DEFAULT_MAX_QUEUED_PER_INSTANCE;
+    this.token = options.token;
     this.configure = options.configure;
     this.onConnected = options.onConnected;
     this.clientName = options.clientName;
@@ -172,7 +178,13 @@ export class ClientPool {
       if (entry && entry.url === target.url) this.entries.delete(target.id);
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
-    await client.connect(new StreamableHTTPClientTransport(new URL(target.url)));
+    const token = target.service ? this.token?.(target.service) : undefined;
+    await client.connect(
+      new StreamableHTTPClientTransport(
+        new URL(target.url),
+        token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {},
+      ),
+    );
     await this.onConnected?.(client).catch((e: unknown) =>
       this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
     );

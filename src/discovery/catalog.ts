@@ -3,6 +3,8 @@ import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { instanceUrl } from "../client/instanceUrl.ts";
 import type { ClientPool } from "../client/pool.ts";
+import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { agentTokenVariable } from "../agent/auth.ts";
 import { describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 
@@ -237,7 +239,10 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
         this.emit("change", { type: "tools", agent: agent.name });
       }
     } catch (e) {
-      agent.toolsError = describeError(e);
+      agent.toolsError =
+        e instanceof StreamableHTTPError && e.code === 401
+          ? `${source.id} requires a bearer token this caller does not have; set ${agentTokenVariable(agent.name)} or MESH_TOKEN`
+          : describeError(e);
       this.logger.warn({ agent: agent.name, instance: source.id, err: agent.toolsError }, "cannot list tools; keeping the last list");
     }
   }

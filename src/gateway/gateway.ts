@@ -151,6 +151,8 @@ export class Gateway {
       if (!relayPool && !required && !caps.sampling && !caps.elicitation && !caps.roots && logLevel === undefined) return undefined;
       relayPool ??= new ClientPool({
         clientName: "toolmesh-gateway",
+        // The gateway's own mesh credentials: a client's token is never passed on.
+        token: this.mesh.tokenFor,
         capabilities: {
           ...(caps.sampling ? { sampling: caps.sampling } : {}),
           ...(caps.elicitation ? { elicitation: caps.elicitation } : {}),

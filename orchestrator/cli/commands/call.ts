@@ -51,7 +51,11 @@ export function callCommand(): Command {
             }.`,
           );
         }
-        const tool = agent.tools.find((t) => t.name === toolName);
+        // Tools that could not be listed (e.g. no token for the agent): call anyway, untyped,
+        // and let the agent's answer (or refusal) say what is wrong.
+        const tool =
+          agent.tools.find((t) => t.name === toolName) ??
+          (agent.toolsError ? { name: toolName, inputSchema: { type: "object" as const } } : undefined);
         if (!tool)
           throw new UsageError(`Agent "${agentName}" has no tool "${toolName}". Its tools: ${agent.tools.map((t) => t.name).join(", ")}.`);
         const args = parseArguments(tool, json, flags.arg);

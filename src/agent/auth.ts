@@ -1,0 +1,100 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { MeshError } from "../errors.ts";
+
+/** Shortest bearer token accepted: guessable tokens are refused at start. @default 16 */
+export const MIN_TOKEN_LENGTH = 16;
+/** The realm named in WWW-Authenticate. */
+export const AUTH_REALM = "toolmesh";
+
+export type AuthOutcome = "ok" | "missing" | "invalid";
+
+const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
+
+/**
+ * The bearer tokens an endpoint accepts. More than one during a rotation window (old and
+ * new). Comparison is in constant time: SHA-256 digests (equal length whatever the input)
+ * compared with timingSafeEqual against every accepted token, without stopping early.
+ */
+export class TokenVerifier {
+  private readonly digests: Buffer[];
+
+  constructor(tokens: readonly string[]) {
+    this.digests = tokens.map(digest);
+  }
+
+  /** Whether a token is required at all (none configured: the endpoint is open). */
+  get required(): boolean {
+    return this.digests.length > 0;
+  }
+
+  check(authorization: string | undefined): AuthOutcome {
+    if (!this.required) return "ok";
+    if (!authorization) return "missing";
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+    if (!m) return "invalid";
+    const presented = digest(m[1]!);
+    let ok = false;
+    for (const d of this.digests) ok = timingSafeEqual(d, presented) || ok;
+    return ok ? "ok" : "invalid";
+  }
+}
+
+/**
+ * Tokens from a value (`MESH_TOKEN`: one, or several comma-separated during a rotation) and
+ * from a file (`MESH_TOKEN_FILE`: one per line; # comments). Each must be at least
+ * MIN_TOKEN_LENGTH visible ASCII characters. The error names the source, never the token.
+ */
+export function loadTokens(sources: { value?: string | undefined; file?: string | undefined; what: string }): string[] {
+  const tokens: string[] = [];
+  const add = (raw: string, from: string) => {
+    for (const t of raw.split(/[,\n]/).map((s) => s.trim())) {
+      if (!t || t.startsWith("#")) continue;
+      if (!/^[\x21-\x7e]+$/.test(t) || t.length < MIN_TOKEN_LENGTH) {
+        throw new MeshError(
+          "CONFIG_INVALID",
+          `${from}: each token must be at least ${MIN_TOKEN_LENGTH} visible ASCII characters without spaces (generate one with: openssl rand -hex 32).`,
+        );
+      }
+      tokens.push(t);
+    }
+  };
+  if (sources.value) add(sources.value, sources.what);
+  if (sources.file) {
+    let text: string;
+    try {
+      text = readFileSync(sources.file, "utf8");
+    } catch (e) {
+      throw new MeshError("CONFIG_INVALID", `${sources.what} file ${sources.file} cannot be read: ${(e as Error).message}`);
+    }
+    add(text, `${sources.what} file ${sources.file}`);
+  }
+  return tokens;
+}
+
+/** The environment variable holding the token for calls to one agent, e.g. MESH_TOKEN_HR. */
+export function agentTokenVariable(agent: string): string {
+  return `MESH_TOKEN_${agent.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * The token a caller sends to an agent: MESH_TOKEN_<AGENT> (per-agent tokens), else the
+ * first of MESH_TOKEN / MESH_TOKEN_FILE (one mesh-wide token; during a rotation the first
+ * is the new one). Undefined when none is set.
+ */
+export function callerTokens(env: NodeJS.ProcessEnv = process.env): (agent: string) => string | undefined {
+  let shared: string | undefined | null = null;
+  return (agent) => {
+    const own = env[agentTokenVariable(agent)]?.trim();
+    if (own) return own;
+    shared ??= loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" })[0];
+    return shared ?? undefined;
+  };
+}
+
+/** The WWW-Authenticate header for a refused request (RFC 6750). */
+export function challenge(outcome: Exclude<AuthOutcome, "ok">): string {
+  return outcome === "missing"
+    ? `Bearer realm="${AUTH_REALM}"`
+    : `Bearer realm="${AUTH_REALM}", error="invalid_token", error_description="the bearer token is not accepted"`;
+}
