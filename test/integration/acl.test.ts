@@ -1,0 +1,117 @@
+// The mesh against a Consul with ACLs on, default deny, and least-privilege tokens (the
+// policies the README documents): registration, discovery, KV state and sessions, and
+// `mesh register`; a token lacking a right gets an error that names it.
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { resultText } from "../../src/agent/results.ts";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { startAclConsul, POLICIES, type AclConsul } from "../helpers/acl.ts";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh } from "../helpers/cli.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+let consul: AclConsul;
+const agents: Record<string, TestAgent> = {};
+const tokens: Record<string, string> = {};
+const clients: MeshClient[] = [];
+
+beforeAll(async () => {
+  consul = await startAclConsul();
+  for (const name of ["hr", "finance", "knowledge"]) tokens[name] = await consul.token(name, POLICIES.agent(name));
+  tokens["orchestrator"] = await consul.token("orchestrator", POLICIES.orchestrator);
+  tokens["reader"] = await consul.token("reader", POLICIES.reader);
+  tokens["registrar"] = await consul.token("registrar", POLICIES.registrar);
+  const started = await Promise.all(
+    ["hr", "finance", "knowledge", "orchestrator"].map((n) => spawnAgent(n, consul.address, { env: { CONSUL_HTTP_TOKEN: tokens[n] } })),
+  );
+  for (const a of started) agents[a.instanceId.split("-")[0]!] = a;
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(Object.values(agents).map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+function reader(): MeshClient {
+  const c = new MeshClient({ consul: new ConsulClient({ address: consul.address, token: tokens["reader"] }), callerName: "test" });
+  clients.push(c);
+  return c;
+}
+
+it("default deny: without a token Consul shows nothing", async () => {
+  const anonymous = new ConsulClient({ address: consul.address });
+  expect(Object.keys((await anonymous.catalogServices()).value).filter((s) => s !== "consul")).toEqual([]);
+  anonymous.destroy();
+});
+
+it("each agent registers with a token that may write only its own service, and is passing", async () => {
+  await eventually(
+    async () => {
+      for (const name of ["hr", "finance", "knowledge", "orchestrator"]) {
+        const passing = (await consul.client.healthService(name, { passing: true })).value;
+        if (!passing.some((e) => e.id === agents[name]!.instanceId)) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 5_000, what: "every agent passing" },
+  );
+});
+
+it("discovery and agent-to-agent calls with read-only tokens; KV state under the agent's own prefix", async () => {
+  const client = reader();
+  await eventually(async () => (await client.catalog.instances("finance")).length === 1, { timeoutMs: 5_000, what: "finance" });
+  // finance finds hr through Consul with its own token, then calls it.
+  const netPay = await client.callTool("finance", "compute_net_pay", { employee_id: "E1002" });
+  expect(netPay.isError, resultText(netPay)).toBeFalsy();
+  // finance writes its KV prefix (an expense) with its own token.
+  const expense = await client.callTool("finance", "submit_expense", {
+    employee_id: "E1004",
+    department: "Sales",
+    category: "meals",
+    amount: 12,
+    description: "ACL test lunch",
+  });
+  expect(expense.isError, resultText(expense)).toBeFalsy();
+  expect((await consul.client.kvKeys("toolmesh/state/finance/")).length).toBeGreaterThan(0);
+});
+
+it("orchestrator sessions live in KV under toolmesh/sessions/ and carry across calls", async () => {
+  const client = reader();
+  await eventually(async () => (await client.catalog.instances("orchestrator")).length === 1, { timeoutMs: 5_000, what: "orchestrator" });
+  const ask = (question: string) =>
+    client.callTool("orchestrator", "ask", { question, session_id: "acl-session-1" }) as Promise<CallToolResult>;
+  const first = await ask("What is the referral bonus?");
+  expect(first.isError, resultText(first)).toBeFalsy();
+  expect(first.structuredContent).toMatchObject({ session_saved: true });
+  const second = await ask("And how do I claim it?");
+  expect(second.structuredContent).toMatchObject({ session_saved: true });
+  expect(await consul.client.kvKeys("toolmesh/sessions/")).toContain("toolmesh/sessions/acl-session-1");
+});
+
+it("mesh register: allowed for the names the token may write, refused with the missing permission named otherwise", async () => {
+  const env = { CONSUL_HTTP_ADDR: consul.address, CONSUL_HTTP_TOKEN: tokens["registrar"]! };
+  const ok = await mesh(["register", "--name", "ext-weather", "--url", agents["hr"]!.url], env);
+  expect(ok.code, ok.stderr).toBe(0);
+  const refused = await mesh(["register", "--name", "weather", "--url", agents["hr"]!.url], env);
+  expect(refused.code).toBe(3);
+  expect(refused.stderr).toMatch(/Consul at .* refused to register service "weather".*lacks permission 'service:write' on "weather"/s);
+  expect(refused.stderr).toMatch(/Give the token \(CONSUL_HTTP_TOKEN\) the permission named here/);
+  // The read-only token lists the mesh but cannot register anything.
+  const listed = await mesh(["agents", "--json"], { CONSUL_HTTP_ADDR: consul.address, CONSUL_HTTP_TOKEN: tokens["reader"]! });
+  expect(listed.code, listed.stderr).toBe(0);
+  expect(listed.stdout).toContain("ext-weather");
+});
+
+it("an agent whose token lacks service:write says so in its log and keeps serving", async () => {
+  const agent = await spawnAgent("knowledge", consul.address, { env: { CONSUL_HTTP_TOKEN: tokens["reader"] } });
+  agents["knowledge-reader"] = agent;
+  await eventually(() => agent.logs().some((l) => l["msg"] === "cannot register in Consul; serving anyway and retrying"), {
+    timeoutMs: 5_000,
+    what: "the registration error in the log",
+  });
+  const line = agent.logs().find((l) => l["msg"] === "cannot register in Consul; serving anyway and retrying")!;
+  expect(String(line["err"])).toMatch(/lacks permission 'service:write' on "knowledge"/);
+  expect(line["code"]).toBe("CONSUL_FORBIDDEN");
+  expect((await fetch(agent.url.replace(/\/mcp$/, "/healthz"))).status).toBe(200);
+});
