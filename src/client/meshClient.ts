@@ -127,125 +127,136 @@ export class MeshClient implements MeshCaller {
       const first = this.picker.pick(agent, candidates, (id) => pool.inFlight(id));
       order = [first, ...candidates.filter((i) => i !== first)];
     }
-    const deadlineSignal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    // The deadline as one timer, cleared when the call ends (AbortSignal.timeout would hold
+    // its timer, and everything the signal reaches, for the whole budget: an hour at the gateway).
+    const deadlineCtl = new AbortController();
+    const deadlineTimer = setTimeout(
+      () => deadlineCtl.abort(new DOMException("deadline reached", "TimeoutError")),
+      Math.max(0, deadline - Date.now()),
+    );
+    const deadlineSignal = deadlineCtl.signal;
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
     // Safe to send again after a failure: the tool says so, or the call carries an
     // idempotency key that every instance deduplicates in shared state.
     const repeatable =
       this.repeatable(agent, tool) || (ctx.idempotencyKey !== undefined && instances.every((i) => i.meta["idempotency"] === "shared"));
 
-    let lastError: unknown;
-    let overloaded = 0;
-    for (const [index, instance] of order.entries()) {
-      for (let attempt = 0; attempt < 2; attempt++) {
-        options.onInstance?.(instance.id);
-        // A repeatable call with another instance to go to does not wait for a hung one
-        // (accepting, never answering) until its deadline: with no answer and no progress
-        // within half the time left, it is abandoned there and sent on.
-        const patient = new AbortController();
-        const patience =
-          repeatable && index < order.length - 1
-            ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
-            : undefined;
-        const attemptSignal = AbortSignal.any([signal, patient.signal]);
-        let sent = false;
-        const send = () =>
-          pool.use(
-            instance,
-            (client) => {
-              sent = true;
-              return client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
-                signal: attemptSignal,
-                timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
-                maxTotalTimeout: Math.max(1, deadline - Date.now()),
-                // Progress proves the agent is working: it resets the idle timer (the deadline still
-                // holds). With an idle timeout, always ask for progress, even if nobody listens.
-                ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
-                  ? {
-                      onprogress: (p: { progress: number; total?: number; message?: string }) => {
-                        clearTimeout(patience);
-                        options.onProgress?.(p);
-                      },
-                      resetTimeoutOnProgress: true,
-                    }
-                  : {}),
-              });
-            },
-            attemptSignal, // the deadline holds while the call waits in this caller's queue too
-          );
-        // What counts against the instance: no answer (connection errors, timeouts), not
-        // the agent's own answers, a refusal for load, or the caller's cancellation.
-        const isFault = (e: unknown) =>
-          sent && // a call that timed out in this caller's queue says nothing about the instance
-          !(e instanceof StreamableHTTPError && e.code === 401) &&
-          !options.signal?.aborted &&
-          notDelivered(e) !== "overloaded" &&
-          !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
-        try {
-          const result = await (bypassBreakers ? send() : this.health.run(instance.id, send, isFault));
-          return { result: result as CallToolResult, instance: instance.id, context: ctx };
-        } catch (e) {
-          if (e instanceof BrokenCircuitError) break; // ejected meanwhile: never sent
-          if (deadlineSignal.aborted && !options.signal?.aborted) throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
-          if (options.signal?.aborted) throw options.signal.reason ?? e;
-          if (patient.signal.aborted) {
+    try {
+      let lastError: unknown;
+      let overloaded = 0;
+      for (const [index, instance] of order.entries()) {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          options.onInstance?.(instance.id);
+          // A repeatable call with another instance to go to does not wait for a hung one
+          // (accepting, never answering) until its deadline: with no answer and no progress
+          // within half the time left, it is abandoned there and sent on.
+          const patient = new AbortController();
+          const patience =
+            repeatable && index < order.length - 1
+              ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
+              : undefined;
+          const attemptSignal = AbortSignal.any([signal, patient.signal]);
+          let sent = false;
+          const send = () =>
+            pool.use(
+              instance,
+              (client) => {
+                sent = true;
+                return client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
+                  signal: attemptSignal,
+                  timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+                  maxTotalTimeout: Math.max(1, deadline - Date.now()),
+                  // Progress proves the agent is working: it resets the idle timer (the deadline still
+                  // holds). With an idle timeout, always ask for progress, even if nobody listens.
+                  ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
+                    ? {
+                        onprogress: (p: { progress: number; total?: number; message?: string }) => {
+                          clearTimeout(patience);
+                          options.onProgress?.(p);
+                        },
+                        resetTimeoutOnProgress: true,
+                      }
+                    : {}),
+                });
+              },
+              attemptSignal, // the deadline holds while the call waits in this caller's queue too
+            );
+          // What counts against the instance: no answer (connection errors, timeouts), not
+          // the agent's own answers, a refusal for load, or the caller's cancellation.
+          const isFault = (e: unknown) =>
+            sent && // a call that timed out in this caller's queue says nothing about the instance
+            !(e instanceof StreamableHTTPError && e.code === 401) &&
+            !options.signal?.aborted &&
+            notDelivered(e) !== "overloaded" &&
+            !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
+          try {
+            const result = await (bypassBreakers ? send() : this.health.run(instance.id, send, isFault));
+            return { result: result as CallToolResult, instance: instance.id, context: ctx };
+          } catch (e) {
+            if (e instanceof BrokenCircuitError) break; // ejected meanwhile: never sent
+            if (deadlineSignal.aborted && !options.signal?.aborted) throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+            if (options.signal?.aborted) throw options.signal.reason ?? e;
+            if (patient.signal.aborted) {
+              lastError = e;
+              this.logger.warn(
+                { instance: instance.id, traceId: ctx.traceId, waitedMs: Math.round(timeoutMs - (deadline - Date.now())) },
+                "no answer from the instance; it is out of rotation and the call goes to another",
+              );
+              break;
+            }
+            if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
+            if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
+              throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
+            if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
+              throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+            }
+            // A JSON-RPC error is the agent's answer: the caller's to see. ConnectionClosed is not
+            // an answer: our side closed the connection (the instance left the catalog mid-call).
+            if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
+            const reason = notDelivered(e);
+            // An overloaded instance refused one call; its session is fine.
+            if (reason !== "overloaded") void pool.drop(instance.id);
+            // The request may have reached the agent: call again elsewhere only if the tool
+            // says repeating it is harmless; never run a side effect twice silently.
+            if (!reason && !repeatable) {
+              throw new MeshError(
+                "DELIVERY_UNKNOWN",
+                `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent and the call had no idempotency key, so it was not retried; check its effect before calling again (or call with an idempotency key).`,
+                { retryable: false, cause: e, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
+              );
+            }
             lastError = e;
-            this.logger.warn(
-              { instance: instance.id, traceId: ctx.traceId, waitedMs: Math.round(timeoutMs - (deadline - Date.now())) },
-              "no answer from the instance; it is out of rotation and the call goes to another",
+            this.logger[reason === "overloaded" ? "debug" : "info"](
+              {
+                instance: instance.id,
+                reason: reason ?? "transport error on a repeatable tool",
+                traceId: ctx.traceId,
+                err: describeError(e),
+              },
+              "call failed before an answer; trying again",
             );
-            break;
+            if (reason === "overloaded") overloaded++;
+            if (reason !== "session-unknown") break;
+          } finally {
+            clearTimeout(patience);
           }
-          if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
-          if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
-            throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
-          if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
-            throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
-          }
-          // A JSON-RPC error is the agent's answer: the caller's to see. ConnectionClosed is not
-          // an answer: our side closed the connection (the instance left the catalog mid-call).
-          if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
-          const reason = notDelivered(e);
-          // An overloaded instance refused one call; its session is fine.
-          if (reason !== "overloaded") void pool.drop(instance.id);
-          // The request may have reached the agent: call again elsewhere only if the tool
-          // says repeating it is harmless; never run a side effect twice silently.
-          if (!reason && !repeatable) {
-            throw new MeshError(
-              "DELIVERY_UNKNOWN",
-              `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent and the call had no idempotency key, so it was not retried; check its effect before calling again (or call with an idempotency key).`,
-              { retryable: false, cause: e, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
-            );
-          }
-          lastError = e;
-          this.logger[reason === "overloaded" ? "debug" : "info"](
-            {
-              instance: instance.id,
-              reason: reason ?? "transport error on a repeatable tool",
-              traceId: ctx.traceId,
-              err: describeError(e),
-            },
-            "call failed before an answer; trying again",
-          );
-          if (reason === "overloaded") overloaded++;
-          if (reason !== "session-unknown") break;
-        } finally {
-          clearTimeout(patience);
         }
       }
-    }
-    if (overloaded === order.length) {
+      if (overloaded === order.length) {
+        throw new MeshError(
+          "OVERLOADED",
+          `Every instance of agent "${agent}" is at its concurrency limit (${order.map((i) => i.id).join(", ")}); ${agent}.${tool} was not started anywhere. Retry shortly, or add replicas.`,
+          { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
+        );
+      }
       throw new MeshError(
-        "OVERLOADED",
-        `Every instance of agent "${agent}" is at its concurrency limit (${order.map((i) => i.id).join(", ")}); ${agent}.${tool} was not started anywhere. Retry shortly, or add replicas.`,
-        { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
+        "AGENT_UNREACHABLE",
+        `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
+        { retryable: true, cause: lastError, details: { agent, traceId: ctx.traceId } },
       );
+    } finally {
+      clearTimeout(deadlineTimer);
     }
-    throw new MeshError(
-      "AGENT_UNREACHABLE",
-      `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
-      { retryable: true, cause: lastError, details: { agent, traceId: ctx.traceId } },
-    );
   }
 
   /**
