@@ -3,6 +3,7 @@ import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
 import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
+import { DEFAULT_MAX_SESSIONS } from "./httpServer.ts";
 
 /** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
 export const DEFAULT_HOST = "127.0.0.1";
@@ -70,6 +71,8 @@ export const AgentConfigSchema = z
     reconcileIntervalMs: z.coerce.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
     sessionIdleMs: z.coerce.number().int().min(1_000).default(DEFAULT_SESSION_IDLE_MS),
     maxConcurrentCalls: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_MAX_CONCURRENT_CALLS),
+    /** Sessions kept at once; a new one evicts the least recently used. */
+    maxSessions: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SESSIONS),
     /** More host names the MCP endpoint answers to (DNS-rebinding protection), comma-separated in env. */
     allowedHosts: z.preprocess(
       (v) =>
@@ -106,6 +109,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_DEREGISTER_AFTER: "deregisterAfter",
   MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   MESH_MAX_CONCURRENT_CALLS: "maxConcurrentCalls",
+  MESH_MAX_SESSIONS: "maxSessions",
   MESH_LOG_LEVEL: "logLevel",
   MESH_ALLOWED_HOSTS: "allowedHosts",
 };

@@ -15,6 +15,13 @@ import { silentLogger, type Logger } from "../logger.ts";
 
 /** Largest request body accepted on the MCP endpoint. @default 4194304 (4 MiB) */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/**
+ * Sessions one instance keeps (each holds a server with its tools, a few hundred KiB): past
+ * this, opening one evicts the least recently used, whose client re-initializes on its next
+ * request (toolmesh callers do so by themselves). Bounds memory against clients that open
+ * sessions and never close them. @default 512
+ */
+export const DEFAULT_MAX_SESSIONS = 512;
 
 /** JSON-RPC error code toolmesh uses for "this instance is shutting down; try another". */
 export const DRAINING_ERROR_CODE = -32_010;
@@ -42,6 +49,8 @@ export interface HttpAgentServerOptions {
   port: number;
   mcpPath: string;
   sessionIdleMs: number;
+  /** Most sessions kept at once; a new one evicts the least recently used. @default DEFAULT_MAX_SESSIONS */
+  maxSessions?: number;
   /** @default DEFAULT_MAX_BODY_BYTES */
   maxBodyBytes?: number;
   /**
@@ -85,6 +94,8 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   let callsRunning = 0;
   let overloaded = 0;
   let unauthorized = 0;
+  let evicted = 0;
+  const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const maxCalls = options.maxConcurrentCalls ?? Number.POSITIVE_INFINITY;
   let draining = false;
   const idleWaiters = new Set<() => void>();
@@ -186,6 +197,20 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   }
 
   async function startSession(req: IncomingMessage, res: ServerResponse, body: unknown, factory: () => ConnectableServer): Promise<void> {
+    if (sessions.size >= maxSessions) {
+      let oldest: [string, Session] | undefined;
+      for (const entry of sessions) if (!oldest || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
+      if (oldest) {
+        sessions.delete(oldest[0]);
+        evicted++;
+        void oldest[1].transport.close();
+        void oldest[1].server.close();
+        logger.warn(
+          { session: oldest[0], idleMs: Date.now() - oldest[1].lastSeen, maxSessions },
+          "session limit reached: evicted the least recently used",
+        );
+      }
+    }
     const server = factory();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -243,6 +268,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
       overloaded,
       unauthorized,
       sessions: sessions.size,
+      evicted,
       ...options.healthInfo?.(),
     });
   }

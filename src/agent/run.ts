@@ -107,6 +107,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     mcpPath: config.mcpPath,
     sessionIdleMs: config.sessionIdleMs,
     maxConcurrentCalls: config.maxConcurrentCalls,
+    maxSessions: config.maxSessions,
     verifier: new TokenVerifier(tokens),
     healthInfo: () => ({ agent: def.name, id: instanceId }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],

@@ -65,6 +65,31 @@ it("a client that trickles its body is cut off after the request timeout", async
   expect(ms).toBeLessThan(4_000);
 });
 
+it("past the session limit, a new session evicts the least recently used one; its client gets 404 and can start again", async () => {
+  const small = await serveHttp({
+    createServer: () => createMcpServer({ name: "small", version: "1" }),
+    host: "127.0.0.1",
+    port: 0,
+    mcpPath: "/mcp",
+    sessionIdleMs: 60_000,
+    maxSessions: 2,
+  });
+  try {
+    const [a, b] = [await connectHttp(small.url), await connectHttp(small.url)];
+    await b.ping(); // a is now the least recently used
+    const c = await connectHttp(small.url);
+    expect(small.sessionCount).toBe(2);
+    await expect(a.ping()).rejects.toThrow(/Session not found/);
+    await b.ping();
+    await c.ping();
+    const health = (await (await fetch(small.url.replace(/\/mcp$/, "/healthz"))).json()) as { evicted: number };
+    expect(health.evicted).toBe(1);
+    await Promise.all([a, b, c].map((x) => x.close().catch(() => undefined)));
+  } finally {
+    await small.close();
+  }
+});
+
 it("arguments nested too deep or too large get a clear invalid-params error, and the session keeps working", async () => {
   const client = await connectHttp(http.url);
   let deep: unknown = "leaf";
