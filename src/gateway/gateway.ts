@@ -20,6 +20,7 @@ import type { MeshClient } from "../client/meshClient.ts";
 import { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../errors.ts";
+import { argumentProblem } from "../agent/limits.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
 import { installResourcesAndPrompts } from "./resources.ts";
@@ -245,6 +246,9 @@ export class Gateway {
     extra: Extra,
     pool: ClientPool | undefined,
   ): Promise<CallToolResult> {
+    // The same limits as the agents', before anything is parsed further or forwarded.
+    const problem = argumentProblem(params.arguments);
+    if (problem) throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for ${params.name}: ${problem}.`);
     if (view.kind === "dynamic") {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
         const target = parseGatewayToolName(name);
