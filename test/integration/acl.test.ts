@@ -1,6 +1,7 @@
 // The mesh against a Consul with ACLs on, default deny, and least-privilege tokens (the
 // policies the README documents): registration, discovery, KV state and sessions, and
 // `mesh register`; a token lacking a right gets an error that names it.
+import { readFileSync } from "node:fs";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { resultText } from "../../src/agent/results.ts";
@@ -114,4 +115,14 @@ it("an agent whose token lacks service:write says so in its log and keeps servin
   expect(String(line["err"])).toMatch(/lacks permission 'service:write' on "knowledge"/);
   expect(line["code"]).toBe("CONSUL_FORBIDDEN");
   expect((await fetch(agent.url.replace(/\/mcp$/, "/healthz"))).status).toBe(200);
+});
+
+it("no Consul token appears in the agents' logs, in mesh status or in Consul meta", async () => {
+  const secrets = Object.values(tokens);
+  const status = await mesh(["status", "--json"], { CONSUL_HTTP_ADDR: consul.address, CONSUL_HTTP_TOKEN: tokens["reader"]! });
+  expect(status.code, status.stderr).toBe(0);
+  const meta = JSON.stringify((await consul.client.healthService("hr")).value.map((e) => e.meta));
+  const texts = [...Object.values(agents).map((a) => readFileSync(a.logFile, "utf8")), status.stdout, status.stderr, meta];
+  const leaks = secrets.filter((s) => texts.some((t) => t.includes(s)));
+  expect(leaks).toEqual([]);
 });
