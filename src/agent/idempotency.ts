@@ -5,6 +5,7 @@ import { fromMeta } from "../context/meshContext.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
+import type { ConsulClient } from "../consul/client.ts";
 
 /** How long the first result for an idempotency key is kept and replayed. @default 600000 (10 min) */
 export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
@@ -37,6 +38,29 @@ export interface IdempotencyOptions {
   /** Whether an instance is alive (Consul reports it passing): a dead holder's claim is taken over. */
   isAlive?: (instance: string) => Promise<boolean>;
   logger: Logger;
+}
+
+/**
+ * Deletes the records under `prefix` (an agent's idempotency keys in Consul KV) that no
+ * repeat can use any more: results past their window, claims whose lease ended a window
+ * ago, released keys. Check-and-set per key, so a key claimed meanwhile is left alone;
+ * replicas may sweep at the same time. Returns how many were deleted.
+ */
+export async function sweepIdempotencyRecords(consul: ConsulClient, prefix: string, windowMs: number, now = Date.now()): Promise<number> {
+  let deleted = 0;
+  for (const key of await consul.kvKeys(prefix)) {
+    const entry = await consul.kvGet(key);
+    if (!entry) continue;
+    let rec: KeyRecord | null;
+    try {
+      rec = JSON.parse(entry.value) as KeyRecord | null;
+    } catch {
+      rec = null; // not ours to keep
+    }
+    const dead = !rec || (rec.state === "done" ? (rec.expiresAt ?? 0) < now : (rec.leaseUntil ?? 0) + windowMs < now);
+    if (dead && (await consul.kvDelete(key, { cas: entry.modifyIndex }))) deleted++;
+  }
+  return deleted;
 }
 
 class Claimed extends Error {

@@ -9,8 +9,9 @@ import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedSta
 import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
+import { describeError } from "../errors.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
-import { installIdempotency } from "./idempotency.ts";
+import { DEFAULT_IDEMPOTENCY_WINDOW_MS, installIdempotency, sweepIdempotencyRecords } from "./idempotency.ts";
 import { callerTokens, loadTokens, TokenVerifier } from "./auth.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
@@ -155,9 +156,22 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     "agent ready",
   );
 
+  // Forget idempotency records no repeat can use any more (every replica sweeps, with CAS).
+  const sweeper =
+    stateKind === "consul"
+      ? setInterval(
+          () =>
+            void sweepIdempotencyRecords(consul, `${IDEMPOTENCY_KV_PREFIX}${def.name}/`, DEFAULT_IDEMPOTENCY_WINDOW_MS)
+              .then((n) => n > 0 && log.debug({ deleted: n }, "idempotency records swept"))
+              .catch((e: unknown) => log.debug({ err: describeError(e) }, "idempotency sweep failed; trying again later")),
+          DEFAULT_IDEMPOTENCY_WINDOW_MS / 2 + Math.random() * 30_000,
+        ).unref()
+      : undefined;
+
   let stopping: Promise<void> | undefined;
   const stop = (reason = "stop requested") =>
     (stopping ??= Promise.resolve().then(async () => {
+      clearInterval(sweeper);
       log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
       http.startDraining();
       await registrar?.stop();

@@ -231,13 +231,15 @@ export class ConsulClient {
     return Array.isArray(body) ? (body as string[]) : [];
   }
 
-  async kvDelete(key: string, options: CallOptions & { recurse?: boolean } = {}): Promise<void> {
-    await this.call(
+  /** Deletes a key (or a prefix); with `cas`, only if unchanged since that index (false otherwise). */
+  async kvDelete(key: string, options: CallOptions & { recurse?: boolean; cas?: number } = {}): Promise<boolean> {
+    const [, body] = await this.call(
       `delete key "${key}"`,
       loose((o) => this.consul.kv.del(o)),
-      { key, recurse: options.recurse ?? false },
+      { key, recurse: options.recurse ?? false, ...(options.cas === undefined ? {} : { cas: options.cas }) },
       options,
     );
+    return body !== false;
   }
 
   /** Releases the HTTP agent's sockets so the process can exit. */

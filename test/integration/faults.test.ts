@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { rootContext } from "../../src/context/meshContext.ts";
+import { sweepIdempotencyRecords } from "../../src/agent/idempotency.ts";
 import { isMeshError } from "../../src/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -256,6 +257,20 @@ describe("idempotency keys", () => {
     expect(outcome.instance).not.toBe(keyedTarget);
     expect(ledgerLines(ledger).filter((l) => l.id === "withkey")).toHaveLength(1);
   });
+});
+
+it("idempotency records no repeat can use are swept; live ones and ones claimed meanwhile stay", async () => {
+  const prefix = "toolmesh/idempotency/sweep-test/";
+  const now = Date.now();
+  const put = (k: string, v: unknown) => consul.client.kvSet(prefix + k, JSON.stringify(v));
+  await put("done-old", { state: "done", tool: "t", instance: "i", result: {}, expiresAt: now - 1 });
+  await put("done-live", { state: "done", tool: "t", instance: "i", result: {}, expiresAt: now + 60_000 });
+  await put("running-abandoned", { state: "running", tool: "t", instance: "i", leaseUntil: now - 700_000 });
+  await put("running-live", { state: "running", tool: "t", instance: "i", leaseUntil: now + 5_000 });
+  await put("released", null);
+  const deleted = await sweepIdempotencyRecords(consul.client, prefix, 600_000, now);
+  expect(deleted).toBe(3);
+  expect((await consul.client.kvKeys(prefix)).sort()).toEqual([`${prefix}done-live`, `${prefix}running-live`]);
 });
 
 describe("sticky sessions", () => {
