@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { parseConsulAddress } from "../../src/consul/address.ts";
 import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
-import { MeshError } from "../../src/errors.ts";
+import { MeshError, describeError } from "../../src/errors.ts";
 import { AgentProcess, type ReadyInfo } from "./agentProcess.ts";
 
 /** Agents `mesh up` starts, with their replica counts (hr twice: horizontal scaling). */
@@ -13,6 +13,13 @@ export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = 
   { agent: "knowledge", replicas: 1 },
   { agent: "orchestrator", replicas: 1 },
 ];
+
+/** First wait before restarting an agent that exited on its own; doubles while it keeps failing. @default 1000 */
+export const RESTART_FIRST_DELAY_MS = 1_000;
+/** Longest wait between restarts. @default 30000 */
+export const RESTART_MAX_DELAY_MS = 30_000;
+/** Uptime after which an agent's restart delay starts again from the first. @default 60000 */
+export const RESTART_RESET_AFTER_MS = 60_000;
 
 /** First agent port of `mesh up` (agents take the ports after it). @default 7100 */
 export const DEFAULT_BASE_PORT = 7100;
@@ -24,6 +31,8 @@ export interface MeshUpOptions {
   logDir: string;
   topology?: readonly { agent: string; replicas: number }[];
   onProgress?: (line: string) => void;
+  /** Start an agent again when it exits on its own. @default true */
+  restart?: boolean;
 }
 
 export interface RunningInstance extends ReadyInfo {
@@ -61,7 +70,9 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
   const processes: AgentProcess[] = [];
   const starts: Promise<void>[] = [];
 
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     await Promise.all(processes.map((p) => p.stop()));
     await dev?.stop();
     consul.destroy();
@@ -117,6 +128,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
     await Promise.all(starts);
     await waitPassing(consul, instances, 15_000);
     instances.sort((a, b) => a.label.localeCompare(b.label));
+    if (options.restart ?? true) for (const inst of instances) supervise(inst, progress, () => stopping);
     return {
       consulAddress: addr.url,
       startedConsul: Boolean(dev),
@@ -133,6 +145,35 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
     await Promise.allSettled(starts); // the other starts fail once stopped; observe them
     throw e;
   }
+}
+
+/**
+ * Starts an agent again (same label, port and log) whenever it exits while the mesh is up:
+ * after RESTART_FIRST_DELAY_MS, doubling up to RESTART_MAX_DELAY_MS while it keeps failing,
+ * back to the first delay once it has stayed up RESTART_RESET_AFTER_MS.
+ */
+function supervise(inst: RunningInstance, progress: (line: string) => void, stopping: () => boolean): void {
+  let delay = RESTART_FIRST_DELAY_MS;
+  let startedAt = Date.now();
+  const watch = () =>
+    void inst.process.exited.then(async (code) => {
+      if (stopping()) return;
+      if (Date.now() - startedAt >= RESTART_RESET_AFTER_MS) delay = RESTART_FIRST_DELAY_MS;
+      progress(`${inst.label} exited (code ${code}); starting it again in ${delay / 1_000} s; its log: ${inst.logFile}`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
+      if (stopping()) return;
+      startedAt = Date.now();
+      try {
+        Object.assign(inst, await inst.process.start());
+        progress(`${inst.label} is back (${inst.instanceId}, pid ${inst.pid})`);
+      } catch (e) {
+        progress(`${inst.label} did not start again: ${describeError(e)}`);
+        inst.process.kill(); // a start that timed out leaves a process: its exit schedules the next try
+      }
+      watch();
+    });
+  watch();
 }
 
 async function waitPassing(consul: ConsulClient, instances: readonly RunningInstance[], timeoutMs: number): Promise<void> {

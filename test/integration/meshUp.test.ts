@@ -124,3 +124,39 @@ it("mesh up --help documents its options and exits 0; a bad flag is a usage erro
   expect(unknown.code).toBe(2);
   expect(unknown.out).toContain('Unknown agent "payroll". Agents: hr, finance, knowledge, orchestrator.');
 });
+
+it("mesh up starts an agent again when it dies, and it is back in Consul; stopping is not dying", async () => {
+  const { meshUp } = await import("../../orchestrator/up/meshUp.ts");
+  const lines: string[] = [];
+  const mesh = await meshUp({
+    consul: `http://${randomLoopback()}:8500`,
+    basePort: 0,
+    logDir: mkdtempSync(join(tmpdir(), "toolmesh-up-")),
+    topology: [{ agent: "knowledge", replicas: 1 }],
+    onProgress: (l) => void lines.push(l),
+  });
+  const consul = new ConsulClient({ address: mesh.consulAddress });
+  try {
+    const inst = mesh.instances[0]!;
+    const firstPid = inst.pid;
+    inst.process.signal("SIGKILL");
+    const passing = async () => (await consul.healthService("knowledge", { passing: true })).value.map((e) => e.id);
+    const deadline = Date.now() + 15_000;
+    while (!(inst.pid !== firstPid && (await passing()).includes(inst.instanceId))) {
+      if (Date.now() > deadline) throw new Error(`not back: ${lines.join(" | ")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(lines.some((l) => /^knowledge exited \(code null\); starting it again in 1 s/.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith("knowledge is back"))).toBe(true);
+    const client = await connectHttp(inst.url);
+    const r = (await client.callTool({ name: "list_documents", arguments: {} })) as CallToolResult;
+    expect(r.isError).toBeFalsy();
+    await client.close();
+  } finally {
+    consul.destroy();
+    await mesh.stop();
+  }
+  // Stopping is not dying: nothing restarts after stop().
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect(lines.filter((l) => l.includes("starting it again"))).toHaveLength(1);
+});

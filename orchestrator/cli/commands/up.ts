@@ -15,6 +15,7 @@ interface UpOptions {
   basePort: string;
   logDir: string;
   demo: boolean;
+  restart: boolean;
   once: boolean;
   json: boolean;
 }
@@ -29,6 +30,7 @@ export function upCommand(): Command {
     .option("--base-port <port>", "agents listen on the ports after this one; 0 picks free ports", String(DEFAULT_BASE_PORT))
     .option("--log-dir <dir>", "where each process's log goes", ".mesh/logs")
     .option("--no-demo", "skip the sample calls")
+    .option("--no-restart", "do not start an agent again when it dies (default: restart with backoff, 1 s doubling to 30 s)")
     .option("--once", "stop everything after the sample (for scripts and smoke tests)")
     .addOption(new Option("--json", "machine-readable output: one JSON object per line"))
     .addHelpText(
@@ -49,7 +51,14 @@ Examples:
       const out = opts.json ? (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`) : undefined;
       const say = (line: string) => (out ? out({ event: "progress", message: line }) : process.stderr.write(`  ${line}\n`));
 
-      const mesh = await meshUp({ consul: consulAddr, token, basePort, logDir: resolve(opts.logDir), onProgress: say });
+      const mesh = await meshUp({
+        consul: consulAddr,
+        token,
+        basePort,
+        logDir: resolve(opts.logDir),
+        onProgress: say,
+        restart: opts.restart !== false,
+      });
       let stopping = false;
       const shutdown = async (why: string) => {
         if (stopping) {
@@ -65,11 +74,6 @@ Examples:
       };
       process.on("SIGINT", () => void shutdown("interrupted"));
       process.on("SIGTERM", () => void shutdown("terminated"));
-      for (const i of mesh.instances) {
-        void i.process.exited.then((code) => {
-          if (!stopping) say(`${i.label} (${i.instanceId}) exited with code ${code}; see ${i.logFile}`);
-        });
-      }
 
       if (out) out({ event: "up", ...summary(mesh) });
       else printSummary(mesh);
