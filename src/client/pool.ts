@@ -3,6 +3,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import PQueue from "p-queue";
 import { MeshError } from "../errors.ts";
+import { meshFetch } from "./meshFetch.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 
 /** Calls this caller sends one instance at once; more wait in its queue. @default 64 */
@@ -180,10 +181,10 @@ export class ClientPool {
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
     const token = target.service ? this.token?.(target.service) : undefined;
     await client.connect(
-      new StreamableHTTPClientTransport(
-        new URL(target.url),
-        token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {},
-      ),
+      new StreamableHTTPClientTransport(new URL(target.url), {
+        fetch: meshFetch,
+        ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
+      }),
     );
     await this.onConnected?.(client).catch((e: unknown) =>
       this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
