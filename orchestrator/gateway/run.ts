@@ -1,4 +1,5 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
@@ -98,6 +99,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       },
       routesHint: "and /agents/<name>/mcp for each agent with a healthy instance",
       verifier: new TokenVerifier(clientTokens),
+      fastPath: (server, body, res) => gateway.takeCall(server as Server, body, res),
       sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
       allowedHosts: (env["MESH_ALLOWED_HOSTS"] ?? "")
         .split(",")

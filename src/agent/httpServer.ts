@@ -33,6 +33,11 @@ export interface HttpAgentServerOptions {
   createServer: () => ConnectableServer;
   /** More MCP endpoints by path (e.g. the gateway's /agents/<name>/mcp); undefined: 404. */
   routes?: (path: string) => (() => ConnectableServer) | undefined;
+  /**
+   * Takes a POST of an existing session before the SDK transport does (the gateway's
+   * tools/call fast path); returns false to leave it to the transport.
+   */
+  fastPath?: (server: ConnectableServer, body: unknown, res: ServerResponse) => boolean;
   /** Longest a client may take to send its request headers. @default 10000 */
   headersTimeoutMs?: number;
   /** Longest a client may take to send a whole request. @default 30000 */
@@ -163,7 +168,10 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
         callsRunning += calls;
         res.once("close", () => (callsRunning -= calls));
       }
-      if (sid) return withSession(sid, res, (s) => s.transport.handleRequest(req, res, body));
+      if (sid)
+        return withSession(sid, res, (s) =>
+          options.fastPath?.(s.server, body, res) ? Promise.resolve() : s.transport.handleRequest(req, res, body),
+        );
       if (!isInitializeRequest(body)) {
         return sendJsonRpcError(
           res,

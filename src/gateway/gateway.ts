@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
   CallToolRequestSchema,
@@ -67,6 +68,9 @@ export class Gateway {
   private readonly sessions = new Map<Server, View>();
   private readonly listings = new Map<string, Listing>();
   private readonly search: DynamicCatalog;
+  private readonly relaying = new WeakMap<Server, () => boolean>();
+  /** Calls taken by the fast path, per session, by JSON-RPC id (for cancellation). */
+  private readonly fastCalls = new WeakMap<Server, Map<string | number, AbortController>>();
   private pending: NodeJS.Timeout | undefined;
 
   constructor(options: GatewayOptions) {
@@ -201,12 +205,67 @@ export class Gateway {
     }
     server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra, relay()));
     this.sessions.set(server, view);
+    // Whether this session's calls need the SDK server's full path (relayed server-to-client
+    // messages or progress); see takeCall.
+    this.relaying.set(server, () => {
+      const caps = server.getClientCapabilities() ?? {};
+      return Boolean(relayPool) || logLevel !== undefined || Boolean(caps.sampling || caps.elicitation || caps.roots);
+    });
     if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
     server.onclose = () => {
       this.sessions.delete(server);
       void relayPool?.closeAll();
     };
     return server;
+  }
+
+  /**
+   * The fast path for tools/call: when a session relays nothing (no sampling, elicitation,
+   * roots or log level) and the call asks for no progress, the gateway answers it without
+   * the SDK server's request machinery (validation, SSE framing, Node/web request
+   * conversion): one JSON-RPC response as application/json, the call itself forwarded
+   * exactly as on the full path (context, deadline, failover). A client's
+   * notifications/cancelled for such a call is honoured here too. Returns false to leave a
+   * request to the full path (anything else, including every error case).
+   */
+  takeCall(server: Server, body: unknown, res: ServerResponse): boolean {
+    const view = this.sessions.get(server);
+    if (!view || view.kind === "dynamic" || Array.isArray(body) || typeof body !== "object" || body === null) return false;
+    const msg = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
+    const calls = this.fastCalls.get(server);
+    if (msg.method === "notifications/cancelled") {
+      const ctl = calls?.get(msg.params?.["requestId"] as string | number);
+      if (!ctl) return false;
+      ctl.abort(new Error(String(msg.params?.["reason"] ?? "cancelled by the client")));
+      res.writeHead(202).end();
+      return true;
+    }
+    if (msg.jsonrpc !== "2.0" || msg.method !== "tools/call" || (typeof msg.id !== "string" && typeof msg.id !== "number")) return false;
+    const params = msg.params;
+    const name = params?.["name"];
+    const args = params?.["arguments"] ?? {};
+    const meta = (params?.["_meta"] ?? {}) as Record<string, unknown>;
+    if (typeof name !== "string" || typeof args !== "object" || args === null || Array.isArray(args) || typeof meta !== "object")
+      return false;
+    if (meta["progressToken"] !== undefined || this.relaying.get(server)?.() !== false || argumentProblem(args)) return false;
+    const target = view.kind === "agent" ? { agent: view.agent, tool: name } : parseGatewayToolName(name);
+    if (!target || !this.offered(view).some((t) => t.name === name)) return false;
+
+    const id = msg.id;
+    const ctl = new AbortController();
+    const live = calls ?? new Map<string | number, AbortController>();
+    if (!calls) this.fastCalls.set(server, live);
+    live.set(id, ctl);
+    res.once("close", () => {
+      live.delete(id);
+      if (!res.writableFinished) ctl.abort(new Error("the client went away"));
+    });
+    const extra = { signal: ctl.signal, sendNotification: (() => Promise.resolve()) as Server["notification"] };
+    void this.forward(target.agent, target.tool, { arguments: args as Record<string, unknown>, _meta: meta }, extra, undefined).then(
+      (result) => reply(res, { jsonrpc: "2.0", id, result }),
+      () => reply(res, { jsonrpc: "2.0", id, error: { code: ErrorCode.RequestTimeout, message: "Request cancelled" } }),
+    );
+    return true;
   }
 
   private listing(view: View): Listing {
@@ -348,6 +407,12 @@ export class Gateway {
 interface Listing {
   tools: string;
   agents: string;
+}
+
+function reply(res: ServerResponse, message: unknown): void {
+  if (res.writableEnded || res.destroyed) return;
+  const body = JSON.stringify(message);
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
 }
 
 function viewKey(view: View): string {

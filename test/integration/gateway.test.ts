@@ -279,6 +279,51 @@ describe("resources and prompts", () => {
   });
 });
 
+describe("the tools/call fast path", () => {
+  async function rawSession(url: string, capabilities: Record<string, unknown> = {}) {
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const init = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities, clientInfo: { name: "raw", version: "1" } },
+      }),
+    });
+    await init.text();
+    const session = { ...headers, "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-06-18" };
+    await (
+      await fetch(url, { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })
+    ).text();
+    return (id: number, params: Record<string, unknown>) =>
+      fetch(url, { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params }) });
+  }
+
+  it("a call that asks for no progress from a session that relays nothing is answered as one JSON response; others stream as SSE", async () => {
+    const url = new URL("/agents/hr/mcp", gateway.url).toString();
+    const call = await rawSession(url);
+    const fast = await call(1, { name: "get_leave_policy", arguments: { leave_type: "sick" } });
+    expect(fast.headers.get("content-type")).toBe("application/json");
+    expect(await fast.json()).toMatchObject({ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text" }] } });
+    // Errors keep the full path's answers: an unknown tool is a JSON-RPC error, not a fast result.
+    const unknown = await call(2, { name: "nope", arguments: {} });
+    expect(await unknown.text()).toMatch(/"error":\{"code":-32602,"message":"[^"]*Unknown tool/);
+    // With a progress token the call streams (SSE), progress and all.
+    const streamed = await call(3, { name: "get_leave_policy", arguments: { leave_type: "sick" }, _meta: { progressToken: "p" } });
+    expect(streamed.headers.get("content-type")).toBe("text/event-stream");
+    const sse = await streamed.text();
+    expect(sse).toMatch(/"id":3/);
+    expect(sse).toMatch(/"result":\{"content"/);
+    // A session whose client can answer sampling always takes the full path.
+    const relaying = await rawSession(url, { sampling: {} });
+    const full = await relaying(4, { name: "get_leave_policy", arguments: { leave_type: "sick" } });
+    expect(full.headers.get("content-type")).toBe("text/event-stream");
+    await full.text();
+  });
+});
+
 describe("per-agent passthrough and the dynamic view", () => {
   it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
     const second = await spawnAgent("hr", consul.address);
