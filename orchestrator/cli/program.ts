@@ -19,6 +19,19 @@ export function buildProgram(): Command {
     .description("toolmesh: MCP agents discovered through Consul")
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `
+Environment:
+  CONSUL_HTTP_ADDR     Consul's HTTP address (default http://127.0.0.1:8500)
+  CONSUL_HTTP_TOKEN    Consul ACL token
+  MESH_TOKEN           bearer token(s) agents require and callers send (comma-separated during a rotation)
+  MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
+  MESH_LOG_LEVEL       log level of the processes mesh starts
+
+Exit codes: 0 ok, 1 a tool answered isError, 2 usage or configuration error, 3 mesh error
+(Consul, connections, deadlines, authorization), 70 internal error, 130 interrupted twice.`,
+    )
     .exitOverride();
   for (const cmd of [
     upCommand(),
