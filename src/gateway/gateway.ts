@@ -263,7 +263,9 @@ export class Gateway {
     const extra = { signal: ctl.signal, sendNotification: (() => Promise.resolve()) as Server["notification"] };
     void this.forward(target.agent, target.tool, { arguments: args as Record<string, unknown>, _meta: meta }, extra, undefined).then(
       (result) => reply(res, { jsonrpc: "2.0", id, result }),
-      () => reply(res, { jsonrpc: "2.0", id, error: { code: ErrorCode.RequestTimeout, message: "Request cancelled" } }),
+      // Only a cancelled call throws here. MCP sends no answer to one, but this HTTP request
+      // must end: with LSP's RequestCancelled code, which SDK clients ignore once cancelled.
+      () => reply(res, { jsonrpc: "2.0", id, error: { code: -32_800, message: "Request cancelled by the client" } }),
     );
     return true;
   }
