@@ -56,7 +56,9 @@ export function installMeshContext(transport: Transport, agentName: string, logg
 
   const refuse = (req: Request, code: number, message: string, ctx: MeshContext) => {
     logger.warn({ traceId: ctx.traceId, chain: ctx.callerChain, hop: ctx.hop }, message);
-    void send({ jsonrpc: "2.0", id: req.id, error: { code, message } }, { relatedRequestId: req.id });
+    // Through transport.send, not the captured original: middleware installed after this one
+    // (idempotency) must see the refusal to release what it holds for the call.
+    void transport.send({ jsonrpc: "2.0", id: req.id, error: { code, message } }, { relatedRequestId: req.id });
   };
 
   transport.onmessage = (message, extra) => {

@@ -209,6 +209,15 @@ describe("idempotency keys", () => {
     await client.call("keyed", "effect", { ms: 0, id: "pay-1" }, { idempotencyKey: "key-pay-2" });
     await client.call("keyed", "effect", { ms: 0, id: "pay-1" });
     expect(ledgerLines(ledger).filter((l) => l.id === "pay-1")).toHaveLength(3);
+    // A call refused before it ran (arguments nested too deep) leaves its key free: a repeat
+    // with good arguments runs at once instead of waiting for the refused one's claim.
+    let deep: unknown = "x";
+    for (let i = 0; i < 40; i++) deep = [deep];
+    await expect(
+      client.callTool("keyed", "effect", { ms: 0, id: deep }, { idempotencyKey: "key-pay-4", timeoutMs: 60_000 }),
+    ).rejects.toThrow(/nest deeper than 32 levels/);
+    await client.callTool("keyed", "effect", { ms: 0, id: "pay-4" }, { idempotencyKey: "key-pay-4", timeoutMs: 2_000 });
+    expect(ledgerLines(ledger).filter((l) => l.id === "pay-4")).toHaveLength(1);
     // Concurrent repeats: one runs, the others wait for its result.
     const burst = await Promise.all(
       Array.from({ length: 6 }, () => client.callTool("keyed", "effect", { ms: 300, id: "pay-3" }, { idempotencyKey: "key-pay-3" })),
