@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { fromMeta } from "../context/meshContext.ts";
+import { fromMeta, META_PREFIX } from "../context/meshContext.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
@@ -62,6 +62,9 @@ export async function sweepIdempotencyRecords(consul: ConsulClient, prefix: stri
   }
   return deleted;
 }
+
+/** Where a call's idempotency key travels in `_meta`. */
+const KEY_META = `${META_PREFIX}idempotency-key`;
 
 class Claimed extends Error {
   readonly record: KeyRecord;
@@ -125,7 +128,11 @@ export function installIdempotency(transport: Transport, o: IdempotencyOptions):
   transport.onmessage = (message, extra) => {
     if (!("method" in message) || message.method !== "tools/call" || !("id" in message)) return deliver(message, extra);
     const req = message as Request;
-    const ctx = fromMeta(req.params?._meta);
+    // Most calls carry no key: look for it before decoding the whole context (the context
+    // middleware decodes it for the call anyway).
+    const meta = req.params?._meta;
+    if (typeof meta !== "object" || meta === null || !(KEY_META in meta)) return deliver(message, extra);
+    const ctx = fromMeta(meta);
     if (!ctx?.idempotencyKey) return deliver(message, extra);
     const tool = typeof req.params?.name === "string" ? req.params.name : "?";
     const key = `${tool}/${createHash("sha256").update(ctx.idempotencyKey).digest("base64url")}`;
