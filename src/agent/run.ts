@@ -12,7 +12,7 @@ import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
 import { describeError } from "../errors.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, installIdempotency, sweepIdempotencyRecords } from "./idempotency.ts";
-import { callerTokens, loadTokens, TokenVerifier } from "./auth.ts";
+import { agentTokenVariable, loadTokens, TokenVerifier } from "./auth.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 
@@ -46,12 +46,11 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   // Bearer tokens: the ones this agent requires, the first also sent on its onward calls
   // (unless MESH_TOKEN_<AGENT> names another for that agent).
   const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
-  const fromEnv = callerTokens(process.env);
   const mesh: MeshCaller = new MeshClient({
     consul,
     callerName: def.name,
     logger: log,
-    token: (agent) => fromEnv(agent) ?? tokens[0],
+    token: (agent) => process.env[agentTokenVariable(agent)]?.trim() || tokens[0],
   });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
@@ -59,8 +58,8 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const runtime: AgentRuntime = { logger: log, consul, state, mesh };
   // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
   // repeat that fails over to another instance still gets the first result.
-  const keyState: SharedState =
-    stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${IDEMPOTENCY_KV_PREFIX}${def.name}/`);
+  const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;
+  const keyState: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, keyPrefix);
   const deps = await def.createDeps(runtime);
 
   let resolveDone!: () => void;
@@ -122,11 +121,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     address,
     port: http.port,
     tags: ["mcp", ...def.intents],
-    meta: {
-      ...buildMeta(def, config, digest.hash, digest.tools.length),
-      idempotency: stateKind === "consul" ? "shared" : "local",
-      ...(def.stateful ? { stateful: "true" } : {}),
-    },
+    meta: buildMeta(def, config, stateKind, digest.hash, digest.tools.length),
     check: {
       name: `${def.name} MCP health`,
       http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,
@@ -161,7 +156,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     stateKind === "consul"
       ? setInterval(
           () =>
-            void sweepIdempotencyRecords(consul, `${IDEMPOTENCY_KV_PREFIX}${def.name}/`, DEFAULT_IDEMPOTENCY_WINDOW_MS)
+            void sweepIdempotencyRecords(consul, keyPrefix, DEFAULT_IDEMPOTENCY_WINDOW_MS)
               .then((n) => n > 0 && log.debug({ deleted: n }, "idempotency records swept"))
               .catch((e: unknown) => log.debug({ err: describeError(e) }, "idempotency sweep failed; trying again later")),
           DEFAULT_IDEMPOTENCY_WINDOW_MS / 2 + Math.random() * 30_000,
@@ -189,7 +184,13 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
 }
 
 /** Consul meta: ≤ 64 keys, keys [A-Za-z0-9_-], values ≤ 512 characters. */
-function buildMeta(def: AgentDefinition<unknown>, config: AgentConfig, toolsHash: string, toolCount: number): Record<string, string> {
+function buildMeta(
+  def: AgentDefinition<unknown>,
+  config: AgentConfig,
+  stateKind: "consul" | "memory",
+  toolsHash: string,
+  toolCount: number,
+): Record<string, string> {
   return {
     mcp_path: config.mcpPath,
     mcp_transport: "streamable-http",
@@ -199,6 +200,9 @@ function buildMeta(def: AgentDefinition<unknown>, config: AgentConfig, toolsHash
     tools_hash: toolsHash,
     tools_count: String(toolCount),
     description: def.description.slice(0, 512),
+    // Callers fail keyed calls over only when every replica deduplicates in shared state.
+    idempotency: stateKind === "consul" ? "shared" : "local",
+    ...(def.stateful ? { stateful: "true" } : {}),
   };
 }
 
