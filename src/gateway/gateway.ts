@@ -151,9 +151,13 @@ export class Gateway {
     // connections of its own (its relay pool), which relay them; others share the gateway's.
     let relayPool: ClientPool | undefined;
     let logLevel: LoggingLevel | undefined;
-    const relay = (required = false): ClientPool | undefined => {
+    const needsRelay = () => {
       const caps = server.getClientCapabilities() ?? {};
-      if (!relayPool && !required && !caps.sampling && !caps.elicitation && !caps.roots && logLevel === undefined) return undefined;
+      return Boolean(relayPool) || logLevel !== undefined || Boolean(caps.sampling || caps.elicitation || caps.roots);
+    };
+    const relay = (required = false): ClientPool | undefined => {
+      if (!required && !needsRelay()) return undefined;
+      const caps = server.getClientCapabilities() ?? {};
       relayPool ??= new ClientPool({
         clientName: "toolmesh-gateway",
         // The gateway's own mesh credentials: a client's token is never passed on.
@@ -207,10 +211,7 @@ export class Gateway {
     this.sessions.set(server, view);
     // Whether this session's calls need the SDK server's full path (relayed server-to-client
     // messages or progress); see takeCall.
-    this.relaying.set(server, () => {
-      const caps = server.getClientCapabilities() ?? {};
-      return Boolean(relayPool) || logLevel !== undefined || Boolean(caps.sampling || caps.elicitation || caps.roots);
-    });
+    this.relaying.set(server, needsRelay);
     if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
     server.onclose = () => {
       this.sessions.delete(server);
@@ -248,8 +249,8 @@ export class Gateway {
     if (typeof name !== "string" || typeof args !== "object" || args === null || Array.isArray(args) || typeof meta !== "object")
       return false;
     if (meta["progressToken"] !== undefined || this.relaying.get(server)?.() !== false || argumentProblem(args)) return false;
-    const target = view.kind === "agent" ? { agent: view.agent, tool: name } : parseGatewayToolName(name);
-    if (!target || !this.offered(view).some((t) => t.name === name)) return false;
+    const target = this.resolve(view, name);
+    if (!target) return false;
 
     const id = msg.id;
     const ctl = new AbortController();
@@ -268,6 +269,18 @@ export class Gateway {
       () => reply(res, { jsonrpc: "2.0", id, error: { code: -32_800, message: "Request cancelled by the client" } }),
     );
     return true;
+  }
+
+  /**
+   * The agent and tool a name offered in this view stands for, or undefined when the view
+   * offers no such tool now. Looks only at the one agent's tools (no mesh-wide listing per call).
+   */
+  private resolve(view: View, name: string): { agent: string; tool: string } | undefined {
+    if (view.kind === "agent")
+      return this.agentTools(view.agent).some((t) => t.name === name) ? { agent: view.agent, tool: name } : undefined;
+    const target = parseGatewayToolName(name);
+    if (!target || gatewayToolName(target.agent, target.tool) !== name) return undefined;
+    return this.agentTools(target.agent).some((t) => t.name === target.tool) ? target : undefined;
   }
 
   private listing(view: View): Listing {
@@ -312,14 +325,13 @@ export class Gateway {
     if (problem) throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for ${params.name}: ${problem}.`);
     if (view.kind === "dynamic") {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
-        const target = parseGatewayToolName(name);
-        if (!target || !this.tools().some((t) => t.name === name))
-          return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
+        const target = this.resolve({ kind: "mesh" }, name);
+        if (!target) return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
         return this.forward(target.agent, target.tool, { arguments: args, _meta: params._meta }, extra, pool);
       });
     }
-    const target = view.kind === "agent" ? { agent: view.agent, tool: params.name } : parseGatewayToolName(params.name);
-    if (!target || !this.offered(view).some((t) => t.name === params.name)) {
+    const target = this.resolve(view, params.name);
+    if (!target) {
       const hint =
         view.kind === "agent"
           ? `${view.agent} offers ${
