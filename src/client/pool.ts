@@ -42,12 +42,6 @@ export interface ClientPoolOptions {
 interface Entry {
   url: string;
   client: Promise<Client>;
-  inFlight: number;
-}
-
-/** Per instance: at most so many calls at once, a bounded queue behind them. */
-interface Lane {
-  queue: PQueue;
 }
 
 /**
@@ -57,7 +51,8 @@ interface Lane {
  */
 export class ClientPool {
   private readonly entries = new Map<string, Entry>();
-  private readonly lanes = new Map<string, Lane>();
+  /** Per instance: at most maxConcurrent calls running (pending), a bounded queue (size) behind them. */
+  private readonly lanes = new Map<string, PQueue>();
   private readonly maxConcurrent: number;
   private readonly maxQueued: number;
   private readonly token: ((agent: string) => string | undefined) | undefined;
@@ -86,7 +81,8 @@ export class ClientPool {
 
   /** Calls in flight to an instance, and waiting for it (for least-in-flight selection). */
   inFlight(instanceId: string): number {
-    return (this.entries.get(instanceId)?.inFlight ?? 0) + (this.lanes.get(instanceId)?.queue.size ?? 0);
+    const lane = this.lanes.get(instanceId);
+    return lane ? lane.pending + lane.size : 0;
   }
 
   /** The instance's client, connecting on first use (or when its address changed). */
@@ -95,7 +91,7 @@ export class ClientPool {
     if (existing && existing.url === target.url) return existing.client;
     if (existing) void this.drop(target.id);
     const client = this.connect(target);
-    const entry: Entry = { url: target.url, client, inFlight: 0 };
+    const entry: Entry = { url: target.url, client };
     this.entries.set(target.id, entry);
     client.catch(() => {
       if (this.entries.get(target.id) === entry) this.entries.delete(target.id);
@@ -111,34 +107,23 @@ export class ClientPool {
   async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let lane = this.lanes.get(target.id);
     if (!lane) {
-      lane = { queue: new PQueue({ concurrency: this.maxConcurrent }) };
+      lane = new PQueue({ concurrency: this.maxConcurrent });
       this.lanes.set(target.id, lane);
     }
-    if (lane.queue.pending >= this.maxConcurrent && lane.queue.size >= this.maxQueued) {
+    if (lane.pending >= this.maxConcurrent && lane.size >= this.maxQueued) {
       throw new MeshError(
         "OVERLOADED",
-        `This caller already has ${lane.queue.pending} calls running on ${target.id} and ${lane.queue.size} waiting (its limits); the call was not sent.`,
+        `This caller already has ${lane.pending} calls running on ${target.id} and ${lane.size} waiting (its per-instance limits, maxConcurrentPerInstance and maxQueuedPerInstance); the call was not sent. Retry shortly, or add replicas.`,
         { retryable: true, details: { instance: target.id } },
       );
     }
-    return lane.queue.add(() => this.run(target, fn), signal ? { signal } : {});
-  }
-
-  private async run<T>(target: PoolTarget, fn: (client: Client) => Promise<T>): Promise<T> {
-    const client = await this.client(target);
-    const entry = this.entries.get(target.id);
-    if (entry) entry.inFlight++;
-    try {
-      return await fn(client);
-    } finally {
-      if (entry) entry.inFlight--;
-    }
+    return lane.add(async () => fn(await this.client(target)), signal ? { signal } : {});
   }
 
   /** Closes and forgets an instance's connection (it left, or its session broke). */
   async drop(instanceId: string): Promise<void> {
     const lane = this.lanes.get(instanceId);
-    if (lane && lane.queue.size === 0 && lane.queue.pending === 0) this.lanes.delete(instanceId);
+    if (lane && lane.size === 0 && lane.pending === 0) this.lanes.delete(instanceId);
     const entry = this.entries.get(instanceId);
     if (!entry) return;
     this.entries.delete(instanceId);
