@@ -42,3 +42,15 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
     if (performance.now() - started > ms / 2) console.warn(`slow step: ${what} took ${Math.round(performance.now() - started)} ms`);
   }
 }
+
+/** Waits until a caller's catalog has `count` healthy instances of `agent` (5 s at most). */
+export async function untilInstances(
+  client: { catalog: { instances(agent: string): Promise<unknown[]> } },
+  agent: string,
+  count: number,
+): Promise<void> {
+  await eventually(async () => (await client.catalog.instances(agent)).length === count, {
+    timeoutMs: 5_000,
+    what: `${count} instance(s) of ${agent} in the catalog`,
+  });
+}

@@ -10,7 +10,7 @@ import { ConsulClient } from "../../src/consul/client.ts";
 import { startAclConsul, POLICIES, type AclConsul } from "../helpers/acl.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { eventually, untilInstances } from "../helpers/eventually.ts";
 
 let consul: AclConsul;
 const agents: Record<string, TestAgent> = {};
@@ -61,7 +61,7 @@ it("each agent registers with a token that may write only its own service, and i
 
 it("discovery and agent-to-agent calls with read-only tokens; KV state under the agent's own prefix", async () => {
   const client = reader();
-  await eventually(async () => (await client.catalog.instances("finance")).length === 1, { timeoutMs: 5_000, what: "finance" });
+  await untilInstances(client, "finance", 1);
   // finance finds hr through Consul with its own token, then calls it.
   const netPay = await client.callTool("finance", "compute_net_pay", { employee_id: "E1002" });
   expect(netPay.isError, resultText(netPay)).toBeFalsy();
@@ -79,7 +79,7 @@ it("discovery and agent-to-agent calls with read-only tokens; KV state under the
 
 it("orchestrator sessions live in KV under toolmesh/sessions/ and carry across calls", async () => {
   const client = reader();
-  await eventually(async () => (await client.catalog.instances("orchestrator")).length === 1, { timeoutMs: 5_000, what: "orchestrator" });
+  await untilInstances(client, "orchestrator", 1);
   const ask = (question: string) =>
     client.callTool("orchestrator", "ask", { question, session_id: "acl-session-1" }) as Promise<CallToolResult>;
   const first = await ask("What is the referral bonus?");

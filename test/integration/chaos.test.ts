@@ -10,7 +10,7 @@ import { MeshClient } from "../../src/client/meshClient.ts";
 import { isMeshError } from "../../src/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { eventually, untilInstances } from "../helpers/eventually.ts";
 
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 /** How long the chaos run lasts (the issue asks for 60 s; shorten locally with CHAOS_SECONDS). */
@@ -32,10 +32,7 @@ afterAll(async () => {
 async function meshClient(agent: string, instances: number): Promise<MeshClient> {
   const client = new MeshClient({ consul: consul.client, callerName: "chaos" });
   clients.push(client);
-  await eventually(async () => (await client.catalog.instances(agent)).length === instances, {
-    timeoutMs: 5_000,
-    what: `${instances} instance(s) of ${agent}`,
-  });
+  await untilInstances(client, agent, instances);
   return client;
 }
 

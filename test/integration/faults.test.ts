@@ -10,7 +10,7 @@ import { sweepIdempotencyRecords } from "../../src/agent/idempotency.ts";
 import { isMeshError } from "../../src/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { eventually, untilInstances } from "../helpers/eventually.ts";
 
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 let consul: TestConsul;
@@ -35,10 +35,7 @@ async function probe(name: string, args: string[] = []): Promise<TestAgent> {
 async function meshClient(agent: string, instances: number): Promise<MeshClient> {
   const client = new MeshClient({ consul: consul.client, callerName: "test" });
   clients.push(client);
-  await eventually(async () => (await client.catalog.instances(agent)).length === instances, {
-    timeoutMs: 5_000,
-    what: `${instances} instance(s) of ${agent} in the catalog`,
-  });
+  await untilInstances(client, agent, instances);
   return client;
 }
 
@@ -109,7 +106,7 @@ describe("caller-side limits", () => {
     const agent = await probe("lane");
     const client = new MeshClient({ consul: consul.client, callerName: "test", maxConcurrentPerInstance: 2, maxQueuedPerInstance: 3 });
     clients.push(client);
-    await eventually(async () => (await client.catalog.instances("lane")).length === 1, { timeoutMs: 5_000, what: "lane" });
+    await untilInstances(client, "lane", 1);
     await client.callTool("lane", "sleep", { ms: 0 });
     const timed = (p: Promise<unknown>) => {
       const started = performance.now();
@@ -145,7 +142,7 @@ describe("passive health", () => {
     const [a, b] = [await probe("hung"), await probe("hung")];
     const client = new MeshClient({ consul: consul.client, callerName: "test", health: { cooldownMs: 1_000 } });
     clients.push(client);
-    await eventually(async () => (await client.catalog.instances("hung")).length === 2, { timeoutMs: 5_000, what: "2 instances" });
+    await untilInstances(client, "hung", 2);
     const servedBy = async () => (await client.call("hung", "context", {}, { timeoutMs: 3_000 })).instance;
     expect(new Set([await servedBy(), await servedBy()])).toEqual(new Set([a.instanceId, b.instanceId]));
 
@@ -251,7 +248,7 @@ describe("idempotency keys", () => {
     // Restore two replicas, then the same with a key: it runs (once) on the survivor.
     const replacement = await spawnAgent(PROBE, consul.address, { env });
     running.push(replacement);
-    await eventually(async () => (await client.catalog.instances("failover")).length === 2, { timeoutMs: 5_000, what: "2 instances" });
+    await untilInstances(client, "failover", 2);
     const live = [agents.find((a) => a.instanceId !== target)!, replacement];
     let keyedTarget: string | undefined;
     const keyed = client.call(
