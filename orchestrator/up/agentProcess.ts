@@ -49,6 +49,11 @@ export class AgentProcess {
     return this.child?.pid;
   }
 
+  /** Whether the process was started and has not exited. */
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** Resolves with the exit code (null when killed by a signal). */
   get exited(): Promise<number | null> {
     return this.exitedPromise;

@@ -110,6 +110,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   MESH_MAX_CONCURRENT_CALLS: "maxConcurrentCalls",
   MESH_MAX_SESSIONS: "maxSessions",
+  MESH_SESSION_IDLE_MS: "sessionIdleMs",
   MESH_LOG_LEVEL: "logLevel",
   MESH_ALLOWED_HOSTS: "allowedHosts",
 };

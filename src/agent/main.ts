@@ -37,6 +37,11 @@ export function addAgentOptions(cmd: Command): Command {
       "--max-concurrent-calls <n>",
       "tool calls run at once; more get a fast OVERLOADED answer (env MESH_MAX_CONCURRENT_CALLS, default 64)",
     )
+    .option(
+      "--max-sessions <n>",
+      "MCP sessions kept at once; a new one evicts the least recently used (env MESH_MAX_SESSIONS, default 512)",
+    )
+    .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .option("--allowed-hosts <list>", "more host names clients may use to reach this agent, comma-separated (env MESH_ALLOWED_HOSTS)")
     .addOption(logLevelOption());
 }
@@ -62,6 +67,8 @@ export function agentFlags(opts: Record<string, unknown>): Partial<Record<keyof 
     maxConcurrentCalls: opts["maxConcurrentCalls"],
     instanceId: opts["instanceId"],
     drainTimeoutMs: opts["drainTimeout"],
+    maxSessions: opts["maxSessions"],
+    sessionIdleMs: opts["sessionIdleMs"],
     allowedHosts: opts["allowedHosts"],
     logLevel: opts["logLevel"],
   };

@@ -183,9 +183,10 @@ export class MeshClient implements MeshCaller {
             );
           // What counts against the instance: no answer (connection errors, timeouts), not
           // the agent's own answers, a refusal for load, or the caller's cancellation.
+          // An HTTP answer below 500 (401, 404 for an expired session...) proves the instance is up.
           const isFault = (e: unknown) =>
             sent && // a call that timed out in this caller's queue says nothing about the instance
-            !(e instanceof StreamableHTTPError && e.code === 401) &&
+            !(e instanceof StreamableHTTPError && e.code !== undefined && e.code < 500) &&
             !options.signal?.aborted &&
             notDelivered(e) !== "overloaded" &&
             !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);

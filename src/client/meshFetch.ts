@@ -1,4 +1,4 @@
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { Agent, request } from "undici";
 
 /**
@@ -40,5 +40,46 @@ export const meshFetch = (async (input: string | URL | Request, init: RequestIni
     res.body.resume();
     return new Response(null, { status: res.statusCode, headers: out });
   }
-  return new Response(Readable.toWeb(res.body) as ReadableStream<Uint8Array>, { status: res.statusCode, headers: out });
+  return new Response(webBody(res.body), { status: res.statusCode, headers: out });
 }) as typeof fetch;
+
+/**
+ * A web ReadableStream over a Node body stream that tolerates every order of events a peer
+ * can cause. Node's `Readable.toWeb` throws `ERR_INVALID_STATE` from inside a stream event
+ * (an uncaught exception: the process dies) when data arrives after the reader cancelled
+ * (the SDK cancels an SSE body when a session ends: idle expiry, eviction, a server
+ * restart). Here a cancelled or finished stream drops late data, and cancelling destroys
+ * the socket's body so nothing more arrives. Backpressure: the body pauses while the
+ * stream's queue is full and resumes when the reader pulls.
+ */
+export function webBody(body: Readable): ReadableStream<Uint8Array> {
+  let done = false;
+  const finish = () => {
+    const was = done;
+    done = true;
+    return !was;
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        body.on("data", (chunk: Buffer) => {
+          if (done) return;
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 1) <= 0) body.pause();
+        });
+        body.on("end", () => finish() && controller.close());
+        body.on("error", (e: Error) => finish() && controller.error(e));
+        // A body destroyed without 'end' or 'error' (the connection went away): not a clean end.
+        body.on("close", () => finish() && controller.error(new Error("the response body closed before it ended")));
+      },
+      pull() {
+        if (!done) body.resume();
+      },
+      cancel() {
+        done = true;
+        body.destroy();
+      },
+    },
+    { highWaterMark: 16 },
+  );
+}
