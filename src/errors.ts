@@ -19,6 +19,7 @@ export type MeshErrorCode =
   | "TIMEOUT"
   | "HOP_LIMIT"
   | "DELIVERY_UNKNOWN"
+  | "IDEMPOTENCY_CONFLICT"
   | "ABORTED";
 
 export interface MeshErrorOptions {

@@ -25,7 +25,7 @@ export {
 export { type SharedState, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "./state/sharedState.ts";
 export { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./client/meshCaller.ts";
 export { MeshClient, type MeshClientOptions, type CallOutcome } from "./client/meshClient.ts";
-export { instanceUrl } from "./client/instanceUrl.ts";
+export { instanceUrl } from "./discovery/instanceUrl.ts";
 export { ClientPool, type ClientPoolOptions, type PoolTarget } from "./client/pool.ts";
 export { RoundRobinPicker, LeastInFlightPicker, type InstancePicker } from "./client/picker.ts";
 export {

@@ -2,6 +2,9 @@ import type { Command } from "commander";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
+import type { CatalogAgent } from "../../src/discovery/catalog.ts";
+import { MeshError } from "../../src/errors.ts";
+import { UsageError } from "./errors.ts";
 
 /** Options every command that talks to the mesh accepts. */
 export interface MeshFlags {
@@ -23,22 +26,82 @@ export interface MeshSession {
 }
 
 /**
- * Connects to Consul (failing at once, with the address and what to do, when it is
- * unreachable), loads the live catalog, runs `fn`, and closes everything.
+ * How much of the catalog a command loads before it runs: "all" (every agent and its tools;
+ * each tool list bounded by the catalog's tools timeout), "on-demand" (only the agents the
+ * command asks for), or "none".
  */
-export async function withMesh<T>(flags: MeshFlags, fn: (s: MeshSession) => Promise<T>, options: { catalog?: boolean } = {}): Promise<T> {
+export type CatalogNeed = "all" | "on-demand" | "none";
+
+/**
+ * Connects to Consul (failing at once, with the address and what to do, when it is
+ * unreachable), loads the catalog the command needs, runs `fn`, and closes everything.
+ * Bearer tokens in the environment are checked first: a malformed one is a usage error
+ * naming its variable, before anything is sent.
+ */
+export async function withMesh<T>(
+  flags: MeshFlags,
+  fn: (s: MeshSession) => Promise<T>,
+  options: { catalog?: CatalogNeed } = {},
+): Promise<T> {
   const address = flags.consul ?? process.env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR;
   const token = flags.token ?? process.env["CONSUL_HTTP_TOKEN"] ?? undefined;
+  const catalog = options.catalog ?? "all";
   const consul = new ConsulClient({ address, token });
-  const mesh = new MeshClient({ consul, callerName: "mesh-cli", catalogMode: "all" });
+  let mesh: MeshClient | undefined;
   try {
+    mesh = new MeshClient({ consul, callerName: "mesh-cli", catalogMode: catalog === "all" ? "all" : "on-demand" });
     await consul.leader({ timeoutMs: 3_000 });
-    if (options.catalog !== false) await mesh.start();
+    if (catalog === "all") await mesh.start();
     return await fn({ consul, mesh });
   } finally {
-    await mesh.close();
+    await mesh?.close();
     consul.destroy();
   }
+}
+
+/**
+ * The catalog entry of an agent a command names, waiting for its discovery until
+ * `deadline` (epoch ms). An agent Consul does not know is a usage error (exit 2) that lists
+ * the agents; one that is registered with no usable instance is a mesh error (exit 3):
+ * the infrastructure, not the command, is wrong.
+ */
+export async function requireAgent(session: MeshSession, name: string, deadline: number): Promise<CatalogAgent> {
+  const { mesh, consul } = session;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new MeshError("TIMEOUT", `Discovery of agent "${name}" did not finish within the command's deadline; nothing was sent.`, {
+            retryable: true,
+          }),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    await Promise.race([mesh.catalog.instances(name), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+  const agent = mesh.catalog.agent(name);
+  if (agent && agent.instances.length > 0) return agent;
+  const registered = await consul.catalogServices({ timeoutMs: Math.max(500, deadline - Date.now()) });
+  if (!(name in registered.value)) {
+    const known = Object.entries(registered.value)
+      .filter(([, tags]) => tags.includes("mcp"))
+      .map(([n]) => n)
+      .sort();
+    throw new UsageError(`Unknown agent "${name}": Consul has no such service. Agents: ${known.join(", ") || "none"} (see "mesh agents").`);
+  }
+  const unusable = agent?.unusable ?? [];
+  throw new MeshError(
+    "NO_HEALTHY_INSTANCE",
+    unusable.length > 0
+      ? `Agent "${name}" is registered but no instance is usable: ${unusable.map((u) => `${u.id} (${u.url}) ${u.reason}`).join("; ")}.`
+      : `Agent "${name}" is registered in Consul but has no instance passing its health check. See "mesh agents" for its instances and their health.`,
+    { retryable: true, details: { agent: name } },
+  );
 }
 
 /** Prints JSON or text to stdout. */

@@ -1,5 +1,5 @@
 // The mesh CLI program: commands, error handling and exit codes.
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { Command, CommanderError } from "commander";
 import { describeError, isMeshError } from "../../src/errors.ts";
 import { agentsCommand } from "./commands/agents.ts";
@@ -29,8 +29,9 @@ Environment:
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
   MESH_LOG_LEVEL       log level of the processes mesh starts
 
-Exit codes: 0 ok, 1 a tool answered isError, 2 usage or configuration error, 3 mesh error
-(Consul, connections, deadlines, authorization), 70 internal error, 130 interrupted twice.`,
+Exit codes: 0 ok, 1 a tool answered isError, 2 usage or configuration error (flags, arguments
+an agent refuses, malformed tokens, unknown agents), 3 mesh error (Consul, no usable instance,
+connections, deadlines, delivery unknown, authorization), 70 internal error, 130 interrupted twice.`,
     )
     .exitOverride();
   for (const cmd of [
@@ -61,7 +62,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.stderr.write(`mesh: ${e.message}\n`);
       process.exit(EXIT.TOOL_ERROR);
     }
-    if (e instanceof UsageError || (isMeshError(e) && e.code === "CONFIG_INVALID")) {
+    // An agent refusing the arguments (-32602) is the caller's mistake, as is bad configuration.
+    if (
+      e instanceof UsageError ||
+      (isMeshError(e) && (e.code === "CONFIG_INVALID" || e.code === "IDEMPOTENCY_CONFLICT")) ||
+      (e instanceof McpError && e.code === ErrorCode.InvalidParams)
+    ) {
       process.stderr.write(`mesh: ${describeError(e)}\n`);
       process.exit(EXIT.USAGE);
     }

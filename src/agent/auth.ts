@@ -78,18 +78,27 @@ export function agentTokenVariable(agent: string): string {
 }
 
 /**
- * The token a caller sends to an agent: MESH_TOKEN_<AGENT> (per-agent tokens), else the
- * first of MESH_TOKEN / MESH_TOKEN_FILE (one mesh-wide token; during a rotation the first
- * is the new one). Undefined when none is set.
+ * Who may receive a bearer token. MESH_TOKEN opens every toolmesh agent, so it goes only to
+ * toolmesh agents; a server added with `mesh register` gets only a token configured for it
+ * by name (MESH_TOKEN_<NAME>), never the mesh-wide one.
  */
-export function callerTokens(env: NodeJS.ProcessEnv = process.env): (agent: string) => string | undefined {
-  let shared: string | undefined | null = null;
-  return (agent) => {
-    const own = env[agentTokenVariable(agent)]?.trim();
-    if (own) return own;
-    shared ??= loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" })[0];
-    return shared ?? undefined;
-  };
+export type TokenFor = (agent: string, toolmesh: boolean) => string | undefined;
+
+/**
+ * The token a caller sends to an agent: MESH_TOKEN_<AGENT> (per-agent tokens), else, for
+ * toolmesh agents only, the first of MESH_TOKEN / MESH_TOKEN_FILE (one mesh-wide token;
+ * during a rotation the first is the new one). Undefined when none applies. Every token is
+ * checked when this is built: a malformed one is a CONFIG_INVALID error naming its variable.
+ */
+export function callerTokens(env: NodeJS.ProcessEnv = process.env, shared?: readonly string[]): TokenFor {
+  const mesh = shared ?? loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" });
+  const own = new Map<string, string>();
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.startsWith("MESH_TOKEN_") || variable === "MESH_TOKEN_FILE" || !value?.trim()) continue;
+    const token = loadTokens({ value, what: variable })[0];
+    if (token) own.set(variable, token);
+  }
+  return (agent, toolmesh) => own.get(agentTokenVariable(agent)) ?? (toolmesh ? mesh[0] : undefined);
 }
 
 /** The WWW-Authenticate header for a refused request (RFC 6750). */

@@ -3,9 +3,9 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
 import { argumentProblem } from "./limits.ts";
+import { HOP_LIMIT_ERROR_CODE, refusalOf } from "./callRefusal.ts";
 
-/** JSON-RPC error: the call exceeded its hop limit. */
-export const HOP_LIMIT_ERROR_CODE = -32_012;
+export { HOP_LIMIT_ERROR_CODE };
 /** JSON-RPC error: the call's deadline passed (before it arrived, or while it ran). */
 export const DEADLINE_ERROR_CODE = -32_013;
 
@@ -40,6 +40,9 @@ export function installMeshContext(transport: Transport, agentName: string, logg
   transport.send = (message, options) => {
     if ("id" in message && ("result" in message || "error" in message)) {
       const call = calls.get(message.id as string | number);
+      // A refusal or a mesh failure inside the handler leaves as the JSON-RPC error it stands for.
+      const refusal = call && "result" in message ? refusalOf(message.result) : undefined;
+      if (refusal) message = { jsonrpc: "2.0", id: message.id as string | number, error: refusal };
       if (call) {
         clearTimeout(call.timer);
         calls.delete(message.id as string | number);

@@ -1,27 +1,34 @@
 import { createHash } from "node:crypto";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { fromMeta, META_PREFIX } from "../context/meshContext.ts";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ConsulClient } from "../consul/client.ts";
+import { CallRefusal } from "./callRefusal.ts";
 
 /** How long the first result for an idempotency key is kept and replayed. @default 600000 (10 min) */
 export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
-/** How long a claim holds when the call has no deadline (then another instance may take over). @default 60000 */
-export const DEFAULT_CLAIM_LEASE_MS = 60_000;
+/**
+ * How long a claim holds without renewal. The instance running the call renews it every
+ * third of this while the handler runs, so a claim outlives any deadline of the caller and
+ * lapses only when its holder dies. @default 15000
+ */
+export const DEFAULT_CLAIM_LEASE_MS = 15_000;
 /** Results larger than this are not kept (Consul KV values are limited to 512 KiB). @default 262144 */
 export const MAX_KEPT_RESULT_BYTES = 256 * 1024;
 /** JSON-RPC error: the call with this key is still running elsewhere and did not finish in time. */
 export const IN_PROGRESS_ERROR_CODE = -32_015;
+/** JSON-RPC error: the key was first used for another tool or other arguments. */
+export const IDEMPOTENCY_CONFLICT_ERROR_CODE = -32_016;
 
 /** One key's record, shared by every replica. */
 interface KeyRecord {
   state: "running" | "done";
   tool: string;
+  /** SHA-256 of the tool and its arguments: a key is bound to one request. */
+  digest?: string;
   instance: string;
-  /** running: until when the claim holds (the call's deadline). */
+  /** running: until when the claim holds unless renewed. */
   leaseUntil?: number;
   /** done: the first result, replayed to repeats (absent if too large to keep). */
   result?: unknown;
@@ -31,13 +38,174 @@ interface KeyRecord {
 
 export interface IdempotencyOptions {
   agent: string;
-  instance: string;
+  /** This instance's id (read at call time: it is known only once the agent listens). */
+  instance: () => string;
   /** Where records live: Consul KV (shared by replicas) or memory (one instance only). */
   state: SharedState;
   windowMs?: number;
+  leaseMs?: number;
   /** Whether an instance is alive (Consul reports it passing): a dead holder's claim is taken over. */
   isAlive?: (instance: string) => Promise<boolean>;
   logger: Logger;
+}
+
+/** Thrown inside a claim update to stop it: the key is already taken. */
+class Claimed extends Error {
+  readonly record: KeyRecord;
+  constructor(record: KeyRecord) {
+    super("claimed");
+    this.record = record;
+  }
+}
+
+/**
+ * Runs side effects at most once per idempotency key, across every replica of an agent.
+ * The first call claims the key (check-and-set in shared state), bound to a digest of its
+ * tool and arguments, and runs; the claim is renewed while the handler runs and released
+ * only when the handler has really finished: its result is recorded then (even if the
+ * caller's deadline passed long before), and every repeat gets that result without the
+ * tool running again. A repeat while the first still runs waits for its result, until its
+ * own deadline. A key reused for another tool or other arguments is refused. A claim whose
+ * holder died is taken over (the first run may or may not have had its effect: that is
+ * the price of a crash). A handler that throws did not complete: the key is released.
+ */
+export class IdempotencyLedger {
+  private readonly o: IdempotencyOptions;
+  private readonly windowMs: number;
+  private readonly leaseMs: number;
+
+  constructor(options: IdempotencyOptions) {
+    this.o = options;
+    this.windowMs = options.windowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
+    this.leaseMs = options.leaseMs ?? DEFAULT_CLAIM_LEASE_MS;
+  }
+
+  /** Runs `handler` once for `key` (or replays its first result). */
+  async run(
+    key: string,
+    call: { tool: string; args: unknown; deadline: number | undefined; traceId: string },
+    handler: () => Promise<CallToolResult>,
+  ): Promise<CallToolResult> {
+    const id = createHash("sha256").update(key).digest("base64url");
+    const digest = requestDigest(call.tool, call.args);
+    const me = this.o.instance();
+    let deadHolder: string | undefined;
+    for (let wait = 25; ; wait = Math.min(wait * 2, 500)) {
+      try {
+        await this.o.state.update<KeyRecord | null>(id, (cur) => {
+          const now = Date.now();
+          const live = cur && (cur.state === "done" ? (cur.expiresAt ?? 0) > now : (cur.leaseUntil ?? 0) > now);
+          const abandoned = cur?.state === "running" && cur.instance === deadHolder;
+          if (live && !abandoned) throw new Claimed(cur);
+          return { state: "running", tool: call.tool, digest, instance: me, leaseUntil: now + this.leaseMs };
+        });
+      } catch (e) {
+        if (!(e instanceof Claimed)) throw e; // the ledger is unreachable: nothing ran, the caller may retry
+        const rec = e.record;
+        if (rec.tool !== call.tool || (rec.digest !== undefined && rec.digest !== digest)) {
+          throw new CallRefusal(
+            IDEMPOTENCY_CONFLICT_ERROR_CODE,
+            `This idempotency key was first used for ${this.o.agent}.${rec.tool} with ${rec.tool === call.tool ? "other arguments" : "another tool"}; a key stands for one request. Nothing ran. Use a new key for a new request.`,
+          );
+        }
+        if (rec.state === "done") {
+          this.o.logger.info(
+            { tool: call.tool, firstRanOn: rec.instance, traceId: call.traceId },
+            "repeated idempotency key: returning the first result",
+          );
+          return rec.result !== undefined
+            ? (rec.result as CallToolResult)
+            : {
+                isError: true,
+                content: [
+                  {
+                    type: "text",
+                    text: `${this.o.agent}.${call.tool} already ran with this idempotency key; its result was too large to keep.`,
+                  },
+                ],
+              };
+        }
+        if (rec.instance !== me && this.o.isAlive && !(await this.o.isAlive(rec.instance).catch(() => true))) {
+          this.o.logger.warn(
+            { tool: call.tool, holder: rec.instance, traceId: call.traceId },
+            "idempotency key held by a dead instance; running the call here",
+          );
+          deadHolder = rec.instance;
+          continue;
+        }
+        if (call.deadline !== undefined && Date.now() + wait >= call.deadline) {
+          throw new CallRefusal(
+            IN_PROGRESS_ERROR_CODE,
+            `${this.o.agent}.${call.tool} with this idempotency key is still running on ${rec.instance}; it did not finish before this call's deadline. Call again with the same key later for its result.`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, wait));
+        continue;
+      }
+      return this.runClaimed(id, me, call, handler);
+    }
+  }
+
+  private async runClaimed(
+    id: string,
+    me: string,
+    call: { tool: string; traceId: string },
+    handler: () => Promise<CallToolResult>,
+  ): Promise<CallToolResult> {
+    const renew = setInterval(() => {
+      void this.o.state
+        .update<KeyRecord | null>(id, (cur) =>
+          cur?.instance === me && cur.state === "running" ? { ...cur, leaseUntil: Date.now() + this.leaseMs } : (cur ?? null),
+        )
+        .catch((e: unknown) => this.o.logger.warn({ err: describeError(e), tool: call.tool }, "could not renew an idempotency claim"));
+    }, this.leaseMs / 3);
+    renew.unref();
+    let result: CallToolResult;
+    try {
+      result = await handler();
+    } catch (e) {
+      clearInterval(renew);
+      // Not completed: let a repeat run it.
+      await this.o.state
+        .update<KeyRecord | null>(id, (cur) => (cur?.instance === me && cur.state === "running" ? null : (cur ?? null)))
+        .catch((err: unknown) => this.o.logger.warn({ err: describeError(err), tool: call.tool }, "could not release an idempotency key"));
+      throw e;
+    }
+    clearInterval(renew);
+    const keep = JSON.stringify(result).length <= MAX_KEPT_RESULT_BYTES;
+    await this.o.state
+      .update<KeyRecord>(id, (cur) => ({
+        state: "done",
+        tool: call.tool,
+        ...(cur?.digest ? { digest: cur.digest } : {}),
+        instance: me,
+        ...(keep ? { result } : {}),
+        expiresAt: Date.now() + this.windowMs,
+      }))
+      .catch((e: unknown) =>
+        this.o.logger.warn(
+          { err: describeError(e), tool: call.tool, traceId: call.traceId },
+          "could not keep the result for an idempotency key; a repeat after the claim lapses may run again",
+        ),
+      );
+    return result;
+  }
+}
+
+/** SHA-256 over the tool name and its arguments in a canonical form (object keys sorted). */
+export function requestDigest(tool: string, args: unknown): string {
+  return createHash("sha256").update(tool).update("\0").update(canonicalJson(args)).digest("base64url");
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
 }
 
 /**
@@ -61,144 +229,4 @@ export async function sweepIdempotencyRecords(consul: ConsulClient, prefix: stri
     if (dead && (await consul.kvDelete(key, { cas: entry.modifyIndex }))) deleted++;
   }
   return deleted;
-}
-
-/** Where a call's idempotency key travels in `_meta`. */
-const KEY_META = `${META_PREFIX}idempotency-key`;
-
-class Claimed extends Error {
-  readonly record: KeyRecord;
-  constructor(record: KeyRecord) {
-    super("claimed");
-    this.record = record;
-  }
-}
-
-type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown; name?: unknown } };
-
-/**
- * Makes tools/call with an idempotency key (in `_meta`, from MeshContext) safe to repeat,
- * on any replica: the first call claims the key (check-and-set in shared state) and runs;
- * its result is kept for the window and returned to every repeat without running the tool
- * again. A repeat while the first still runs waits for its result (until its own deadline);
- * a claim whose holder died expires at the first call's deadline, and the tool may then run
- * again (the first run may not have finished). A call that ended with a JSON-RPC error (it
- * did not complete: bad arguments, deadline) releases the key. Uses only Transport hooks.
- */
-export function installIdempotency(transport: Transport, o: IdempotencyOptions): void {
-  const deliver = transport.onmessage;
-  if (!deliver) throw new Error("installIdempotency must run after server.connect(transport)");
-  const send = transport.send.bind(transport);
-  const windowMs = o.windowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
-  /** Request id → the key it claimed. */
-  const claims = new Map<string | number, string>();
-
-  transport.send = async (message, options) => {
-    if ("id" in message && ("result" in message || "error" in message)) {
-      const key = claims.get(message.id as string | number);
-      if (key) {
-        claims.delete(message.id as string | number);
-        await settle(key, message).catch((e: unknown) =>
-          o.logger.warn({ err: describeError(e), key }, "could not keep the result for an idempotency key; a repeat may run again"),
-        );
-      }
-    }
-    return send(message, options);
-  };
-
-  const settle = async (key: string, message: JSONRPCMessage) => {
-    if ("error" in message) {
-      // Not completed: let a repeat run it.
-      await o.state.update<KeyRecord | null>(key, (cur) =>
-        cur?.instance === o.instance && cur.state === "running" ? null : (cur ?? null),
-      );
-      return;
-    }
-    const result = (message as { result: unknown }).result;
-    const keep = JSON.stringify(result).length <= MAX_KEPT_RESULT_BYTES;
-    await o.state.update<KeyRecord>(key, (cur) => ({
-      state: "done",
-      tool: cur?.tool ?? "",
-      instance: o.instance,
-      ...(keep ? { result } : {}),
-      expiresAt: Date.now() + windowMs,
-    }));
-  };
-
-  transport.onmessage = (message, extra) => {
-    if (!("method" in message) || message.method !== "tools/call" || !("id" in message)) return deliver(message, extra);
-    const req = message as Request;
-    // Most calls carry no key: look for it before decoding the whole context (the context
-    // middleware decodes it for the call anyway).
-    const meta = req.params?._meta;
-    if (typeof meta !== "object" || meta === null || !(KEY_META in meta)) return deliver(message, extra);
-    const ctx = fromMeta(meta);
-    if (!ctx?.idempotencyKey) return deliver(message, extra);
-    const tool = typeof req.params?.name === "string" ? req.params.name : "?";
-    const key = `${tool}/${createHash("sha256").update(ctx.idempotencyKey).digest("base64url")}`;
-    const answer = (body: { result: unknown } | { error: { code: number; message: string } }) =>
-      void send({ jsonrpc: "2.0", id: req.id, ...body } as JSONRPCMessage, { relatedRequestId: req.id });
-
-    void (async () => {
-      const lease = ctx.deadline ?? Date.now() + DEFAULT_CLAIM_LEASE_MS;
-      let deadHolder: string | undefined;
-      for (let wait = 25; ; wait = Math.min(wait * 2, 500)) {
-        try {
-          await o.state.update<KeyRecord | null>(key, (cur) => {
-            const now = Date.now();
-            const live = cur && (cur.state === "done" ? (cur.expiresAt ?? 0) > now : (cur.leaseUntil ?? 0) > now);
-            const abandoned = cur?.state === "running" && cur.instance === deadHolder;
-            if (live && !abandoned) throw new Claimed(cur);
-            return { state: "running", tool, instance: o.instance, leaseUntil: lease };
-          });
-        } catch (e) {
-          if (!(e instanceof Claimed)) {
-            o.logger.warn({ err: describeError(e), tool }, "idempotency store unavailable; running the call without deduplication");
-            return deliver(message, extra);
-          }
-          const rec = e.record;
-          if (rec.state === "done") {
-            o.logger.info({ tool, firstRanOn: rec.instance, traceId: ctx.traceId }, "repeated idempotency key: returning the first result");
-            return answer(
-              rec.result !== undefined
-                ? { result: rec.result }
-                : {
-                    result: {
-                      isError: true,
-                      content: [
-                        {
-                          type: "text",
-                          text: `${o.agent}.${tool} already ran with this idempotency key; its result was too large to keep.`,
-                        },
-                      ],
-                    },
-                  },
-            );
-          }
-          // Its holder died mid-call (the caller failed over to us): take the claim over. The
-          // first run may or may not have had its effect; that is the price of a crash.
-          if (rec.instance !== o.instance && o.isAlive && !(await o.isAlive(rec.instance).catch(() => true))) {
-            o.logger.warn(
-              { tool, holder: rec.instance, traceId: ctx.traceId },
-              "idempotency key held by a dead instance; running the call here",
-            );
-            deadHolder = rec.instance;
-            continue;
-          }
-          if (ctx.deadline !== undefined && Date.now() + wait >= ctx.deadline) {
-            return answer({
-              error: {
-                code: IN_PROGRESS_ERROR_CODE,
-                message: `${o.agent}.${tool} with this idempotency key is still running on ${rec.instance}; it did not finish before this call's deadline. Call again later for its result.`,
-              },
-            });
-          }
-          await new Promise((r) => setTimeout(r, wait));
-          continue;
-        }
-        claims.set(req.id, key);
-        return deliver(message, extra);
-      }
-    })();
-  };
 }

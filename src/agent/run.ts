@@ -11,8 +11,9 @@ import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
 import { describeError } from "../errors.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
-import { DEFAULT_IDEMPOTENCY_WINDOW_MS, installIdempotency, sweepIdempotencyRecords } from "./idempotency.ts";
-import { agentTokenVariable, loadTokens, TokenVerifier } from "./auth.ts";
+import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
+import { setCallHooks } from "./mcpServer.ts";
+import { callerTokens, loadTokens, TokenVerifier } from "./auth.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 
@@ -50,7 +51,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     consul,
     callerName: def.name,
     logger: log,
-    token: (agent) => process.env[agentTokenVariable(agent)]?.trim() || tokens[0],
+    token: callerTokens(process.env, tokens),
   });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
@@ -65,8 +66,26 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
 
-  if (stdio) {
+  // Whether a sibling instance is alive, per Consul (for taking over a dead one's idempotency claims).
+  const isAlive = async (id: string) =>
+    (await consul.healthService(def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
+  let instanceId = config.instanceId;
+  const ledger = new IdempotencyLedger({
+    agent: def.name,
+    instance: () => instanceId ?? "stdio",
+    state: keyState,
+    ...(stdio ? {} : { isAlive }),
+    logger: log,
+  });
+  /** A server for one session (or the stdio client), with the kit's call hooks. */
+  const serverFor = () => {
     const server = def.createServer(deps);
+    setCallHooks(server, { idempotency: ledger });
+    return server;
+  };
+
+  if (stdio) {
+    const server = serverFor();
     const transport = new StdioServerTransport();
     let stopping: Promise<void> | undefined;
     // Deferred by a microtask: server.close() synchronously fires transport.onclose, which
@@ -86,22 +105,14 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     process.stdin.once("close", () => void stop());
     await server.connect(transport);
     installMeshContext(transport, def.name, log);
-    installIdempotency(transport, { agent: def.name, instance: "stdio", state: keyState, logger: log });
     log.info({ transport: "stdio" }, "agent ready on stdio");
     return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
   }
 
-  // Whether a sibling instance is alive, per Consul (for taking over a dead one's idempotency claims).
-  const isAlive = async (id: string) =>
-    (await consul.healthService(def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
   const digest = await digestTools(def.createServer(deps));
-  let instanceId = config.instanceId;
   const http: HttpAgentServer = await serveHttp({
-    createServer: () => def.createServer(deps),
-    onConnect: (transport) => {
-      installMeshContext(transport, def.name, log);
-      installIdempotency(transport, { agent: def.name, instance: instanceId ?? "?", state: keyState, isAlive, logger: log });
-    },
+    createServer: serverFor,
+    onConnect: (transport) => installMeshContext(transport, def.name, log),
     host: config.host,
     port: config.port,
     mcpPath: config.mcpPath,

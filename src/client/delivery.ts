@@ -1,9 +1,10 @@
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { OVERLOADED_ERROR_CODE } from "../agent/httpServer.ts";
 import { isMeshError } from "../errors.ts";
+import { ConnectError } from "./pool.ts";
 
 /** Why a request certainly did not run at the agent (so sending it elsewhere is safe). */
-export type NotDeliveredReason = "connection-refused" | "session-unknown" | "draining" | "overloaded";
+export type NotDeliveredReason = "connection-refused" | "not-connected" | "session-unknown" | "draining" | "overloaded";
 
 const REFUSED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
 
@@ -17,6 +18,8 @@ const REFUSED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOU
 export function notDelivered(e: unknown): NotDeliveredReason | undefined {
   // This caller's own queue for the instance was full: nothing was sent.
   if (isMeshError(e) && e.code === "OVERLOADED") return "overloaded";
+  // No MCP session could be opened: the request was never sent.
+  if (e instanceof ConnectError) return "not-connected";
   if (e instanceof StreamableHTTPError) {
     if (e.code === 404) return "session-unknown";
     if (e.code === 503) return e.message.includes(`"code":${OVERLOADED_ERROR_CODE}`) ? "overloaded" : "draining";

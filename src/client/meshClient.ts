@@ -2,17 +2,19 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient } from "../consul/client.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
-import { Catalog, type CatalogInstance } from "../discovery/catalog.ts";
+import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddleware.ts";
-import { MeshError, describeError } from "../errors.ts";
+import { MESH_FAILURE_ERROR_CODE } from "../agent/callRefusal.ts";
+import { IDEMPOTENCY_CONFLICT_ERROR_CODE } from "../agent/idempotency.ts";
+import { MeshError, describeError, type MeshErrorCode } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
-import { agentTokenVariable, callerTokens } from "../agent/auth.ts";
+import { agentTokenVariable, callerTokens, type TokenFor } from "../agent/auth.ts";
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
 import { RoundRobinPicker, rendezvousOrder, type InstancePicker } from "./picker.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
-import { ClientPool } from "./pool.ts";
+import { ClientPool, ConnectError } from "./pool.ts";
 
 export interface MeshClientOptions {
   consul: ConsulClient;
@@ -24,12 +26,14 @@ export interface MeshClientOptions {
   picker?: InstancePicker;
   /** Passive health: how failing instances are ejected and re-admitted. */
   health?: InstanceHealthOptions;
-  /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else MESH_TOKEN (callerTokens) */
-  token?: (agent: string) => string | undefined;
+  /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else MESH_TOKEN for toolmesh agents (callerTokens) */
+  token?: TokenFor;
   /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
   /** Calls that may wait for one instance; more are refused (OVERLOADED). @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
   maxQueuedPerInstance?: number;
+  /** Longest wait for one instance's tool list. @default DEFAULT_TOOLS_TIMEOUT_MS */
+  toolsTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -53,7 +57,7 @@ export class MeshClient implements MeshCaller {
   /** Which instances this caller keeps out of rotation after failures. */
   readonly health: InstanceHealth;
   /** The bearer token this caller sends to an agent (its own credentials, never a client's). */
-  readonly tokenFor: (agent: string) => string | undefined;
+  readonly tokenFor: TokenFor;
   private readonly callerName: string;
   private readonly picker: InstancePicker;
   private readonly logger: Logger;
@@ -78,14 +82,17 @@ export class MeshClient implements MeshCaller {
     });
     this.catalog = new Catalog({
       consul: options.consul,
-      pool: this.pool,
+      // Tool lists come over this caller's own connections; a failure to connect is the reason.
+      fetchTools: async (instance, signal) => (await this.pool.use(instance, (c) => c.listTools(undefined, { signal }), signal)).tools,
+      ...(options.toolsTimeoutMs !== undefined ? { toolsTimeoutMs: options.toolsTimeoutMs } : {}),
       logger: options.logger,
       mode: options.catalogMode ?? "on-demand",
     });
     this.health = new InstanceHealth({ logger: options.logger, ...options.health });
     // An instance that left the healthy set and is back is re-admitted at once.
     let known = new Set<string>();
-    this.catalog.on("change", () => {
+    this.catalog.on("change", (event) => {
+      for (const id of event.left ?? []) void this.pool.drop(id);
       const now = new Set(this.catalog.agents().flatMap((a) => a.instances.map((i) => i.id)));
       for (const id of now) if (!known.has(id)) this.health.readmit(id);
       this.health.retain(now);
@@ -109,8 +116,8 @@ export class MeshClient implements MeshCaller {
     const deadline = Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
     ctx = { ...ctx, deadline, ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) };
 
-    const instances = await this.catalog.instances(agent);
-    if (instances.length === 0) throw this.noInstance(agent);
+    // The deadline covers discovery too: a first call may wait for an agent's tool list.
+    const instances = await this.discover(agent, deadline, options.signal);
     const pool = options.pool ?? this.pool;
     // Instances this caller saw fail stay out of rotation for a cool-down; if that leaves
     // none, every instance is tried anyway (Consul still calls them healthy).
@@ -185,17 +192,19 @@ export class MeshClient implements MeshCaller {
           // the agent's own answers, a refusal for load, or the caller's cancellation.
           // An HTTP answer below 500 (401, 404 for an expired session...) proves the instance is up.
           const isFault = (e: unknown) =>
-            sent && // a call that timed out in this caller's queue says nothing about the instance
-            !(e instanceof StreamableHTTPError && e.code !== undefined && e.code < 500) &&
-            !options.signal?.aborted &&
-            notDelivered(e) !== "overloaded" &&
-            !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout);
+            e instanceof ConnectError ||
+            (sent && // a call that timed out in this caller's queue says nothing about the instance
+              !(e instanceof StreamableHTTPError && e.code !== undefined && e.code < 500) &&
+              !options.signal?.aborted &&
+              notDelivered(e) !== "overloaded" &&
+              !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout));
           try {
             const result = await (bypassBreakers ? send() : this.health.run(instance.id, send, isFault));
             return { result: result as CallToolResult, instance: instance.id, context: ctx };
           } catch (e) {
             if (e instanceof BrokenCircuitError) break; // ejected meanwhile: never sent
-            if (deadlineSignal.aborted && !options.signal?.aborted) throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+            if (deadlineSignal.aborted && !options.signal?.aborted)
+              throw this.deadlineError({ agent, tool, instance, timeoutMs, ctx, sent, repeatable }, e);
             if (options.signal?.aborted) throw options.signal.reason ?? e;
             if (patient.signal.aborted) {
               lastError = e;
@@ -205,15 +214,15 @@ export class MeshClient implements MeshCaller {
               );
               break;
             }
-            if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
+            if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance, e);
             if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
-              throw new MeshError("HOP_LIMIT", e.message, { cause: e, details: { traceId: ctx.traceId } });
+              throw new MeshError("HOP_LIMIT", protocolMessage(e), { cause: e, details: { traceId: ctx.traceId } });
             if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
-              throw this.deadlineError(agent, tool, instance, timeoutMs, ctx, e);
+              throw this.deadlineError({ agent, tool, instance, timeoutMs, ctx, sent, repeatable }, e);
             }
             // A JSON-RPC error is the agent's answer: the caller's to see. ConnectionClosed is not
             // an answer: our side closed the connection (the instance left the catalog mid-call).
-            if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
+            if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw answered(e, { agent, tool, instance: instance.id });
             const reason = notDelivered(e);
             // An overloaded instance refused one call; its session is fine.
             if (reason !== "overloaded") void pool.drop(instance.id);
@@ -260,6 +269,33 @@ export class MeshClient implements MeshCaller {
     }
   }
 
+  /** The agent's usable instances, waiting for discovery no longer than the deadline. */
+  private async discover(agent: string, deadline: number, signal?: AbortSignal): Promise<CatalogInstance[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new MeshError("TIMEOUT", `Discovery of agent "${agent}" did not finish before the call's deadline; nothing was sent.`, {
+              retryable: true,
+              details: { agent },
+            }),
+          ),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    const cancelled = signal
+      ? new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }))
+      : undefined;
+    try {
+      const instances = await Promise.race([this.catalog.instances(agent), expired, ...(cancelled ? [cancelled] : [])]);
+      if (instances.length === 0) throw this.noInstance(agent);
+      return instances;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /**
    * Runs a read-only request (list or read resources, get a prompt...) on a healthy
    * instance of `agent`; a transport failure moves on to the next instance. A JSON-RPC
@@ -287,7 +323,7 @@ export class MeshClient implements MeshCaller {
         return await pool.use(instance, fn);
       } catch (e) {
         if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
-        if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance.id, e);
+        if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance, e);
         lastError = e;
         void pool.drop(instance.id);
       }
@@ -299,12 +335,16 @@ export class MeshClient implements MeshCaller {
     });
   }
 
-  private unauthorized(agent: string, instance: string, cause: unknown): MeshError {
-    const sent = this.tokenFor(agent) !== undefined;
+  private unauthorized(agent: string, instance: CatalogInstance, cause: unknown): MeshError {
+    const toolmesh = isToolmesh(instance.meta);
+    const sent = this.tokenFor(agent, toolmesh) !== undefined;
+    const remedy = toolmesh
+      ? `Set ${agentTokenVariable(agent)} (for ${agent} only) or MESH_TOKEN to a token it accepts.`
+      : `It is not a toolmesh agent, so the mesh-wide MESH_TOKEN is never sent to it; set ${agentTokenVariable(agent)} to the token it expects.`;
     return new MeshError(
       "UNAUTHORIZED",
-      `${instance} refused the call: ${sent ? "it does not accept this caller's bearer token" : "it requires a bearer token and this caller sent none"}. Set ${agentTokenVariable(agent)} (for ${agent} only) or MESH_TOKEN to a token it accepts.`,
-      { retryable: false, cause, details: { agent, instance } },
+      `${instance.id} refused the call: ${sent ? "it does not accept this caller's bearer token" : "it requires a bearer token and this caller sent none"}. ${remedy}`,
+      { retryable: false, cause, details: { agent, instance: instance.id } },
     );
   }
 
@@ -312,6 +352,14 @@ export class MeshClient implements MeshCaller {
     const outage = this.catalog.lastError
       ? ` Consul is unreachable (${this.catalog.lastError}); the last-known catalog has none either.`
       : "";
+    const unusable = this.catalog.agent(agent)?.unusable ?? [];
+    if (unusable.length > 0) {
+      return new MeshError(
+        "NO_HEALTHY_INSTANCE",
+        `Agent "${agent}" has no usable instance: ${unusable.map((u) => `${u.id} (${u.url}) ${u.reason}`).join("; ")}. Fix or deregister it ("mesh deregister ${unusable[0]!.id}").`,
+        { retryable: true, details: { agent, unusable } },
+      );
+    }
     return new MeshError(
       "NO_HEALTHY_INSTANCE",
       `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage} Start one (mesh serve ${agent}) or check "mesh agents".`,
@@ -330,18 +378,61 @@ export class MeshClient implements MeshCaller {
     await this.pool.closeAll();
   }
 
+  /**
+   * The call's deadline passed. If the request never left this caller, nothing ran. If it
+   * was sent, the agent was asked to cancel it, but a cancellation cannot undo an effect
+   * that already happened: a tool that is not safe to repeat is reported as delivery
+   * unknown (so nobody pays twice by running the command again), a repeatable one as a
+   * plain timeout.
+   */
   private deadlineError(
-    agent: string,
-    tool: string,
-    instance: CatalogInstance,
-    timeoutMs: number,
-    ctx: MeshContext,
+    c: { agent: string; tool: string; instance: CatalogInstance; timeoutMs: number; ctx: MeshContext; sent: boolean; repeatable: boolean },
     cause: unknown,
   ): MeshError {
-    return new MeshError(
-      "TIMEOUT",
-      `${agent}.${tool} on ${instance.id} did not answer before its deadline (${timeoutMs} ms budget); the call was cancelled at the agent. Trace ${ctx.traceId}.`,
-      { retryable: false, cause, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
-    );
+    const details = { agent: c.agent, tool: c.tool, instance: c.instance.id, traceId: c.ctx.traceId };
+    const what = `${c.agent}.${c.tool} on ${c.instance.id} did not answer within its deadline (${c.timeoutMs} ms)`;
+    if (!c.sent) {
+      return new MeshError("TIMEOUT", `${what}; it was still waiting to be sent, so it did not run. Trace ${c.ctx.traceId}.`, {
+        retryable: true,
+        cause,
+        details,
+      });
+    }
+    if (!c.repeatable) {
+      return new MeshError(
+        "DELIVERY_UNKNOWN",
+        `Delivery unknown: ${what}. It may or may not have run: ${c.instance.id} was asked to cancel it, but a cancellation cannot undo an effect that already happened, and ${c.tool} is not safe to repeat. Check its effect before calling again, or repeat it with the same idempotency key. Trace ${c.ctx.traceId}.`,
+        { retryable: false, cause, details },
+      );
+    }
+    return new MeshError("TIMEOUT", `${what}; ${c.instance.id} was asked to cancel it. It is safe to call again. Trace ${c.ctx.traceId}.`, {
+      retryable: true,
+      cause,
+      details,
+    });
   }
+}
+
+/**
+ * An agent's JSON-RPC error as the caller should see it: a mesh failure under the agent
+ * (Consul unreachable, another agent down) and a reused idempotency key become MeshErrors
+ * with their own codes; any other error is the agent's answer as it came.
+ */
+function answered(e: McpError, where: { agent: string; tool: string; instance: string }): Error {
+  if (e.code === IDEMPOTENCY_CONFLICT_ERROR_CODE) {
+    return new MeshError("IDEMPOTENCY_CONFLICT", protocolMessage(e), { cause: e, details: where });
+  }
+  if (e.code !== MESH_FAILURE_ERROR_CODE) return e;
+  const data = (e.data ?? {}) as { code?: unknown; retryable?: unknown };
+  const code = typeof data.code === "string" ? (data.code as MeshErrorCode) : "AGENT_UNREACHABLE";
+  return new MeshError(code, `${where.agent}.${where.tool} on ${where.instance} could not do its work: ${protocolMessage(e)}`, {
+    retryable: data.retryable === true,
+    cause: e,
+    details: where,
+  });
+}
+
+/** An McpError's own message, without the "MCP error <code>: " the SDK puts in front. */
+function protocolMessage(e: McpError): string {
+  return e.message.replace(/^MCP error -?\d+: /, "");
 }

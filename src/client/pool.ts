@@ -1,15 +1,41 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import PQueue from "p-queue";
-import { MeshError } from "../errors.ts";
+import { MeshError, describeError } from "../errors.ts";
 import { meshFetch } from "./meshFetch.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+import type { TokenFor } from "../agent/auth.ts";
+import { isToolmesh } from "../discovery/catalog.ts";
 
 /** Calls this caller sends one instance at once; more wait in its queue. @default 64 */
 export const DEFAULT_MAX_CONCURRENT_PER_INSTANCE = 64;
 /** Calls that may wait for one instance; beyond that they are refused at once. @default 256 */
 export const DEFAULT_MAX_QUEUED_PER_INSTANCE = 256;
+/** Longest wait for an MCP session to open (initialize and its answer). @default 5000 */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * No MCP session could be opened with an instance (refused, not MCP, no answer): the request
+ * that needed it was never sent, so sending it to another instance is safe.
+ */
+export class ConnectError extends MeshError {
+  constructor(target: PoolTarget, cause: unknown) {
+    super("AGENT_UNREACHABLE", `${target.id} (${target.url}) did not open an MCP session: ${connectProblem(cause)}`, {
+      retryable: true,
+      cause,
+      details: { instance: target.id },
+    });
+  }
+}
+
+/** Why opening a session failed, in words a user can act on. */
+function connectProblem(e: unknown): string {
+  const message = describeError(e);
+  if (/content type|Unexpected token|JSON|not valid/i.test(message)) return `it does not speak MCP (${message})`;
+  if (/timed out|timeout/i.test(message)) return `no answer within ${DEFAULT_CONNECT_TIMEOUT_MS} ms`;
+  return message;
+}
 
 /** What the pool needs to know of an instance. */
 export interface PoolTarget {
@@ -17,6 +43,8 @@ export interface PoolTarget {
   url: string;
   /** The agent (Consul service name): chooses the bearer token. */
   service?: string;
+  /** Consul meta: a toolmesh agent (toolmesh_version) may get the mesh-wide token. */
+  meta?: Record<string, string>;
 }
 
 export interface ClientPoolOptions {
@@ -34,15 +62,22 @@ export interface ClientPoolOptions {
   /** @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
   maxQueuedPerInstance?: number;
   /** The bearer token to send to an agent's instances, if any. */
-  token?: (agent: string) => string | undefined;
+  token?: TokenFor;
   /** Runs once each new client has connected (e.g. to pass on the session's log level). */
   onConnected?: (client: Client) => Promise<unknown>;
+  /** @default DEFAULT_CONNECT_TIMEOUT_MS */
+  connectTimeoutMs?: number;
 }
 
 interface Entry {
   url: string;
   client: Promise<Client>;
+  /** Notifications on their way to the instance (cancellations): closing waits for them. */
+  sending: Set<Promise<unknown>>;
 }
+
+/** Longest a closing connection waits for its notifications (cancellations) to be delivered. @default 1000 */
+export const NOTIFICATION_GRACE_MS = 1_000;
 
 /**
  * One MCP client connection per instance, opened on first use and reused for every call
@@ -55,15 +90,17 @@ export class ClientPool {
   private readonly lanes = new Map<string, PQueue>();
   private readonly maxConcurrent: number;
   private readonly maxQueued: number;
-  private readonly token: ((agent: string) => string | undefined) | undefined;
+  private readonly token: TokenFor | undefined;
   private readonly clientName: string;
   private readonly logger: Logger;
   private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
   private readonly capabilities: ClientCapabilities;
   private readonly configure: ((client: Client) => void) | undefined;
   private readonly onConnected: ((client: Client) => Promise<unknown>) | undefined;
+  private readonly connectTimeoutMs: number;
 
   constructor(options: ClientPoolOptions) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.capabilities = options.capabilities ?? {};
     this.maxConcurrent = options.maxConcurrentPerInstance ?? DEFAULT_MAX_CONCURRENT_PER_INSTANCE;
     this.maxQueued = options.maxQueuedPerInstance ?? DEFAULT_MAX_QUEUED_PER_INSTANCE;
@@ -90,8 +127,9 @@ export class ClientPool {
     const existing = this.entries.get(target.id);
     if (existing && existing.url === target.url) return existing.client;
     if (existing) void this.drop(target.id);
-    const client = this.connect(target);
-    const entry: Entry = { url: target.url, client };
+    const sending = new Set<Promise<unknown>>();
+    const client = this.connect(target, sending);
+    const entry: Entry = { url: target.url, client, sending };
     this.entries.set(target.id, entry);
     client.catch(() => {
       if (this.entries.get(target.id) === entry) this.entries.delete(target.id);
@@ -102,7 +140,9 @@ export class ClientPool {
   /**
    * Runs `fn` with the instance's client, counting it in flight: at most
    * maxConcurrentPerInstance at once, the rest queued; with the queue full, refused at once
-   * with OVERLOADED (nothing was sent). `signal` (the call's deadline) also ends the wait.
+   * with OVERLOADED (nothing was sent). `signal` (the call's deadline) also ends the wait,
+   * including the wait for a session to open. A session that cannot be opened throws
+   * ConnectError (nothing was sent).
    */
   async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let lane = this.lanes.get(target.id);
@@ -117,7 +157,7 @@ export class ClientPool {
         { retryable: true, details: { instance: target.id } },
       );
     }
-    return lane.add(async () => fn(await this.client(target)), signal ? { signal } : {});
+    return lane.add(async () => fn(await abortable(this.client(target), signal)), signal ? { signal } : {});
   }
 
   /** Closes and forgets an instance's connection (it left, or its session broke). */
@@ -127,6 +167,13 @@ export class ClientPool {
     const entry = this.entries.get(instanceId);
     if (!entry) return;
     this.entries.delete(instanceId);
+    // A cancellation is a POST of its own; closing the transport would abort it in flight and
+    // leave the tool running at the agent.
+    if (entry.sending.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(entry.sending), new Promise((r) => (timer = setTimeout(r, NOTIFICATION_GRACE_MS)))]);
+      clearTimeout(timer);
+    }
     try {
       await (await entry.client).close();
     } catch {
@@ -156,7 +203,20 @@ export class ClientPool {
     await Promise.allSettled([...this.entries.keys()].map((id) => this.drop(id)));
   }
 
-  private async connect(target: PoolTarget): Promise<Client> {
+  private async connect(target: PoolTarget, sending: Set<Promise<unknown>>): Promise<Client> {
+    // Notifications (no answer expected) are tracked until delivered, so closing waits for them.
+    const fetch: typeof meshFetch = (input, init) => {
+      const pending = meshFetch(input, init);
+      if (typeof init?.body === "string" && init.body.includes('"method":"notifications/')) {
+        const settled = pending.then(
+          () => undefined,
+          () => undefined,
+        );
+        sending.add(settled);
+        void settled.finally(() => sending.delete(settled));
+      }
+      return pending;
+    };
     const client = new Client({ name: this.clientName, version: "1" }, { capabilities: this.capabilities });
     this.configure?.(client);
     client.onclose = () => {
@@ -164,17 +224,44 @@ export class ClientPool {
       if (entry && entry.url === target.url) this.entries.delete(target.id);
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
-    const token = target.service ? this.token?.(target.service) : undefined;
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(target.url), {
-        fetch: meshFetch,
-        ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
-      }),
-    );
+    const token = target.service ? this.token?.(target.service, isToolmesh(target.meta)) : undefined;
+    try {
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(target.url), {
+          fetch,
+          ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
+        }),
+        { timeout: this.connectTimeoutMs },
+      );
+    } catch (e) {
+      void client.close().catch(() => undefined);
+      // 401 stays itself: the caller names the token to set.
+      throw e instanceof StreamableHTTPError && e.code === 401 ? e : new ConnectError(target, e);
+    }
     await this.onConnected?.(client).catch((e: unknown) =>
       this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
     );
     this.logger.debug({ instance: target.id, url: target.url }, "connected");
     return client;
   }
+}
+
+/** `promise`, or a rejection with the signal's reason once it aborts (the work itself goes on). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e as Error);
+      },
+    );
+  });
 }

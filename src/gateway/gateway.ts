@@ -380,12 +380,21 @@ export class Gateway {
     }
   }
 
-  /** The client's mesh context continued (gateway appended), or a new one continuing its traceparent. */
+  /**
+   * The client's mesh context continued (gateway appended), or a new one continuing its
+   * traceparent. The client's idempotency key is for this very call: it is carried on (an
+   * onward call of an agent never inherits its caller's key, but the gateway forwards the
+   * client's call itself).
+   */
   private contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
     const incoming = fromMeta(meta);
     const fromMesh = Object.keys(meta).some((k) => k.startsWith(META_PREFIX));
-    if (incoming && fromMesh) return childContext(incoming, "gateway", agent);
-    return rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
+    const key = incoming?.idempotencyKey;
+    const ctx =
+      incoming && fromMesh
+        ? childContext(incoming, "gateway", agent)
+        : rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
+    return key ? { ...ctx, idempotencyKey: key } : ctx;
   }
 
   /** After a catalog change, tell each session whose offered tools, resources or prompts changed (coalesced). */

@@ -88,7 +88,7 @@ describe("mesh call", () => {
   });
 
   it.each([
-    [["call", "payroll.run"], /Unknown agent "payroll" \(no healthy instance\)\. Agents: finance, hr\./],
+    [["call", "payroll.run"], /Unknown agent "payroll": Consul has no such service\. Agents: finance, hr /],
     [["call", "hr.fire"], /Agent "hr" has no tool "fire"\. Its tools: find_employee, /],
     [["call", "hrget_employee"], /"hrget_employee" is not agent\.tool/],
     [["call", "hr.get_employee", "{employee_id: E1}"], /The arguments are not valid JSON .* Quote them for the shell/],
@@ -96,7 +96,10 @@ describe("mesh call", () => {
     [["call", "hr.get_employee", '{"employee_id": 5}'], /do not match its input schema: data\/employee_id must be string/],
     [["call", "hr.get_employee"], /do not match its input schema: data must have required property 'employee_id'/],
     [["call", "hr.get_employee", "--arg", "employee_id"], /--arg "employee_id" is not key=value/],
-    [["call", "hr.get_employee", "--timeout", "soon", "--arg", "employee_id=E1002"], /--timeout must be a positive whole number/],
+    [
+      ["call", "hr.get_employee", "--timeout", "soon", "--arg", "employee_id=E1002"],
+      /--timeout must be a whole number of milliseconds from 1 to 86400000/,
+    ],
     [["frobnicate"], /unknown command 'frobnicate'/],
   ])("bad input %j exits 2 with a clear message", async (args, message) => {
     const r = await mesh([...(args as string[]), ...c]);

@@ -3,6 +3,7 @@ import { resultText } from "../../src/agent/results.ts";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { MESH_FAILURE_ERROR_CODE } from "../../src/agent/callRefusal.ts";
 import { eventually } from "../helpers/eventually.ts";
 
 let consul: TestConsul;
@@ -40,11 +41,12 @@ it("finance's compute_net_pay finds hr through Consul: it follows hr to a new ad
   });
   const net = (first.value.structuredContent as { net: number }).net;
 
-  // hr goes away: finance reports it in plain words instead of calling a stale address.
+  // hr goes away: finance reports it in plain words instead of calling a stale address, as
+  // the mesh failure it is (a JSON-RPC error carrying the code), not as a business answer.
   await hr1.process.stop();
-  const none = await call();
-  expect(none.isError).toBe(true);
-  expect(resultText(none)).toContain(`No healthy instance of agent "hr" is registered in Consul at ${consul.address}`);
+  const none = call();
+  await expect(none).rejects.toMatchObject({ code: MESH_FAILURE_ERROR_CODE, data: { code: "NO_HEALTHY_INSTANCE", retryable: true } });
+  await expect(none).rejects.toThrow(`No healthy instance of agent "hr" is registered in Consul at ${consul.address}`);
 
   // hr comes back on another port: finance finds it without being told.
   const hr2 = await spawnAgent("hr", consul.address);

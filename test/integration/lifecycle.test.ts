@@ -5,7 +5,9 @@ import { ConsulClient } from "../../src/consul/client.ts";
 import { resolveConsulBinary, startDevConsul } from "../../src/consul/devAgent.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually, within } from "../helpers/eventually.ts";
+import { eventually, untilInstances, within } from "../helpers/eventually.ts";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { MESH_FAILURE_ERROR_CODE } from "../../src/agent/callRefusal.ts";
 
 const SLOW_AGENT = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
 
@@ -144,6 +146,30 @@ describe("Consul restarts and outages", () => {
       lateClient.destroy();
       await within(5_000, "stopping hr", agent.process.stop(2_000));
       await within(8_000, "stopping Consul", late.stop());
+    }
+  });
+
+  it("a booking during a Consul outage is an infrastructure failure (a retryable mesh error), not a business answer", async () => {
+    const own = await startTestConsul();
+    const agent = await spawnAgent("hr", own.address);
+    running.push(agent);
+    const caller = new MeshClient({ consul: own.client, callerName: "test" });
+    try {
+      await untilInstances(caller, "hr", 1);
+      const args = { employee_id: "E1031", leave_type: "personal", start_date: "2026-06-01", end_date: "2026-06-01" };
+      own.agent.kill("SIGKILL");
+      await own.agent.exited;
+      // Straight to the agent over MCP: a JSON-RPC error naming the failure, no isError result.
+      const direct = await connectHttp(agent.url);
+      const refused = direct.callTool({ name: "request_leave", arguments: args });
+      await expect(refused).rejects.toMatchObject({ code: MESH_FAILURE_ERROR_CODE, data: { code: "CONSUL_UNREACHABLE", retryable: true } });
+      await expect(refused).rejects.toThrow(/Consul at .* is unreachable/);
+      await direct.close();
+      // Through the mesh (the caller's last-known catalog): a MeshError, which the CLI exits 3 on.
+      await expect(caller.callTool("hr", "request_leave", args)).rejects.toMatchObject({ code: "CONSUL_UNREACHABLE", retryable: true });
+    } finally {
+      await caller.close();
+      own.client.destroy();
     }
   });
 });

@@ -2,7 +2,8 @@ import { Command } from "commander";
 import { SESSION_ID_PATTERN, SessionStore } from "../../session/sessionStore.ts";
 import { Orchestrator } from "../../orchestrator.ts";
 import { UsageError } from "../errors.ts";
-import { addMeshOptions, print, withMesh, type MeshFlags } from "../mesh.ts";
+import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
+import { parseTimeout } from "../options.ts";
 
 interface AskFlags extends MeshFlags {
   session?: string;
@@ -27,21 +28,11 @@ export function askCommand(): Command {
       if (flags.session !== undefined && !SESSION_ID_PATTERN.test(flags.session)) {
         throw new UsageError(`--session "${flags.session}" is invalid: letters, digits, '.', '_' or '-' (at most 128).`);
       }
-      const timeoutMs = Number(flags.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
-        throw new UsageError(`--timeout must be a positive whole number of milliseconds; got "${flags.timeout}".`);
+      const timeoutMs = parseTimeout(flags.timeout);
       if (!message.trim()) throw new UsageError('The message is empty: ask a question, e.g. mesh ask "Who reports to Alice Chen?"');
-      await withMesh(flags, async ({ consul, mesh }) => {
-        if (flags.agent && !mesh.catalog.agent(flags.agent)) {
-          throw new UsageError(
-            `Unknown agent "${flags.agent}". Agents: ${
-              mesh.catalog
-                .agents()
-                .map((a) => a.name)
-                .join(", ") || "none"
-            }.`,
-          );
-        }
+      await withMesh(flags, async (session) => {
+        const { consul, mesh } = session;
+        if (flags.agent) await requireAgent(session, flags.agent, Date.now() + timeoutMs);
         const orchestrator = new Orchestrator({ mesh, sessions: new SessionStore(consul) });
         const r = await orchestrator.ask(message, { sessionId: flags.session, agent: flags.agent, timeoutMs });
         print(flags, r, () =>

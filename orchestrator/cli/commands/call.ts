@@ -1,75 +1,114 @@
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { argumentProblem } from "../../../src/agent/limits.ts";
 import { rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
-import { addMeshOptions, withMesh, type MeshFlags } from "../mesh.ts";
+import { addMeshOptions, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
+import { parseTimeout } from "../options.ts";
 
 interface CallFlags extends MeshFlags {
   arg: string[];
+  argsFile?: string;
   session?: string;
   timeout: string;
+  idempotencyKey?: string;
 }
 
 const TARGET = /^([a-z][a-z0-9-]*)\.([A-Za-z0-9_.-]+)$/;
+/** What an idempotency key may look like: a UUID, a request number, any short token. */
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,200}$/;
 
 export function callCommand(): Command {
   return addMeshOptions(
     new Command("call")
       .description("call a tool through discovery and print its result")
       .argument("<agent.tool>", "e.g. hr.get_leave_balance")
-      .argument("[json]", "arguments as a JSON object")
+      .argument("[json]", 'arguments as a JSON object, or "-" to read them from standard input')
       .option(
         "--arg <key=value>",
         "one argument (repeatable); the value is read as the tool's schema types it",
         (v: string, acc: string[]) => [...acc, v],
         [],
       )
+      .option("--args-file <file>", 'read the arguments (a JSON object) from a file, or "-" for standard input')
       .option("--session <id>", "session id carried in the call's context")
-      .option("--timeout <ms>", "deadline for the whole call", "30000"),
+      .option("--timeout <ms>", "deadline for the whole call, discovery included (1 ms to 24 h)", "30000")
+      .option(
+        "--idempotency-key <key>",
+        "run a tool that changes something (submit_expense, request_leave...) at most once for this key: if the outcome was unclear (a timeout), run the same command again with the same key and get the first result instead of a second effect. One key per intended effect, e.g. a UUID (8-200 of A-Z a-z 0-9 . _ : -)",
+      ),
   )
     .addHelpText(
       "after",
-      `\nExamples:\n  mesh call hr.get_leave_balance --arg employee_id=E1002\n  mesh call finance.submit_expense '{"employee_id":"E1004","department":"Sales","category":"meals","amount":42,"description":"Lunch"}'`,
+      `
+Examples:
+  mesh call hr.get_leave_balance --arg employee_id=E1002
+  mesh call finance.submit_expense '{"employee_id":"E1004","department":"Sales","category":"meals","amount":42,"description":"Lunch"}' --idempotency-key exp-2026-11-29-001
+  mesh call knowledge.search_documents --args-file query.json
+  echo '{"query":"okafor"}' | mesh call hr.find_employee -`,
     )
     .action(async (target: string, json: string | undefined, flags: CallFlags) => {
       const m = TARGET.exec(target);
       if (!m) throw new UsageError(`"${target}" is not agent.tool, e.g. hr.get_leave_balance.`);
       const [, agentName, toolName] = m as unknown as [string, string, string];
-      const timeoutMs = Number(flags.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
-        throw new UsageError(`--timeout must be a positive whole number of milliseconds; got "${flags.timeout}".`);
-      await withMesh(flags, async ({ mesh }) => {
-        const agent = mesh.catalog.agent(agentName);
-        if (!agent || agent.instances.length === 0) {
-          throw new UsageError(
-            `Unknown agent "${agentName}" (no healthy instance). Agents: ${
-              mesh.catalog
-                .agents()
-                .map((a) => a.name)
-                .join(", ") || "none"
-            }.`,
-          );
-        }
-        // Tools that could not be listed (e.g. no token for the agent): call anyway, untyped,
-        // and let the agent's answer (or refusal) say what is wrong.
-        const tool =
-          agent.tools.find((t) => t.name === toolName) ??
-          (agent.toolsError ? { name: toolName, inputSchema: { type: "object" as const } } : undefined);
-        if (!tool)
-          throw new UsageError(`Agent "${agentName}" has no tool "${toolName}". Its tools: ${agent.tools.map((t) => t.name).join(", ")}.`);
-        const args = parseArguments(tool, json, flags.arg);
-        const check = new AjvJsonSchemaValidator().getValidator(tool.inputSchema as never)(args);
-        if (!check.valid) {
-          throw new UsageError(
-            `Arguments for ${target} do not match its input schema: ${check.errorMessage}. See "mesh tools ${agentName}".`,
-          );
-        }
-        const context = rootContext({ caller: "mesh-cli", timeoutMs, ...(flags.session ? { sessionId: flags.session } : {}) });
-        const { result, instance } = await mesh.call(agentName, toolName, args, { context, timeoutMs });
-        report(flags, target, result, instance, context.traceId);
-      });
+      const timeoutMs = parseTimeout(flags.timeout);
+      if (flags.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(flags.idempotencyKey))
+        throw new UsageError(
+          `--idempotency-key "${flags.idempotencyKey}" is invalid: 8 to 200 of A-Z a-z 0-9 . _ : - (a UUID works, e.g. from uuidgen).`,
+        );
+      const text = argumentsText(json, flags.argsFile);
+      const deadline = Date.now() + timeoutMs;
+      await withMesh(
+        flags,
+        async (session) => {
+          const agent = await requireAgent(session, agentName, deadline);
+          // Tools that could not be listed (e.g. no token for the agent): call anyway, untyped,
+          // and let the agent's answer (or refusal) say what is wrong.
+          const tool =
+            agent.tools.find((t) => t.name === toolName) ??
+            (agent.toolsError ? { name: toolName, inputSchema: { type: "object" as const } } : undefined);
+          if (!tool)
+            throw new UsageError(
+              `Agent "${agentName}" has no tool "${toolName}". Its tools: ${agent.tools.map((t) => t.name).join(", ")}.`,
+            );
+          const args = parseArguments(tool, text, flags.arg);
+          const problem = argumentProblem(args);
+          if (problem) throw new UsageError(`Arguments for ${target} cannot be sent: ${problem}.`);
+          const check = new AjvJsonSchemaValidator().getValidator(tool.inputSchema as never)(args);
+          if (!check.valid) {
+            throw new UsageError(
+              `Arguments for ${target} do not match its input schema: ${check.errorMessage}. See "mesh tools ${agentName}".`,
+            );
+          }
+          const context = rootContext({
+            caller: "mesh-cli",
+            timeoutMs: deadline - Date.now(),
+            ...(flags.session ? { sessionId: flags.session } : {}),
+            ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}),
+          });
+          // The context carries the deadline (discovery counted); the message names the budget asked for.
+          const { result, instance } = await session.mesh.call(agentName, toolName, args, { context, timeoutMs });
+          report(flags, target, result, instance, context.traceId);
+        },
+        { catalog: "on-demand" },
+      );
     });
+}
+
+/** The arguments' JSON text from the positional argument, --args-file, or standard input ("-"). */
+function argumentsText(json: string | undefined, file: string | undefined): string | undefined {
+  if (json !== undefined && file !== undefined) throw new UsageError("Give the arguments once: as JSON, or with --args-file, not both.");
+  const source = file ?? (json === "-" ? "-" : undefined);
+  if (source === undefined) return json;
+  try {
+    return readFileSync(source === "-" ? 0 : source, "utf8");
+  } catch (e) {
+    throw new UsageError(
+      `Cannot read the arguments from ${source === "-" ? "standard input" : source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+    );
+  }
 }
 
 /** Merges a JSON object and --arg pairs; --arg values follow the schema's type for that key. */

@@ -2,7 +2,10 @@ import { Command, Option } from "commander";
 import { AGENT_NAME_PATTERN } from "../../../src/agent/definition.ts";
 import type { ServiceRegistration } from "../../../src/consul/client.ts";
 import { UsageError } from "../errors.ts";
-import { addMeshOptions, print, withMesh, type MeshFlags } from "../mesh.ts";
+import { addMeshOptions, print, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
+import { ClientPool } from "../../../src/client/pool.ts";
+import { callerTokens } from "../../../src/agent/auth.ts";
+import { describeError } from "../../../src/errors.ts";
 
 interface RegisterFlags extends MeshFlags {
   name: string;
@@ -12,7 +15,11 @@ interface RegisterFlags extends MeshFlags {
   checkUrl?: string;
   id?: string;
   description?: string;
+  force?: boolean;
 }
+
+/** Longest wait for the server to answer the MCP handshake and tools/list. @default 5000 */
+export const REGISTER_PROBE_TIMEOUT_MS = 5_000;
 
 /** Where a registered server's health comes from when nobody says otherwise. */
 export const DEFAULT_REGISTER_CHECK = "tcp";
@@ -31,22 +38,42 @@ export function registerCommand(): Command {
       )
       .option("--check-url <url>", "URL the http check GETs (default: the MCP URL; many MCP servers answer GET with 405)")
       .option("--id <id>", "service id (default <name>-<host>-<port>)")
-      .option("--description <text>", "what it does (shown by mesh agents, used for routing)"),
+      .option("--description <text>", "what it does (shown by mesh agents, used for routing)")
+      .option(
+        "--force",
+        "register even if the server does not answer MCP now, or joins an existing agent with other tools (its callers will be sent to it)",
+      ),
   )
-    .addHelpText("after", "\nExample:\n  mesh register --name everything --url http://127.0.0.1:3001/mcp --tag demo")
+    .addHelpText(
+      "after",
+      `
+Before registering, the server is asked for its tools over MCP (handshake and tools/list,
+${REGISTER_PROBE_TIMEOUT_MS / 1_000} s at most): one that does not answer MCP is refused, and so is one joining an
+existing agent with a different set of tools (its callers would be sent to it). --force
+registers anyway. The mesh sends a registered server no mesh credential: if it needs a
+bearer token, set MESH_TOKEN_<NAME> (e.g. MESH_TOKEN_EVERYTHING) for the processes that call it.
+
+Example:
+  mesh register --name everything --url http://127.0.0.1:3001/mcp --tag demo`,
+    )
     .action(async (flags: RegisterFlags) => {
       const reg = buildRegistration(flags);
       await withMesh(
         flags,
-        async ({ consul }) => {
+        async (session) => {
+          const { consul } = session;
           const clash = (await consul.agentServices(`ID == ${JSON.stringify(reg.id)}`))[0];
           if (clash && (clash.service !== reg.name || clash.address !== reg.address || clash.port !== reg.port)) {
             throw new UsageError(
               `Service id "${reg.id}" is already registered for ${clash.service} at ${clash.address}:${clash.port}; refusing to replace a different server. Choose another --id or deregister it first.`,
             );
           }
+          const { problems: warnings, answered } = await vet(session, reg, flags);
+          for (const w of warnings) process.stderr.write(`mesh: warning: ${w}\n`);
+          // It just answered MCP: its check may start passing instead of critical until its first run.
+          if (answered && reg.check && !reg.check.ttl) reg.check.status = "passing";
           await consul.registerService(reg);
-          print(flags, { registered: reg }, () =>
+          print(flags, { registered: reg, ...(warnings.length ? { warnings } : {}) }, () =>
             [
               `Registered ${reg.name} (id ${reg.id}) at ${flags.url} with tags ${reg.tags.join(", ")}.`,
               reg.check
@@ -56,9 +83,51 @@ export function registerCommand(): Command {
             ].join("\n"),
           );
         },
-        { catalog: false },
+        { catalog: "on-demand" },
       );
     });
+}
+
+/**
+ * Checks what registering would do, before it is done: the server must answer MCP (the
+ * handshake and tools/list), and joining an existing agent is allowed only as a replica
+ * (the same tool names). Each problem is a usage error, or with --force a warning.
+ */
+async function vet(
+  session: MeshSession,
+  reg: ServiceRegistration,
+  flags: RegisterFlags,
+): Promise<{ problems: string[]; answered: boolean }> {
+  const problems: string[] = [];
+  const pool = new ClientPool({
+    clientName: "mesh-register",
+    token: callerTokens(process.env),
+    connectTimeoutMs: REGISTER_PROBE_TIMEOUT_MS,
+  });
+  let tools: string[] | undefined;
+  try {
+    const listed = await pool.use({ id: reg.id, url: flags.url, service: reg.name, meta: reg.meta }, (c) =>
+      c.listTools(undefined, { timeout: REGISTER_PROBE_TIMEOUT_MS }),
+    );
+    tools = listed.tools.map((t) => t.name).sort();
+  } catch (e) {
+    problems.push(`${flags.url} does not answer MCP: ${describeError(e)}.`);
+  } finally {
+    await pool.closeAll();
+  }
+  const existing = await session.mesh.catalog.instances(reg.name);
+  const others = existing.filter((i) => i.id !== reg.id);
+  const known = session.mesh.catalog.agent(reg.name);
+  if (others.length > 0 && tools) {
+    const theirs = (known?.tools ?? []).map((t) => t.name).sort();
+    if (theirs.join(",") !== tools.join(",")) {
+      problems.push(
+        `agent "${reg.name}" already has ${others.length} instance(s) (${others.map((i) => i.id).join(", ")}) with tools ${theirs.join(", ") || "(none listed)"}; this server offers ${tools.join(", ") || "none"}, so it is not a replica of it, and ${reg.name}'s callers would be sent to it. Register it under another --name.`,
+      );
+    }
+  }
+  if (problems.length > 0 && !flags.force) throw new UsageError(`${problems.join(" ")} Nothing was registered (--force registers anyway).`);
+  return { problems, answered: tools !== undefined };
 }
 
 /** Validates the flags and builds the Consul registration (exported for tests). */
@@ -83,6 +152,8 @@ export function buildRegistration(
   if (url.search || url.hash) throw new UsageError("--url must not have a query or fragment.");
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+  if (port === 0)
+    throw new UsageError(`--url "${flags.url}" has port 0, which no client can connect to; give the port the server listens on.`);
   for (const t of flags.tag) {
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(t))
       throw new UsageError(`--tag "${t}" is invalid: use a lowercase word (letters, digits, _ or -).`);
@@ -150,7 +221,7 @@ export function deregisterCommand(): Command {
           ].join("\n"),
         );
       },
-      { catalog: false },
+      { catalog: "none" },
     ),
   );
 }

@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { UsageError } from "../errors.ts";
-import { addMeshOptions, print, withMesh, type MeshFlags } from "../mesh.ts";
+import { DEFAULT_TOOLS_TIMEOUT_MS } from "../../../src/discovery/catalog.ts";
+import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 
 interface SchemaProp {
   type?: string | string[];
@@ -26,29 +26,38 @@ export function toolsCommand(): Command {
     new Command("tools")
       .description("tools of every agent (or of one) with descriptions and input schemas")
       .argument("[agent]", "only this agent"),
-  ).action(async (agent: string | undefined, flags: MeshFlags) =>
-    withMesh(flags, async ({ mesh }) => {
-      const agents = mesh.catalog.agents().filter((a) => !agent || a.name === agent);
-      if (agent && agents.length === 0) {
-        const known = mesh.catalog.agents().map((a) => a.name);
-        throw new UsageError(`Unknown agent "${agent}". Agents with a healthy instance: ${known.join(", ") || "none"}.`);
-      }
-      const tools = agents.flatMap((a) =>
-        a.tools.map((t) => ({
-          agent: a.name,
-          name: t.name,
-          description: t.description ?? "",
-          inputSchema: t.inputSchema,
-          annotations: t.annotations,
-        })),
-      );
-      print(flags, { tools }, () =>
-        tools.length === 0
-          ? "No tools: no agent has a healthy instance."
-          : tools
-              .map((t) => `${t.agent}.${t.name}(${describeParams(t.inputSchema as never)})\n    ${t.description.split("\n")[0]}`)
-              .join("\n"),
-      );
-    }),
+  ).action(async (name: string | undefined, flags: MeshFlags) =>
+    withMesh(
+      flags,
+      async (session) => {
+        // One agent: it must be known (else usage, exit 2) and usable (else mesh error, exit 3).
+        const agents = name
+          ? [await requireAgent(session, name, Date.now() + 2 * DEFAULT_TOOLS_TIMEOUT_MS)]
+          : session.mesh.catalog.agents().filter((a) => a.instances.length > 0);
+        const tools = agents.flatMap((a) =>
+          a.tools.map((t) => ({
+            agent: a.name,
+            name: t.name,
+            description: t.description ?? "",
+            inputSchema: t.inputSchema,
+            annotations: t.annotations,
+          })),
+        );
+        const notListed = agents.filter((a) => a.toolsError).map((a) => `${a.name}: cannot list tools: ${a.toolsError}`);
+        print(flags, { tools, ...(notListed.length ? { errors: notListed } : {}) }, () =>
+          [
+            tools.length === 0 && !name
+              ? 'No tools: no agent has a usable instance (see "mesh agents").'
+              : tools
+                  .map((t) => `${t.agent}.${t.name}(${describeParams(t.inputSchema as never)})\n    ${t.description.split("\n")[0]}`)
+                  .join("\n"),
+            ...notListed,
+          ]
+            .filter(Boolean)
+            .join("\n"),
+        );
+      },
+      { catalog: name ? "on-demand" : "all" },
+    ),
   );
 }
