@@ -1,6 +1,5 @@
 import { fileURLToPath } from "node:url";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { resultText } from "../../src/agent/results.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { fromMeta, rootContext, toMeta } from "../../src/context/meshContext.ts";
