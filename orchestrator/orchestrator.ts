@@ -1,7 +1,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshClient } from "../src/client/meshClient.ts";
 import { resultText } from "../src/agent/results.ts";
-import { rootContext } from "../src/context/meshContext.ts";
+import { childContext, currentMeshContext, rootContext, type MeshContext, type Turn } from "../src/context/meshContext.ts";
 import { describeError, isMeshError } from "../src/errors.ts";
 import { silentLogger, type Logger } from "../src/logger.ts";
 import { Bm25IntentClassifier, type Candidate, type IntentClassifier, type RoutableAgent } from "./router/classifier.ts";
@@ -75,13 +75,7 @@ export class Orchestrator {
       agent = decision.agent;
       confidence = decision.confidence;
     }
-    const context = rootContext({
-      caller: "orchestrator",
-      sessionId,
-      timeoutMs: options.timeoutMs ?? 30_000,
-      facts: session?.facts ?? {},
-      history: session?.history ?? [],
-    });
+    const context = contextForCall(agent, sessionId, options.timeoutMs ?? 30_000, session);
     const { result, instance } = await this.mesh.call(agent, "ask", { question: message }, { context });
     const answer = answerText(result);
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
@@ -105,6 +99,27 @@ export class Orchestrator {
     this.logger.info({ sessionId, agent, instance, traceId: context.traceId, confidence }, "answered");
     return { kind: "answer", answer, agent, instance, confidence, sources, sessionId, sessionSaved, traceId: context.traceId, candidates };
   }
+}
+
+/**
+ * The context of the call to the specialist. Called as a tool (by the gateway, another agent,
+ * a client with a mesh context), the orchestrator continues its caller's context: the same
+ * trace, one more hop (so a loop through the orchestrator still meets the hop limit), the
+ * caller's deadline if sooner; the session's history and facts are the conversation's.
+ * Called directly (the CLI), it starts one.
+ */
+function contextForCall(
+  agent: string,
+  sessionId: string,
+  timeoutMs: number,
+  session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
+): MeshContext {
+  const caller = currentMeshContext();
+  const conversation = { sessionId, facts: session?.facts ?? {}, history: session?.history ?? [] };
+  if (!caller) return rootContext({ caller: "orchestrator", timeoutMs, ...conversation });
+  const child = childContext(caller, "orchestrator", agent);
+  const deadline = Math.min(caller.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
+  return { ...child, ...conversation, deadline };
 }
 
 function answerText(r: CallToolResult): string {

@@ -3,7 +3,9 @@ import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
-import { serveHttp } from "../../src/agent/httpServer.ts";
+import { DEFAULT_MAX_SESSIONS, serveHttp } from "../../src/agent/httpServer.ts";
+import { UsageError } from "../cli/errors.ts";
+import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/agent/auth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
@@ -16,6 +18,9 @@ export interface GatewayFlags {
   stdio?: boolean;
   host?: string;
   port?: string;
+  allowedHosts?: string;
+  maxSessions?: string;
+  sessionIdleMs?: string;
   consul?: string;
   token?: string;
   clientTokenFile?: string;
@@ -44,12 +49,58 @@ export function addGatewayOptions(cmd: Command): Command {
     .option("--include <pattern>", "offer only matching tools: agent, agent.tool, * wildcards (repeatable)", collect, [])
     .option("--exclude <pattern>", "hide matching tools (repeatable)", collect, [])
     .option("--dynamic", "offer three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: for large meshes")
+    .option(
+      "--allowed-hosts <list>",
+      "more host names clients may use to reach the gateway, comma-separated (DNS-rebinding protection; env MESH_ALLOWED_HOSTS)",
+    )
+    .option(
+      "--max-sessions <n>",
+      "MCP sessions kept at once; a new one evicts the least recently used (env MESH_MAX_SESSIONS, default 512)",
+    )
+    .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .addOption(logLevelOption());
+}
+
+/** The gateway's HTTP settings from flags and env (flags win), checked once: bad values are usage errors. */
+function httpSettings(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
+  const whole = (raw: string | undefined, what: string, min: number, max: number, fallback: number) => {
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || n < min || n > max)
+      throw new UsageError(`${what} must be a whole number from ${min} to ${max}; got "${raw}".`);
+    return n;
+  };
+  const hosts = (flags.allowedHosts ?? env["MESH_ALLOWED_HOSTS"] ?? "")
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  for (const h of hosts)
+    if (!/^[A-Za-z0-9.:_-]+$/.test(h)) throw new UsageError(`--allowed-hosts: "${h}" is not a host name (expected e.g. mesh.example.com).`);
+  return {
+    host: flags.host ?? env["MESH_HOST"] ?? DEFAULT_HOST,
+    port: parsePort(flags.port ?? env["MESH_PORT"] ?? "0"),
+    allowedHosts: hosts,
+    maxSessions: whole(
+      flags.maxSessions ?? env["MESH_MAX_SESSIONS"],
+      "--max-sessions / MESH_MAX_SESSIONS",
+      1,
+      1_000_000,
+      DEFAULT_MAX_SESSIONS,
+    ),
+    sessionIdleMs: whole(
+      flags.sessionIdleMs ?? env["MESH_SESSION_IDLE_MS"],
+      "--session-idle-ms / MESH_SESSION_IDLE_MS",
+      1_000,
+      86_400_000,
+      DEFAULT_SESSION_IDLE_MS,
+    ),
+  };
 }
 
 /** Runs the gateway until SIGTERM/SIGINT (HTTP) or until the client closes stdin (stdio). */
 export async function runGateway(flags: GatewayFlags): Promise<void> {
   const env = process.env;
+  const settings = flags.stdio ? undefined : httpSettings(flags, env);
   const log = createLogger({
     name: "gateway",
     level: flags.logLevel ?? (env["MESH_LOG_LEVEL"] as GatewayFlags["logLevel"]) ?? "info",
@@ -86,11 +137,10 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     closeServer = () => server.close();
     await closed;
   } else {
-    const port = Number(flags.port ?? env["MESH_PORT"] ?? 0);
     const http = await serveHttp({
       createServer: () => gateway.createServer(),
-      host: flags.host ?? env["MESH_HOST"] ?? DEFAULT_HOST,
-      port,
+      host: settings!.host,
+      port: settings!.port,
       mcpPath: "/mcp",
       // One agent kind as its own servers present it, load-balanced across its replicas.
       routes: (path) => {
@@ -100,11 +150,9 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       routesHint: "and /agents/<name>/mcp for each agent with a healthy instance",
       verifier: new TokenVerifier(clientTokens),
       fastPath: (server, body, res) => gateway.takeCall(server as Server, body, res),
-      sessionIdleMs: DEFAULT_SESSION_IDLE_MS,
-      allowedHosts: (env["MESH_ALLOWED_HOSTS"] ?? "")
-        .split(",")
-        .map((h) => h.trim())
-        .filter(Boolean),
+      sessionIdleMs: settings!.sessionIdleMs,
+      maxSessions: settings!.maxSessions,
+      allowedHosts: settings!.allowedHosts,
       logger: log,
     });
     log.info({ url: http.url, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");

@@ -12,6 +12,7 @@ export interface ConnectableServer {
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { silentLogger, type Logger } from "../logger.ts";
+import { MeshError } from "../errors.ts";
 
 /** Largest request body accepted on the MCP endpoint. @default 4194304 (4 MiB) */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -298,7 +299,7 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
   sweep.unref();
 
   await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
+    httpServer.once("error", (e) => reject(listenError(e as NodeJS.ErrnoException, options.host, options.port)));
     httpServer.listen(options.port, options.host, () => {
       httpServer.off("error", reject);
       resolve();
@@ -346,6 +347,21 @@ export async function serveHttp(options: HttpAgentServerOptions): Promise<HttpAg
       });
     },
   };
+}
+
+/** Why the server could not listen, in words that say what to change (a configuration error). */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: `port ${port} on ${host} is already in use by another process; choose another port (or 0 for any free one)`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine; bind to one of its own addresses (e.g. 127.0.0.1, or 0.0.0.0 for all)`,
+    EACCES: `port ${port} needs privileges this process does not have; use a port above 1023`,
+    ENOTFOUND: `the host name "${host}" does not resolve; use an address or a name this machine knows`,
+    EAI_AGAIN: `the host name "${host}" could not be resolved right now; use an address`,
+  };
+  const reason = e.code ? why[e.code] : undefined;
+  return reason
+    ? new MeshError("CONFIG_INVALID", `Cannot listen on ${host}:${port}: ${reason}.`, { cause: e })
+    : new MeshError("CONFIG_INVALID", `Cannot listen on ${host}:${port}: ${e.message}.`, { cause: e });
 }
 
 /** Names that always reach this machine only. */

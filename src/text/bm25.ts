@@ -49,6 +49,11 @@ export class Bm25Index<T> {
     this.avgLength = this.lengths.reduce((a, b) => a + b, 0) / this.lengths.length;
   }
 
+  /** Whether any document contains the (tokenized) term. */
+  has(term: string): boolean {
+    return this.df.has(term);
+  }
+
   /** Inverse document frequency (BM25+ style, never negative). */
   idf(term: string): number {
     const n = this.items.length;

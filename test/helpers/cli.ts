@@ -10,10 +10,11 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the mesh CLI as a user would, as a separate process. */
-export function mesh(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+/** Runs the mesh CLI as a user would, as a separate process (with `stdin` as its standard input). */
+export function mesh(args: readonly string[], env: NodeJS.ProcessEnv = {}, stdin = ""): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["orchestrator/cli/main.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    child.stdin.end(stdin);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

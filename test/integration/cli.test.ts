@@ -1,4 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { ROOT, freePort, mesh } from "../helpers/cli.ts";
@@ -100,12 +104,83 @@ describe("mesh call", () => {
       ["call", "hr.get_employee", "--timeout", "soon", "--arg", "employee_id=E1002"],
       /--timeout must be a whole number of milliseconds from 1 to 86400000/,
     ],
+    [
+      ["call", "hr.get_employee", "--timeout", "99999999999", "--arg", "employee_id=E1002"],
+      /--timeout must be a whole number of milliseconds from 1 to 86400000 \(24 h\); got "99999999999"/,
+    ],
+    [["call", "hr.get_employee", "--timeout", "0", "--arg", "employee_id=E1002"], /--timeout must be a whole number/],
+    [["call", "hr.get_employee", nested(5_000)], /cannot be sent: arguments nest deeper than 32 levels/],
+    [["call", "hr.get_employee", nested(40)], /cannot be sent: arguments nest deeper than 32 levels/],
+    [
+      ["call", "hr.get_employee", "--args-file", "/nonexistent/args.json"],
+      /Cannot read the arguments from \/nonexistent\/args\.json: ENOENT/,
+    ],
+    [["call", "hr.get_employee", "{}", "--args-file", "x.json"], /Give the arguments once/],
+    [["call", "finance.submit_expense", "{}", "--idempotency-key", "short"], /--idempotency-key "short" is invalid/],
     [["frobnicate"], /unknown command 'frobnicate'/],
   ])("bad input %j exits 2 with a clear message", async (args, message) => {
     const r = await mesh([...(args as string[]), ...c]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message as RegExp);
     noStack(r);
+  });
+});
+
+/** Tool arguments whose employee_id is nested `depth` arrays deep, as JSON text (too deep to build as a value and stringify). */
+function nested(depth: number): string {
+  return `{"employee_id":${"[".repeat(depth)}"x"${"]".repeat(depth)}}`;
+}
+
+describe("mesh call input and configuration", () => {
+  it("reads the arguments from a file (--args-file) or standard input (-)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "toolmesh-args-"));
+    const file = join(dir, "args.json");
+    writeFileSync(file, JSON.stringify({ employee_id: "E1002" }));
+    const fromFile = await mesh(["call", "hr.get_employee", "--args-file", file, "--json", ...c]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({ structuredContent: { employee: { id: "E1002" } } });
+    const fromStdin = await mesh(["call", "hr.find_employee", "-", "--json", ...c], {}, JSON.stringify({ query: "okafor" }));
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect(JSON.parse(fromStdin.stdout)).toMatchObject({ structuredContent: { employees: [{ id: "E1002" }] } });
+  });
+
+  it("a malformed MESH_TOKEN is a configuration error (exit 2) naming the variable, before anything is sent", async () => {
+    for (const variable of ["MESH_TOKEN", "MESH_TOKEN_HR"]) {
+      const r = await mesh(["call", "hr.get_employee", "--arg", "employee_id=E1002", ...c], { [variable]: "short" });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^mesh: ${variable}: each token must be at least 16 visible ASCII characters`));
+      noStack(r);
+    }
+  });
+});
+
+describe("mesh gateway flags", () => {
+  it.each([
+    [["--port", "abc"], /^mesh: --port must be a port number from 0 \(any free port\) to 65535; got "abc"\.\n$/],
+    [["--port", "99999"], /^mesh: --port must be a port number from 0 \(any free port\) to 65535; got "99999"\.\n$/],
+    [
+      ["--host", "10.255.255.1", "--port", "0"],
+      /^mesh: Cannot listen on 10\.255\.255\.1:0: 10\.255\.255\.1 is not an address of this machine/,
+    ],
+    [["--max-sessions", "none"], /^mesh: --max-sessions \/ MESH_MAX_SESSIONS must be a whole number from 1 to 1000000; got "none"\.\n$/],
+    [["--allowed-hosts", "ok.example.com,bad host"], /^mesh: --allowed-hosts: "bad host" is not a host name/],
+  ])("%j is a usage error with one clear line (exit 2)", async (args, message) => {
+    const r = await mesh(["gateway", ...(args as string[]), ...c]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("a port in use is one clear line too, and --allowed-hosts is accepted", async () => {
+    const busy = createNetServer().listen(0, "127.0.0.1");
+    await new Promise((r) => busy.once("listening", r));
+    const port = (busy.address() as { port: number }).port;
+    const r = await mesh(["gateway", "--port", String(port), "--allowed-hosts", "mesh.example.com", ...c]);
+    busy.close();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `mesh: Cannot listen on 127.0.0.1:${port}: port ${port} on 127.0.0.1 is already in use by another process; choose another port (or 0 for any free one).\n`,
+    );
   });
 });
 

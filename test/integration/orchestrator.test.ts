@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
+import { rootContext } from "../../src/context/meshContext.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Orchestrator } from "../../orchestrator/orchestrator.ts";
 import { SESSION_PREFIX, SessionStore } from "../../orchestrator/session/sessionStore.ts";
@@ -126,6 +127,35 @@ describe("sessions in Consul KV", () => {
 });
 
 describe("the orchestrator as a running agent", () => {
+  it("called by another caller, it continues that caller's trace, hop count and chain (a loop through it meets the hop limit)", async () => {
+    const orchestrator = await spawnAgent("orchestrator", consul.address);
+    agents.push(orchestrator);
+    const client = new MeshClient({ consul: consul.client, callerName: "test" });
+    try {
+      await eventually(async () => (await client.catalog.instances("orchestrator")).length === 1, {
+        timeoutMs: 5_000,
+        what: "orchestrator",
+      });
+      const context = { ...rootContext({ caller: "gateway", timeoutMs: 10_000 }), hop: 2, callerChain: ["mesh-cli", "gateway"] };
+      const r = await client.callTool("orchestrator", "ask", { question: "What did I say before?", agent: "probe" }, { context });
+      expect(r.structuredContent).toMatchObject({ kind: "answer", agent: "probe", trace_id: context.traceId });
+      const probe = agents.find((a) => a.instanceId.startsWith("probe-"))!;
+      const seen = await eventually(
+        () => probe.logs().find((l) => l["msg"] === "tool call" && l["tool"] === "ask" && l["traceId"] === context.traceId),
+        { timeoutMs: 2_000, what: "the probe's log line for the call" },
+      );
+      // hop 2 at the orchestrator, 3 at the probe; the orchestrator the last caller.
+      expect(seen.value).toMatchObject({ hop: 3, caller: "orchestrator" });
+
+      const atLimit = { ...rootContext({ caller: "gateway", hopLimit: 3 }), hop: 3, callerChain: ["a", "b", "c"] };
+      await expect(
+        client.callTool("orchestrator", "ask", { question: "anything", agent: "probe" }, { context: atLimit }),
+      ).rejects.toMatchObject({ code: "HOP_LIMIT" });
+    } finally {
+      await client.close();
+    }
+  });
+
   it("answers over MCP like any agent, and keeps answering from its last-known catalog when Consul stops", async () => {
     const orchestrator = await spawnAgent("orchestrator", consul.address);
     agents.push(orchestrator);

@@ -6,6 +6,8 @@ import { workingDaysBetween } from "../../servers/hr/domain/leave.ts";
 import { BudgetBook } from "../../servers/finance/domain/budgets.ts";
 import { PayrollCalculator, progressiveTax } from "../../servers/finance/domain/payroll.ts";
 import { loadFinanceData } from "../../servers/finance/agent.ts";
+import { FinanceAnswerer } from "../../servers/finance/domain/answer.ts";
+import { HrLookup } from "../../servers/finance/domain/hrLookup.ts";
 import { Corpus } from "../../servers/knowledge/domain/corpus.ts";
 import { answerFromCorpus } from "../../servers/knowledge/domain/answer.ts";
 
@@ -66,6 +68,21 @@ describe("hr data and leave", () => {
     expect((await answerer.answer("How many employees are in Engineering?")).answer).toMatch(/^Engineering has \d+ employees/);
     expect((await answerer.answer("What's the weather like?")).answer).toMatch(/^I answer HR questions/);
   });
+
+  it("says so when the person a question names does not exist, instead of answering a neighbouring question", async () => {
+    const { answerer } = createHrDeps(new MemoryState(), structuredClone(data));
+    expect((await answerer.answer("How many vacation days does employee E999999 have left?")).answer).toBe(
+      "There is no employee E999999 in the directory. Ids look like E1001 (E and four digits); find_employee looks one up by name.",
+    );
+    expect((await answerer.answer("Who does E9999 report to?")).answer).toMatch(/^There is no employee E9999 in the directory/);
+    expect((await answerer.answer("How many sick days has Zed Xu used?")).answer).toMatch(
+      /^I could not find an employee named "Zed Xu" in the directory/,
+    );
+    expect((await answerer.answer("Who is Zed Xu's manager?")).answer).toMatch(/^I could not find an employee named "Zed Xu"/);
+    // Real people and policy questions are unaffected.
+    expect((await answerer.answer("How many sick days has E1007 used?")).answer).toMatch(/^\S+ \S+ \(E1007\) has/);
+    expect((await answerer.answer("What is the Vacation Leave policy?")).answer).toMatch(/carry/i);
+  });
 });
 
 describe("finance", () => {
@@ -95,6 +112,17 @@ describe("finance", () => {
     expect(single.net).toBeCloseTo(60_000 - 3_000 - single.incomeTax, 1);
     expect(payroll.compute({ ...base, dependants: 2 }, "monthly").healthInsurance).toBe(180);
     expect(() => payroll.compute({ ...base, country: "FR", dependants: 0 }, "annual")).toThrow(/No payroll tax table for country FR/);
+  });
+
+  it("says so when a budget question names a department it does not know, instead of listing every budget", async () => {
+    const book = new BudgetBook(structuredClone(data), new MemoryState());
+    const noHr = { callTool: () => Promise.reject(new Error("not needed")), close: () => Promise.resolve() };
+    const answerer = new FinanceAnswerer(book, new PayrollCalculator(data), new HrLookup(noHr));
+    expect((await answerer.answer("How much budget does Research have left?")).answer).toBe(
+      'Finance keeps no budget for "Research". Departments with budgets: Engineering, Executive, Finance, Legal, Marketing, People, Sales, Support.',
+    );
+    expect((await answerer.answer("How much budget does Legal have left?")).answer).toMatch(/^Legal has spent/);
+    expect((await answerer.answer("What are the budgets?")).answer).toMatch(/^Operating budgets total/);
   });
 
   it("books expenses within budget and refuses over-limit or over-budget ones", async () => {
@@ -140,5 +168,11 @@ describe("knowledge", () => {
 
   it("says so when nothing matches", () => {
     expect(answerFromCorpus(corpus, "zzqx flibbertigibbet").sources).toEqual([]);
+  });
+
+  it("says what the documents do not mention instead of quoting a neighbouring topic as if it answered", () => {
+    const a = answerFromCorpus(corpus, "Can I bring my dog to the office?");
+    expect(a.answer).toMatch(/^The company documents do not mention .*"dog"\. The closest passage, which may not answer the question:/);
+    expect(answerFromCorpus(corpus, "How long is parental leave?").answer).not.toMatch(/do not mention/);
   });
 });

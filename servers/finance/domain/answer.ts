@@ -28,6 +28,15 @@ export class FinanceAnswerer {
         sources: [`finance:budget/${s.department}`],
       };
     }
+    // A department the books do not know is said so, not answered with every budget.
+    const other =
+      !dept && /\b(budget|spent|spend|spending|allocated)\b/.test(q) ? unknownDepartment(question, this.budgets.departments()) : undefined;
+    if (other) {
+      return {
+        answer: `Finance keeps no budget for "${other}". Departments with budgets: ${this.budgets.departments().join(", ")}.`,
+        sources: ["finance:budgets"],
+      };
+    }
     if (/\b(budget|budgets)\b/.test(q)) {
       const all = await Promise.all(this.budgets.departments().map((d) => this.budgets.status(d)));
       const allocated = all.reduce((s, b) => s + b.allocated, 0);
@@ -74,6 +83,16 @@ export class FinanceAnswerer {
       sources: ["hr:find_employee", `finance:payroll/${p.employeeId}`],
     };
   }
+}
+
+/** A capitalised word (not the question's first) that names no known department, e.g. "Legal". */
+function unknownDepartment(question: string, departments: readonly string[]): string | undefined {
+  const known = new Set(departments.map((d) => d.toLowerCase()));
+  for (const m of question.replace(/^\s*\S+/, "").matchAll(/\b([A-Z][A-Za-z&-]+(?: [A-Z][A-Za-z&-]+)*)\b/g)) {
+    const name = m[1]!;
+    if (!known.has(name.toLowerCase()) && !/^(USD|EUR|I|Q[1-4]|FY\d*)$/.test(name)) return name;
+  }
+  return undefined;
 }
 
 function fmt(n: number): string {

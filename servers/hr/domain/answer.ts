@@ -10,6 +10,25 @@ const LEAVE_WORDS: Record<LeaveType, RegExp> = {
   parental: /\b(parental|maternity|paternity|adoption|new parent|baby)\b/,
 };
 
+/** Questions about one person (their leave, manager, team, details). */
+const PERSONAL =
+  /\b(left|remaining|balance|used|manager|boss|report|reports|team|email|title|role|hired|joined|based|office|department|who is|who's|leave|days)\b/;
+
+/** A capitalised name of two or more words ("Zed Xu") made of no HR vocabulary ("Vacation Leave"), or undefined. */
+function unknownName(question: string, vocabulary: ReadonlySet<string>): string | undefined {
+  for (const m of question.replace(/^\s*\S+/, "").matchAll(/\b([A-Z][a-z'’-]+(?: [A-Z][a-z'’-]+)+)\b/g)) {
+    const name = m[1]!.replace(/['’]s$/, "");
+    if (
+      !name
+        .toLowerCase()
+        .split(" ")
+        .some((w) => vocabulary.has(w))
+    )
+      return name;
+  }
+  return undefined;
+}
+
 /**
  * Answers HR questions from the directory and leave data with a small set of intents
  * (balance, manager, reports, policy, facts, headcount). It never guesses: a question it
@@ -29,6 +48,23 @@ export class HrAnswerer {
     const people = this.directory.mentioned(question);
     const person = people[0];
     const leaveType = LEAVE_TYPES.find((t) => LEAVE_WORDS[t].test(q));
+
+    // Whoever the question names must exist: an id or a name that resolves to nobody is said
+    // so, never dropped (which would answer a neighbouring question, e.g. the policy).
+    const unknownIds = [...question.matchAll(/\b[eE]\d{3,}\b/g)].map((m) => m[0].toUpperCase()).filter((id) => !this.directory.has(id));
+    if (unknownIds.length > 0) {
+      return {
+        answer: `There is no employee ${unknownIds.join(" or ")} in the directory. Ids look like E1001 (E and four digits); find_employee looks one up by name.`,
+        sources: ["hr:directory"],
+      };
+    }
+    const named = people.length === 0 ? unknownName(question, this.vocabulary()) : undefined;
+    if (named && PERSONAL.test(q)) {
+      return {
+        answer: `I could not find an employee named "${named}" in the directory. Give the full name as it is listed, or an employee id such as E1001.`,
+        sources: ["hr:directory"],
+      };
+    }
 
     if (/\b(how many|headcount|number of)\b.*\b(employees|people|staff|headcount)\b|\bheadcount\b/.test(q)) return this.headcount(q);
     if (
@@ -55,6 +91,13 @@ export class HrAnswerer {
         'I answer HR questions: leave balances ("How many vacation days does Alice Chen have left?"), managers and teams ("Who reports to Carmen Alvarez?"), leave policies, headcount, and employee details.',
       sources: [],
     };
+  }
+
+  /** Words of the HR domain that are no one's name: leave types, departments, offices. */
+  private vocabulary(): Set<string> {
+    const words = [...LEAVE_TYPES, "leave", "policy", "policies", "day", "days", "time", "off", "pto", "hr"];
+    for (const e of this.directory.all()) words.push(...`${e.department} ${e.location}`.toLowerCase().split(/\s+/));
+    return new Set(words);
   }
 
   private headcount(q: string): Answer {

@@ -19,6 +19,11 @@ export class Directory {
     return this.employees;
   }
 
+  /** Whether an employee has this id. */
+  has(id: string): boolean {
+    return this.byId.has(id.trim().toUpperCase());
+  }
+
   /** The employee with this id, or a BusinessError that says how ids look. */
   get(id: string): Employee {
     const e = this.byId.get(id.trim().toUpperCase());

@@ -23,8 +23,18 @@ export function expandQuestion(question: string): string {
   return [question, ...QUESTION_EXPANSIONS.filter(([re]) => re.test(question)).map(([, words]) => words)].join(" ");
 }
 
+/** Words of a question that ask nothing about a topic (a document need not contain them). */
+const GENERIC = new Set(
+  "tell please explain know want need get give say find like ok okay hi hello thanks thank let lets allowed happen happens anyone someone company".split(
+    " ",
+  ),
+);
+
 /** Answers by quoting the best-ranked passages, always with their sources. */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
+  // What the question asks about that no document mentions: the best passage is then only
+  // the closest one, and the answer says so instead of sounding sure of a neighbouring topic.
+  const missing = corpus.unknownWords(question).filter((w) => !GENERIC.has(w));
   // A document's lead paragraph usually states the rule; later ones qualify it.
   const hits = corpus
     .search(expandQuestion(question), 5)
@@ -45,8 +55,11 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
       .filter((h) => h.score >= best.score * SECOND_PASSAGE_RATIO && h.docId !== best.docId)
       .slice(0, 1),
   ];
+  const quoted = chosen.map((h) => `${h.text} (${h.title})`).join("\n\n");
   return {
-    answer: chosen.map((h) => `${h.text} (${h.title})`).join("\n\n"),
+    answer: missing.length
+      ? `The company documents do not mention ${missing.map((w) => `"${w}"`).join(" or ")}. The closest passage, which may not answer the question:\n\n${quoted}`
+      : quoted,
     sources: chosen.map((h) => h.source),
   };
 }

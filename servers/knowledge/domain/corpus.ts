@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BusinessError } from "../../../src/agent/results.ts";
+import { tokenize } from "../../../src/text/tokenize.ts";
 import { Bm25Index } from "../../../src/text/bm25.ts";
 
 export interface Document {
@@ -77,6 +78,17 @@ export class Corpus {
     if (!d)
       throw new BusinessError(`Unknown document id "${id}". Use list_documents or search_documents to find ids, e.g. "expense-policy".`);
     return d;
+  }
+
+  /**
+   * Words of `text` that no document contains (after stemming), e.g. "dog" in "Can I bring
+   * my dog to the office?": what a question asks about that the documents cannot answer.
+   */
+  unknownWords(text: string): string[] {
+    const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'-]*/gu) ?? [];
+    return [
+      ...new Set(words.filter((w) => tokenize(w).length > 0 && tokenize(w).every((t) => !this.index.has(t))).map((w) => w.toLowerCase())),
+    ];
   }
 
   search(query: string, limit = 5): SearchHit[] {
