@@ -46,6 +46,8 @@ export interface RunningMesh {
   consulAddress: string;
   /** True when mesh up started the Consul dev agent (and will stop it). */
   startedConsul: boolean;
+  /** The pid of the Consul dev agent mesh up runs now (it changes when it is started again). */
+  readonly consulPid: number | undefined;
   consulLog: string | undefined;
   instances: RunningInstance[];
   stop(): Promise<void>;
@@ -71,8 +73,11 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
   const starts: Promise<void>[] = [];
 
   let stopping = false;
+  let devOptions: Parameters<typeof startDevConsul>[0] | undefined;
+  let watchingConsul: { stop(): void } | undefined;
   const stop = async () => {
     stopping = true;
+    watchingConsul?.stop();
     await Promise.all(processes.map((p) => p.stop()));
     await dev?.stop();
     consul.destroy();
@@ -95,12 +100,13 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
       progress(`no Consul at ${addr.url}; starting a dev agent (consul agent -dev)`);
       const binary = await resolveConsulBinary(progress);
       consulLog = join(options.logDir, "consul.log");
-      dev = await startDevConsul({
+      devOptions = {
         bindAddress: addr.host === "localhost" ? "127.0.0.1" : addr.host,
         httpPort: addr.port,
         binary,
         logFile: consulLog,
-      });
+      };
+      dev = await startDevConsul(devOptions);
     } else {
       progress(`using the Consul agent already running at ${addr.url}`);
     }
@@ -129,9 +135,23 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
     await waitPassing(consul, instances, 15_000);
     instances.sort((a, b) => a.label.localeCompare(b.label));
     if (options.restart ?? true) for (const inst of instances) supervise(inst, progress, () => stopping);
+    watchingConsul = dev
+      ? superviseConsul(
+          () => dev!,
+          async () => {
+            dev = await startDevConsul(devOptions!);
+            return dev;
+          },
+          progress,
+          () => stopping,
+        )
+      : watchConsul(consul, addr.url, progress, () => stopping);
     return {
       consulAddress: addr.url,
       startedConsul: Boolean(dev),
+      get consulPid() {
+        return dev?.process.pid;
+      },
       consulLog,
       instances,
       stop,
@@ -174,6 +194,63 @@ function supervise(inst: RunningInstance, progress: (line: string) => void, stop
       watch();
     });
   watch();
+}
+
+/** How often mesh up checks a Consul it did not start. @default 5000 */
+export const CONSUL_CHECK_INTERVAL_MS = 5_000;
+
+/**
+ * Starts the Consul dev agent again whenever it exits while the mesh is up (after 1 s,
+ * doubling to 30 s while it keeps failing), saying so. The agents notice the empty catalog
+ * and register again by themselves (their reconcile loop).
+ */
+function superviseConsul(
+  current: () => DevConsul,
+  restart: () => Promise<DevConsul>,
+  progress: (line: string) => void,
+  stopping: () => boolean,
+): { stop(): void } {
+  let delay = RESTART_FIRST_DELAY_MS;
+  let stopped = false;
+  const watch = (agent: DevConsul) =>
+    void agent.exited.then(async (code) => {
+      if (stopped || stopping()) return;
+      progress(`the Consul dev agent exited (code ${code}); starting it again in ${delay / 1_000} s (agents keep serving meanwhile)`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
+      if (stopped || stopping()) return;
+      try {
+        const fresh = await restart();
+        delay = RESTART_FIRST_DELAY_MS;
+        progress(`Consul is back at ${fresh.address} (pid ${fresh.process.pid}); the agents register again within seconds`);
+        watch(fresh);
+      } catch (e) {
+        progress(`the Consul dev agent did not start again: ${describeError(e)}; trying again`);
+        watch({ ...current(), exited: Promise.resolve(null) });
+      }
+    });
+  watch(current());
+  return { stop: () => void (stopped = true) };
+}
+
+/** Says when a Consul that mesh up did not start becomes unreachable, and when it is back. */
+function watchConsul(consul: ConsulClient, address: string, progress: (line: string) => void, stopping: () => boolean): { stop(): void } {
+  let down = false;
+  const timer = setInterval(() => {
+    if (stopping()) return;
+    void consul.leader({ timeoutMs: 2_000 }).then(
+      (leader) => {
+        if (down && leader) progress(`Consul at ${address} is reachable again; the agents register again within seconds`);
+        if (leader) down = false;
+      },
+      (e: unknown) => {
+        if (!down) progress(`Consul at ${address} is unreachable (${describeError(e)}); agents keep serving from their last-known catalog`);
+        down = true;
+      },
+    );
+  }, CONSUL_CHECK_INTERVAL_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 async function waitPassing(consul: ConsulClient, instances: readonly RunningInstance[], timeoutMs: number): Promise<void> {

@@ -13,12 +13,14 @@ const INSPECTOR = fileURLToPath(
 
 let consul: TestConsul;
 let hr: TestAgent;
+const agents: Record<string, TestAgent> = {};
 beforeAll(async () => {
   consul = await startTestConsul();
-  hr = await spawnAgent("hr", consul.address);
-});
+  for (const name of ["hr", "finance", "knowledge", "orchestrator"]) agents[name] = await spawnAgent(name, consul.address);
+  hr = agents["hr"]!;
+}, 60_000);
 afterAll(async () => {
-  await hr.process.stop();
+  await Promise.all(Object.values(agents).map((a) => a.process.stop()));
   await consul.stop();
 });
 
@@ -26,6 +28,19 @@ async function inspector(...args: string[]): Promise<unknown> {
   const { stdout } = await run(process.execPath, [INSPECTOR, "--cli", hr.url, "--transport", "http", ...args], { timeout: 30_000 });
   return JSON.parse(stdout);
 }
+
+it.each(["hr", "finance", "knowledge", "orchestrator"])(
+  "the MCP Inspector CLI's --strict schema lint finds nothing unportable in %s's tools (no type unions, no untyped schemas)",
+  async (name) => {
+    const { stderr } = await run(
+      process.execPath,
+      [INSPECTOR, "--cli", agents[name]!.url, "--transport", "http", "--method", "tools/list", "--strict"],
+      { timeout: 30_000 },
+    );
+    // Findings ("Warning: tool ...", "Error: tool ...") are reported on stderr; nothing is printed for portable schemas.
+    expect(stderr.trim()).toBe("");
+  },
+);
 
 it("the MCP Inspector CLI lists an agent's tools with their schemas and annotations", async () => {
   const out = (await inspector("--method", "tools/list")) as {

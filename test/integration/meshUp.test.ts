@@ -160,3 +160,39 @@ it("mesh up starts an agent again when it dies, and it is back in Consul; stoppi
   await new Promise((r) => setTimeout(r, 1_500));
   expect(lines.filter((l) => l.includes("starting it again"))).toHaveLength(1);
 });
+
+it("mesh up notices when its Consul dev agent dies, starts it again, and the agents are back in it", async () => {
+  const { meshUp } = await import("../../orchestrator/up/meshUp.ts");
+  const lines: string[] = [];
+  const mesh = await meshUp({
+    consul: `http://${randomLoopback()}:8500`,
+    basePort: 0,
+    logDir: mkdtempSync(join(tmpdir(), "toolmesh-up-")),
+    topology: [{ agent: "knowledge", replicas: 1 }],
+    onProgress: (l) => void lines.push(l),
+  });
+  const consul = new ConsulClient({ address: mesh.consulAddress });
+  try {
+    const firstPid = mesh.consulPid!;
+    process.kill(firstPid, "SIGKILL");
+    const inst = mesh.instances[0]!;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const back = mesh.consulPid !== firstPid && (await consul.healthService("knowledge", { passing: true }).catch(() => ({ value: [] })));
+      if (back && back.value.some((e) => e.id === inst.instanceId)) break;
+      if (Date.now() > deadline) throw new Error(`Consul or knowledge not back: ${lines.join(" | ")}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(
+      lines.some((l) => /^the Consul dev agent exited \(code null\); starting it again in 1 s/.test(l)),
+      lines.join("\n"),
+    ).toBe(true);
+    expect(
+      lines.some((l) => l.startsWith("Consul is back at ")),
+      lines.join("\n"),
+    ).toBe(true);
+  } finally {
+    consul.destroy();
+    await mesh.stop();
+  }
+}, 40_000);

@@ -94,7 +94,13 @@ Examples:
 
 function summary(mesh: RunningMesh): Record<string, unknown> {
   return {
-    consul: { address: mesh.consulAddress, ui: `${mesh.consulAddress}/ui/`, started: mesh.startedConsul, log: mesh.consulLog },
+    consul: {
+      address: mesh.consulAddress,
+      ui: `${mesh.consulAddress}/ui/`,
+      started: mesh.startedConsul,
+      log: mesh.consulLog,
+      ...(mesh.consulPid ? { pid: mesh.consulPid } : {}),
+    },
     agents: mesh.instances.map((i) => ({
       agent: i.agent,
       label: i.label,

@@ -14,7 +14,8 @@ export const EmployeeSchema = z.object({
   email: z.string(),
   title: z.string(),
   department: z.string(),
-  managerId: z.string().nullable(),
+  /** Absent for the top of the org chart (no type unions: several LLM clients reject ["string","null"]). */
+  managerId: z.string().optional(),
   location: z.string(),
   country: z.string(),
   hireDate: z.string(),
@@ -33,7 +34,9 @@ export const LeaveBalanceSchema = z.object({
 });
 
 /** The public view of an employee (the shipped usage counters stay internal). */
-export function publicEmployee<E extends { leaveUsed?: unknown }>(e: E): Omit<E, "leaveUsed"> {
-  const { leaveUsed: _omit, ...rest } = e;
-  return rest;
+export function publicEmployee<E extends { leaveUsed?: unknown; managerId: string | null }>(
+  e: E,
+): Omit<E, "leaveUsed" | "managerId"> & { managerId?: string } {
+  const { leaveUsed: _omit, managerId, ...rest } = e;
+  return managerId ? { ...rest, managerId } : rest;
 }
