@@ -39,7 +39,9 @@ beforeAll(async () => {
   mesh = new MeshClient({ consul: consul.client, callerName: "test" });
   await untilInstances(mesh, "orchestrator", 1);
   await untilInstances(mesh, "finance", 1);
-  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", env: SHORT });
+  // The gateway keeps its own clients' sessions as long as usual: what is shortened is what the
+  // agents do to the gateway's sessions with them.
+  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
   client = await connectHttp(gateway.url);
 }, 90_000);
 afterAll(async () => {
