@@ -1,8 +1,8 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshClient } from "../src/client/meshClient.ts";
-import { resultText } from "../src/agent/results.ts";
+import { resultText } from "../src/protocol/results.ts";
 import { childContext, currentMeshContext, rootContext, type MeshContext, type Turn } from "../src/context/meshContext.ts";
-import { describeError, isMeshError } from "../src/errors.ts";
+import { describeError, isMeshError } from "../src/protocol/errors.ts";
 import { silentLogger, type Logger } from "../src/logger.ts";
 import { Bm25IntentClassifier, type Candidate, type IntentClassifier, type RoutableAgent } from "./router/classifier.ts";
 import type { SessionStore } from "./session/sessionStore.ts";

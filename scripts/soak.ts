@@ -16,7 +16,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontex
 import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { ConsulClient } from "../src/consul/client.ts";
-import { describeError } from "../src/errors.ts";
+import { describeError } from "../src/protocol/errors.ts";
 import { meshUp } from "../orchestrator/up/meshUp.ts";
 
 const { values } = parseArgs({

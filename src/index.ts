@@ -1,5 +1,5 @@
 // Public API of the toolmesh library. Whatever is exported here is API.
-export { MeshError, isMeshError, describeError, type MeshErrorCode, type MeshErrorOptions } from "./errors.ts";
+export { MeshError, isMeshError, describeError, type MeshErrorCode, type MeshErrorOptions } from "./protocol/errors.ts";
 export { createLogger, silentLogger, LOG_LEVELS, REDACT_PATHS, type Logger, type LoggerOptions } from "./logger.ts";
 export { DEFAULT_CONSUL_ADDR, parseConsulAddress, type ConsulAddress } from "./consul/address.ts";
 export {
@@ -52,7 +52,17 @@ export {
   type RootContextOptions,
   type Turn,
 } from "./context/meshContext.ts";
-export { installMeshContext, HOP_LIMIT_ERROR_CODE, DEADLINE_ERROR_CODE } from "./agent/contextMiddleware.ts";
+export { installMeshContext } from "./agent/contextMiddleware.ts";
+export {
+  DEADLINE_ERROR_CODE,
+  DRAINING_ERROR_CODE,
+  EXIT,
+  HOP_LIMIT_ERROR_CODE,
+  IDEMPOTENCY_CONFLICT_ERROR_CODE,
+  IN_PROGRESS_ERROR_CODE,
+  MESH_FAILURE_ERROR_CODE,
+  OVERLOADED_ERROR_CODE,
+} from "./protocol/codes.ts";
 export { notDelivered, type NotDeliveredReason } from "./client/delivery.ts";
 export { defineAgent, AGENT_NAME_PATTERN, type AgentDefinition, type AgentRuntime } from "./agent/definition.ts";
 export {
@@ -70,18 +80,12 @@ export {
   type AgentConfig,
   type AgentConfigInput,
 } from "./agent/config.ts";
-export {
-  serveHttp,
-  DEFAULT_MAX_BODY_BYTES,
-  DRAINING_ERROR_CODE,
-  type HttpAgentServer,
-  type HttpAgentServerOptions,
-} from "./agent/httpServer.ts";
+export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpAgentServer, type HttpAgentServerOptions } from "./http/server.ts";
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
 export { digestTools, hashTools, type ToolsDigest } from "./agent/toolsHash.ts";
 export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, type RunningAgent } from "./agent/run.ts";
-export { addAgentOptions, agentFlags, agentMain, logLevelOption, runAgentProcess, EXIT_MESH, EXIT_USAGE } from "./agent/main.ts";
-export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./agent/results.ts";
+export { addAgentOptions, agentFlags, agentMain, logLevelOption, runAgentProcess } from "./agent/main.ts";
+export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./protocol/results.ts";
 export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
 export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
 export { createMcpServer } from "./agent/mcpServer.ts";
@@ -89,4 +93,4 @@ export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts"
 export { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS, type GatewayOptions } from "./gateway/gateway.ts";
 export { DYNAMIC_TOOLS, DynamicCatalog } from "./gateway/dynamic.ts";
 export { TOOL_SEPARATOR, gatewayToolName, parseGatewayToolName, toolFilter } from "./gateway/toolNames.ts";
-export { type ConnectableServer } from "./agent/httpServer.ts";
+export { type ConnectableServer } from "./http/server.ts";

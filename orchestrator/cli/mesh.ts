@@ -3,7 +3,7 @@ import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import type { CatalogAgent } from "../../src/discovery/catalog.ts";
-import { MeshError } from "../../src/errors.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
 import { UsageError } from "./errors.ts";
 
 /** Options every command that talks to the mesh accepts. */

@@ -1,7 +1,7 @@
 // The mesh CLI program: commands, error handling and exit codes.
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { Command, CommanderError } from "commander";
-import { describeError, isMeshError } from "../../src/errors.ts";
+import { describeError, isMeshError } from "../../src/protocol/errors.ts";
 import { agentsCommand } from "./commands/agents.ts";
 import { askCommand } from "./commands/ask.ts";
 import { callCommand } from "./commands/call.ts";
@@ -12,7 +12,7 @@ import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
 import { gatewayCommand } from "../gateway/run.ts";
 import { ToolError, UsageError } from "./errors.ts";
-import { EXIT } from "./exitCodes.ts";
+import { EXIT } from "../../src/protocol/codes.ts";
 
 export function buildProgram(): Command {
   const program = new Command("mesh")

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { MeshError } from "../../src/errors.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
 
 /** How long an agent process may take to log "agent ready". @default 20000 */
 export const AGENT_READY_TIMEOUT_MS = 20_000;

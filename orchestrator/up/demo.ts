@@ -1,7 +1,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
-import { resultText } from "../../src/agent/results.ts";
-import { describeError } from "../../src/errors.ts";
+import { resultText } from "../../src/protocol/results.ts";
+import { describeError } from "../../src/protocol/errors.ts";
 
 export interface DemoCall {
   agent: string;

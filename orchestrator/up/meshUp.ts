@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { parseConsulAddress } from "../../src/consul/address.ts";
 import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
-import { MeshError, describeError } from "../../src/errors.ts";
+import { MeshError, describeError } from "../../src/protocol/errors.ts";
 import { AgentProcess, type ReadyInfo } from "./agentProcess.ts";
 
 /** Agents `mesh up` starts, with their replica counts (hr twice: horizontal scaling). */

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured, toolResult } from "./results.ts";
+import { textAndStructured, toolResult } from "../protocol/results.ts";
 
 export interface Answer {
   answer: string;

@@ -1,14 +1,6 @@
+import { HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { isMeshError, type MeshError } from "../errors.ts";
-
-/** JSON-RPC error: the call exceeded its hop limit. */
-export const HOP_LIMIT_ERROR_CODE = -32_012;
-/**
- * JSON-RPC error: the agent could not do its work because the mesh failed under it (Consul
- * unreachable, another agent down): an infrastructure failure, not a business answer.
- * `data` carries the MeshError's code and whether retrying may succeed.
- */
-export const MESH_FAILURE_ERROR_CODE = -32_017;
+import { isMeshError, type MeshError } from "../protocol/errors.ts";
 
 /**
  * A tools/call answered with a JSON-RPC error rather than a tool result: the call was

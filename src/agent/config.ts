@@ -1,9 +1,9 @@
 import { z } from "zod";
 import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
 import { parseDurationMs } from "../consul/client.ts";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
-import { DEFAULT_MAX_SESSIONS } from "./httpServer.ts";
+import { DEFAULT_MAX_SESSIONS } from "../http/server.ts";
 
 /** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
 export const DEFAULT_HOST = "127.0.0.1";

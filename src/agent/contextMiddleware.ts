@@ -2,12 +2,9 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
-import { argumentProblem } from "./limits.ts";
-import { HOP_LIMIT_ERROR_CODE, refusalOf } from "./callRefusal.ts";
-
-export { HOP_LIMIT_ERROR_CODE };
-/** JSON-RPC error: the call's deadline passed (before it arrived, or while it ran). */
-export const DEADLINE_ERROR_CODE = -32_013;
+import { argumentProblem } from "../protocol/limits.ts";
+import { refusalOf } from "./callRefusal.ts";
+import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE } from "../protocol/codes.ts";
 
 type Request = { jsonrpc: "2.0"; id: string | number; method: string; params?: { _meta?: unknown; name?: unknown; arguments?: unknown } };
 

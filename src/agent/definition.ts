@@ -3,7 +3,7 @@ import type { Logger } from "../logger.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /** What the kit hands an agent when it builds the agent's shared dependencies. */
 export interface AgentRuntime {

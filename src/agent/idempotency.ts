@@ -1,6 +1,7 @@
+import { IDEMPOTENCY_CONFLICT_ERROR_CODE, IN_PROGRESS_ERROR_CODE } from "../protocol/codes.ts";
 import { createHash } from "node:crypto";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { describeError } from "../errors.ts";
+import { describeError } from "../protocol/errors.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ConsulClient } from "../consul/client.ts";
@@ -16,10 +17,6 @@ export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
 export const DEFAULT_CLAIM_LEASE_MS = 15_000;
 /** Results larger than this are not kept (Consul KV values are limited to 512 KiB). @default 262144 */
 export const MAX_KEPT_RESULT_BYTES = 256 * 1024;
-/** JSON-RPC error: the call with this key is still running elsewhere and did not finish in time. */
-export const IN_PROGRESS_ERROR_CODE = -32_015;
-/** JSON-RPC error: the key was first used for another tool or other arguments. */
-export const IDEMPOTENCY_CONFLICT_ERROR_CODE = -32_016;
 
 /** One key's record, shared by every replica. */
 interface KeyRecord {

@@ -1,14 +1,10 @@
+import { EXIT } from "../protocol/codes.ts";
 import { Command, Option } from "commander";
-import { describeError, isMeshError } from "../errors.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
 import { resolveAgentConfig, type AgentConfigInput } from "./config.ts";
 import type { AgentDefinition } from "./definition.ts";
 import { startAgent, type RunningAgent } from "./run.ts";
-
-/** Exit code for bad configuration or flags. */
-export const EXIT_USAGE = 2;
-/** Exit code for mesh/infrastructure failures at start. */
-export const EXIT_MESH = 3;
 
 /** Adds the agent process options to a command (used by servers' main.ts and `mesh serve`). */
 export function addAgentOptions(cmd: Command): Command {
@@ -85,7 +81,7 @@ export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<
   let agent: RunningAgent | undefined;
   let stopReason: string | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopReason) process.exit(130);
+    if (stopReason) process.exit(EXIT.INTERRUPTED);
     stopReason = `received ${signal}`;
     if (agent) void agent.stop(stopReason);
   };
@@ -95,7 +91,7 @@ export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<
     agent = await startAgent(def, resolveAgentConfig(agentFlags(flags)));
   } catch (e) {
     process.stderr.write(`${def.name}: ${describeError(e)}\n`);
-    process.exit(isMeshError(e) && e.code === "CONFIG_INVALID" ? EXIT_USAGE : EXIT_MESH);
+    process.exit(isMeshError(e) && e.code === "CONFIG_INVALID" ? EXIT.USAGE : EXIT.MESH);
   }
   if (stopReason) void agent.stop(stopReason);
   await agent.done;

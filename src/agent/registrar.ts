@@ -1,5 +1,5 @@
 import type { ConsulClient, ServiceRegistration } from "../consul/client.ts";
-import { describeError, isMeshError } from "../errors.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 
 export interface RegistrarOptions {

@@ -8,12 +8,12 @@ import { createLogger, type Logger } from "../logger.ts";
 import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
 import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
-import { serveHttp, type HttpAgentServer } from "./httpServer.ts";
-import { describeError } from "../errors.ts";
+import { serveHttp, type HttpAgentServer } from "../http/server.ts";
+import { describeError } from "../protocol/errors.ts";
 import { installMeshContext } from "./contextMiddleware.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { setCallHooks } from "./mcpServer.ts";
-import { callerTokens, loadTokens, TokenVerifier } from "./auth.ts";
+import { callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
 import { Registrar } from "./registrar.ts";
 import { digestTools } from "./toolsHash.ts";
 

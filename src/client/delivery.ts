@@ -1,6 +1,6 @@
+import { OVERLOADED_ERROR_CODE } from "../protocol/codes.ts";
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { OVERLOADED_ERROR_CODE } from "../agent/httpServer.ts";
-import { isMeshError } from "../errors.ts";
+import { isMeshError } from "../protocol/errors.ts";
 import { ConnectError } from "./pool.ts";
 
 /** Why a request certainly did not run at the agent (so sending it elsewhere is safe). */

@@ -1,15 +1,13 @@
+import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, IDEMPOTENCY_CONFLICT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient } from "../consul/client.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
-import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE } from "../agent/contextMiddleware.ts";
-import { MESH_FAILURE_ERROR_CODE } from "../agent/callRefusal.ts";
-import { IDEMPOTENCY_CONFLICT_ERROR_CODE } from "../agent/idempotency.ts";
-import { MeshError, describeError, type MeshErrorCode } from "../errors.ts";
+import { MeshError, describeError, type MeshErrorCode } from "../protocol/errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { notDelivered } from "./delivery.ts";
-import { agentTokenVariable, callerTokens, type TokenFor } from "../agent/auth.ts";
+import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
 import { RoundRobinPicker, rendezvousOrder, type InstancePicker } from "./picker.ts";

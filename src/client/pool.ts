@@ -2,10 +2,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import PQueue from "p-queue";
-import { MeshError, describeError } from "../errors.ts";
+import { MeshError, describeError } from "../protocol/errors.ts";
 import { meshFetch } from "./meshFetch.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import type { TokenFor } from "../agent/auth.ts";
+import type { TokenFor } from "../http/auth.ts";
 import { isToolmesh } from "../discovery/catalog.ts";
 
 /** Calls this caller sends one instance at once; more wait in its queue. @default 64 */

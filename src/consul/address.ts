@@ -1,4 +1,4 @@
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /** Consul's own default, as its CLI uses when CONSUL_HTTP_ADDR is unset. @default "http://127.0.0.1:8500" */
 export const DEFAULT_CONSUL_ADDR = "http://127.0.0.1:8500";

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import Consul from "consul";
-import { MeshError, describeError } from "../errors.ts";
+import { MeshError, describeError } from "../protocol/errors.ts";
 import { parseConsulAddress, type ConsulAddress } from "./address.ts";
 
 /** Every network call takes these (STYLE.md rule 8). */

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 import { ConsulClient } from "./client.ts";
 
 /** The project's provisioning script (prints a consul binary path, building one if needed). */

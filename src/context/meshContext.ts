@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomFillSync } from "node:crypto";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /** Prefix of toolmesh's own keys in `params._meta` (MCP reserves un-prefixed names). */
 export const META_PREFIX = "io.toolmesh/";

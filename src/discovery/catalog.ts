@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { instanceUrl } from "./instanceUrl.ts";
-import { describeError } from "../errors.ts";
+import { describeError } from "../protocol/errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 
 /** Tag that marks a Consul service as an MCP mesh member. */

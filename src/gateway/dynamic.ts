@@ -1,5 +1,5 @@
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
-import { textAndStructured } from "../agent/results.ts";
+import { textAndStructured } from "../protocol/results.ts";
 import { Bm25Index } from "../text/bm25.ts";
 
 /**

@@ -20,8 +20,8 @@ import {
 import type { MeshClient } from "../client/meshClient.ts";
 import { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
-import { describeError, isMeshError } from "../errors.ts";
-import { argumentProblem } from "../agent/limits.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
+import { argumentProblem } from "../protocol/limits.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
 import { installResourcesAndPrompts } from "./resources.ts";

@@ -19,7 +19,7 @@ import {
 import type { MeshClient } from "../client/meshClient.ts";
 import type { ClientPool } from "../client/pool.ts";
 import { META_PREFIX } from "../context/meshContext.ts";
-import { describeError } from "../errors.ts";
+import { describeError } from "../protocol/errors.ts";
 import type { Logger } from "../logger.ts";
 import { gatewayToolName, parseGatewayToolName } from "./toolNames.ts";
 

@@ -1,5 +1,5 @@
 import type { CallOptions, ConsulClient } from "../consul/client.ts";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /**
  * Small shared state with read-modify-write semantics. Replicas of one agent see the same

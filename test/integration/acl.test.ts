@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { resultText } from "../../src/agent/results.ts";
+import { resultText } from "../../src/protocol/results.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { startAclConsul, POLICIES, type AclConsul } from "../helpers/acl.ts";

@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resultText } from "../../src/agent/results.ts";
+import { resultText } from "../../src/protocol/results.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { isMeshError } from "../../src/errors.ts";
+import { isMeshError } from "../../src/protocol/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, untilInstances } from "../helpers/eventually.ts";

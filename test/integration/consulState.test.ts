@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConsulClient } from "../../src/consul/client.ts";
-import { isMeshError } from "../../src/errors.ts";
+import { isMeshError } from "../../src/protocol/errors.ts";
 import { ConsulKvState } from "../../src/state/sharedState.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
 

@@ -3,7 +3,7 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { fromMeta, rootContext, toMeta } from "../../src/context/meshContext.ts";
-import { isMeshError } from "../../src/errors.ts";
+import { isMeshError } from "../../src/protocol/errors.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh as cli } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";

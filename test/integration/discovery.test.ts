@@ -1,9 +1,9 @@
+import { MESH_FAILURE_ERROR_CODE } from "../../src/protocol/codes.ts";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { resultText } from "../../src/agent/results.ts";
+import { resultText } from "../../src/protocol/results.ts";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { MESH_FAILURE_ERROR_CODE } from "../../src/agent/callRefusal.ts";
 import { eventually } from "../helpers/eventually.ts";
 
 let consul: TestConsul;

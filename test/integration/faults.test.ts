@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { rootContext } from "../../src/context/meshContext.ts";
 import { sweepIdempotencyRecords } from "../../src/agent/idempotency.ts";
-import { isMeshError } from "../../src/errors.ts";
+import { isMeshError } from "../../src/protocol/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, untilInstances } from "../helpers/eventually.ts";

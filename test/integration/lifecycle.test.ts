@@ -1,3 +1,4 @@
+import { MESH_FAILURE_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { fileURLToPath } from "node:url";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +8,6 @@ import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, untilInstances, within } from "../helpers/eventually.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { MESH_FAILURE_ERROR_CODE } from "../../src/agent/callRefusal.ts";
 
 const SLOW_AGENT = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
 

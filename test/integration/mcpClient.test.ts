@@ -1,6 +1,6 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
-import { resultText } from "../../src/agent/results.ts";
+import { resultText } from "../../src/protocol/results.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";

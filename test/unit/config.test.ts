@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveAgentConfig } from "../../src/agent/config.ts";
 import { parseConsulAddress } from "../../src/consul/address.ts";
-import { isMeshError } from "../../src/errors.ts";
+import { isMeshError } from "../../src/protocol/errors.ts";
 
 describe("resolveAgentConfig", () => {
   it("has safe defaults: loopback, a free port, Consul's default address, registration on", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BusinessError } from "../../src/agent/results.ts";
+import { BusinessError } from "../../src/protocol/results.ts";
 import { MemoryState } from "../../src/state/sharedState.ts";
 import { createHrDeps, loadHrData } from "../../servers/hr/agent.ts";
 import { workingDaysBetween } from "../../servers/hr/domain/leave.ts";

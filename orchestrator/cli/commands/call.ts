@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
-import { argumentProblem } from "../../../src/agent/limits.ts";
+import { argumentProblem } from "../../../src/protocol/limits.ts";
 import { rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
 import { addMeshOptions, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";

@@ -5,7 +5,7 @@ import { MeshClient } from "../../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../../src/consul/address.ts";
 import { runDemo, type DemoResult } from "../../up/demo.ts";
 import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../up/meshUp.ts";
-import { EXIT } from "../exitCodes.ts";
+import { EXIT } from "../../../src/protocol/codes.ts";
 import { UsageError } from "../errors.ts";
 import { formatTable } from "../table.ts";
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { BusinessError } from "../../../src/agent/results.ts";
+import { BusinessError } from "../../../src/protocol/results.ts";
 import type { SharedState } from "../../../src/state/sharedState.ts";
 import type { ExpenseCategory, FinanceData } from "./types.ts";
 

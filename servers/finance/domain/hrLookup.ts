@@ -1,4 +1,4 @@
-import { BusinessError, resultText } from "../../../src/agent/results.ts";
+import { BusinessError, resultText } from "../../../src/protocol/results.ts";
 import type { MeshCaller } from "../../../src/client/meshCaller.ts";
 import type { PayrollEmployee } from "./types.ts";
 

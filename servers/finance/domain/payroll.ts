@@ -1,4 +1,4 @@
-import { BusinessError } from "../../../src/agent/results.ts";
+import { BusinessError } from "../../../src/protocol/results.ts";
 import type { FinanceData, PayrollEmployee, TaxBand } from "./types.ts";
 
 export interface NetPay {

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured, toolResult } from "../../../src/agent/results.ts";
+import { textAndStructured, toolResult } from "../../../src/protocol/results.ts";
 import type { FinanceDeps } from "../deps.ts";
 import { EXPENSE_CATEGORIES } from "../domain/types.ts";
 import { BudgetSchema } from "./getBudget.ts";

@@ -1,4 +1,4 @@
-import { BusinessError } from "../../../src/agent/results.ts";
+import { BusinessError } from "../../../src/protocol/results.ts";
 import type { Employee } from "./types.ts";
 
 /** The employee directory and org chart; read-only, loaded from the shipped data. */

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured, toolResult } from "../../../src/agent/results.ts";
+import { textAndStructured, toolResult } from "../../../src/protocol/results.ts";
 import type { HrDeps } from "../deps.ts";
 import { EmployeeSchema, employeeId, publicEmployee } from "./schemas.ts";
 

@@ -1,5 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { textAndStructured, toolResult } from "../../../src/agent/results.ts";
+import { textAndStructured, toolResult } from "../../../src/protocol/results.ts";
 import type { HrDeps } from "../deps.ts";
 import { LeaveBalanceSchema, employeeId } from "./schemas.ts";
 

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured } from "../../../src/agent/results.ts";
+import { textAndStructured } from "../../../src/protocol/results.ts";
 import type { HrDeps } from "../deps.ts";
 import { LEAVE_TYPES } from "../domain/types.ts";
 import { leaveType } from "./schemas.ts";

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured, toolResult } from "../../../src/agent/results.ts";
+import { textAndStructured, toolResult } from "../../../src/protocol/results.ts";
 import type { HrDeps } from "../deps.ts";
 import { LEAVE_TYPES } from "../domain/types.ts";
 import { LeaveBalanceSchema, employeeId, leaveType } from "./schemas.ts";

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BusinessError } from "../../../src/agent/results.ts";
+import { BusinessError } from "../../../src/protocol/results.ts";
 import { tokenize } from "../../../src/text/tokenize.ts";
 import { Bm25Index } from "../../../src/text/bm25.ts";
 

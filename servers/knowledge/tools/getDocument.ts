@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured, toolResult } from "../../../src/agent/results.ts";
+import { textAndStructured, toolResult } from "../../../src/protocol/results.ts";
 import type { KnowledgeDeps } from "../deps.ts";
 
 export function registerGetDocument(server: McpServer, deps: KnowledgeDeps): void {

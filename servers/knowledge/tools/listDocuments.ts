@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { textAndStructured } from "../../../src/agent/results.ts";
+import { textAndStructured } from "../../../src/protocol/results.ts";
 import type { KnowledgeDeps } from "../deps.ts";
 
 export function registerListDocuments(server: McpServer, deps: KnowledgeDeps): void {

@@ -1,3 +1,4 @@
+import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts";
 import { randomUUID } from "node:crypto";
 import { challenge, type TokenVerifier } from "./auth.ts";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -12,7 +13,7 @@ export interface ConnectableServer {
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { silentLogger, type Logger } from "../logger.ts";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /** Largest request body accepted on the MCP endpoint. @default 4194304 (4 MiB) */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -23,11 +24,6 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
  * sessions and never close them. @default 512
  */
 export const DEFAULT_MAX_SESSIONS = 512;
-
-/** JSON-RPC error code toolmesh uses for "this instance is shutting down; try another". */
-export const DRAINING_ERROR_CODE = -32_010;
-/** JSON-RPC error (with HTTP 503): the instance runs as many calls as it may; try another. */
-export const OVERLOADED_ERROR_CODE = -32_014;
 
 export interface HttpAgentServerOptions {
   /** A fresh server for each MCP session. */

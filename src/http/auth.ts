@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { MeshError } from "../errors.ts";
+import { MeshError } from "../protocol/errors.ts";
 
 /** Shortest bearer token accepted: guessable tokens are refused at start. @default 16 */
 export const MIN_TOKEN_LENGTH = 16;
