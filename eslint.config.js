@@ -2,6 +2,9 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+/** The folders of src/, bottom up. */
+const LAYERS = ["protocol", "text", "context", "consul", "state", "http", "discovery", "client", "agent", "gateway"];
+
 export default tseslint.config(
   { ignores: ["node_modules/", ".mesh/", "coverage/", "bench/autogen/.venv/"] },
   js.configs.recommended,
@@ -29,9 +32,34 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
+  // Inside src/, a folder imports only the folders below it (DESIGN.md, "The wire and the layers").
+  ...LAYERS.map((folder, i) => ({
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/servers/**", "**/orchestrator/**"],
+              message: "src/ must not import servers/ or orchestrator/ (dependencies point inward).",
+            },
+            ...(i + 1 < LAYERS.length
+              ? [
+                  {
+                    group: LAYERS.slice(i + 1).map((above) => `**/${above}/**`),
+                    message: `src/${folder}/ sits below ${LAYERS.slice(i + 1).join(", ")}: a folder imports only the folders below it (${LAYERS.join(" < ")}).`,
+                  },
+                ]
+              : []),
+          ],
+        },
+      ],
+    },
+  })),
   {
     // Dependencies point inward (STYLE.md rule 2): the library never imports agents or the orchestrator.
-    files: ["src/**/*.ts"],
+    files: ["src/*.ts"],
     rules: {
       "no-restricted-imports": [
         "error",
