@@ -30,6 +30,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/consistent-type-imports": "error",
+      // A `let` set once, after closures that read it are made (late binding), stays a `let`.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
   // Inside src/, a folder imports only the folders below it (DESIGN.md, "The wire and the layers").

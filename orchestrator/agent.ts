@@ -1,8 +1,7 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { createMcpServer } from "../src/agent/mcpServer.ts";
-import { z } from "zod";
+import * as z from "zod";
+import { defineTool, type ToolSpec } from "../src/agent/tools.ts";
 import { defineAgent } from "../src/agent/definition.ts";
-import { textAndStructured } from "../src/protocol/results.ts";
+import { businessError, textAndStructured } from "../src/protocol/results.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { MeshError } from "../src/protocol/errors.ts";
 import { Orchestrator } from "./orchestrator.ts";
@@ -18,23 +17,16 @@ export interface OrchestratorDeps {
 
 const Candidate = z.object({ agent: z.string(), score: z.number(), confidence: z.number() });
 
-/** The orchestrator's MCP server: one `ask` tool that routes to the right specialist. */
-export function createOrchestratorServer(deps: OrchestratorDeps): McpServer {
-  const server = createMcpServer(
-    { name: "toolmesh-orchestrator", title: "toolmesh orchestrator", version: ORCHESTRATOR_VERSION },
-    {
-      instructions:
-        "Ask anything about the company: the orchestrator routes the question to the specialist agent that knows, and keeps the conversation per session.",
-    },
-  );
-  server.registerTool(
-    "ask",
-    {
+/** The orchestrator's tool: `ask`, routed to the specialist that should answer. */
+export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
+  return [
+    defineTool({
+      name: "ask",
       title: "Ask the mesh",
       description:
         "Routes a question to the specialist agent that should answer it (HR, finance, the handbook...), forwards it with the session's history, and returns the answer, " +
         "which agent and instance gave it, and the trace id. When two agents fit equally it says so instead of guessing; pass `agent` to choose.",
-      inputSchema: {
+      input: z.object({
         question: z.string().trim().min(1, "question must not be empty").max(4_000),
         session_id: z
           .string()
@@ -42,8 +34,8 @@ export function createOrchestratorServer(deps: OrchestratorDeps): McpServer {
           .optional()
           .describe("Continue this conversation"),
         agent: z.string().max(63).optional().describe("Skip routing and ask this agent"),
-      },
-      outputSchema: {
+      }),
+      output: z.object({
         kind: z.enum(["answer", "ambiguous", "none"]),
         answer: z.string().optional(),
         message: z.string().optional(),
@@ -55,45 +47,38 @@ export function createOrchestratorServer(deps: OrchestratorDeps): McpServer {
         session_saved: z.boolean().optional(),
         trace_id: z.string().optional(),
         candidates: z.array(Candidate),
-      },
+      }),
       annotations: { readOnlyHint: false, idempotentHint: false, destructiveHint: false, openWorldHint: false },
-    },
-    async ({ question, session_id, agent }) => {
-      if (agent && !deps.mesh.catalog.agent(agent)) {
-        return {
-          isError: true,
-          content: [
-            {
-              type: "text",
-              text: `Unknown agent "${agent}". Agents: ${deps.mesh.catalog
-                .agents()
-                .map((a) => a.name)
-                .join(", ")}.`,
-            },
-          ],
-        };
-      }
-      const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent });
-      if (r.kind !== "answer")
-        return textAndStructured({ kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates }, r.message);
-      return textAndStructured(
-        {
-          kind: r.kind,
-          answer: r.answer,
-          agent: r.agent,
-          instance: r.instance,
-          ...(r.confidence === null ? {} : { confidence: r.confidence }),
-          sources: r.sources,
-          session_id: r.sessionId,
-          session_saved: r.sessionSaved,
-          trace_id: r.traceId,
-          candidates: r.candidates,
-        },
-        `${r.answer}\n\n— ${r.agent} (${r.instance})`,
-      );
-    },
-  );
-  return server;
+      handler: async ({ question, session_id, agent }) => {
+        if (agent && !deps.mesh.catalog.agent(agent)) {
+          return businessError(
+            `Unknown agent "${agent}". Agents: ${deps.mesh.catalog
+              .agents()
+              .map((a) => a.name)
+              .join(", ")}.`,
+          );
+        }
+        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent });
+        if (r.kind !== "answer")
+          return textAndStructured({ kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates }, r.message);
+        return textAndStructured(
+          {
+            kind: r.kind,
+            answer: r.answer,
+            agent: r.agent,
+            instance: r.instance,
+            ...(r.confidence === null ? {} : { confidence: r.confidence }),
+            sources: r.sources,
+            session_id: r.sessionId,
+            session_saved: r.sessionSaved,
+            trace_id: r.traceId,
+            candidates: r.candidates,
+          },
+          `${r.answer}\n\n— ${r.agent} (${r.instance})`,
+        );
+      },
+    }),
+  ];
 }
 
 export const orchestratorAgent = defineAgent<OrchestratorDeps>({
@@ -108,6 +93,8 @@ export const orchestratorAgent = defineAgent<OrchestratorDeps>({
     await mesh.start();
     return { mesh, orchestrator: new Orchestrator({ mesh, sessions: new SessionStore(runtime.consul), logger: runtime.logger }) };
   },
-  createServer: createOrchestratorServer,
+  instructions:
+    "Ask anything about the company: the orchestrator routes the question to the specialist agent that knows, and keeps the conversation per session.",
+  tools: orchestratorTools,
   dispose: (deps) => deps.mesh.close(),
 });

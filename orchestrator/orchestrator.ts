@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../src/client/meshClient.ts";
 import { resultText } from "../src/protocol/results.ts";
 import { childContext, currentMeshContext, rootContext, type MeshContext, type Turn } from "../src/context/meshContext.ts";

@@ -11,9 +11,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+  type CallToolResult,
+} from "@modelcontextprotocol/client";
+// A 2025-11-25 client, as most LLM clients still are: the v1 SDK (a dev dependency).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { ConsulClient } from "../src/consul/client.ts";
 import { describeError } from "../src/protocol/errors.ts";
@@ -83,6 +89,9 @@ const caller = new MeshClient({ consul, callerName: "soak" });
 // the spec asks of a client, on 404 it starts a new session and sends the request again.
 let client = connectGateway();
 let clientSessions = 1;
+// A 2026-07-28 client of the gateway: no session to lose.
+const modern = new ModernClient({ name: "soak-modern", version: "1" }, { versionNegotiation: { mode: "auto" } });
+await modern.connect(new ModernTransport(new URL(gatewayUrl)));
 function connectGateway(): Promise<Client> {
   const c = new Client({ name: "soak", version: "1" });
   return c.connect(new StreamableHTTPClientTransport(new URL(gatewayUrl))).then(() => c);
@@ -90,7 +99,7 @@ function connectGateway(): Promise<Client> {
 async function viaGateway(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   const current = client;
   try {
-    return (await (await current).callTool({ name, arguments: args })) as CallToolResult;
+    return (await (await current).callTool({ name, arguments: args })) as unknown as CallToolResult;
   } catch (e) {
     const gone = e instanceof StreamableHTTPError && e.code === 404;
     // A call in flight on the old client when another closed it: its session was gone too.
@@ -102,7 +111,7 @@ async function viaGateway(name: string, args: Record<string, unknown>): Promise<
       client = connectGateway();
       clientSessions++;
     }
-    return (await (await client).callTool({ name, arguments: args })) as CallToolResult;
+    return (await (await client).callTool({ name, arguments: args })) as unknown as CallToolResult;
   }
 }
 
@@ -125,8 +134,11 @@ const record = async (path: string, fn: () => Promise<CallToolResult>) => {
 async function burst(): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await Promise.all([
-      record("client → gateway → hr", () => viaGateway("hr__get_employee", { employee_id: "E1002" })),
-      record("client → gateway → finance → hr", () => viaGateway("finance__compute_net_pay", { employee_id: "E1003" })),
+      record("2025-11-25 client → gateway → hr", () => viaGateway("hr__get_employee", { employee_id: "E1002" })),
+      record("2026-07-28 client → gateway → hr", () =>
+        modern.callTool({ name: "hr__get_leave_balance", arguments: { employee_id: "E1004" } }),
+      ),
+      record("2025-11-25 client → gateway → finance → hr", () => viaGateway("finance__compute_net_pay", { employee_id: "E1003" })),
       record("caller → orchestrator → hr", () =>
         caller.callTool("orchestrator", "ask", { question: "Who does Bob Okafor report to?", agent: "hr" }),
       ),
@@ -210,7 +222,7 @@ const report = [
   `| --- | --- |`,
   `| restarts | ${restarts.length}${restarts.length ? ` (${restarts.join("; ")})` : ""} |`,
   `| calls | ${outcomes.length} |`,
-  `| the gateway client's sessions (a new one after each idle expiry) | ${clientSessions} |`,
+  `| the 2025-11-25 gateway client's sessions (a new one after each idle expiry) | ${clientSessions} |`,
   `| failed | ${failed.length} |`,
   ...paths.map(
     (p) =>
@@ -234,6 +246,7 @@ process.stdout.write(report);
 finished = true;
 const failedRun = restarts.length > 0 || failed.length > 0;
 await (await client).close().catch(() => undefined);
+await modern.close().catch(() => undefined);
 await caller.close();
 consul.destroy();
 gateway.kill("SIGTERM");

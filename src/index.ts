@@ -26,7 +26,7 @@ export { type SharedState, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "
 export { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./client/meshCaller.ts";
 export { MeshClient, type MeshClientOptions, type CallOutcome } from "./client/meshClient.ts";
 export { instanceUrl } from "./discovery/instanceUrl.ts";
-export { ClientPool, type ClientPoolOptions, type PoolTarget } from "./client/pool.ts";
+export { ClientPool, ConnectError, knownEra, MODERN_REVISION, type ClientPoolOptions, type PoolTarget } from "./client/pool.ts";
 export { RoundRobinPicker, LeastInFlightPicker, type InstancePicker } from "./client/picker.ts";
 export {
   Catalog,
@@ -37,6 +37,8 @@ export {
   type CatalogEvent,
   type CatalogInstance,
   type CatalogOptions,
+  type UnusableInstance,
+  isToolmesh,
 } from "./discovery/catalog.ts";
 export {
   DEFAULT_HOP_LIMIT,
@@ -52,7 +54,6 @@ export {
   type RootContextOptions,
   type Turn,
 } from "./context/meshContext.ts";
-export { installMeshContext } from "./agent/contextMiddleware.ts";
 export {
   DEADLINE_ERROR_CODE,
   DRAINING_ERROR_CODE,
@@ -80,17 +81,29 @@ export {
   type AgentConfig,
   type AgentConfigInput,
 } from "./agent/config.ts";
-export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpAgentServer, type HttpAgentServerOptions } from "./http/server.ts";
+export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOptions } from "./http/server.ts";
+export { McpEndpoint, isModern, PROTOCOL_VERSION_META, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
+export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./http/legacySessions.ts";
+export { TokenVerifier, loadTokens, callerTokens, agentTokenVariable, type TokenFor } from "./http/auth.ts";
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
-export { digestTools, hashTools, type ToolsDigest } from "./agent/toolsHash.ts";
-export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, type RunningAgent } from "./agent/run.ts";
+export { hashTools } from "./agent/toolsHash.ts";
+export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, SERVED_PROTOCOLS, type RunningAgent } from "./agent/run.ts";
 export { addAgentOptions, agentFlags, agentMain, logLevelOption, runAgentProcess } from "./agent/main.ts";
-export { textAndStructured, businessError, BusinessError, toolResult, resultText } from "./protocol/results.ts";
+export { textAndStructured, businessError, BusinessError, resultText } from "./protocol/results.ts";
+export { argumentProblem, MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH } from "./protocol/limits.ts";
 export { tokenize, stem, STOPWORDS } from "./text/tokenize.ts";
 export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
-export { createMcpServer } from "./agent/mcpServer.ts";
-export { registerAskTool, type Answer, type Answerer } from "./agent/askTool.ts";
-export { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS, type GatewayOptions } from "./gateway/gateway.ts";
+export { askTool, type Answer, type Answerer } from "./agent/askTool.ts";
+export { defineTool, ToolRegistry, type ToolCall, type ToolOutcome, type ToolSpec } from "./agent/tools.ts";
+export { installTools, callTool, type CallPipelineOptions } from "./agent/pipeline.ts";
+export { IdempotencyLedger, requestDigest, sweepIdempotencyRecords, type IdempotencyOptions } from "./agent/idempotency.ts";
+export {
+  Gateway,
+  GATEWAY_IDLE_TIMEOUT_MS,
+  GATEWAY_MAX_CALL_MS,
+  GATEWAY_LIST_TTL_MS,
+  type GatewayOptions,
+  type View,
+} from "./gateway/gateway.ts";
 export { DYNAMIC_TOOLS, DynamicCatalog } from "./gateway/dynamic.ts";
 export { TOOL_SEPARATOR, gatewayToolName, parseGatewayToolName, toolFilter } from "./gateway/toolNames.ts";
-export { type ConnectableServer } from "./http/server.ts";

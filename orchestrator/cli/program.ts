@@ -1,5 +1,5 @@
 // The mesh CLI program: commands, error handling and exit codes.
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, ProtocolErrorCode, SdkError } from "@modelcontextprotocol/client";
 import { Command, CommanderError } from "commander";
 import { describeError, isMeshError } from "../../src/protocol/errors.ts";
 import { agentsCommand } from "./commands/agents.ts";
@@ -66,12 +66,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (
       e instanceof UsageError ||
       (isMeshError(e) && (e.code === "CONFIG_INVALID" || e.code === "IDEMPOTENCY_CONFLICT")) ||
-      (e instanceof McpError && e.code === ErrorCode.InvalidParams)
+      (e instanceof ProtocolError && e.code === ProtocolErrorCode.InvalidParams)
     ) {
       process.stderr.write(`mesh: ${describeError(e)}\n`);
       process.exit(EXIT.USAGE);
     }
-    if (isMeshError(e) || e instanceof McpError) {
+    if (isMeshError(e) || e instanceof ProtocolError || e instanceof SdkError) {
       process.stderr.write(`mesh: ${describeError(e)}\n`);
       process.exit(EXIT.MESH);
     }

@@ -1,9 +1,10 @@
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
-import { DEFAULT_MAX_SESSIONS, serveHttp } from "../../src/http/server.ts";
+import { DEFAULT_MAX_BODY_BYTES, serveHttp } from "../../src/http/server.ts";
+import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
+import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/http/auth.ts";
@@ -122,41 +123,79 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         })
       : loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" });
   await consul.leader({ timeoutMs: 3_000 });
-  const mesh = new MeshClient({ consul, callerName: "gateway", catalogMode: "all", logger: log });
+  // Input requests of 2026-07-28 agents go back to the gateway's own clients.
+  // Resource updates arrive on the shared connections; the gateway hands them to whoever listens.
+  let gateway: Gateway | undefined;
+  const mesh = new MeshClient({
+    consul,
+    callerName: "gateway",
+    catalogMode: "all",
+    relayInputRequests: true,
+    configure: (client) => client.setNotificationHandler("notifications/resources/updated", (n) => gateway?.resourceUpdated(n.params.uri)),
+    onListChanged: (agent, list) => gateway?.listChanged(agent, list),
+    logger: log,
+  });
   await mesh.start();
-  const gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, dynamic: flags.dynamic ?? false, logger: log });
+  gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, dynamic: flags.dynamic ?? false, logger: log });
   let closeServer: () => Promise<void>;
   if (flags.stdio) {
-    const server = gateway.createServer();
+    const view = gateway.viewFor();
+    const handle = serveStdio(({ era }) => gateway.createServer(view, era), {
+      onerror: (e) => log.debug({ err: e.message }, "stdio connection error"),
+    });
     const closed = new Promise<void>((resolve) => {
       process.stdin.once("end", resolve);
       process.stdin.once("close", resolve);
     });
-    await server.connect(new StdioServerTransport());
     log.info({ tools: gateway.tools().length }, "gateway ready on stdio");
-    closeServer = () => server.close();
+    closeServer = () => handle.close();
     await closed;
   } else {
+    // One endpoint per view: /mcp (the whole mesh), /agents/<name>/mcp (one agent kind as its
+    // own servers present it, load-balanced across its replicas), each serving both eras.
+    const endpoints = new Map<string, McpEndpoint>();
+    const endpointFor = (agent?: string): McpEndpoint => {
+      const key = agent ?? "";
+      let endpoint = endpoints.get(key);
+      if (!endpoint) {
+        const view = gateway.viewFor(agent);
+        endpoint = new McpEndpoint({
+          createServer: (era) => gateway.createServer(view, era),
+          onListen: (uris, closed) => gateway.listen(view, uris, closed),
+          maxSessions: settings!.maxSessions,
+          idleMs: settings!.sessionIdleMs,
+          maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+          logger: log,
+        });
+        gateway.attach(view, endpoint.notify);
+        endpoints.set(key, endpoint);
+      }
+      return endpoint;
+    };
+    endpointFor();
     const http = await serveHttp({
-      createServer: () => gateway.createServer(),
       host: settings!.host,
       port: settings!.port,
-      mcpPath: "/mcp",
-      // One agent kind as its own servers present it, load-balanced across its replicas.
-      routes: (path) => {
+      endpoint: (path) => {
+        if (path === "/mcp") return endpointFor();
         const agent = AGENT_PATH.exec(path)?.[1];
-        return agent && gateway.hasAgent(agent) ? () => gateway.createServer(agent) : undefined;
+        return agent && gateway.hasAgent(agent) ? endpointFor(agent) : undefined;
       },
-      routesHint: "and /agents/<name>/mcp for each agent with a healthy instance",
+      endpointsHint: "/mcp, and /agents/<name>/mcp for each agent with a healthy instance",
       verifier: new TokenVerifier(clientTokens),
-      fastPath: (server, body, res) => gateway.takeCall(server as Server, body, res),
-      sessionIdleMs: settings!.sessionIdleMs,
-      maxSessions: settings!.maxSessions,
       allowedHosts: settings!.allowedHosts,
+      healthInfo: () => ({
+        gateway: true,
+        sessions: [...endpoints.values()].reduce((n, e) => n + e.legacy.size, 0),
+        evicted: [...endpoints.values()].reduce((n, e) => n + e.legacy.evicted, 0),
+      }),
       logger: log,
     });
-    log.info({ url: http.url, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");
-    closeServer = () => http.close();
+    log.info({ url: `${http.origin}/mcp`, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");
+    closeServer = async () => {
+      await Promise.all([...endpoints.values()].map((e) => e.close()));
+      await http.close();
+    };
     await new Promise<void>((resolve) => {
       process.once("SIGTERM", resolve);
       process.once("SIGINT", resolve);

@@ -1,4 +1,4 @@
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Tool } from "@modelcontextprotocol/client";
 import { Bm25Index } from "../../src/text/bm25.ts";
 
 /** What a router knows of an agent: from its Consul registration and its tool list. */

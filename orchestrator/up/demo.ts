@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
 import { resultText } from "../../src/protocol/results.ts";
 import { describeError } from "../../src/protocol/errors.ts";

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { createMcpServer } from "../../src/agent/mcpServer.ts";
-import { registerAskTool } from "../../src/agent/askTool.ts";
+import { askTool } from "../../src/agent/askTool.ts";
+import type { ToolSpec } from "../../src/agent/tools.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
 import type { SharedState } from "../../src/state/sharedState.ts";
@@ -11,10 +10,10 @@ import { BudgetBook } from "./domain/budgets.ts";
 import { HrLookup } from "./domain/hrLookup.ts";
 import { PayrollCalculator } from "./domain/payroll.ts";
 import type { FinanceData } from "./domain/types.ts";
-import { registerComputeNetPay } from "./tools/computeNetPay.ts";
-import { registerGetBudget } from "./tools/getBudget.ts";
-import { registerListExpenses } from "./tools/listExpenses.ts";
-import { registerSubmitExpense } from "./tools/submitExpense.ts";
+import { computeNetPayTool } from "./tools/computeNetPay.ts";
+import { getBudgetTool } from "./tools/getBudget.ts";
+import { listExpensesTool } from "./tools/listExpenses.ts";
+import { submitExpenseTool } from "./tools/submitExpense.ts";
 
 export const FINANCE_VERSION = "1.0.0";
 
@@ -29,31 +28,27 @@ export function createFinanceDeps(state: SharedState, mesh: MeshCaller, data: Fi
   return { budgets, payroll, hr, answerer: new FinanceAnswerer(budgets, payroll, hr) };
 }
 
-/** The finance agent's MCP server, independent of transport. */
-export function createFinanceServer(deps: FinanceDeps): McpServer {
-  const server = createMcpServer(
-    { name: "toolmesh-finance", title: "Finance agent", version: FINANCE_VERSION },
-    { instructions: "Department budgets, expenses and payroll. compute_net_pay asks the HR agent for the employee's salary." },
-  );
-  registerGetBudget(server, deps);
-  registerSubmitExpense(server, deps);
-  registerListExpenses(server, deps);
-  registerComputeNetPay(server, deps);
-  registerAskTool(
-    server,
-    "finance",
-    "department budgets (allocated, spent, remaining), expenses and reimbursements (submit, list, per-item limits), payroll: gross and net pay, take-home salary, income tax, retirement and health insurance deductions",
-    (q, signal) => deps.answerer.answer(q, signal),
-    [
-      "How much budget does Marketing have left?",
-      "What is the expense limit for meals?",
-      "Claim 120 USD of software for Finance",
-      "What is the net monthly pay of E1004?",
-      "How much tax does Tara Nowak pay?",
-      "Which departments are close to their budget?",
-    ],
-  );
-  return server;
+/** The finance agent's tools, independent of transport (built once per process). */
+export function financeTools(deps: FinanceDeps): ToolSpec[] {
+  return [
+    getBudgetTool(deps),
+    submitExpenseTool(deps),
+    listExpensesTool(deps),
+    computeNetPayTool(deps),
+    askTool(
+      "finance",
+      "department budgets (allocated, spent, remaining), expenses and reimbursements (submit, list, per-item limits), payroll: gross and net pay, take-home salary, income tax, retirement and health insurance deductions",
+      (q, signal) => deps.answerer.answer(q, signal),
+      [
+        "How much budget does Marketing have left?",
+        "What is the expense limit for meals?",
+        "Claim 120 USD of software for Finance",
+        "What is the net monthly pay of E1004?",
+        "How much tax does Tara Nowak pay?",
+        "Which departments are close to their budget?",
+      ],
+    ),
+  ];
 }
 
 export const financeAgent = defineAgent<FinanceDeps>({
@@ -62,5 +57,6 @@ export const financeAgent = defineAgent<FinanceDeps>({
   description: "Finance: department budgets, expense submission and limits, payroll and net pay (asks HR for salaries).",
   intents: ["budgets", "expenses", "payroll", "net-pay"],
   createDeps: (runtime) => createFinanceDeps(runtime.state, runtime.mesh),
-  createServer: createFinanceServer,
+  instructions: "Department budgets, expenses and payroll. compute_net_pay asks the HR agent for the employee's salary.",
+  tools: financeTools,
 });

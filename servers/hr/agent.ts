@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { createMcpServer } from "../../src/agent/mcpServer.ts";
-import { registerAskTool } from "../../src/agent/askTool.ts";
+import { askTool } from "../../src/agent/askTool.ts";
+import type { ToolSpec } from "../../src/agent/tools.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
 import type { SharedState } from "../../src/state/sharedState.ts";
 import type { HrDeps } from "./deps.ts";
@@ -9,12 +8,12 @@ import { HrAnswerer } from "./domain/answer.ts";
 import { Directory } from "./domain/directory.ts";
 import { LeaveService } from "./domain/leave.ts";
 import type { HrData } from "./domain/types.ts";
-import { registerFindEmployee } from "./tools/findEmployee.ts";
-import { registerGetEmployee } from "./tools/getEmployee.ts";
-import { registerGetLeaveBalance } from "./tools/getLeaveBalance.ts";
-import { registerGetLeavePolicy } from "./tools/getLeavePolicy.ts";
-import { registerListDirectReports } from "./tools/listDirectReports.ts";
-import { registerRequestLeave } from "./tools/requestLeave.ts";
+import { findEmployeeTool } from "./tools/findEmployee.ts";
+import { getEmployeeTool } from "./tools/getEmployee.ts";
+import { getLeaveBalanceTool } from "./tools/getLeaveBalance.ts";
+import { getLeavePolicyTool } from "./tools/getLeavePolicy.ts";
+import { listDirectReportsTool } from "./tools/listDirectReports.ts";
+import { requestLeaveTool } from "./tools/requestLeave.ts";
 
 export const HR_VERSION = "1.0.0";
 
@@ -29,33 +28,29 @@ export function createHrDeps(state: SharedState, data: HrData = loadHrData()): H
   return { directory, leave, answerer: new HrAnswerer(directory, leave) };
 }
 
-/** The HR agent's MCP server, independent of transport. */
-export function createHrServer(deps: HrDeps): McpServer {
-  const server = createMcpServer(
-    { name: "toolmesh-hr", title: "HR agent", version: HR_VERSION },
-    { instructions: "Employee directory, org chart, leave balances and leave policies. Use find_employee to turn a name into an id." },
-  );
-  registerFindEmployee(server, deps);
-  registerGetEmployee(server, deps);
-  registerListDirectReports(server, deps);
-  registerGetLeaveBalance(server, deps);
-  registerGetLeavePolicy(server, deps);
-  registerRequestLeave(server, deps);
-  registerAskTool(
-    server,
-    "hr",
-    "employees and the directory (names, emails, job titles, departments, offices, hire dates), managers, direct reports, teams and the org chart, headcount, leave balances (vacation, sick, personal and parental days remaining), booking time off, and leave policies",
-    (q) => deps.answerer.answer(q),
-    [
-      "Who does Ines Silva report to?",
-      "How many sick days has E1007 used?",
-      "Who reports to Leo Rossi?",
-      "Where does Wei Zhang work?",
-      "When did Omar Farouk join the company?",
-      "Book personal leave for E1012 on 2026-12-04",
-    ],
-  );
-  return server;
+/** The HR agent's tools, independent of transport (built once per process). */
+export function hrTools(deps: HrDeps): ToolSpec[] {
+  return [
+    findEmployeeTool(deps),
+    getEmployeeTool(deps),
+    listDirectReportsTool(deps),
+    getLeaveBalanceTool(deps),
+    getLeavePolicyTool(deps),
+    requestLeaveTool(deps),
+    askTool(
+      "hr",
+      "employees and the directory (names, emails, job titles, departments, offices, hire dates), managers, direct reports, teams and the org chart, headcount, leave balances (vacation, sick, personal and parental days remaining), booking time off, and leave policies",
+      (q) => deps.answerer.answer(q),
+      [
+        "Who does Ines Silva report to?",
+        "How many sick days has E1007 used?",
+        "Who reports to Leo Rossi?",
+        "Where does Wei Zhang work?",
+        "When did Omar Farouk join the company?",
+        "Book personal leave for E1012 on 2026-12-04",
+      ],
+    ),
+  ];
 }
 
 export const hrAgent = defineAgent<HrDeps>({
@@ -64,5 +59,6 @@ export const hrAgent = defineAgent<HrDeps>({
   description: "Human resources: employee directory, org chart and managers, leave balances, leave requests and leave policies.",
   intents: ["employees", "org-chart", "leave", "vacation", "policies"],
   createDeps: (runtime) => createHrDeps(runtime.state),
-  createServer: createHrServer,
+  instructions: "Employee directory, org chart, leave balances and leave policies. Use find_employee to turn a name into an id.",
+  tools: hrTools,
 });

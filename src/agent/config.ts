@@ -3,7 +3,8 @@ import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
 import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
-import { DEFAULT_MAX_SESSIONS } from "../http/server.ts";
+import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from "../http/legacySessions.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "../http/server.ts";
 
 /** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
 export const DEFAULT_HOST = "127.0.0.1";
@@ -22,8 +23,6 @@ export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
  * OVERLOADED (the caller tries another replica) instead of queueing without bound. @default 64
  */
 export const DEFAULT_MAX_CONCURRENT_CALLS = 64;
-/** An MCP session with no request for this long is closed. @default 600000 */
-export const DEFAULT_SESSION_IDLE_MS = 600_000;
 
 const duration = z.string().refine(
   (d) => {
@@ -73,6 +72,13 @@ export const AgentConfigSchema = z
     maxConcurrentCalls: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_MAX_CONCURRENT_CALLS),
     /** Sessions kept at once; a new one evicts the least recently used. */
     maxSessions: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SESSIONS),
+    /** Largest request body accepted. */
+    maxBodyBytes: z.coerce
+      .number()
+      .int()
+      .min(1_024)
+      .max(64 * 1024 * 1024)
+      .default(DEFAULT_MAX_BODY_BYTES),
     /** More host names the MCP endpoint answers to (DNS-rebinding protection), comma-separated in env. */
     allowedHosts: z.preprocess(
       (v) =>
@@ -88,7 +94,10 @@ export const AgentConfigSchema = z
   })
   .strict();
 
+export { DEFAULT_SESSION_IDLE_MS };
+
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
+
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
 
 /** Environment variables the agent reads; flags win over them. */

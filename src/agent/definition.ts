@@ -1,4 +1,5 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CacheHint, McpServer, ServerCapabilities, ServerContext } from "@modelcontextprotocol/server";
+import type { ToolSpec } from "./tools.ts";
 import type { Logger } from "../logger.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { SharedState } from "../state/sharedState.ts";
@@ -14,6 +15,23 @@ export interface AgentRuntime {
   readonly state: SharedState;
   /** Calls tools of other agents, found through discovery. */
   readonly mesh: MeshCaller;
+  /**
+   * Tells this agent's clients that something changed: 2025-era sessions get the
+   * list_changed notification, 2026-07-28 clients get it on their subscriptions/listen
+   * streams. (Resource updates reach 2026-07-28 listeners; a 2025-era session's
+   * subscription is the agent's to answer on its own server.)
+   */
+  readonly notify: {
+    toolsChanged(): void;
+    promptsChanged(): void;
+    resourcesChanged(): void;
+    resourceUpdated(uri: string): void;
+  };
+  /**
+   * Adds a tool while the agent runs: its tool list, its tools hash in Consul (callers
+   * refresh their catalog) and list_changed to its clients follow.
+   */
+  addTool(spec: ToolSpec): void;
 }
 
 /**
@@ -35,10 +53,35 @@ export interface AgentDefinition<Deps = unknown> {
   readonly stateful?: boolean;
   /** Capability/intent words, registered as Consul tags beside "mcp". */
   readonly intents: readonly string[];
-  /** Builds what every MCP session of this process shares: domain state, data, clients. */
+  /** Builds what every server instance of this process shares: domain state, data, clients. */
   createDeps(runtime: AgentRuntime): Deps | Promise<Deps>;
-  /** A fresh McpServer with this agent's tools; the kit calls it once per MCP session. */
-  createServer(deps: Deps): McpServer;
+  /**
+   * The agent's tools: built once per process (their schemas are compiled once), answered
+   * by every server instance the kit builds (one per 2026-07-28 request, one per 2025-11-25
+   * session), each call through the kit's call pipeline.
+   */
+  tools(deps: Deps): readonly ToolSpec[];
+  /** What clients read about how to use the agent (MCP instructions). Default: the description. */
+  readonly instructions?: string;
+  /** Capabilities beyond tools and logging, e.g. `{ resources: { subscribe: true } }` for what `extend` adds. */
+  readonly capabilities?: ServerCapabilities;
+  /**
+   * Registers resources, prompts and completions on one server instance (called per
+   * instance, so keep it cheap: build schemas and data in createDeps).
+   */
+  extend?(server: McpServer, deps: Deps): void;
+  /**
+   * How long clients may cache list results (2026-07-28 `ttlMs`/`cacheScope`).
+   * Default: tools/list and server/discover 60 s, public (the same for every caller).
+   */
+  readonly cacheHints?: Partial<
+    Record<"tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read" | "server/discover", CacheHint>
+  >;
+  /**
+   * Verifies the `requestState` a client echoes on a multi-round-trip retry (2026-07-28),
+   * before the handler runs: throw to refuse it. See createRequestStateCodec in the SDK.
+   */
+  readonly requestState?: { verify: (state: string, ctx: ServerContext) => unknown };
   /** Releases what createDeps opened (watches, connections); called once on shutdown. */
   dispose?(deps: Deps): void | Promise<void>;
 }

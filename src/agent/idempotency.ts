@@ -1,6 +1,7 @@
 import { IDEMPOTENCY_CONFLICT_ERROR_CODE, IN_PROGRESS_ERROR_CODE } from "../protocol/codes.ts";
 import { createHash } from "node:crypto";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { isInputRequiredResult } from "@modelcontextprotocol/server";
+import type { ToolOutcome } from "./tools.ts";
 import { describeError } from "../protocol/errors.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
@@ -81,8 +82,8 @@ export class IdempotencyLedger {
   async run(
     key: string,
     call: { tool: string; args: unknown; deadline: number | undefined; traceId: string },
-    handler: () => Promise<CallToolResult>,
-  ): Promise<CallToolResult> {
+    handler: () => Promise<ToolOutcome>,
+  ): Promise<ToolOutcome> {
     const id = createHash("sha256").update(key).digest("base64url");
     const digest = requestDigest(call.tool, call.args);
     const me = this.o.instance();
@@ -111,7 +112,7 @@ export class IdempotencyLedger {
             "repeated idempotency key: returning the first result",
           );
           return rec.result !== undefined
-            ? (rec.result as CallToolResult)
+            ? (rec.result as ToolOutcome)
             : {
                 isError: true,
                 content: [
@@ -147,8 +148,8 @@ export class IdempotencyLedger {
     id: string,
     me: string,
     call: { tool: string; traceId: string },
-    handler: () => Promise<CallToolResult>,
-  ): Promise<CallToolResult> {
+    handler: () => Promise<ToolOutcome>,
+  ): Promise<ToolOutcome> {
     const renew = setInterval(() => {
       void this.o.state
         .update<KeyRecord | null>(id, (cur) =>
@@ -157,18 +158,24 @@ export class IdempotencyLedger {
         .catch((e: unknown) => this.o.logger.warn({ err: describeError(e), tool: call.tool }, "could not renew an idempotency claim"));
     }, this.leaseMs / 3);
     renew.unref();
-    let result: CallToolResult;
+    const release = () =>
+      this.o.state
+        .update<KeyRecord | null>(id, (cur) => (cur?.instance === me && cur.state === "running" ? null : (cur ?? null)))
+        .catch((err: unknown) => this.o.logger.warn({ err: describeError(err), tool: call.tool }, "could not release an idempotency key"));
+    let result: ToolOutcome;
     try {
       result = await handler();
     } catch (e) {
       clearInterval(renew);
-      // Not completed: let a repeat run it.
-      await this.o.state
-        .update<KeyRecord | null>(id, (cur) => (cur?.instance === me && cur.state === "running" ? null : (cur ?? null)))
-        .catch((err: unknown) => this.o.logger.warn({ err: describeError(err), tool: call.tool }, "could not release an idempotency key"));
+      await release(); // not completed: let a repeat run it
       throw e;
     }
     clearInterval(renew);
+    // A request for the client's input is no final result: the retry that answers it claims again.
+    if (isInputRequiredResult(result)) {
+      await release();
+      return result;
+    }
     const keep = JSON.stringify(result).length <= MAX_KEPT_RESULT_BYTES;
     await this.o.state
       .update<KeyRecord>(id, (cur) => ({

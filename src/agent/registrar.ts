@@ -49,6 +49,22 @@ export class Registrar {
     return ok;
   }
 
+  /**
+   * Changes the registration's meta (a new tools hash) and registers it again at once
+   * (re-registering the same id replaces it). Never throws: the reconcile loop retries.
+   */
+  async updateMeta(meta: Record<string, string>): Promise<void> {
+    Object.assign(this.reg.meta, meta);
+    if (!this.everRegistered || this.stopped.signal.aborted) return;
+    try {
+      await this.consul.registerService(this.reg, { signal: this.stopped.signal });
+      this.logger.info({ meta }, "registration updated");
+    } catch (e) {
+      this.logger.warn({ err: describeError(e) }, "could not update the registration; retrying with the next reconcile");
+      this.everRegistered = false;
+    }
+  }
+
   /** Stops reconciling and deregisters (bounded by timeoutMs). Never throws. */
   async stop(timeoutMs = 3_000): Promise<void> {
     this.stopped.abort();

@@ -1,6 +1,5 @@
 import { hostname } from "node:os";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { ConsulClient, type ServiceRegistration } from "../consul/client.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
 import { MeshClient } from "../client/meshClient.ts";
@@ -8,17 +7,21 @@ import { createLogger, type Logger } from "../logger.ts";
 import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
 import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
-import { serveHttp, type HttpAgentServer } from "../http/server.ts";
+import { serveHttp, type HttpServer } from "../http/server.ts";
+import { McpEndpoint } from "../http/mcpEndpoint.ts";
 import { describeError } from "../protocol/errors.ts";
-import { installMeshContext } from "./contextMiddleware.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
-import { setCallHooks } from "./mcpServer.ts";
 import { callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
+import { agentServerFactory, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
-import { digestTools } from "./toolsHash.ts";
+import { ToolRegistry, type ToolSpec } from "./tools.ts";
+import { MeshError } from "../protocol/errors.ts";
+import { hashTools } from "./toolsHash.ts";
 
 /** Version of the toolmesh agent kit, published in Consul meta. */
-export const TOOLMESH_VERSION = "0.1.0";
+export const TOOLMESH_VERSION = "0.2.0";
+/** The MCP revisions every toolmesh agent serves on its one URL, newest first (Consul meta `mcp_protocols`). */
+export const SERVED_PROTOCOLS = ["2026-07-28", "2025-11-25"] as const;
 /** KV prefix under which agents keep the results of calls with idempotency keys. @default "toolmesh/idempotency/" */
 export const IDEMPOTENCY_KV_PREFIX = "toolmesh/idempotency/";
 /** KV prefix under which agents keep shared state. @default "toolmesh/state/" */
@@ -56,7 +59,37 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
-  const runtime: AgentRuntime = { logger: log, consul, state, mesh };
+  // Set once the agent serves: what notify and addTool reach.
+  let registry: ToolRegistry | undefined;
+  let endpoint: McpEndpoint | undefined;
+  let registrar: Registrar | undefined;
+  // Servers of 2025-era sessions and stdio connections; 2026-07-28 HTTP clients listen on the endpoint.
+  const live = new LiveServers();
+  const notify: AgentRuntime["notify"] = {
+    toolsChanged: () => {
+      endpoint?.notify.toolsChanged();
+      live.each((s) => s.sendToolListChanged());
+    },
+    promptsChanged: () => {
+      endpoint?.notify.promptsChanged();
+      live.each((s) => s.sendPromptListChanged());
+    },
+    resourcesChanged: () => {
+      endpoint?.notify.resourcesChanged();
+      live.each((s) => s.sendResourceListChanged());
+    },
+    resourceUpdated: (uri) => {
+      endpoint?.notify.resourceUpdated(uri);
+      live.resourceUpdated(uri);
+    },
+  };
+  const addTool = (spec: ToolSpec) => {
+    if (!registry) throw new MeshError("CONFIG_INVALID", "addTool is for tools added while the agent runs; list the others in tools().");
+    registry.add(spec);
+    void registrar?.updateMeta({ tools_hash: hashTools(registry.listing), tools_count: String(registry.size) });
+    notify.toolsChanged();
+  };
+  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool };
   // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
   // repeat that fails over to another instance still gets the first result.
   const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;
@@ -77,53 +110,54 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     ...(stdio ? {} : { isAlive }),
     logger: log,
   });
-  /** A server for one session (or the stdio client), with the kit's call hooks. */
-  const serverFor = () => {
-    const server = def.createServer(deps);
-    setCallHooks(server, { idempotency: ledger });
-    return server;
-  };
+  // The tools are built once; every server instance (one per 2026-07-28 request, one per
+  // 2025-11-25 session or stdio connection) answers from the same registry and pipeline.
+  registry = new ToolRegistry(def.tools(deps));
+  const tools = registry;
+  const capabilities = { logging: {}, ...def.capabilities };
+  const serverFor = agentServerFactory({ def, deps, registry: tools, ledger, live, logger: log });
 
   if (stdio) {
-    const server = serverFor();
-    const transport = new StdioServerTransport();
+    const handle = serveStdio(({ era }) => serverFor(era, true), {
+      onerror: (e) => log.debug({ err: e.message }, "stdio connection error"),
+    });
     let stopping: Promise<void> | undefined;
-    // Deferred by a microtask: server.close() synchronously fires transport.onclose, which
-    // calls stop() again; `stopping` must be set before that happens.
     const stop = () =>
-      (stopping ??= Promise.resolve().then(async () => {
-        await server.close();
+      (stopping ??= (async () => {
+        await handle.close().catch(() => undefined);
         await def.dispose?.(deps);
         await mesh.close();
         consul.destroy();
         resolveDone();
-      }));
-    transport.onclose = () => void stop();
-    // The SDK's stdio transport does not notice the client closing stdin; without this the
-    // event loop empties and Node exits mid-await (code 13) instead of shutting down.
+      })());
+    // The client closing stdin ends the connection, and the process with it.
     process.stdin.once("end", () => void stop());
     process.stdin.once("close", () => void stop());
-    await server.connect(transport);
-    installMeshContext(transport, def.name, log);
-    log.info({ transport: "stdio" }, "agent ready on stdio");
+    log.info({ transport: "stdio", tools: tools.size }, "agent ready on stdio");
     return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
   }
 
-  const digest = await digestTools(def.createServer(deps));
-  const http: HttpAgentServer = await serveHttp({
+  const toolsHash = hashTools(tools.listing);
+  endpoint = new McpEndpoint({
     createServer: serverFor,
-    onConnect: (transport) => installMeshContext(transport, def.name, log),
+    maxSessions: config.maxSessions,
+    idleMs: config.sessionIdleMs,
+    maxBodyBytes: config.maxBodyBytes,
+    logger: log,
+  });
+  const http: HttpServer = await serveHttp({
     host: config.host,
     port: config.port,
-    mcpPath: config.mcpPath,
-    sessionIdleMs: config.sessionIdleMs,
+    endpoint: (path) => (path === config.mcpPath ? endpoint : undefined),
+    endpointsHint: config.mcpPath,
     maxConcurrentCalls: config.maxConcurrentCalls,
-    maxSessions: config.maxSessions,
+    maxBodyBytes: config.maxBodyBytes,
     verifier: new TokenVerifier(tokens),
-    healthInfo: () => ({ agent: def.name, id: instanceId }),
+    healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,
   });
+  const url = `${http.origin}${config.mcpPath}`;
   const address = advertisedHost(config);
   instanceId ??= `${def.name}-${hostname()}-${http.port}`;
   const registration: ServiceRegistration = {
@@ -132,7 +166,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     address,
     port: http.port,
     tags: ["mcp", ...def.intents],
-    meta: buildMeta(def, config, stateKind, digest.hash, digest.tools.length),
+    meta: buildMeta(def, config, stateKind, toolsHash, tools.size, capabilities),
     check: {
       name: `${def.name} MCP health`,
       http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,
@@ -153,12 +187,12 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
         "own health endpoint is not reachable at the advertised address; Consul's check will fail. Set --advertise-host to an address Consul can reach",
       );
   }
-  const registrar = config.register
+  registrar = config.register
     ? new Registrar({ consul, registration, reconcileIntervalMs: config.reconcileIntervalMs, logger: log })
     : undefined;
   await registrar?.start();
   log.info(
-    { url: http.url, instanceId, tools: digest.tools.length, toolsHash: digest.hash, registered: Boolean(registrar), state: stateKind },
+    { url, instanceId, tools: tools.size, toolsHash, registered: Boolean(registrar), state: stateKind, protocols: SERVED_PROTOCOLS },
     "agent ready",
   );
 
@@ -184,6 +218,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       const idle = await http.waitIdle(config.drainTimeoutMs);
       if (!idle)
         log.warn({ inFlight: http.inFlight, drainTimeoutMs: config.drainTimeoutMs }, "drain timeout: closing with calls still in flight");
+      await endpoint?.close();
       await http.close();
       await def.dispose?.(deps);
       await mesh.close();
@@ -191,7 +226,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       log.info("stopped");
       resolveDone();
     }));
-  return { name: def.name, url: http.url, instanceId, logger: log, registrar, stop, done };
+  return { name: def.name, url, instanceId, logger: log, registrar, stop, done };
 }
 
 /** Consul meta: ≤ 64 keys, keys [A-Za-z0-9_-], values ≤ 512 characters. */
@@ -201,11 +236,15 @@ function buildMeta(
   stateKind: "consul" | "memory",
   toolsHash: string,
   toolCount: number,
+  capabilities: Record<string, unknown>,
 ): Record<string, string> {
   return {
     mcp_path: config.mcpPath,
     mcp_transport: "streamable-http",
-    mcp_protocol: LATEST_PROTOCOL_VERSION,
+    // The revisions served, and what a 2026-07-28 server/discover would answer: callers
+    // connect from these without a probe.
+    mcp_protocols: SERVED_PROTOCOLS.join(","),
+    mcp_capabilities: JSON.stringify({ ...capabilities, tools: { listChanged: true } }).slice(0, 512),
     agent_version: def.version,
     toolmesh_version: TOOLMESH_VERSION,
     tools_hash: toolsHash,

@@ -1,35 +1,11 @@
 import { createHash } from "node:crypto";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
-
-export interface ToolsDigest {
-  /** First 16 hex digits of the SHA-256 of the canonical tool list. */
-  hash: string;
-  tools: Tool[];
-}
+import type { Tool } from "@modelcontextprotocol/server";
 
 /**
- * Lists the tools exactly as a client sees them (through a real MCP client over the
- * in-memory pair) and hashes them. Published in Consul meta so callers refresh their
- * catalog only when the hash changes.
+ * First 16 hex digits of the SHA-256 of the canonical tool list (sorted by name, keys
+ * sorted). Published in Consul meta so callers refresh their catalog only when it changes.
  */
-export async function digestTools(server: McpServer): Promise<ToolsDigest> {
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "toolmesh-digest", version: "1" });
-  await server.connect(serverSide);
-  await client.connect(clientSide);
-  try {
-    const { tools } = await client.listTools();
-    return { hash: hashTools(tools), tools };
-  } finally {
-    await client.close();
-    await server.close();
-  }
-}
-
-export function hashTools(tools: readonly Tool[]): string {
+export function hashTools(tools: readonly Pick<Tool, "name">[]): string {
   const canonical = [...tools].sort((a, b) => a.name.localeCompare(b.name)).map(canonicalize);
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 16);
 }

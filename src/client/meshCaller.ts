@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { MeshContext } from "../context/meshContext.ts";
 import type { ClientPool } from "./pool.ts";
 
@@ -31,6 +31,21 @@ export interface CallToolOptions {
    * server→client requests (sampling, elicitation, roots) needs connections of its own.
    */
   pool?: ClientPool;
+  /**
+   * Return a 2026-07-28 `input_required` result to the caller instead of failing the call
+   * (the gateway relays it to its own client). Needs a pool made with relayInputRequests.
+   */
+  relayInputRequests?: boolean;
+  /**
+   * The client's answers to an earlier `input_required` result of this same call (2026-07-28
+   * multi-round-trip): sent on, byte for byte, to the agent that asked.
+   */
+  continuation?: { inputResponses?: Record<string, unknown>; requestState?: string };
+  /**
+   * Reserved `_meta` keys sent as they are (the gateway passes on its client's capabilities
+   * and log level); the mesh context is added beside them.
+   */
+  envelope?: Record<string, unknown>;
   /** Progress notifications from the agent; each one also resets the idle timeout. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }

@@ -1,18 +1,16 @@
-import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, IDEMPOTENCY_CONFLICT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ErrorCode, McpError, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, type CallToolResult, type Client } from "@modelcontextprotocol/client";
 import type { ConsulClient } from "../consul/client.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
-import { MeshError, describeError, type MeshErrorCode } from "../protocol/errors.ts";
-import { silentLogger, type Logger } from "../logger.ts";
-import { notDelivered } from "./delivery.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
-import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
-import { RoundRobinPicker, rendezvousOrder, type InstancePicker } from "./picker.ts";
+import { silentLogger, type Logger } from "../logger.ts";
+import { MeshError, describeError } from "../protocol/errors.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
-import { ClientPool, ConnectError } from "./pool.ts";
+import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
+import { classify, isFault } from "./outcome.ts";
+import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
+import { placeCall } from "./placement.ts";
+import { ClientPool, type ListKind } from "./pool.ts";
 
 export interface MeshClientOptions {
   consul: ConsulClient;
@@ -32,6 +30,12 @@ export interface MeshClientOptions {
   maxQueuedPerInstance?: number;
   /** Longest wait for one instance's tool list. @default DEFAULT_TOOLS_TIMEOUT_MS */
   toolsTimeoutMs?: number;
+  /** Hand 2026-07-28 input requests back to the caller instead of fulfilling them (the gateway relays them). */
+  relayInputRequests?: boolean;
+  /** Installs handlers on each new connection (e.g. the gateway's for resource updates). */
+  configure?: (client: Client) => void;
+  /** An agent said one of its lists changed (its tools are fetched again first). */
+  onListChanged?: (agent: string, list: ListKind) => void;
   logger?: Logger;
 }
 
@@ -43,11 +47,28 @@ export interface CallOutcome {
   context: MeshContext;
 }
 
+/** One call on its way: what every attempt needs. */
+interface Call {
+  agent: string;
+  tool: string;
+  args: Record<string, unknown>;
+  ctx: MeshContext;
+  deadline: number;
+  timeoutMs: number;
+  /** Ends with the caller's signal or the deadline. */
+  signal: AbortSignal;
+  deadlineSignal: AbortSignal;
+  repeatable: boolean;
+  options: CallToolOptions;
+  pool: ClientPool;
+}
+
 /**
- * Calls tools anywhere in the mesh: instances from the live catalog, one pooled connection
- * per instance, a pluggable choice of instance, the MeshContext in `_meta`, the deadline
- * enforced on both sides (cancelling the call at the agent), and failover only for calls
- * that provably never ran, or whose tool is annotated read-only or idempotent.
+ * Calls tools anywhere in the mesh: instances from the live catalog, one pooled client per
+ * instance (2026-07-28 with toolmesh agents: one POST per call, no session), a pluggable
+ * choice of instance, the MeshContext in `_meta`, the deadline enforced on both sides
+ * (cancelling the call at the agent), and failover only for calls that provably never ran,
+ * or whose tool is annotated read-only or idempotent, or that carry an idempotency key.
  */
 export class MeshClient implements MeshCaller {
   readonly catalog: Catalog;
@@ -71,17 +92,24 @@ export class MeshClient implements MeshCaller {
       clientName: `toolmesh-${options.callerName}`,
       token: this.tokenFor,
       logger: options.logger,
+      ...(options.relayInputRequests ? { relayInputRequests: true } : {}),
+      ...(options.configure ? { configure: options.configure } : {}),
       ...(options.maxConcurrentPerInstance ? { maxConcurrentPerInstance: options.maxConcurrentPerInstance } : {}),
       ...(options.maxQueuedPerInstance !== undefined ? { maxQueuedPerInstance: options.maxQueuedPerInstance } : {}),
-      onToolsChanged: (id) => {
+      onListChanged: (id, list) => {
         const agent = this.catalog.agentOf(id);
-        if (agent) void this.catalog.refreshTools(agent);
+        if (!agent) return;
+        if (list === "tools") void this.catalog.refreshTools(agent);
+        options.onListChanged?.(agent, list);
       },
     });
     this.catalog = new Catalog({
       consul: options.consul,
       // Tool lists come over this caller's own connections; a failure to connect is the reason.
-      fetchTools: async (instance, signal) => (await this.pool.use(instance, (c) => c.listTools(undefined, { signal }), signal)).tools,
+      // The catalog asks only when something changed (a new tools hash, a new instance):
+      // past the client's response cache, which would answer from the old list until its ttlMs.
+      fetchTools: async (instance, signal) =>
+        (await this.pool.use(instance, (c) => c.listTools(undefined, { signal, cacheMode: "refresh" }), signal)).tools,
       ...(options.toolsTimeoutMs !== undefined ? { toolsTimeoutMs: options.toolsTimeoutMs } : {}),
       logger: options.logger,
       mode: options.catalogMode ?? "on-demand",
@@ -107,6 +135,10 @@ export class MeshClient implements MeshCaller {
     return (await this.call(agent, tool, args, options)).result;
   }
 
+  /**
+   * Calls a tool: discovery (within the deadline), placement, then attempts in order until
+   * one answers or the outcome of a failure says to stop.
+   */
   async call(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallOutcome> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const current = currentMeshContext();
@@ -117,21 +149,7 @@ export class MeshClient implements MeshCaller {
     // The deadline covers discovery too: a first call may wait for an agent's tool list.
     const instances = await this.discover(agent, deadline, options.signal);
     const pool = options.pool ?? this.pool;
-    // Instances this caller saw fail stay out of rotation for a cool-down; if that leaves
-    // none, every instance is tried anyway (Consul still calls them healthy).
-    const admitted = instances.filter((i) => this.health.admits(i.id));
-    const candidates = admitted.length > 0 ? admitted : instances;
-    const bypassBreakers = admitted.length === 0;
-    // A stateful agent's calls in one session go to the same replica while it is healthy
-    // (rendezvous hashing on the session id), and to the next one in that order when not;
-    // its session state lives in Consul KV, so the next replica continues it.
-    const sticky = ctx.sessionId !== undefined && instances.every((i) => i.meta["stateful"] === "true");
-    let order: CatalogInstance[];
-    if (sticky) order = rendezvousOrder(ctx.sessionId!, candidates);
-    else {
-      const first = this.picker.pick(agent, candidates, (id) => pool.inFlight(id));
-      order = [first, ...candidates.filter((i) => i !== first)];
-    }
+    const { order, bypassBreakers } = placeCall(agent, instances, ctx.sessionId, this.health, this.picker, (id) => pool.inFlight(id));
     // The deadline as one timer, cleared when the call ends (AbortSignal.timeout would hold
     // its timer, and everything the signal reaches, for the whole budget: an hour at the gateway).
     const deadlineCtl = new AbortController();
@@ -139,115 +157,39 @@ export class MeshClient implements MeshCaller {
       () => deadlineCtl.abort(new DOMException("deadline reached", "TimeoutError")),
       Math.max(0, deadline - Date.now()),
     );
-    const deadlineSignal = deadlineCtl.signal;
-    const signal = options.signal ? AbortSignal.any([options.signal, deadlineSignal]) : deadlineSignal;
+    const signal = options.signal ? AbortSignal.any([options.signal, deadlineCtl.signal]) : deadlineCtl.signal;
     // Safe to send again after a failure: the tool says so, or the call carries an
     // idempotency key that every instance deduplicates in shared state.
     const repeatable =
       this.repeatable(agent, tool) || (ctx.idempotencyKey !== undefined && instances.every((i) => i.meta["idempotency"] === "shared"));
-
+    const call: Call = {
+      agent,
+      tool,
+      args,
+      ctx,
+      deadline,
+      timeoutMs,
+      signal,
+      deadlineSignal: deadlineCtl.signal,
+      repeatable,
+      options,
+      pool,
+    };
     try {
       let lastError: unknown;
       let overloaded = 0;
       for (const [index, instance] of order.entries()) {
         for (let attempt = 0; attempt < 2; attempt++) {
-          options.onInstance?.(instance.id);
-          // A repeatable call with another instance to go to does not wait for a hung one
-          // (accepting, never answering) until its deadline: with no answer and no progress
-          // within half the time left, it is abandoned there and sent on.
-          const patient = new AbortController();
-          const patience =
-            repeatable && index < order.length - 1
-              ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
-              : undefined;
-          const attemptSignal = AbortSignal.any([signal, patient.signal]);
-          let sent = false;
-          const send = () =>
-            pool.use(
-              instance,
-              (client) => {
-                sent = true;
-                return client.callTool({ name: tool, arguments: args, _meta: toMeta(ctx) }, undefined, {
-                  signal: attemptSignal,
-                  timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
-                  maxTotalTimeout: Math.max(1, deadline - Date.now()),
-                  // Progress proves the agent is working: it resets the idle timer (the deadline still
-                  // holds). With an idle timeout, always ask for progress, even if nobody listens.
-                  ...(options.onProgress || options.idleTimeoutMs !== undefined || patience
-                    ? {
-                        onprogress: (p: { progress: number; total?: number; message?: string }) => {
-                          clearTimeout(patience);
-                          options.onProgress?.(p);
-                        },
-                        resetTimeoutOnProgress: true,
-                      }
-                    : {}),
-                });
-              },
-              attemptSignal, // the deadline holds while the call waits in this caller's queue too
-            );
-          // What counts against the instance: no answer (connection errors, timeouts), not
-          // the agent's own answers, a refusal for load, or the caller's cancellation.
-          // An HTTP answer below 500 (401, 404 for an expired session...) proves the instance is up.
-          const isFault = (e: unknown) =>
-            e instanceof ConnectError ||
-            (sent && // a call that timed out in this caller's queue says nothing about the instance
-              !(e instanceof StreamableHTTPError && e.code !== undefined && e.code < 500) &&
-              !options.signal?.aborted &&
-              notDelivered(e) !== "overloaded" &&
-              !(e instanceof McpError && e.code !== ErrorCode.ConnectionClosed && e.code !== ErrorCode.RequestTimeout));
-          try {
-            const result = await (bypassBreakers ? send() : this.health.run(instance.id, send, isFault));
-            return { result: result as CallToolResult, instance: instance.id, context: ctx };
-          } catch (e) {
-            if (e instanceof BrokenCircuitError) break; // ejected meanwhile: never sent
-            if (deadlineSignal.aborted && !options.signal?.aborted)
-              throw this.deadlineError({ agent, tool, instance, timeoutMs, ctx, sent, repeatable }, e);
-            if (options.signal?.aborted) throw options.signal.reason ?? e;
-            if (patient.signal.aborted) {
-              lastError = e;
-              this.logger.warn(
-                { instance: instance.id, traceId: ctx.traceId, waitedMs: Math.round(timeoutMs - (deadline - Date.now())) },
-                "no answer from the instance; it is out of rotation and the call goes to another",
-              );
-              break;
-            }
-            if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance, e);
-            if (e instanceof McpError && e.code === HOP_LIMIT_ERROR_CODE)
-              throw new MeshError("HOP_LIMIT", protocolMessage(e), { cause: e, details: { traceId: ctx.traceId } });
-            if (e instanceof McpError && (e.code === ErrorCode.RequestTimeout || e.code === DEADLINE_ERROR_CODE)) {
-              throw this.deadlineError({ agent, tool, instance, timeoutMs, ctx, sent, repeatable }, e);
-            }
-            // A JSON-RPC error is the agent's answer: the caller's to see. ConnectionClosed is not
-            // an answer: our side closed the connection (the instance left the catalog mid-call).
-            if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw answered(e, { agent, tool, instance: instance.id });
-            const reason = notDelivered(e);
-            // An overloaded instance refused one call; its session is fine.
-            if (reason !== "overloaded") void pool.drop(instance.id);
-            // The request may have reached the agent: call again elsewhere only if the tool
-            // says repeating it is harmless; never run a side effect twice silently.
-            if (!reason && !repeatable) {
-              throw new MeshError(
-                "DELIVERY_UNKNOWN",
-                `Delivery unknown: ${agent}.${tool} on ${instance.id} may or may not have run (${describeError(e)}). It is not marked idempotent and the call had no idempotency key, so it was not retried; check its effect before calling again (or call with an idempotency key).`,
-                { retryable: false, cause: e, details: { agent, tool, instance: instance.id, traceId: ctx.traceId } },
-              );
-            }
-            lastError = e;
-            this.logger[reason === "overloaded" ? "debug" : "info"](
-              {
-                instance: instance.id,
-                reason: reason ?? "transport error on a repeatable tool",
-                traceId: ctx.traceId,
-                err: describeError(e),
-              },
-              "call failed before an answer; trying again",
-            );
-            if (reason === "overloaded") overloaded++;
-            if (reason !== "session-unknown") break;
-          } finally {
-            clearTimeout(patience);
-          }
+          const outcome = await this.attempt(call, instance, index < order.length - 1, bypassBreakers);
+          if ("result" in outcome) return { result: outcome.result, instance: instance.id, context: ctx };
+          if (outcome.kind === "skip") break;
+          lastError = outcome.error;
+          if (outcome.reason === "overloaded") overloaded++;
+          this.logger[outcome.reason === "overloaded" ? "debug" : "info"](
+            { instance: instance.id, reason: outcome.reason, traceId: ctx.traceId, err: describeError(outcome.error) },
+            "call failed before an answer; trying again",
+          );
+          if (!outcome.same) break;
         }
       }
       if (overloaded === order.length) {
@@ -264,6 +206,97 @@ export class MeshClient implements MeshCaller {
       );
     } finally {
       clearTimeout(deadlineTimer);
+    }
+  }
+
+  /**
+   * One attempt on one instance. A repeatable call with another instance to go to does not
+   * wait for a hung one (accepting, never answering) until its deadline: with no answer and
+   * no progress within half the time left, it is abandoned there and sent on. Progress
+   * proves the agent is working and resets the idle timer; the deadline still holds.
+   */
+  private async attempt(
+    call: Call,
+    instance: CatalogInstance,
+    canMoveOn: boolean,
+    bypassBreakers: boolean,
+  ): Promise<{ result: CallToolResult } | { kind: "skip" } | { kind: "retry"; same: boolean; reason: string; error: unknown }> {
+    const { options, deadline } = call;
+    options.onInstance?.(instance.id);
+    const patient = new AbortController();
+    const patience =
+      call.repeatable && canMoveOn
+        ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
+        : undefined;
+    const attemptSignal = AbortSignal.any([call.signal, patient.signal]);
+    let sent = false;
+    const wantsProgress = Boolean(options.onProgress) || options.idleTimeoutMs !== undefined || patience !== undefined;
+    const send = () =>
+      call.pool.use(
+        instance,
+        (client) => {
+          sent = true;
+          // request(), not callTool(): the agent has checked its result against its output
+          // schema already, and a relayed input_required result must pass untouched.
+          return client.request(
+            {
+              method: "tools/call",
+              params: {
+                name: call.tool,
+                arguments: call.args,
+                _meta: { ...options.envelope, ...toMeta(call.ctx) },
+                ...options.continuation,
+              },
+            },
+            {
+              signal: attemptSignal,
+              timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+              maxTotalTimeout: Math.max(1, deadline - Date.now()),
+              ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
+              ...(wantsProgress
+                ? {
+                    onprogress: (p: { progress: number; total?: number; message?: string }) => {
+                      clearTimeout(patience);
+                      options.onProgress?.(p);
+                    },
+                    resetTimeoutOnProgress: true,
+                  }
+                : {}),
+            },
+          ) as Promise<CallToolResult>;
+        },
+        attemptSignal, // the deadline holds while the call waits in this caller's queue too
+      );
+    const cancelled = () => Boolean(options.signal?.aborted);
+    try {
+      const result = bypassBreakers ? await send() : await this.health.run(instance.id, send, (e) => isFault(e, sent, cancelled()));
+      return { result };
+    } catch (e) {
+      if (e instanceof BrokenCircuitError) return { kind: "skip" }; // ejected meanwhile: never sent
+      if (e instanceof SdkHttpError && e.status === 401) throw this.unauthorized(call.agent, instance, e);
+      const outcome = classify(e, {
+        agent: call.agent,
+        tool: call.tool,
+        instance: instance.id,
+        ctx: call.ctx,
+        repeatable: call.repeatable,
+        sent,
+        cancelled: cancelled(),
+        deadlinePassed: call.deadlineSignal.aborted,
+        abandoned: patient.signal.aborted,
+      });
+      if (outcome.kind === "fail") throw cancelled() ? (options.signal!.reason ?? outcome.error) : outcome.error;
+      if (outcome.kind === "deadline") throw this.deadlineError(call, instance, sent, e);
+      if (outcome.reason === "repeatable" && patient.signal.aborted) {
+        this.logger.warn(
+          { instance: instance.id, traceId: call.ctx.traceId, waitedMs: Math.round(call.timeoutMs - (deadline - Date.now())) },
+          "no answer from the instance; it is out of rotation and the call goes to another",
+        );
+      }
+      if (outcome.dropConnection) void call.pool.drop(instance.id);
+      return { kind: "retry", same: outcome.same, reason: outcome.reason, error: e };
+    } finally {
+      clearTimeout(patience);
     }
   }
 
@@ -320,8 +353,9 @@ export class MeshClient implements MeshCaller {
         options.onInstance?.(instance.id);
         return await pool.use(instance, fn);
       } catch (e) {
-        if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed) throw e;
-        if (e instanceof StreamableHTTPError && e.code === 401) throw this.unauthorized(agent, instance, e);
+        if (e instanceof ProtocolError) throw e;
+        if (e instanceof SdkHttpError && e.status === 401) throw this.unauthorized(agent, instance, e);
+        if (e instanceof SdkError && e.code !== SdkErrorCode.ConnectionClosed && !(e instanceof SdkHttpError)) throw e;
         lastError = e;
         void pool.drop(instance.id);
       }
@@ -383,54 +417,28 @@ export class MeshClient implements MeshCaller {
    * unknown (so nobody pays twice by running the command again), a repeatable one as a
    * plain timeout.
    */
-  private deadlineError(
-    c: { agent: string; tool: string; instance: CatalogInstance; timeoutMs: number; ctx: MeshContext; sent: boolean; repeatable: boolean },
-    cause: unknown,
-  ): MeshError {
-    const details = { agent: c.agent, tool: c.tool, instance: c.instance.id, traceId: c.ctx.traceId };
-    const what = `${c.agent}.${c.tool} on ${c.instance.id} did not answer within its deadline (${c.timeoutMs} ms)`;
-    if (!c.sent) {
-      return new MeshError("TIMEOUT", `${what}; it was still waiting to be sent, so it did not run. Trace ${c.ctx.traceId}.`, {
+  private deadlineError(call: Call, instance: CatalogInstance, sent: boolean, cause: unknown): MeshError {
+    const { agent, tool, ctx, timeoutMs } = call;
+    const details = { agent, tool, instance: instance.id, traceId: ctx.traceId };
+    const what = `${agent}.${tool} on ${instance.id} did not answer within its deadline (${timeoutMs} ms)`;
+    if (!sent) {
+      return new MeshError("TIMEOUT", `${what}; it was still waiting to be sent, so it did not run. Trace ${ctx.traceId}.`, {
         retryable: true,
         cause,
         details,
       });
     }
-    if (!c.repeatable) {
+    if (!call.repeatable) {
       return new MeshError(
         "DELIVERY_UNKNOWN",
-        `Delivery unknown: ${what}. It may or may not have run: ${c.instance.id} was asked to cancel it, but a cancellation cannot undo an effect that already happened, and ${c.tool} is not safe to repeat. Check its effect before calling again, or repeat it with the same idempotency key. Trace ${c.ctx.traceId}.`,
+        `Delivery unknown: ${what}. It may or may not have run: ${instance.id} was asked to cancel it, but a cancellation cannot undo an effect that already happened, and ${tool} is not safe to repeat. Check its effect before calling again, or repeat it with the same idempotency key. Trace ${ctx.traceId}.`,
         { retryable: false, cause, details },
       );
     }
-    return new MeshError("TIMEOUT", `${what}; ${c.instance.id} was asked to cancel it. It is safe to call again. Trace ${c.ctx.traceId}.`, {
+    return new MeshError("TIMEOUT", `${what}; ${instance.id} was asked to cancel it. It is safe to call again. Trace ${ctx.traceId}.`, {
       retryable: true,
       cause,
       details,
     });
   }
-}
-
-/**
- * An agent's JSON-RPC error as the caller should see it: a mesh failure under the agent
- * (Consul unreachable, another agent down) and a reused idempotency key become MeshErrors
- * with their own codes; any other error is the agent's answer as it came.
- */
-function answered(e: McpError, where: { agent: string; tool: string; instance: string }): Error {
-  if (e.code === IDEMPOTENCY_CONFLICT_ERROR_CODE) {
-    return new MeshError("IDEMPOTENCY_CONFLICT", protocolMessage(e), { cause: e, details: where });
-  }
-  if (e.code !== MESH_FAILURE_ERROR_CODE) return e;
-  const data = (e.data ?? {}) as { code?: unknown; retryable?: unknown };
-  const code = typeof data.code === "string" ? (data.code as MeshErrorCode) : "AGENT_UNREACHABLE";
-  return new MeshError(code, `${where.agent}.${where.tool} on ${where.instance} could not do its work: ${protocolMessage(e)}`, {
-    retryable: data.retryable === true,
-    cause: e,
-    details: where,
-  });
-}
-
-/** An McpError's own message, without the "MCP error <code>: " the SDK puts in front. */
-function protocolMessage(e: McpError): string {
-  return e.message.replace(/^MCP error -?\d+: /, "");
 }

@@ -1,6 +1,10 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ToolListChangedNotificationSchema, type ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
+import {
+  Client,
+  SdkHttpError,
+  StreamableHTTPClientTransport,
+  type ClientCapabilities,
+  type DiscoverResult,
+} from "@modelcontextprotocol/client";
 import PQueue from "p-queue";
 import { MeshError, describeError } from "../protocol/errors.ts";
 import { meshFetch } from "./meshFetch.ts";
@@ -12,16 +16,18 @@ import { isToolmesh } from "../discovery/catalog.ts";
 export const DEFAULT_MAX_CONCURRENT_PER_INSTANCE = 64;
 /** Calls that may wait for one instance; beyond that they are refused at once. @default 256 */
 export const DEFAULT_MAX_QUEUED_PER_INSTANCE = 256;
-/** Longest wait for an MCP session to open (initialize and its answer). @default 5000 */
+/** Longest wait for an MCP connection to be ready (a 2025-11-25 initialize, or a server/discover probe). @default 5000 */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** The revision toolmesh's own hops speak. */
+export const MODERN_REVISION = "2026-07-28";
 
 /**
- * No MCP session could be opened with an instance (refused, not MCP, no answer): the request
- * that needed it was never sent, so sending it to another instance is safe.
+ * No MCP connection could be opened with an instance (refused, not MCP, no answer): the
+ * request that needed it was never sent, so sending it to another instance is safe.
  */
 export class ConnectError extends MeshError {
-  constructor(target: PoolTarget, cause: unknown) {
-    super("AGENT_UNREACHABLE", `${target.id} (${target.url}) did not open an MCP session: ${connectProblem(cause)}`, {
+  constructor(target: PoolTarget, cause: unknown, timeoutMs: number) {
+    super("AGENT_UNREACHABLE", `${target.id} (${target.url}) did not open an MCP connection: ${connectProblem(cause, timeoutMs)}`, {
       retryable: true,
       cause,
       details: { instance: target.id },
@@ -29,11 +35,11 @@ export class ConnectError extends MeshError {
   }
 }
 
-/** Why opening a session failed, in words a user can act on. */
-function connectProblem(e: unknown): string {
+/** Why opening a connection failed, in words a user can act on. */
+function connectProblem(e: unknown, timeoutMs: number): string {
   const message = describeError(e);
-  if (/content type|Unexpected token|JSON|not valid/i.test(message)) return `it does not speak MCP (${message})`;
-  if (/timed out|timeout/i.test(message)) return `no answer within ${DEFAULT_CONNECT_TIMEOUT_MS} ms`;
+  if (/content type|Unexpected token|JSON|not valid|UNEXPECTED_CONTENT/i.test(message)) return `it does not speak MCP (${message})`;
+  if (/timed out|timeout/i.test(message)) return `no answer within ${timeoutMs} ms`;
   return message;
 }
 
@@ -43,20 +49,31 @@ export interface PoolTarget {
   url: string;
   /** The agent (Consul service name): chooses the bearer token. */
   service?: string;
-  /** Consul meta: a toolmesh agent (toolmesh_version) may get the mesh-wide token. */
+  /** Consul meta: a toolmesh agent publishes the revisions it serves and its capabilities. */
   meta?: Record<string, string>;
 }
 
+/** The lists a server may say changed. */
+export type ListKind = "tools" | "prompts" | "resources";
+
 export interface ClientPoolOptions {
-  /** Name the pool's clients give in MCP initialize. */
+  /** Name the pool's clients give (clientInfo). */
   clientName: string;
   logger?: Logger;
-  /** An instance said its tool list changed (notifications/tools/list_changed). */
-  onToolsChanged?: (instanceId: string) => void;
-  /** Capabilities the pool's clients declare (e.g. sampling, when requests are relayed). */
+  /**
+   * An instance said one of its lists changed (notifications/{tools,prompts,resources}/list_changed:
+   * on a 2025-11-25 session, or on a 2026-07-28 listen stream opened on the connection).
+   */
+  onListChanged?: (instanceId: string, list: ListKind) => void;
+  /** Capabilities the pool's clients declare (e.g. elicitation, when input requests are relayed). */
   capabilities?: ClientCapabilities;
-  /** Installs handlers on each new client before it connects (server→client requests). */
+  /** Installs handlers on each new client before it connects (server→client requests, notifications). */
   configure?: (client: Client) => void;
+  /**
+   * Hand a 2026-07-28 `input_required` result back to the caller instead of fulfilling it
+   * here (the gateway relays it to its own client). @default false
+   */
+  relayInputRequests?: boolean;
   /** @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
   /** @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
@@ -67,6 +84,12 @@ export interface ClientPoolOptions {
   onConnected?: (client: Client) => Promise<unknown>;
   /** @default DEFAULT_CONNECT_TIMEOUT_MS */
   connectTimeoutMs?: number;
+  /**
+   * Speak 2025-11-25 (a session per instance) whatever the server offers: the gateway's
+   * relay for a 2025-era client, whose agents' server requests and log messages must come
+   * back on a session of their own. Default: 2026-07-28 where the server speaks it.
+   */
+  legacyOnly?: boolean;
 }
 
 interface Entry {
@@ -80,9 +103,37 @@ interface Entry {
 export const NOTIFICATION_GRACE_MS = 1_000;
 
 /**
- * One MCP client connection per instance, opened on first use and reused for every call
- * after it (never one per call). A connection whose instance leaves the catalog, or that
- * fails, is closed and dropped; the next call opens a fresh one.
+ * What each server (by URL) turned out to speak: toolmesh agents say so in Consul meta
+ * (never probed); another server is probed once (`server/discover`, falling back to
+ * `initialize`) and the verdict is kept for this process, per instance, not per call.
+ */
+const verdicts = new Map<string, { kind: "modern"; discover: DiscoverResult } | { kind: "legacy" }>();
+
+/** The revisions a toolmesh agent serves, and what its server/discover would answer, from its Consul meta. */
+function verdictFromMeta(meta: Record<string, string> | undefined): { kind: "modern"; discover: DiscoverResult } | undefined {
+  if (!isToolmesh(meta) || !meta?.["mcp_protocols"]?.split(",").includes(MODERN_REVISION)) return undefined;
+  let capabilities: Record<string, unknown> = { tools: { listChanged: true } };
+  try {
+    capabilities = JSON.parse(meta["mcp_capabilities"] ?? "") as Record<string, unknown>;
+  } catch {
+    // older agents: tools only
+  }
+  return {
+    kind: "modern",
+    discover: { supportedVersions: meta["mcp_protocols"]!.split(","), capabilities } as unknown as DiscoverResult,
+  };
+}
+
+/** Which revision a connection to this URL speaks, once known: "2026-07-28", "2025-11-25" (legacy), or undefined. */
+export function knownEra(url: string): "modern" | "legacy" | undefined {
+  return verdicts.get(url)?.kind;
+}
+
+/**
+ * One MCP client per instance, opened on first use and reused for every call after it
+ * (never one per call). On the 2026-07-28 revision a client holds no session: each call is
+ * one POST. A client whose instance leaves the catalog, or that fails, is closed and
+ * dropped; the next call opens a fresh one.
  */
 export class ClientPool {
   private readonly entries = new Map<string, Entry>();
@@ -90,26 +141,16 @@ export class ClientPool {
   private readonly lanes = new Map<string, PQueue>();
   private readonly maxConcurrent: number;
   private readonly maxQueued: number;
-  private readonly token: TokenFor | undefined;
-  private readonly clientName: string;
+  private readonly o: ClientPoolOptions;
   private readonly logger: Logger;
-  private readonly onToolsChanged: ((instanceId: string) => void) | undefined;
-  private readonly capabilities: ClientCapabilities;
-  private readonly configure: ((client: Client) => void) | undefined;
-  private readonly onConnected: ((client: Client) => Promise<unknown>) | undefined;
   private readonly connectTimeoutMs: number;
 
   constructor(options: ClientPoolOptions) {
+    this.o = options;
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.capabilities = options.capabilities ?? {};
     this.maxConcurrent = options.maxConcurrentPerInstance ?? DEFAULT_MAX_CONCURRENT_PER_INSTANCE;
     this.maxQueued = options.maxQueuedPerInstance ?? DEFAULT_MAX_QUEUED_PER_INSTANCE;
-    this.token = options.token;
-    this.configure = options.configure;
-    this.onConnected = options.onConnected;
-    this.clientName = options.clientName;
     this.logger = (options.logger ?? silentLogger).child({ component: "client-pool" });
-    this.onToolsChanged = options.onToolsChanged;
   }
 
   get size(): number {
@@ -141,7 +182,7 @@ export class ClientPool {
    * Runs `fn` with the instance's client, counting it in flight: at most
    * maxConcurrentPerInstance at once, the rest queued; with the queue full, refused at once
    * with OVERLOADED (nothing was sent). `signal` (the call's deadline) also ends the wait,
-   * including the wait for a session to open. A session that cannot be opened throws
+   * including the wait for a connection to open. A connection that cannot be opened throws
    * ConnectError (nothing was sent).
    */
   async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -160,15 +201,15 @@ export class ClientPool {
     return lane.add(async () => fn(await abortable(this.client(target), signal)), signal ? { signal } : {});
   }
 
-  /** Closes and forgets an instance's connection (it left, or its session broke). */
+  /** Closes and forgets an instance's connection (it left, or it failed). */
   async drop(instanceId: string): Promise<void> {
     const lane = this.lanes.get(instanceId);
     if (lane && lane.size === 0 && lane.pending === 0) this.lanes.delete(instanceId);
     const entry = this.entries.get(instanceId);
     if (!entry) return;
     this.entries.delete(instanceId);
-    // A cancellation is a POST of its own; closing the transport would abort it in flight and
-    // leave the tool running at the agent.
+    // A 2025-era cancellation is a POST of its own; closing the transport would abort it in
+    // flight and leave the tool running at the agent.
     if (entry.sending.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled(entry.sending), new Promise((r) => (timer = setTimeout(r, NOTIFICATION_GRACE_MS)))]);
@@ -217,31 +258,48 @@ export class ClientPool {
       }
       return pending;
     };
-    const client = new Client({ name: this.clientName, version: "1" }, { capabilities: this.capabilities });
-    this.configure?.(client);
+    const client = new Client(
+      { name: this.o.clientName, version: "1" },
+      {
+        capabilities: this.o.capabilities ?? {},
+        versionNegotiation: this.o.legacyOnly ? { mode: "legacy" } : { mode: "auto", probe: { timeoutMs: this.connectTimeoutMs } },
+        ...(this.o.relayInputRequests ? { inputRequired: { autoFulfill: false } } : {}),
+      },
+    );
+    this.o.configure?.(client);
     client.onclose = () => {
       const entry = this.entries.get(target.id);
       if (entry && entry.url === target.url) this.entries.delete(target.id);
     };
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.onToolsChanged?.(target.id));
-    const token = target.service ? this.token?.(target.service, isToolmesh(target.meta)) : undefined;
+    for (const list of ["tools", "prompts", "resources"] as const)
+      client.setNotificationHandler(`notifications/${list}/list_changed`, () => this.o.onListChanged?.(target.id, list));
+    const token = target.service ? this.o.token?.(target.service, isToolmesh(target.meta)) : undefined;
+    // Toolmesh agents say what they serve in Consul meta: no probe. Others are probed once.
+    const prior = this.o.legacyOnly ? undefined : (verdictFromMeta(target.meta) ?? verdicts.get(target.url));
     try {
       await client.connect(
         new StreamableHTTPClientTransport(new URL(target.url), {
           fetch,
           ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
         }),
-        { timeout: this.connectTimeoutMs },
+        { timeout: this.connectTimeoutMs, ...(prior ? { prior } : {}) },
       );
     } catch (e) {
+      verdicts.delete(target.url);
       void client.close().catch(() => undefined);
       // 401 stays itself: the caller names the token to set.
-      throw e instanceof StreamableHTTPError && e.code === 401 ? e : new ConnectError(target, e);
+      throw e instanceof SdkHttpError && e.status === 401 ? e : new ConnectError(target, e, this.connectTimeoutMs);
     }
-    await this.onConnected?.(client).catch((e: unknown) =>
-      this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
-    );
-    this.logger.debug({ instance: target.id, url: target.url }, "connected");
+    if (!prior && !this.o.legacyOnly) {
+      const discover = client.getDiscoverResult();
+      verdicts.set(target.url, discover ? { kind: "modern", discover } : { kind: "legacy" });
+    }
+    await this.o
+      .onConnected?.(client)
+      .catch((e: unknown) =>
+        this.logger.debug({ instance: target.id, err: String(e) }, "post-connect step failed; the connection is kept"),
+      );
+    this.logger.debug({ instance: target.id, url: target.url, era: client.getProtocolEra() }, "connected");
     return client;
   }
 }

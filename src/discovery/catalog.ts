@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Tool } from "@modelcontextprotocol/client";
 import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { instanceUrl } from "./instanceUrl.ts";
 import { describeError } from "../protocol/errors.ts";

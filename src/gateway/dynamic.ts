@@ -1,4 +1,4 @@
-import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, InputRequiredResult, Tool } from "@modelcontextprotocol/server";
 import { textAndStructured } from "../protocol/results.ts";
 import { Bm25Index } from "../text/bm25.ts";
 
@@ -49,8 +49,8 @@ export class DynamicCatalog {
   handle(
     name: string,
     args: Record<string, unknown>,
-    call: (tool: string, args: Record<string, unknown>) => Promise<CallToolResult>,
-  ): Promise<CallToolResult> | CallToolResult {
+    call: (tool: string, args: Record<string, unknown>) => Promise<CallToolResult | InputRequiredResult>,
+  ): Promise<CallToolResult | InputRequiredResult> | CallToolResult {
     const { index, byName } = this.current();
     if (name === "search_tools") {
       const query = typeof args["query"] === "string" ? args["query"] : "";

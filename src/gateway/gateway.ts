@@ -1,38 +1,36 @@
-import type { ServerResponse } from "node:http";
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
-  CallToolRequestSchema,
-  CreateMessageRequestSchema,
-  ElicitRequestSchema,
-  ErrorCode,
-  ListRootsRequestSchema,
-  ListToolsRequestSchema,
-  LoggingMessageNotificationSchema,
-  McpError,
-  PromptListChangedNotificationSchema,
-  ResourceListChangedNotificationSchema,
-  ResourceUpdatedNotificationSchema,
-  SetLevelRequestSchema,
+  ProtocolError,
+  ProtocolErrorCode,
+  Server,
   type CallToolResult,
+  type InputRequiredResult,
   type LoggingLevel,
+  type ServerContext,
+  type ServerNotifier,
   type Tool,
-} from "@modelcontextprotocol/sdk/types.js";
+} from "@modelcontextprotocol/server";
 import type { MeshClient } from "../client/meshClient.ts";
-import { ClientPool } from "../client/pool.ts";
-import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
-import { describeError, isMeshError } from "../protocol/errors.ts";
-import { argumentProblem } from "../protocol/limits.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+import { describeError } from "../protocol/errors.ts";
+import { argumentProblem } from "../protocol/limits.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
-import { installResourcesAndPrompts } from "./resources.ts";
+import { forwardCall, forwardRequest } from "./forward.ts";
+import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
+import { relayPoolFor, type Relay } from "./relay.ts";
+import { ResourceSubscriptions } from "./subscriptions.ts";
+import { UpstreamLists } from "./upstreamLists.ts";
+import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 
 /** Longest silence from an agent during a call through the gateway; progress resets it. @default 60000 */
 export const GATEWAY_IDLE_TIMEOUT_MS = 60_000;
 /** Longest call through the gateway, progress or not. @default 3600000 (1 h) */
 export const GATEWAY_MAX_CALL_MS = 3_600_000;
+/** How long clients may cache the gateway's lists: it is a live catalog. @default 5000 */
+export const GATEWAY_LIST_TTL_MS = 5_000;
 
 export interface GatewayOptions {
+  /** A caller made with `relayInputRequests` (input requests go back to the gateway's clients). */
   mesh: MeshClient;
   /** `agent.tool` patterns to offer (default all); a bare agent name means all its tools. */
   include?: readonly string[];
@@ -45,32 +43,51 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-/** What one client session sees. */
-type View = { kind: "mesh" } | { kind: "agent"; agent: string } | { kind: "dynamic" };
+/** What one client session (or request) sees: the whole mesh, one agent kind, or the dynamic meta-tools. */
+export type View = { kind: "mesh" } | { kind: "agent"; agent: string } | { kind: "dynamic" };
 
-type Extra = { signal: AbortSignal; sendNotification: Server["notification"] };
+/** A 2025-era session's server and what it relays. */
+interface SessionState {
+  view: View;
+}
+
+/** A 2025-era session a call came on: its client's capabilities and the log level it set travel with the call. */
+export interface LegacySession {
+  server: Server;
+  logLevel: () => LoggingLevel | undefined;
+}
 
 /**
  * The whole mesh as one MCP server: every tool of every agent with a healthy instance,
- * named `agent__tool`, kept live (clients get tools/list_changed when the catalog
- * changes), each call forwarded through discovery with a MeshContext (the client's trace
- * continued, the gateway in the caller chain), progress and cancellation relayed. Also
- * serves one agent kind as its own servers present it, and a dynamic view for meshes
- * too large to list.
+ * named `agent__tool`, kept live (2025-era sessions get list_changed, 2026-07-28 clients
+ * on their subscriptions/listen streams), each call forwarded through discovery with a
+ * MeshContext (the client's trace continued, the gateway in the caller chain), progress,
+ * cancellation and input requests relayed. Also serves one agent kind as its own servers
+ * present it, and a dynamic view for meshes too large to list. It keeps no per-client state
+ * a second gateway replica could not rebuild: 2026-07-28 requests are served by a fresh
+ * server each, and a 2025-era session's only state is its log level and subscriptions.
  */
 export class Gateway {
-  private readonly mesh: MeshClient;
+  readonly mesh: MeshClient;
   private readonly visible: (agent: string, tool: string) => boolean;
-  private readonly dynamic: boolean;
-  private readonly idleTimeoutMs: number;
-  private readonly maxCallMs: number;
-  private readonly logger: Logger;
-  private readonly sessions = new Map<Server, View>();
+  readonly dynamic: boolean;
+  readonly idleTimeoutMs: number;
+  readonly maxCallMs: number;
+  readonly logger: Logger;
+  /** Live 2025-era session servers (they get list_changed). */
+  private readonly sessions = new Map<Server, SessionState>();
+  /** Publishers to the 2026-07-28 listen streams of each endpoint, by view. */
+  private readonly notifiers = new Map<string, ServerNotifier>();
   private readonly listings = new Map<string, Listing>();
-  private readonly search: DynamicCatalog;
-  private readonly relaying = new WeakMap<Server, () => boolean>();
-  /** Calls taken by the fast path, per session, by JSON-RPC id (for cancellation). */
-  private readonly fastCalls = new WeakMap<Server, Map<string | number, AbortController>>();
+  readonly search: DynamicCatalog;
+  /** Upstream resource subscriptions, shared by every client that wants a URI's updates. */
+  readonly subscriptions: ResourceSubscriptions;
+  /** Which agent serves which resource URI. */
+  readonly resources: ResourceIndex;
+  /** Listen streams on the agents, for their own list changes. */
+  private readonly upstreamLists: UpstreamLists;
+  /** List changes agents announced, to pass on with the next notification round even if the listing looks the same. */
+  private readonly announced = new Map<string, Set<ListKind>>();
   private pending: NodeJS.Timeout | undefined;
 
   constructor(options: GatewayOptions) {
@@ -81,10 +98,17 @@ export class Gateway {
     this.maxCallMs = options.maxCallMs ?? GATEWAY_MAX_CALL_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "gateway" });
     this.search = new DynamicCatalog(() => this.tools());
-    this.mesh.catalog.on("change", () => this.scheduleListChanged());
+    this.subscriptions = new ResourceSubscriptions(this.mesh, this.logger);
+    this.resources = new ResourceIndex(this.mesh, this.logger);
+    this.upstreamLists = new UpstreamLists(this.mesh, this.logger);
+    this.mesh.catalog.on("change", () => {
+      this.upstreamLists.sync(this.healthyAgents());
+      this.scheduleListChanged();
+    });
+    this.upstreamLists.sync(this.healthyAgents());
   }
 
-  /** Tools of the whole mesh now: healthy agents only, filtered, namespaced. */
+  /** Tools of the whole mesh now: healthy agents only, filtered, namespaced, in a stable order. */
   tools(): Tool[] {
     const out: Tool[] = [];
     for (const agent of this.mesh.catalog.agents()) {
@@ -105,10 +129,11 @@ export class Gateway {
     return out;
   }
 
-  /** The tools of one agent kind, unprefixed; none while every replica is down. */
+  /** The tools of one agent kind, unprefixed, sorted by name; none while every replica is down. */
   agentTools(agent: string): Tool[] {
     const a = this.mesh.catalog.agent(agent);
-    return a && a.instances.length > 0 ? a.tools.filter((t) => this.visible(agent, t.name)) : [];
+    if (!a || a.instances.length === 0) return [];
+    return a.tools.filter((t) => this.visible(agent, t.name)).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   }
 
   /** Whether an agent kind has a healthy instance (the passthrough endpoint needs one). */
@@ -117,17 +142,75 @@ export class Gateway {
   }
 
   /**
-   * A fresh low-level MCP server for one client session: the whole mesh (agent__tool, or
-   * the dynamic meta-tools), or, with `agent`, one agent kind exactly as its servers
-   * present it (unprefixed names), load-balanced across its healthy replicas.
+   * A 2026-07-28 client opened a subscriptions/listen stream on a view's endpoint: the
+   * resources it names are subscribed upstream (shared with every other client that wants
+   * them) until the stream closes; their updates are published to the view's streams.
    */
-  createServer(agent?: string): Server {
-    const view: View = agent ? { kind: "agent", agent } : this.dynamic ? { kind: "dynamic" } : { kind: "mesh" };
+  listen(view: View, uris: readonly string[], closed: Promise<void>): void {
+    const notify = this.notifiers.get(viewKey(view));
+    if (!notify || view.kind === "dynamic") return;
+    for (const uri of uris) {
+      // The passthrough's agent answers for its own URIs; the whole mesh finds the owner.
+      const owner = view.kind === "agent" ? Promise.resolve(view.agent) : this.resources.ownerFor(uri, this.healthyAgents());
+      const release = owner.then((agent) => this.subscriptions.acquire(uri, agent, (u) => notify.resourceUpdated(u)));
+      release.catch((e: unknown) =>
+        this.logger.info({ uri, err: describeError(e) }, "a listen stream names a resource the gateway cannot subscribe to"),
+      );
+      void closed.then(async () => (await release.catch(() => undefined))?.());
+    }
+  }
+
+  /**
+   * An agent said one of its lists changed: the views that present it pass it on (the tool
+   * list once the catalog has fetched it again; prompts and resources are listed on demand).
+   */
+  listChanged(agent: string, list: ListKind): void {
+    if (list !== "tools" || this.agentTools(agent).length > 0) {
+      for (const key of [viewKey({ kind: "mesh" }), viewKey({ kind: "agent", agent })]) {
+        const kinds = this.announced.get(key) ?? new Set<ListKind>();
+        kinds.add(list);
+        this.announced.set(key, kinds);
+      }
+    }
+    this.scheduleListChanged();
+  }
+
+  /** An agent said a resource changed (on any of the gateway's connections). */
+  resourceUpdated(uri: string): void {
+    this.subscriptions.updated(uri);
+  }
+
+  /** Agents with at least one healthy instance, sorted. */
+  healthyAgents(): string[] {
+    return this.mesh.catalog
+      .agents()
+      .filter((a) => a.instances.length > 0)
+      .map((a) => a.name)
+      .sort();
+  }
+
+  /** The view an endpoint serves: one agent kind (the passthrough), or the whole mesh. */
+  viewFor(agent?: string): View {
+    return agent ? { kind: "agent", agent } : this.dynamic ? { kind: "dynamic" } : { kind: "mesh" };
+  }
+
+  /** Registers the publisher of an endpoint's 2026-07-28 listen streams (list changes reach them). */
+  attach(view: View, notify: ServerNotifier): void {
+    this.notifiers.set(viewKey(view), notify);
+    if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
+  }
+
+  /**
+   * A fresh low-level server (the gateway owns dispatch) for one 2026-07-28 request or one
+   * 2025-era session of a view.
+   */
+  createServer(view: View, era: "modern" | "legacy"): Server {
+    const agentName = view.kind === "agent" ? view.agent : undefined;
     const server = new Server(
       {
-        name: agent ? `toolmesh-${agent}` : "toolmesh-gateway",
-        title: agent ? `${agent} (through the toolmesh gateway)` : "toolmesh gateway",
-        version: "0.1.0",
+        name: agentName ? `toolmesh-${agentName}` : "toolmesh-gateway",
+        title: agentName ? `${agentName} (through the toolmesh gateway)` : "toolmesh gateway",
+        version: "0.2.0",
       },
       {
         capabilities: {
@@ -143,169 +226,67 @@ export class Gateway {
             : view.kind === "dynamic"
               ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
               : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
+        cacheHints: {
+          "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+          "prompts/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+          "resources/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+          "resources/templates/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+          "server/discover": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        },
       },
     );
-    // Server→client requests of an agent (sampling, elicitation, roots) must reach the client
-    // whose call caused them, and the answer the same replica; so must the agents' log
-    // messages and resource updates. A session that needs any of that gets upstream
-    // connections of its own (its relay pool), which relay them; others share the gateway's.
-    let relayPool: ClientPool | undefined;
+    // A 2025-era session that sets a log level or subscribes to a resource, or whose client
+    // can answer server requests (sampling, elicitation, roots) of a 2025-era agent, gets
+    // upstream connections of its own that relay those back to it.
     let logLevel: LoggingLevel | undefined;
-    const needsRelay = () => {
-      const caps = server.getClientCapabilities() ?? {};
-      return Boolean(relayPool) || logLevel !== undefined || Boolean(caps.sampling || caps.elicitation || caps.roots);
-    };
-    const relay = (required = false): ClientPool | undefined => {
-      if (!required && !needsRelay()) return undefined;
-      const caps = server.getClientCapabilities() ?? {};
-      relayPool ??= new ClientPool({
-        clientName: "toolmesh-gateway",
-        // The gateway's own mesh credentials: a client's token is never passed on.
-        token: this.mesh.tokenFor,
-        capabilities: {
-          ...(caps.sampling ? { sampling: caps.sampling } : {}),
-          ...(caps.elicitation ? { elicitation: caps.elicitation } : {}),
-          ...(caps.roots ? { roots: {} } : {}),
-        },
-        configure: (client) => {
-          if (caps.sampling)
-            client.setRequestHandler(CreateMessageRequestSchema, (req, extra) =>
-              server.createMessage(req.params, { signal: extra.signal }),
-            );
-          if (caps.elicitation)
-            client.setRequestHandler(ElicitRequestSchema, (req, extra) => server.elicitInput(req.params, { signal: extra.signal }));
-          if (caps.roots)
-            client.setRequestHandler(ListRootsRequestSchema, (_req, extra) => server.listRoots(undefined, { signal: extra.signal }));
-          const ignore = () => undefined;
-          client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void server.sendLoggingMessage(n.params).catch(ignore));
-          client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void server.sendResourceUpdated(n.params).catch(ignore));
-          if (view.kind !== "dynamic") {
-            client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void server.sendResourceListChanged().catch(ignore));
-            client.setNotificationHandler(PromptListChangedNotificationSchema, () => void server.sendPromptListChanged().catch(ignore));
-          }
-        },
-        onConnected: async (client) => {
-          if (logLevel !== undefined && client.getServerCapabilities()?.logging) await client.setLoggingLevel(logLevel);
-        },
-        logger: this.logger,
-      });
-      return relayPool;
-    };
-    // The client's log level applies at the agents, which then send only what it asked for.
-    server.setRequestHandler(SetLevelRequestSchema, async (req) => {
+    const relay: Relay =
+      era === "legacy" ? relayPoolFor(this, server, view, () => logLevel) : { get: () => undefined, close: () => undefined };
+    const session = era === "legacy" ? { server, logLevel: () => logLevel } : undefined;
+    server.setRequestHandler("logging/setLevel", async (req) => {
       logLevel = req.params.level;
-      await relay(true)!.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
+      await relay.get()?.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
       return {};
     });
-    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.offered(view) }));
-    if (view.kind !== "dynamic") {
-      installResourcesAndPrompts(server, {
-        mesh: this.mesh,
-        agents: () => (view.kind === "agent" ? [view.agent] : this.healthyAgents()),
-        prefix: view.kind === "mesh",
-        pool: relay,
-        logger: this.logger,
-      });
+    server.setRequestHandler("tools/list", () => ({ tools: this.offered(view) }));
+    const aggregation =
+      view.kind === "dynamic"
+        ? undefined
+        : installResourcesAndPrompts(server, {
+            mesh: this.mesh,
+            agents: () => (view.kind === "agent" ? [view.agent] : this.healthyAgents()),
+            prefix: view.kind === "mesh",
+            pool: () => relay.get(),
+            subscriptions: this.subscriptions,
+            index: this.resources,
+            forward: (agent, request, ctx) => forwardRequest(this, agent, request, ctx, { pool: relay.get(), session }),
+            logger: this.logger,
+          });
+    server.setRequestHandler("tools/call", (request, ctx) => this.dispatch(view, request.params, ctx, relay, session));
+    if (era === "legacy") {
+      this.sessions.set(server, { view });
+      server.onclose = () => {
+        this.sessions.delete(server);
+        relay.close();
+        void aggregation?.close();
+      };
     }
-    server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.dispatch(view, request.params, extra, relay()));
-    this.sessions.set(server, view);
-    // Whether this session's calls need the SDK server's full path (relayed server-to-client
-    // messages or progress); see takeCall.
-    this.relaying.set(server, needsRelay);
-    if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
-    server.onclose = () => {
-      this.sessions.delete(server);
-      void relayPool?.closeAll();
-    };
     return server;
-  }
-
-  /**
-   * The fast path for tools/call: when a session relays nothing (no sampling, elicitation,
-   * roots or log level) and the call asks for no progress, the gateway answers it without
-   * the SDK server's request machinery (validation, SSE framing, Node/web request
-   * conversion): one JSON-RPC response as application/json, the call itself forwarded
-   * exactly as on the full path (context, deadline, failover). A client's
-   * notifications/cancelled for such a call is honoured here too. Returns false to leave a
-   * request to the full path (anything else, including every error case).
-   */
-  takeCall(server: Server, body: unknown, res: ServerResponse): boolean {
-    const view = this.sessions.get(server);
-    if (!view || view.kind === "dynamic" || Array.isArray(body) || typeof body !== "object" || body === null) return false;
-    const msg = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
-    const calls = this.fastCalls.get(server);
-    if (msg.method === "notifications/cancelled") {
-      const ctl = calls?.get(msg.params?.["requestId"] as string | number);
-      if (!ctl) return false;
-      ctl.abort(new Error(String(msg.params?.["reason"] ?? "cancelled by the client")));
-      res.writeHead(202).end();
-      return true;
-    }
-    if (msg.jsonrpc !== "2.0" || msg.method !== "tools/call" || (typeof msg.id !== "string" && typeof msg.id !== "number")) return false;
-    const params = msg.params;
-    const name = params?.["name"];
-    const args = params?.["arguments"] ?? {};
-    const meta = (params?.["_meta"] ?? {}) as Record<string, unknown>;
-    if (typeof name !== "string" || typeof args !== "object" || args === null || Array.isArray(args) || typeof meta !== "object")
-      return false;
-    if (meta["progressToken"] !== undefined || this.relaying.get(server)?.() !== false || argumentProblem(args)) return false;
-    const target = this.resolve(view, name);
-    if (!target) return false;
-
-    const id = msg.id;
-    const ctl = new AbortController();
-    const live = calls ?? new Map<string | number, AbortController>();
-    if (!calls) this.fastCalls.set(server, live);
-    live.set(id, ctl);
-    res.once("close", () => {
-      live.delete(id);
-      if (!res.writableFinished) ctl.abort(new Error("the client went away"));
-    });
-    const extra = { signal: ctl.signal, sendNotification: (() => Promise.resolve()) as Server["notification"] };
-    void this.forward(target.agent, target.tool, { arguments: args as Record<string, unknown>, _meta: meta }, extra, undefined).then(
-      (result) => reply(res, { jsonrpc: "2.0", id, result }),
-      // Only a cancelled call throws here. MCP sends no answer to one, but this HTTP request
-      // must end: with LSP's RequestCancelled code, which SDK clients ignore once cancelled.
-      () => reply(res, { jsonrpc: "2.0", id, error: { code: -32_800, message: "Request cancelled by the client" } }),
-    );
-    return true;
-  }
-
-  /**
-   * The agent and tool a name offered in this view stands for, or undefined when the view
-   * offers no such tool now. Looks only at the one agent's tools (no mesh-wide listing per call).
-   */
-  private resolve(view: View, name: string): { agent: string; tool: string } | undefined {
-    if (view.kind === "agent")
-      return this.agentTools(view.agent).some((t) => t.name === name) ? { agent: view.agent, tool: name } : undefined;
-    const target = parseGatewayToolName(name);
-    if (!target || gatewayToolName(target.agent, target.tool) !== name) return undefined;
-    return this.agentTools(target.agent).some((t) => t.name === target.tool) ? target : undefined;
-  }
-
-  private listing(view: View): Listing {
-    const tools = this.offered(view)
-      .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
-      .sort()
-      .join("|");
-    // Resources and prompts are fetched from the agents on demand: they can change when
-    // the set of agents with a healthy instance does.
-    const agents = view.kind === "agent" ? String(this.hasAgent(view.agent)) : this.healthyAgents().join(",");
-    return { tools, agents };
-  }
-
-  /** Agents with at least one healthy instance, sorted. */
-  healthyAgents(): string[] {
-    return this.mesh.catalog
-      .agents()
-      .filter((a) => a.instances.length > 0)
-      .map((a) => a.name)
-      .sort();
   }
 
   close(): void {
     clearTimeout(this.pending);
     this.sessions.clear();
+    void this.subscriptions.close();
+    void this.upstreamLists.close();
+  }
+
+  /** The agent and tool a name offered in this view stands for, or undefined. Looks only at the one agent's tools. */
+  resolve(view: View, name: string): { agent: string; tool: string } | undefined {
+    if (view.kind === "agent")
+      return this.agentTools(view.agent).some((t) => t.name === name) ? { agent: view.agent, tool: name } : undefined;
+    const target = parseGatewayToolName(name);
+    if (!target || gatewayToolName(target.agent, target.tool) !== name) return undefined;
+    return this.agentTools(target.agent).some((t) => t.name === target.tool) ? target : undefined;
   }
 
   private offered(view: View): Tool[] {
@@ -317,17 +298,21 @@ export class Gateway {
   private async dispatch(
     view: View,
     params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
-    extra: Extra,
-    pool: ClientPool | undefined,
-  ): Promise<CallToolResult> {
+    ctx: ServerContext,
+    relay: Relay,
+    session: LegacySession | undefined,
+  ): Promise<CallToolResult | InputRequiredResult> {
     // The same limits as the agents', before anything is parsed further or forwarded.
     const problem = argumentProblem(params.arguments);
-    if (problem) throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for ${params.name}: ${problem}.`);
+    if (problem) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for ${params.name}: ${problem}.`);
     if (view.kind === "dynamic") {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
         const target = this.resolve({ kind: "mesh" }, name);
         if (!target) return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
-        return this.forward(target.agent, target.tool, { arguments: args, _meta: params._meta }, extra, pool);
+        return forwardCall(this, target, { arguments: args, ...(params._meta ? { _meta: params._meta } : {}) }, ctx, {
+          pool: relay.get(),
+          session,
+        });
       });
     }
     const target = this.resolve(view, params.name);
@@ -340,87 +325,61 @@ export class Gateway {
                 .join(", ") || "nothing right now (no healthy instance)"
             }`
           : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
-      throw new McpError(ErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
     }
-    return this.forward(target.agent, target.tool, params, extra, pool);
+    return forwardCall(this, target, params, ctx, { pool: relay.get(), session });
   }
 
-  /** Forwards one call through the mesh, relaying context, progress and cancellation. */
-  private async forward(
-    agent: string,
-    tool: string,
-    params: { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
-    extra: Extra,
-    pool: ClientPool | undefined,
-  ): Promise<CallToolResult> {
-    const meta = params._meta ?? {};
-    const progressToken = meta["progressToken"] as string | number | undefined;
-    let context: MeshContext;
-    try {
-      context = this.contextFor(meta, agent);
-    } catch (e) {
-      return errorResult(e);
-    }
-    try {
-      const { result } = await this.mesh.call(agent, tool, params.arguments ?? {}, {
-        context,
-        signal: extra.signal,
-        ...(pool ? { pool } : {}),
-        timeoutMs: this.maxCallMs,
-        idleTimeoutMs: this.idleTimeoutMs,
-        ...(progressToken !== undefined
-          ? { onProgress: (p) => void extra.sendNotification({ method: "notifications/progress", params: { progressToken, ...p } }) }
-          : {}),
-      });
-      return result;
-    } catch (e) {
-      if (extra.signal.aborted) throw e; // the client cancelled: it expects no answer
-      this.logger.warn({ agent, tool, traceId: context.traceId, err: describeError(e) }, "call through the gateway failed");
-      return errorResult(e);
-    }
+  private listing(view: View): Listing {
+    const tools = this.offered(view)
+      .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
+      .join("|");
+    // Resources and prompts are fetched from the agents on demand: they can change when
+    // the set of agents with a healthy instance does.
+    const agents = view.kind === "agent" ? String(this.hasAgent(view.agent)) : this.healthyAgents().join(",");
+    return { tools, agents };
   }
 
-  /**
-   * The client's mesh context continued (gateway appended), or a new one continuing its
-   * traceparent. The client's idempotency key is for this very call: it is carried on (an
-   * onward call of an agent never inherits its caller's key, but the gateway forwards the
-   * client's call itself).
-   */
-  private contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
-    const incoming = fromMeta(meta);
-    const fromMesh = Object.keys(meta).some((k) => k.startsWith(META_PREFIX));
-    const key = incoming?.idempotencyKey;
-    const ctx =
-      incoming && fromMesh
-        ? childContext(incoming, "gateway", agent)
-        : rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
-    return key ? { ...ctx, idempotencyKey: key } : ctx;
-  }
-
-  /** After a catalog change, tell each session whose offered tools, resources or prompts changed (coalesced). */
+  /** After a catalog change, tell each session and listen stream whose tools, resources or prompts changed (coalesced). */
   private scheduleListChanged(): void {
     clearTimeout(this.pending);
     this.pending = setTimeout(() => {
       const views = new Map<string, View>();
-      for (const view of this.sessions.values()) views.set(viewKey(view), view);
+      for (const s of this.sessions.values()) views.set(viewKey(s.view), s.view);
+      for (const key of this.notifiers.keys()) views.set(key, parseViewKey(key));
       const tools = new Set<string>();
-      const members = new Set<string>();
+      const prompts = new Set<string>();
+      const resources = new Set<string>();
       for (const [key, view] of views) {
         const now = this.listing(view);
         const before = this.listings.get(key);
-        if (before?.tools !== now.tools) tools.add(key);
-        if (before?.agents !== now.agents && view.kind !== "dynamic") members.add(key);
+        const announced = this.announced.get(key);
+        if (before?.tools !== now.tools || announced?.has("tools")) tools.add(key);
+        if (view.kind !== "dynamic") {
+          // A new or departed agent may bring or take resources and prompts.
+          const members = before?.agents !== now.agents;
+          if (members || announced?.has("prompts")) prompts.add(key);
+          if (members || announced?.has("resources")) resources.add(key);
+        }
         this.listings.set(key, now);
       }
-      if (tools.size === 0 && members.size === 0) return;
-      this.logger.info({ views: [...new Set([...tools, ...members])], sessions: this.sessions.size }, "catalog changed; notifying clients");
+      this.announced.clear();
+      if (tools.size === 0 && prompts.size === 0 && resources.size === 0) return;
+      this.logger.info(
+        { views: [...new Set([...tools, ...prompts, ...resources])], sessions: this.sessions.size },
+        "catalog changed; notifying clients",
+      );
       const ignore = () => undefined;
-      for (const [server, view] of this.sessions) {
-        if (tools.has(viewKey(view))) void server.sendToolListChanged().catch(ignore);
-        if (members.has(viewKey(view))) {
-          void server.sendResourceListChanged().catch(ignore);
-          void server.sendPromptListChanged().catch(ignore);
-        }
+      for (const [server, s] of this.sessions) {
+        const key = viewKey(s.view);
+        if (tools.has(key)) void server.sendToolListChanged().catch(ignore);
+        if (resources.has(key)) void server.sendResourceListChanged().catch(ignore);
+        if (prompts.has(key)) void server.sendPromptListChanged().catch(ignore);
+      }
+      for (const [key, notify] of this.notifiers) {
+        if (tools.has(key)) notify.toolsChanged();
+        if (resources.has(key)) notify.resourcesChanged();
+        if (prompts.has(key)) notify.promptsChanged();
       }
     }, 50);
   }
@@ -432,21 +391,18 @@ interface Listing {
   agents: string;
 }
 
-function reply(res: ServerResponse, message: unknown): void {
-  if (res.writableEnded || res.destroyed) return;
-  const body = JSON.stringify(message);
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
-}
-
 function viewKey(view: View): string {
   return view.kind === "agent" ? `agent:${view.agent}` : view.kind;
 }
 
-function unknownTool(name: string, hint: string): CallToolResult {
-  return { isError: true, content: [{ type: "text", text: `Unknown tool "${name}": ${hint}.` }] };
+function parseViewKey(key: string): View {
+  return key.startsWith("agent:")
+    ? { kind: "agent", agent: key.slice("agent:".length) }
+    : key === "dynamic"
+      ? { kind: "dynamic" }
+      : { kind: "mesh" };
 }
 
-function errorResult(e: unknown): CallToolResult {
-  const code = isMeshError(e) ? ` (${e.code})` : "";
-  return { isError: true, content: [{ type: "text", text: `toolmesh${code}: ${describeError(e)}` }] };
+function unknownTool(name: string, hint: string): CallToolResult {
+  return { isError: true, content: [{ type: "text", text: `Unknown tool "${name}": ${hint}.` }] };
 }

@@ -1,26 +1,20 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
-  CompleteRequestSchema,
-  ErrorCode,
-  GetPromptRequestSchema,
-  ListPromptsRequestSchema,
-  ListResourcesRequestSchema,
-  ListResourceTemplatesRequestSchema,
-  McpError,
-  ReadResourceRequestSchema,
-  SubscribeRequestSchema,
-  UnsubscribeRequestSchema,
+  ProtocolError,
+  ProtocolErrorCode,
   type CompleteResult,
   type Prompt,
   type Resource,
-  type ResourceTemplate,
-} from "@modelcontextprotocol/sdk/types.js";
+  type ResourceTemplateType,
+  type Server,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import type { Client } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../client/meshClient.ts";
 import type { ClientPool } from "../client/pool.ts";
 import { META_PREFIX } from "../context/meshContext.ts";
 import { describeError } from "../protocol/errors.ts";
 import type { Logger } from "../logger.ts";
+import type { ResourceSubscriptions } from "./subscriptions.ts";
 import { gatewayToolName, parseGatewayToolName } from "./toolNames.ts";
 
 /** JSON-RPC error the MCP spec gives for an unknown resource. */
@@ -32,11 +26,18 @@ export interface AggregationOptions {
   agents: () => string[];
   /** Namespace prompt names as agent__prompt (the whole-mesh view). */
   prefix: boolean;
-  /**
-   * The session's own connections, if it relays server-to-client messages; `required`
-   * opens them (a subscription's updates must come back to this session).
-   */
-  pool: (required?: boolean) => ClientPool | undefined;
+  /** The session's own connections, if it relays server-to-client messages (log messages). */
+  pool: () => ClientPool | undefined;
+  /** The gateway's upstream resource subscriptions (a 2025-era session's subscribe joins them). */
+  subscriptions: ResourceSubscriptions;
+  /** Which agent serves which URI. */
+  index: ResourceIndex;
+  /** Sends prompts/get or resources/read on to an agent (input requests relayed, errors as the agent sent them). */
+  forward: <R>(
+    agent: string,
+    request: { method: "prompts/get" | "resources/read"; params: Record<string, unknown> },
+    ctx: ServerContext,
+  ) => Promise<R>;
   logger: Logger;
 }
 
@@ -48,94 +49,139 @@ const AGENT_KEY = `${META_PREFIX}agent`;
  * resources keep their URIs (tagged with their agent in _meta) and reads go to the agent
  * that listed the URI or whose template matches it; prompts are named like tools.
  */
-export function installResourcesAndPrompts(server: Server, o: AggregationOptions): void {
-  const owners = new Map<string, string>();
-  let templates: { agent: string; uriTemplate: string; pattern: RegExp }[] = [];
-  /** Subscribed URI → where the subscription lives (updates come from that instance). */
-  const subscriptions = new Map<string, { agent: string; instance: string | undefined }>();
+/**
+ * Which agent serves which resource URI, learnt from the agents' listings (resources and
+ * templates), shared by every session and request of the gateway.
+ */
+export class ResourceIndex {
+  private readonly owners = new Map<string, string>();
+  private templates: { agent: string; uriTemplate: string; pattern: RegExp }[] = [];
 
-  const fanOut = async <T>(what: string, fn: (agent: string, client: Client) => Promise<T[]>): Promise<T[]> => {
-    const pool = o.pool();
+  private readonly mesh: MeshClient;
+  private readonly logger: Logger;
+
+  constructor(mesh: MeshClient, logger: Logger) {
+    this.mesh = mesh;
+    this.logger = logger;
+  }
+
+  /** Lists `what` of each agent (one healthy instance each); an agent that fails is left out and logged. */
+  async fanOut<T>(
+    what: string,
+    agents: readonly string[],
+    fn: (agent: string, client: Client) => Promise<T[]>,
+    pool?: ClientPool,
+  ): Promise<T[]> {
     const lists = await Promise.all(
-      o.agents().map((agent) =>
-        o.mesh
+      agents.map((agent) =>
+        this.mesh
           .withAgent(agent, (c) => fn(agent, c), pool ? { pool } : {})
           .catch((e: unknown) => {
-            o.logger.warn({ agent, err: describeError(e) }, `cannot list ${what}; leaving this agent out`);
+            this.logger.warn({ agent, err: describeError(e) }, `cannot list ${what}; leaving this agent out`);
             return [] as T[];
           }),
       ),
     );
     return lists.flat();
-  };
+  }
 
-  const listResources = async (): Promise<Resource[]> => {
-    const resources = await fanOut("resources", async (agent, c) =>
-      c.getServerCapabilities()?.resources
-        ? (await c.listResources()).resources.map((r) => ({ ...r, _meta: { ...r._meta, [AGENT_KEY]: agent } }))
-        : [],
+  async listResources(agents: readonly string[], pool?: ClientPool): Promise<Resource[]> {
+    const resources = await this.fanOut(
+      "resources",
+      agents,
+      async (agent, c) =>
+        c.getServerCapabilities()?.resources
+          ? (await c.listResources()).resources.map((r) => ({ ...r, _meta: { ...r._meta, [AGENT_KEY]: agent } }))
+          : [],
+      pool,
     );
-    owners.clear();
-    for (const r of resources) owners.set(r.uri, r._meta[AGENT_KEY] as string);
+    for (const agent of agents) for (const [uri, owner] of this.owners) if (owner === agent) this.owners.delete(uri);
+    for (const r of resources) this.owners.set(r.uri, r._meta[AGENT_KEY] as string);
     return resources;
-  };
+  }
 
-  const listTemplates = async (): Promise<ResourceTemplate[]> => {
-    const list = await fanOut("resource templates", async (agent, c) =>
-      c.getServerCapabilities()?.resources
-        ? (await c.listResourceTemplates()).resourceTemplates.map((t) => ({ ...t, _meta: { ...t._meta, [AGENT_KEY]: agent } }))
-        : [],
+  async listTemplates(agents: readonly string[], pool?: ClientPool): Promise<ResourceTemplateType[]> {
+    const list = await this.fanOut(
+      "resource templates",
+      agents,
+      async (agent, c) =>
+        c.getServerCapabilities()?.resources
+          ? (await c.listResourceTemplates()).resourceTemplates.map((t) => ({ ...t, _meta: { ...t._meta, [AGENT_KEY]: agent } }))
+          : [],
+      pool,
     );
-    templates = list.map((t) => ({
-      agent: t._meta[AGENT_KEY] as string,
-      uriTemplate: t.uriTemplate,
-      pattern: templatePattern(t.uriTemplate),
-    }));
+    this.templates = [
+      ...this.templates.filter((t) => !agents.includes(t.agent)),
+      ...list.map((t) => ({ agent: t._meta[AGENT_KEY] as string, uriTemplate: t.uriTemplate, pattern: templatePattern(t.uriTemplate) })),
+    ];
     return list;
-  };
+  }
 
-  const ownerOf = (uri: string) => owners.get(uri) ?? templates.find((t) => t.pattern.test(uri))?.agent;
+  /** The agent (of `agents`) known to serve a URI, or undefined. */
+  ownerOf(uri: string, agents: readonly string[]): string | undefined {
+    const listed = this.owners.get(uri);
+    if (listed && agents.includes(listed)) return listed;
+    return this.templates.find((t) => agents.includes(t.agent) && t.pattern.test(uri))?.agent;
+  }
 
-  server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await listResources() }));
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await listTemplates() }));
+  /** The agent template `uriTemplate` belongs to. */
+  templateOwner(uriTemplate: string, agents: readonly string[]): string | undefined {
+    return this.templates.find((t) => t.uriTemplate === uriTemplate && agents.includes(t.agent))?.agent;
+  }
+
   /** The agent serving a URI (listed, or matching one of its templates), listing again once if unknown. */
-  const ownerFor = async (uri: string): Promise<string> => {
-    let owner = ownerOf(uri);
+  async ownerFor(uri: string, agents: readonly string[]): Promise<string> {
+    let owner = this.ownerOf(uri, agents);
     if (!owner) {
-      await Promise.all([listResources(), listTemplates()]);
-      owner = ownerOf(uri);
+      await Promise.all([this.listResources(agents), this.listTemplates(agents)]);
+      owner = this.ownerOf(uri, agents);
     }
-    if (!owner) throw new McpError(RESOURCE_NOT_FOUND, `Resource not found: no agent of the mesh lists "${uri}".`);
+    if (!owner) throw new ProtocolError(RESOURCE_NOT_FOUND, `Resource not found: no agent of the mesh lists "${uri}".`, { uri });
     return owner;
-  };
+  }
+}
 
-  server.setRequestHandler(ReadResourceRequestSchema, async (req) => {
+export function installResourcesAndPrompts(server: Server, o: AggregationOptions): { close(): Promise<void> } {
+  const index = o.index;
+  /** This session's subscribed URIs → how to leave the gateway's upstream subscription. */
+  const subscribed = new Map<string, Promise<() => Promise<void>>>();
+  const fanOut = <T>(what: string, fn: (agent: string, client: Client) => Promise<T[]>) => index.fanOut(what, o.agents(), fn, o.pool());
+  // The passthrough sends every URI to its agent, which answers for its own resources.
+  const ownerFor = async (uri: string) => (o.prefix ? index.ownerFor(uri, o.agents()) : (o.agents()[0] ?? index.ownerFor(uri, [])));
+
+  server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
+  server.setRequestHandler("resources/templates/list", async () => ({
+    resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
+  }));
+  server.setRequestHandler("resources/read", async (req, ctx) => {
     const owner = await ownerFor(req.params.uri);
-    const pool = o.pool();
-    return o.mesh.withAgent(owner, (c) => c.readResource({ uri: req.params.uri }), pool ? { pool } : {});
+    return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
   });
-  server.setRequestHandler(SubscribeRequestSchema, async (req) => {
-    const owner = await ownerFor(req.params.uri);
-    const sub = { agent: owner, instance: undefined as string | undefined };
-    await o.mesh.withAgent(owner, (c) => c.subscribeResource({ uri: req.params.uri }), {
-      pool: o.pool(true)!,
-      onInstance: (id) => (sub.instance = id),
-    });
-    subscriptions.set(req.params.uri, sub);
+  // 2025-era sessions only (2026-07-28 clients name URIs in subscriptions/listen instead).
+  server.setRequestHandler("resources/subscribe", async (req) => {
+    const uri = req.params.uri;
+    if (subscribed.has(uri)) return {};
+    const owner = await ownerFor(uri);
+    const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
+    subscribed.set(uri, release);
+    try {
+      await release;
+    } catch (e) {
+      subscribed.delete(uri);
+      throw e;
+    }
     return {};
   });
-  server.setRequestHandler(UnsubscribeRequestSchema, async (req) => {
-    const sub = subscriptions.get(req.params.uri);
-    if (!sub) return {}; // never subscribed here: nothing to undo
-    subscriptions.delete(req.params.uri);
-    await o.mesh.withAgent(sub.agent, (c) => c.unsubscribeResource({ uri: req.params.uri }), {
-      pool: o.pool(true)!,
-      ...(sub.instance ? { prefer: sub.instance } : {}),
-    });
+  server.setRequestHandler("resources/unsubscribe", async (req) => {
+    const release = subscribed.get(req.params.uri);
+    subscribed.delete(req.params.uri);
+    await (
+      await release?.catch(() => undefined)
+    )?.();
     return {};
   });
 
-  server.setRequestHandler(ListPromptsRequestSchema, async () => ({
+  server.setRequestHandler("prompts/list", async () => ({
     prompts: await fanOut<Prompt>("prompts", async (agent, c) => {
       if (!c.getServerCapabilities()?.prompts) return [];
       const prompts = (await c.listPrompts()).prompts;
@@ -151,15 +197,15 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
     const agents = o.agents();
     const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
     if (!target || !agents.includes(target.agent)) {
-      throw new McpError(
-        ErrorCode.InvalidParams,
+      throw new ProtocolError(
+        ProtocolErrorCode.InvalidParams,
         `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
       );
     }
     return target;
   };
 
-  server.setRequestHandler(CompleteRequestSchema, async (req): Promise<CompleteResult> => {
+  server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
     const ref = req.params.ref;
     let agent: string | undefined;
     let forwarded = ref;
@@ -168,10 +214,10 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
       agent = target.agent;
       forwarded = { ...ref, name: target.tool };
     } else {
-      const owning = () => templates.find((t) => t.uriTemplate === ref.uri)?.agent ?? ownerOf(ref.uri);
+      const owning = () => index.templateOwner(ref.uri, o.agents()) ?? index.ownerOf(ref.uri, o.agents());
       agent = owning();
       if (!agent) {
-        await listTemplates();
+        await index.listTemplates(o.agents());
         agent = owning();
       }
     }
@@ -186,15 +232,22 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
     );
   });
 
-  server.setRequestHandler(GetPromptRequestSchema, async (req) => {
+  server.setRequestHandler("prompts/get", async (req, ctx) => {
     const target = promptTarget(req.params.name);
-    const pool = o.pool();
-    return o.mesh.withAgent(
+    return o.forward(
       target.agent,
-      (c) => c.getPrompt({ name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) }),
-      pool ? { pool } : {},
+      { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
+      ctx,
     );
   });
+
+  return {
+    close: async () => {
+      const all = [...subscribed.values()];
+      subscribed.clear();
+      await Promise.allSettled(all.map(async (r) => (await r)()));
+    },
+  };
 }
 
 /** A regular expression matching the URIs an RFC 6570 level-1 template expands to. */

@@ -1,4 +1,4 @@
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult } from "@modelcontextprotocol/server";
 
 /**
  * A successful tool result with both forms MCP clients use: `structuredContent` (checked
@@ -30,18 +30,9 @@ export function businessError(message: string): CallToolResult {
 
 /**
  * Thrown by domain code for a failure the caller can act on (unknown employee, over
- * budget). {@link toolResult} turns it into an `isError` result; anything else propagates.
+ * budget). The agent kit answers it as an `isError` result; a MeshError (the mesh failed
+ * under the agent) becomes a JSON-RPC error instead.
  */
 export class BusinessError extends Error {
   override readonly name = "BusinessError";
-}
-
-/** Runs a tool's domain call, mapping a BusinessError to an `isError` result. */
-export async function toolResult(fn: () => CallToolResult | Promise<CallToolResult>): Promise<CallToolResult> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof BusinessError) return businessError(e.message);
-    throw e;
-  }
 }

@@ -1,8 +1,9 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { AgentProcess, type ReadyInfo } from "../../orchestrator/up/agentProcess.ts";
 
 export interface TestAgent extends ReadyInfo {
@@ -46,9 +47,41 @@ export async function spawnAgent(
   };
 }
 
-/** A real MCP client over Streamable HTTP. */
-export async function connectHttp(url: string, name = "toolmesh-test"): Promise<Client> {
-  const client = new Client({ name, version: "1" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+export interface ConnectOptions {
+  name?: string;
+  /**
+   * Which revision to speak: "modern" pins 2026-07-28 (no session, one POST per request),
+   * "legacy" 2025-11-25 (initialize, a session), "auto" probes with server/discover.
+   * @default "modern"
+   */
+  era?: "modern" | "legacy" | "auto";
+  token?: string;
+  /** Answer input_required results (elicitation, sampling) inside callTool. @default true */
+  autoFulfill?: boolean;
+}
+
+/** A real MCP client (SDK v2) over Streamable HTTP. */
+export async function connectHttp(url: string, options: ConnectOptions = {}): Promise<Client> {
+  const era = options.era ?? "modern";
+  const client = new Client(
+    { name: options.name ?? "toolmesh-test", version: "1" },
+    {
+      versionNegotiation: { mode: era === "modern" ? { pin: "2026-07-28" } : era },
+      ...(options.autoFulfill === false ? { inputRequired: { autoFulfill: false } } : {}),
+    },
+  );
+  await client.connect(
+    new StreamableHTTPClientTransport(
+      new URL(url),
+      options.token ? { requestInit: { headers: { Authorization: `Bearer ${options.token}` } } } : {},
+    ),
+  );
+  return client;
+}
+
+/** A client on the maintenance line of the SDK (v1, `@modelcontextprotocol/sdk`): 2025-11-25 with a session. */
+export async function connectV1(url: string, name = "toolmesh-test-v1", token?: string): Promise<V1Client> {
+  const client = new V1Client({ name, version: "1" });
+  await client.connect(new V1Transport(new URL(url), token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}));
   return client;
 }

@@ -1,8 +1,8 @@
 // The mesh against a Consul with ACLs on, default deny, and least-privilege tokens (the
 // policies the README documents): registration, discovery, KV state and sessions, and
 // `mesh register`; a token lacking a right gets an error that names it.
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import { readFileSync } from "node:fs";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { resultText } from "../../src/protocol/results.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";

@@ -1,13 +1,11 @@
 // Bearer tokens on every MCP endpoint, with real agent processes, a real gateway and Consul.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultText } from "../../src/protocol/results.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -70,10 +68,8 @@ const initialize = (url: string, authorization?: string) =>
     }),
   });
 
-async function client(url: string, token: string): Promise<Client> {
-  const c = new Client({ name: "auth-test", version: "1" });
-  await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
-  return c;
+function client(url: string, token: string, era: "modern" | "legacy" = "modern"): Promise<Client> {
+  return connectHttp(url, { name: "auth-test", token, era });
 }
 
 const endpoints = () => [
@@ -111,10 +107,13 @@ describe("no token / wrong token / right token", () => {
     expect(await wrong.text()).not.toContain("not-the-right-token-at-all");
     expect((await initialize(e.url, `Basic ${Buffer.from(`x:${e.token}`).toString("base64")}`)).status).toBe(401);
 
-    const c = await client(e.url, e.token);
-    const r = (await c.callTool({ name: e.tool, arguments: e.args })) as CallToolResult;
-    expect(r.isError, resultText(r)).toBeFalsy();
-    await c.close();
+    // Both revisions: a 2026-07-28 client sends the token on every request, a 2025-11-25 one on its session's.
+    for (const era of ["modern", "legacy"] as const) {
+      const c = await client(e.url, e.token, era);
+      const r = (await c.callTool({ name: e.tool, arguments: e.args })) as CallToolResult;
+      expect(r.isError, resultText(r)).toBeFalsy();
+      await c.close();
+    }
   });
 
   it("a token for one agent does not open another (per-agent tokens)", async () => {

@@ -93,7 +93,7 @@ describe("mesh call", () => {
 
   it.each([
     [["call", "payroll.run"], /Unknown agent "payroll": Consul has no such service\. Agents: finance, hr /],
-    [["call", "hr.fire"], /Agent "hr" has no tool "fire"\. Its tools: find_employee, /],
+    [["call", "hr.fire"], /Agent "hr" has no tool "fire"\. Its tools: ask, find_employee, /],
     [["call", "hrget_employee"], /"hrget_employee" is not agent\.tool/],
     [["call", "hr.get_employee", "{employee_id: E1}"], /The arguments are not valid JSON .* Quote them for the shell/],
     [["call", "hr.get_employee", "[1,2]"], /The arguments must be a JSON object/],

@@ -1,23 +1,68 @@
+// The official MCP conformance suite (npm @modelcontextprotocol/conformance), run per
+// revision with `--requirements`, against real agents, the gateway and its passthrough.
 import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
 const run = promisify(execFile);
-// The official MCP conformance suite (npm @modelcontextprotocol/conformance).
 const CONFORMANCE = fileURLToPath(new URL("../../node_modules/@modelcontextprotocol/conformance/dist/index.js", import.meta.url));
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
+const REVISIONS = ["2025-11-25", "2026-07-28"] as const;
+type Revision = (typeof REVISIONS)[number];
 
 /**
- * The server scenarios that apply to an agent that offers tools (and logging): the others
- * test capabilities these servers do not claim (resources, prompts, completions, sampling).
- * No expected-failures baseline: every listed scenario must pass.
+ * The scenarios that apply to a server that offers only its own tools (the demo agents):
+ * the rest call conformance fixtures (test_simple_text, test_prompt…) or capabilities these
+ * agents do not claim (resources, prompts, completions). The gateway's aggregated /mcp
+ * also serves the agents' resources and prompt listings under their own URIs; its tools and
+ * prompts are named <agent>__<name>, so the scenarios that call a fixture by name do not
+ * apply to it.
  */
-const SCENARIOS = ["server-initialize", "ping", "tools-list", "logging-set-level", "dns-rebinding-protection"];
+const APPLICABLE: Record<Revision, { agent: string[]; gateway: string[] }> = {
+  "2025-11-25": {
+    agent: [
+      "server-initialize",
+      "ping",
+      "logging-set-level",
+      "tools-list",
+      "server-sse-multiple-streams",
+      "dns-rebinding-protection",
+      "server-session-lifecycle",
+      "server-sse-polling",
+    ],
+    gateway: ["resources-list", "resources-read-text", "resources-read-binary", "resources-templates-read"].concat([
+      "resources-subscribe",
+      "resources-unsubscribe",
+      "prompts-list",
+    ]),
+  },
+  "2026-07-28": {
+    agent: ["server-stateless", "tools-list", "server-sse-multiple-streams", "dns-rebinding-protection", "http-header-validation"],
+    gateway: [
+      "resources-list",
+      "resources-read-text",
+      "resources-read-binary",
+      "resources-templates-read",
+      "sep-2164-resource-not-found",
+    ].concat(["prompts-list", "caching", "input-required-result-unsupported-methods", "input-required-result-validate-input"]),
+  },
+};
+
+interface Check {
+  id: string;
+  status: "SUCCESS" | "FAILURE" | "WARNING" | "SKIPPED" | "INFO";
+  errorMessage?: string;
+  details?: { untestable?: boolean };
+}
+type Results = Map<string, Check[]>;
 
 let consul: TestConsul;
 const servers: Record<string, TestAgent> = {};
@@ -26,10 +71,6 @@ beforeAll(async () => {
   consul = await startTestConsul();
   const started = await Promise.all(["hr", "finance", "knowledge", "orchestrator"].map((n) => spawnAgent(n, consul.address)));
   for (const a of started) servers[a.instanceId.split("-")[0]!] = a;
-  await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 1, {
-    timeoutMs: 3_000,
-    what: "hr passing",
-  });
   servers["everything"] = await spawnAgent(EVERYTHING, consul.address, { env: { AGENT_NAME: "everything" } });
   await eventually(async () => (await consul.client.healthService("everything", { passing: true })).value.length === 1, {
     timeoutMs: 3_000,
@@ -42,100 +83,95 @@ afterAll(async () => {
   await consul.stop();
 });
 
-/**
- * Warnings (SHOULD-level findings, not failures) the suite reports against any server built
- * on the TypeScript SDK, each justified. Nothing else may warn.
- */
-const EXPECTED_WARNINGS: Record<string, { count: number; why: string }> = {
-  "server-sse-polling": {
-    count: 2,
-    why:
-      "The scenario posts its tools/call with `mcp-protocol-version: 2025-03-26`; SSE priming events (empty data) and " +
-      "the retry field are defined from 2025-11-25 on, so the SDK transport rightly sends neither to that version. " +
-      "The two warnings are 'no priming event' and 'no retry field'; the call itself answers.",
-  },
+/** A server's URL as the suite needs it (its DNS-rebinding scenario wants a localhost name). */
+const urlOf = (name: string, path?: string) => {
+  const url = servers[name]!.url.replace("127.0.0.1", "localhost");
+  return path ? url.replace(/\/mcp$/, path) : url;
 };
 
-interface Outcome {
-  passed: number;
-  total: number;
-  failed: number;
-  warnings: number;
-  /** The suite's output when it printed no summary. */
-  output?: string;
-}
-
-/** Runs one server scenario of the suite against `url`. */
-async function runScenario(url: string, scenario: string): Promise<Outcome> {
-  const { stdout, stderr } = await run(process.execPath, [CONFORMANCE, "server", "--url", url, "--scenario", scenario], {
-    timeout: 60_000,
-  }).catch((e: { stdout: string; stderr: string }) => e);
-  const m = /Passed: (\d+)\/(\d+), (\d+) failed, (\d+) warnings/.exec(stdout + stderr);
-  if (!m) return { passed: 0, total: 0, failed: 1, warnings: 0, output: (stdout + stderr).slice(-500) };
-  return { passed: Number(m[1]), total: Number(m[2]), failed: Number(m[3]), warnings: Number(m[4]) };
-}
-
-/** Every server scenario the installed suite has (so a newer suite is covered as it comes). */
-async function serverScenarios(): Promise<string[]> {
-  const { stdout } = await run(process.execPath, [CONFORMANCE, "list"]);
-  const section = stdout.split(/Client scenarios/)[0]!;
-  return [...section.matchAll(/^\s+- ([a-z0-9-]+) \[/gm)].map((m) => m[1]!);
-}
-
-/** Runs `jobs` at most `limit` at a time (the suite starts a Node process per scenario). */
-async function limited<T>(limit: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
-  const results: T[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < jobs.length) {
-        const i = next++;
-        results[i] = await jobs[i]!();
-      }
-    }),
-  );
+/** Runs every server scenario a revision requires against `url`; each scenario's checks, by scenario. */
+async function requirements(url: string, revision: Revision): Promise<Results> {
+  const out = mkdtempSync(join(tmpdir(), "toolmesh-conformance-"));
+  await run(process.execPath, [CONFORMANCE, "server", "--url", url, "--requirements", revision, "-o", out], {
+    timeout: 240_000,
+    maxBuffer: 64 * 1024 * 1024,
+  }).catch((e: { code?: unknown; stdout?: string }) => {
+    // Exit 1 means scored failures: the checks below say which. Anything else is a broken run.
+    if (e.code !== 1) throw new Error(`conformance run failed: ${String(e.code)} ${e.stdout?.slice(-400) ?? ""}`);
+  });
+  const results: Results = new Map();
+  for (const dir of readdirSync(out)) {
+    const scenario = dir.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT[\d-]+Z$/, "");
+    results.set(scenario, JSON.parse(readFileSync(join(out, dir, "checks.json"), "utf8")) as Check[]);
+  }
   return results;
 }
 
-it.each(["hr", "finance", "knowledge", "orchestrator", "gateway"])(
-  "%s passes every applicable server scenario of the conformance suite",
-  async (name) => {
-    // The suite's DNS-rebinding scenario needs a localhost URL.
-    const url = servers[name]!.url.replace("127.0.0.1", "localhost");
-    const failures: string[] = [];
-    for (const scenario of SCENARIOS) {
-      const r = await runScenario(url, scenario);
-      if (r.failed > 0 || r.passed !== r.total) failures.push(`${scenario}: ${JSON.stringify(r)}`);
-    }
-    expect(failures).toEqual([]);
-  },
-  120_000,
-);
+/** The server scenarios the revision scores (the suite also runs extension and pending ones, unscored). */
+async function scored(revision: Revision): Promise<string[]> {
+  const { stdout } = await run(process.execPath, [CONFORMANCE, "list", "--requirements", revision]);
+  const section = stdout.split(/Client scenarios/)[0]!;
+  return [...section.matchAll(/^\s+- ([a-z0-9-]+)$/gm)].map((m) => m[1]!);
+}
 
-it("the gateway's /agents/<name>/mcp is transparent: every server scenario gives the same result as the agent itself", async () => {
-  const scenarios = await serverScenarios();
-  expect(scenarios.length).toBeGreaterThanOrEqual(30);
-  expect(scenarios).toContain("tools-call-sampling");
-  const direct = servers["everything"]!.url.replace("127.0.0.1", "localhost");
-  const passthrough = servers["gateway"]!.url.replace("127.0.0.1", "localhost").replace(/\/mcp$/, "/agents/everything/mcp");
-  const results = await limited(
-    4,
-    scenarios.flatMap((s) => [() => runScenario(direct, s), () => runScenario(passthrough, s)]),
+/** Checks that failed, as "scenario/check: why"; checks the suite could not exercise are left out when `testable`. */
+function failures(results: Results, scenarios: readonly string[], options: { testableOnly?: boolean } = {}): string[] {
+  const out: string[] = [];
+  for (const scenario of scenarios) {
+    const checks = results.get(scenario);
+    if (!checks) {
+      out.push(`${scenario}: not run`);
+      continue;
+    }
+    for (const c of checks)
+      if (c.status === "FAILURE" && !(options.testableOnly && c.details?.untestable))
+        out.push(`${scenario}/${c.id}: ${c.errorMessage ?? ""}`);
+  }
+  return out;
+}
+
+/** One line per scenario: passed/failed/warnings. */
+function summary(results: Results): Record<string, string> {
+  return Object.fromEntries(
+    [...results].map(([scenario, checks]) => {
+      const n = (s: Check["status"]) => checks.filter((c) => c.status === s).length;
+      return [scenario, `${n("SUCCESS")} passed, ${n("FAILURE")} failed, ${n("WARNING")} warnings`];
+    }),
   );
-  const table = scenarios.map((scenario, i) => ({ scenario, direct: results[2 * i]!, passthrough: results[2 * i + 1]! }));
-  const show = (o: Outcome) => `${o.passed}/${o.total} passed, ${o.failed} failed, ${o.warnings} warnings`;
-  console.log(table.map((r) => `${r.scenario.padEnd(32)} direct ${show(r.direct)} | passthrough ${show(r.passthrough)}`).join("\n"));
-  // The test agent implements the whole suite: nothing fails against it directly, and no
-  // warning appears but the justified ones...
-  expect(
-    table
-      .filter((r) => r.direct.failed > 0 || r.direct.warnings !== (EXPECTED_WARNINGS[r.scenario]?.count ?? 0))
-      .map((r) => `${r.scenario}: ${show(r.direct)}`),
-  ).toEqual([]);
-  // ...and the passthrough changes no outcome, warnings included.
-  expect(
-    table
-      .filter((r) => JSON.stringify(r.direct) !== JSON.stringify(r.passthrough))
-      .map((r) => `${r.scenario}: ${show(r.direct)} vs ${show(r.passthrough)}`),
-  ).toEqual([]);
-}, 300_000);
+}
+
+describe.each(REVISIONS)("--requirements %s", (revision) => {
+  it("the everything test agent passes every scored server scenario, and /agents/everything/mcp answers check for check the same", async () => {
+    const required = await scored(revision);
+    expect(required.length).toBeGreaterThanOrEqual(revision === "2026-07-28" ? 35 : 30);
+    const [direct, passthrough] = await Promise.all([
+      requirements(urlOf("everything"), revision),
+      requirements(urlOf("gateway", "/agents/everything/mcp"), revision),
+    ]);
+    console.log(`${revision} everything, direct:\n${JSON.stringify(summary(direct), null, 1)}`);
+    expect(failures(direct, required)).toEqual([]);
+    // The passthrough changes no outcome, warnings and unscored scenarios included.
+    const statuses = (r: Results) =>
+      Object.fromEntries([...r].map(([s, checks]) => [s, Object.fromEntries(checks.map((c) => [c.id, c.status]))]));
+    expect(statuses(passthrough)).toEqual(statuses(direct));
+    // What is not scored: the tasks extension (not yet supported) and scenarios still pending in the suite.
+    const unscored = [...direct.keys()].filter((s) => !required.includes(s));
+    const tasks = unscored.filter((s) => s.startsWith("tasks-"));
+    if (revision === "2026-07-28") expect(tasks.length).toBeGreaterThanOrEqual(9);
+    console.log(`${revision} unscored: ${unscored.map((s) => `${s} (${summary(direct)[s]})`).join("; ")}`);
+  }, 300_000);
+
+  it.each(["hr", "finance", "knowledge", "orchestrator", "gateway"])(
+    "%s passes every scenario that applies to it",
+    async (name) => {
+      const scenarios = name === "gateway" ? [...APPLICABLE[revision].agent, ...APPLICABLE[revision].gateway] : APPLICABLE[revision].agent;
+      const results = await requirements(urlOf(name), revision);
+      expect(failures(results, scenarios, { testableOnly: true })).toEqual([]);
+      // A check the suite could not exercise needs a conformance fixture tool the server does not have: say which.
+      const untestable = scenarios.flatMap((s) => (results.get(s) ?? []).filter((c) => c.details?.untestable).map((c) => `${s}/${c.id}`));
+      if (untestable.length) console.log(`${name} ${revision}: not exercisable without fixture tools: ${untestable.join(", ")}`);
+      expect(untestable.every((id) => id.startsWith("server-stateless/") || id.startsWith("http-custom-header"))).toBe(true);
+    },
+    300_000,
+  );
+});

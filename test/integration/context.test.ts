@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { fromMeta, rootContext, toMeta } from "../../src/context/meshContext.ts";
@@ -130,10 +130,10 @@ describe("deadlines", () => {
     const ctx = { ...rootContext({ caller: "patient" }), deadline: Date.now() + 400 };
     const started = Date.now();
     const err = await direct
-      .callTool({ name: "sleep", arguments: { ms: 10_000 }, _meta: toMeta(ctx) }, undefined, { timeout: 60_000 })
+      .callTool({ name: "sleep", arguments: { ms: 10_000 }, _meta: toMeta(ctx) }, { timeout: 60_000 })
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(McpError);
-    expect((err as McpError).message).toMatch(/Deadline passed while probe-b\.sleep was running; cancelled/);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).message).toMatch(/Deadline passed while probe-b\.sleep was running; cancelled/);
     expect(Date.now() - started).toBeLessThan(1_500);
     await eventually(() => agents["b"]!.logs().some((l) => l["msg"] === "sleep aborted"), {
       timeoutMs: 1_000,

@@ -1,5 +1,5 @@
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import { MESH_FAILURE_ERROR_CODE } from "../../src/protocol/codes.ts";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { resultText } from "../../src/protocol/results.ts";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";

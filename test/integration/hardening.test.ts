@@ -2,32 +2,62 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import { installMeshContext } from "../../src/agent/contextMiddleware.ts";
-import { serveHttp, type HttpAgentServer } from "../../src/http/server.ts";
+import { defineAgent } from "../../src/agent/definition.ts";
+import { agentServerFactory } from "../../src/agent/server.ts";
+import { defineTool } from "../../src/agent/tools.ts";
+import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
+import { DEFAULT_MAX_BODY_BYTES, serveHttp, type HttpServer } from "../../src/http/server.ts";
 import { MAX_ARGUMENT_BYTES } from "../../src/protocol/limits.ts";
-import { createMcpServer } from "../../src/agent/mcpServer.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { connectHttp } from "../helpers/agents.ts";
+import { connectHttp, connectV1 } from "../helpers/agents.ts";
 
-let http: HttpAgentServer;
+const hard = defineAgent({
+  name: "hard",
+  version: "1.0.0",
+  description: "takes anything",
+  intents: [],
+  createDeps: () => undefined,
+  tools: () => [
+    defineTool({
+      name: "take",
+      description: "Takes a value.",
+      input: z.object({ value: z.unknown() }),
+      handler: () => ({ content: [{ type: "text", text: "taken" }] }),
+    }),
+  ],
+});
 
-beforeAll(async () => {
-  http = await serveHttp({
-    createServer: () => {
-      const s = createMcpServer({ name: "hard", version: "1" });
-      s.registerTool("take", { inputSchema: { value: z.unknown() } }, () => ({ content: [{ type: "text", text: "taken" }] }));
-      return s;
-    },
-    onConnect: (t) => installMeshContext(t, "hard", silentLogger),
+/** The agent kit's HTTP server with one MCP endpoint on /mcp, as an agent serves it. */
+async function serve(options: { maxSessions?: number } = {}): Promise<{ http: HttpServer; endpoint: McpEndpoint; url: string }> {
+  const endpoint = new McpEndpoint({
+    createServer: agentServerFactory({ def: hard, deps: undefined, logger: silentLogger }),
+    maxSessions: options.maxSessions,
+    idleMs: 60_000,
+    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    logger: silentLogger,
+  });
+  const http = await serveHttp({
     host: "127.0.0.1",
     port: 0,
-    mcpPath: "/mcp",
-    sessionIdleMs: 60_000,
+    endpoint: (path) => (path === "/mcp" ? endpoint : undefined),
+    endpointsHint: "/mcp",
     headersTimeoutMs: 500,
     requestTimeoutMs: 1_000,
+    healthInfo: () => ({ sessions: endpoint.legacy.size, evicted: endpoint.legacy.evicted }),
+    logger: silentLogger,
   });
+  return { http, endpoint, url: `${http.origin}/mcp` };
+}
+
+let server: Awaited<ReturnType<typeof serve>>;
+let http: HttpServer;
+
+beforeAll(async () => {
+  server = await serve();
+  http = server.http;
 });
 afterAll(async () => {
+  await server.endpoint.close();
   await http.close();
 });
 
@@ -65,40 +95,41 @@ it("a client that trickles its body is cut off after the request timeout", async
   expect(ms).toBeLessThan(4_000);
 });
 
-it("past the session limit, a new session evicts the least recently used one; its client gets 404 and can start again", async () => {
-  const small = await serveHttp({
-    createServer: () => createMcpServer({ name: "small", version: "1" }),
-    host: "127.0.0.1",
-    port: 0,
-    mcpPath: "/mcp",
-    sessionIdleMs: 60_000,
-    maxSessions: 2,
-  });
+it("past the session limit, a new 2025-11-25 session evicts the least recently used one; its client gets 404 and can start again", async () => {
+  const small = await serve({ maxSessions: 2 });
   try {
-    const [a, b] = [await connectHttp(small.url), await connectHttp(small.url)];
+    const [a, b] = [await connectV1(small.url), await connectV1(small.url)];
     await b.ping(); // a is now the least recently used
-    const c = await connectHttp(small.url);
-    expect(small.sessionCount).toBe(2);
+    const c = await connectV1(small.url);
+    expect(small.endpoint.legacy.size).toBe(2);
     await expect(a.ping()).rejects.toThrow(/Session not found/);
     await b.ping();
     await c.ping();
-    const health = (await (await fetch(small.url.replace(/\/mcp$/, "/healthz"))).json()) as { evicted: number };
+    const health = (await (await fetch(`${small.http.origin}/healthz`)).json()) as { evicted: number };
     expect(health.evicted).toBe(1);
-    await Promise.all([a, b, c].map((x) => x.close().catch(() => undefined)));
+    // 2026-07-28 clients hold no session: they are never evicted and take no slot.
+    const modern = await connectHttp(small.url);
+    await modern.listTools();
+    expect(small.endpoint.legacy.size).toBe(2);
+    await Promise.all([a, b, c, modern].map((x) => x.close().catch(() => undefined)));
   } finally {
-    await small.close();
+    await small.endpoint.close();
+    await small.http.close();
   }
 });
 
-it("arguments nested too deep or too large get a clear invalid-params error, and the session keeps working", async () => {
-  const client = await connectHttp(http.url);
-  let deep: unknown = "leaf";
-  for (let i = 0; i < 1_000; i++) deep = [deep];
-  await expect(client.callTool({ name: "take", arguments: { value: deep } })).rejects.toThrow(/nest deeper than 32 levels/);
-  await expect(client.callTool({ name: "take", arguments: { value: "x".repeat(MAX_ARGUMENT_BYTES + 10) } })).rejects.toThrow(
-    /arguments are \d+ bytes; the limit is 1048576/,
-  );
-  const ok = await client.callTool({ name: "take", arguments: { value: { a: [1, 2, { b: "c" }] } } });
-  expect(ok.isError).toBeFalsy();
-  await client.close();
-});
+it.each(["modern", "legacy"] as const)(
+  "arguments nested too deep or too large get a clear invalid-params error, and the connection keeps working (%s)",
+  async (era) => {
+    const client = await connectHttp(server.url, { era });
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 1_000; i++) deep = [deep];
+    await expect(client.callTool({ name: "take", arguments: { value: deep } })).rejects.toThrow(/nest deeper than 32 levels/);
+    await expect(client.callTool({ name: "take", arguments: { value: "x".repeat(MAX_ARGUMENT_BYTES + 10) } })).rejects.toThrow(
+      /arguments are \d+ bytes; the limit is 1048576/,
+    );
+    const ok = await client.callTool({ name: "take", arguments: { value: { a: [1, 2, { b: "c" }] } } });
+    expect(ok.isError).toBeFalsy();
+    await client.close();
+  },
+);

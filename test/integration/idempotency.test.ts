@@ -1,12 +1,11 @@
 // Idempotency keys end to end: a key stays claimed until the side effect has really
 // finished, whatever the caller's deadline did; a key is bound to one request; the gateway
 // and the CLI carry keys; a timeout on a non-idempotent tool is reported as delivery unknown.
+import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { META_PREFIX } from "../../src/context/meshContext.ts";

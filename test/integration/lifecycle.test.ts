@@ -1,6 +1,6 @@
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import { MESH_FAILURE_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { fileURLToPath } from "node:url";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { resolveConsulBinary, startDevConsul } from "../../src/consul/devAgent.ts";

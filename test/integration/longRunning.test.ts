@@ -3,9 +3,8 @@
 // expiry, eviction by the session cap, a cancelled stream, a reset connection (a restart on
 // the same port). Timers are shortened (MESH_SESSION_IDLE_MS, MESH_MAX_SESSIONS) so days
 // happen in seconds. The soak script (npm run soak) checks the same over a longer run.
+import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { fileURLToPath } from "node:url";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
@@ -111,7 +110,7 @@ describe("long-running callers survive what agents do to their sessions", () => 
   it("survive stream cancellation: a client cancels calls through the gateway mid-flight, again and again", async () => {
     for (let i = 0; i < 5; i++) {
       const ctl = new AbortController();
-      const call = client.callTool({ name: "probe__sleep", arguments: { ms: 5_000 } }, undefined, { signal: ctl.signal });
+      const call = client.callTool({ name: "probe__sleep", arguments: { ms: 5_000 } }, { signal: ctl.signal });
       setTimeout(() => ctl.abort("the user gave up"), 100);
       await expect(call).rejects.toThrow();
     }

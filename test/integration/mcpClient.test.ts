@@ -1,5 +1,4 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, Client, Tool } from "@modelcontextprotocol/client";
 import { resultText } from "../../src/protocol/results.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
@@ -135,10 +134,11 @@ describe("calls", () => {
     expect(resultText(badFormat)).toContain("amount must be more than 0");
   });
 
-  it("an unknown tool is a clear error, not a crash", async () => {
-    const r = (await clients["hr"]!.callTool({ name: "fire_everyone", arguments: {} })) as CallToolResult;
-    expect(r.isError).toBe(true);
-    expect(resultText(r)).toMatch(/fire_everyone.*not found/i);
+  it("an unknown tool is a clear invalid-params error naming the tools there are, not a crash", async () => {
+    await expect(clients["hr"]!.callTool({ name: "fire_everyone", arguments: {} })).rejects.toMatchObject({
+      code: -32602,
+      message: expect.stringMatching(/^Tool fire_everyone not found: hr offers ask, find_employee, /),
+    });
     // The session still works afterwards.
     const ok = (await clients["hr"]!.callTool({ name: "get_leave_policy", arguments: { leave_type: "sick" } })) as CallToolResult;
     expect(ok.isError).toBeFalsy();

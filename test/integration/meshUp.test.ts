@@ -1,10 +1,10 @@
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { expect, it } from "vitest";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { connectHttp } from "../helpers/agents.ts";

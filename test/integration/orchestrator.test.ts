@@ -1,3 +1,4 @@
+import type { CallToolResult } from "@modelcontextprotocol/client";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
@@ -5,7 +6,6 @@ import { rootContext } from "../../src/context/meshContext.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Orchestrator } from "../../orchestrator/orchestrator.ts";
 import { SESSION_PREFIX, SessionStore } from "../../orchestrator/session/sessionStore.ts";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";

@@ -1,4 +1,3 @@
-import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashTools } from "../../src/agent/toolsHash.ts";
 import { AGENTS } from "../../servers/index.ts";
@@ -33,7 +32,7 @@ describe.each(Object.keys(AGENTS))("agent %s over HTTP", (name) => {
     expect(entry.meta).toMatchObject({
       mcp_path: "/mcp",
       mcp_transport: "streamable-http",
-      mcp_protocol: LATEST_PROTOCOL_VERSION,
+      mcp_protocols: "2026-07-28,2025-11-25",
       agent_version: def.version,
     });
     expect(entry.meta["description"]).toBe(def.description);

@@ -1,7 +1,6 @@
 import { fileURLToPath } from "node:url";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { Client, type CallToolResult } from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -25,7 +24,11 @@ afterAll(async () => {
 });
 
 /** Spawns an agent the way Claude Desktop or VS Code does: a child process speaking MCP on stdio. */
-async function spawnStdio(args: string[], env: Record<string, string> = {}): Promise<{ client: Client; stderr: () => string }> {
+async function spawnStdio(
+  args: string[],
+  env: Record<string, string> = {},
+  era: "auto" | "legacy" = "auto",
+): Promise<{ client: Client; stderr: () => string }> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args,
@@ -35,13 +38,17 @@ async function spawnStdio(args: string[], env: Record<string, string> = {}): Pro
   });
   let stderr = "";
   transport.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const client = new Client({ name: "stdio-test", version: "1" });
+  const client = new Client({ name: "stdio-test", version: "1" }, { versionNegotiation: { mode: era } });
   await client.connect(transport);
   return { client, stderr: () => stderr };
 }
 
-it("servers/hr/main.ts --stdio serves a real MCP client, with logs on stderr only", async () => {
-  const { client, stderr } = await spawnStdio(["servers/hr/main.ts", "--stdio"]);
+it.each([
+  ["2026-07-28", "auto", "modern"],
+  ["2025-11-25", "legacy", "legacy"],
+] as const)("servers/hr/main.ts --stdio serves a real MCP client (%s), with logs on stderr only", async (_revision, mode, era) => {
+  const { client, stderr } = await spawnStdio(["servers/hr/main.ts", "--stdio"], {}, mode);
+  expect(client.getProtocolEra()).toBe(era);
   const { tools } = await client.listTools();
   expect(tools.map((t) => t.name)).toContain("request_leave");
   const r = (await client.callTool({ name: "list_direct_reports", arguments: { manager_id: "E1001" } })) as CallToolResult;

@@ -1,10 +1,7 @@
 import { readFileSync } from "node:fs";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { beforeAll, expect, it } from "vitest";
-import { MemoryState } from "../../src/state/sharedState.ts";
-import type { AgentRuntime } from "../../src/agent/definition.ts";
-import { silentLogger } from "../../src/logger.ts";
+import type { AgentDefinition } from "../../src/agent/definition.ts";
+import { connectInMemory, testRuntime } from "../helpers/inMemory.ts";
 import { AGENTS } from "../../servers/index.ts";
 import { Bm25IntentClassifier, type RoutableAgent } from "../../orchestrator/router/classifier.ts";
 
@@ -15,16 +12,8 @@ const agents: RoutableAgent[] = [];
 beforeAll(async () => {
   // Profiles exactly as a router sees them in the mesh: description, intents, tool list.
   for (const [name, def] of Object.entries(AGENTS)) {
-    const runtime: AgentRuntime = {
-      logger: silentLogger,
-      consul: undefined,
-      state: new MemoryState(),
-      mesh: { callTool: async () => ({ content: [] }), close: async () => {} },
-    };
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: "routing-test", version: "1" });
-    await def.createServer((await def.createDeps(runtime)) as never).connect(b);
-    await client.connect(a);
+    const agent = def as AgentDefinition<unknown>;
+    const client = await connectInMemory(agent, await agent.createDeps(testRuntime()));
     agents.push({ name, description: def.description, tags: ["mcp", ...def.intents], tools: (await client.listTools()).tools });
     await client.close();
   }

@@ -1,25 +1,19 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { describe, expect, it } from "vitest";
 import type { MeshCaller } from "../../src/client/meshCaller.ts";
 import { MemoryState } from "../../src/state/sharedState.ts";
-import { createHrDeps, createHrServer } from "../../servers/hr/agent.ts";
-import { createFinanceDeps, createFinanceServer } from "../../servers/finance/agent.ts";
-import { createKnowledgeDeps, createKnowledgeServer } from "../../servers/knowledge/agent.ts";
+import { createHrDeps, hrAgent } from "../../servers/hr/agent.ts";
+import { createFinanceDeps, financeAgent } from "../../servers/finance/agent.ts";
+import { createKnowledgeDeps, knowledgeAgent } from "../../servers/knowledge/agent.ts";
+import { connectInMemory } from "../helpers/inMemory.ts";
 
-async function connect(server: McpServer): Promise<Client> {
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "unit", version: "1" });
-  await server.connect(b);
-  await client.connect(a);
-  return client;
-}
+const hrServer = () => connectInMemory(hrAgent, createHrDeps(new MemoryState()));
+const financeServer = () => connectInMemory(financeAgent, createFinanceDeps(new MemoryState(), hrMesh()));
+const knowledgeServer = () => connectInMemory(knowledgeAgent, createKnowledgeDeps());
 
 /** Finance's onward calls go to a real hr server over the in-memory pair. */
 function hrMesh(): MeshCaller {
-  const hr = connect(createHrServer(createHrDeps(new MemoryState())));
+  const hr = hrServer();
   return {
     callTool: async (agent, tool, args) => {
       expect(agent).toBe("hr");
@@ -31,9 +25,9 @@ function hrMesh(): MeshCaller {
 
 // Every tool, called with valid arguments: the SDK client checks structuredContent
 // against the tool's output schema, so a drift between handler and schema fails here.
-const CASES: Record<string, { server: () => McpServer; calls: Record<string, Record<string, unknown>> }> = {
+const CASES: Record<string, { server: () => Promise<Client>; calls: Record<string, Record<string, unknown>> }> = {
   hr: {
-    server: () => createHrServer(createHrDeps(new MemoryState())),
+    server: hrServer,
     calls: {
       find_employee: { query: "engineering" },
       get_employee: { employee_id: "E1003" },
@@ -45,7 +39,7 @@ const CASES: Record<string, { server: () => McpServer; calls: Record<string, Rec
     },
   },
   finance: {
-    server: () => createFinanceServer(createFinanceDeps(new MemoryState(), hrMesh())),
+    server: financeServer,
     calls: {
       get_budget: { department: "Marketing" },
       submit_expense: { employee_id: "E1004", department: "Marketing", category: "software", amount: 99.5, description: "Design tool" },
@@ -55,7 +49,7 @@ const CASES: Record<string, { server: () => McpServer; calls: Record<string, Rec
     },
   },
   knowledge: {
-    server: () => createKnowledgeServer(createKnowledgeDeps()),
+    server: knowledgeServer,
     calls: {
       search_documents: { query: "incident postmortem" },
       get_document: { doc_id: "on-call" },
@@ -67,7 +61,7 @@ const CASES: Record<string, { server: () => McpServer; calls: Record<string, Rec
 
 describe.each(Object.keys(CASES))("%s server (in-memory pair)", (name) => {
   it("every tool answers valid arguments with structured content that satisfies its output schema", async () => {
-    const client = await connect(CASES[name]!.server());
+    const client = await CASES[name]!.server();
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(CASES[name]!.calls).sort());
     for (const [tool, args] of Object.entries(CASES[name]!.calls)) {
@@ -81,7 +75,7 @@ describe.each(Object.keys(CASES))("%s server (in-memory pair)", (name) => {
 });
 
 it("finance's ask resolves a name through hr and computes net pay", async () => {
-  const client = await connect(createFinanceServer(createFinanceDeps(new MemoryState(), hrMesh())));
+  const client = await financeServer();
   const r = (await client.callTool({ name: "ask", arguments: { question: "What is the take-home pay of Bob Okafor?" } })) as CallToolResult;
   expect((r.structuredContent as { answer: string }).answer).toMatch(/^Bob Okafor \(E1002\) takes home [\d,.]+ USD a month: gross 16,000/);
   expect((r.structuredContent as { sources: string[] }).sources).toContain("hr:find_employee");

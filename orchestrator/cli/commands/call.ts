@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
-import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { fromJsonSchema, type CallToolResult, type JsonSchemaType, type Tool } from "@modelcontextprotocol/client";
 import { argumentProblem } from "../../../src/protocol/limits.ts";
 import { rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
@@ -76,10 +75,10 @@ Examples:
           const args = parseArguments(tool, text, flags.arg);
           const problem = argumentProblem(args);
           if (problem) throw new UsageError(`Arguments for ${target} cannot be sent: ${problem}.`);
-          const check = new AjvJsonSchemaValidator().getValidator(tool.inputSchema as never)(args);
-          if (!check.valid) {
+          const check = await fromJsonSchema(tool.inputSchema as JsonSchemaType)["~standard"].validate(args);
+          if (check.issues) {
             throw new UsageError(
-              `Arguments for ${target} do not match its input schema: ${check.errorMessage}. See "mesh tools ${agentName}".`,
+              `Arguments for ${target} do not match its input schema: ${check.issues.map((i) => i.message).join("; ")}. See "mesh tools ${agentName}".`,
             );
           }
           const context = rootContext({

@@ -1,6 +1,6 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { z } from "zod";
+import * as z from "zod";
 import { textAndStructured } from "../../../src/protocol/results.ts";
+import { defineTool, type ToolSpec } from "../../../src/agent/tools.ts";
 import type { HrDeps } from "../deps.ts";
 import { LEAVE_TYPES } from "../domain/types.ts";
 import { leaveType } from "./schemas.ts";
@@ -13,17 +13,15 @@ const PolicySchema = z.object({
   summary: z.string(),
 });
 
-export function registerGetLeavePolicy(server: McpServer, deps: HrDeps): void {
-  server.registerTool(
-    "get_leave_policy",
-    {
-      title: "Leave policy",
-      description: "The company's leave policy for one leave type, or for all of them when leave_type is omitted.",
-      inputSchema: { leave_type: leaveType.optional() },
-      outputSchema: { policies: z.array(PolicySchema) },
-      annotations: { readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: false },
-    },
-    ({ leave_type }) => {
+export function getLeavePolicyTool(deps: HrDeps): ToolSpec {
+  return defineTool({
+    name: "get_leave_policy",
+    title: "Leave policy",
+    description: "The company's leave policy for one leave type, or for all of them when leave_type is omitted.",
+    input: z.object({ leave_type: leaveType.optional() }),
+    output: z.object({ policies: z.array(PolicySchema) }),
+    annotations: { readOnlyHint: true, idempotentHint: true, destructiveHint: false, openWorldHint: false },
+    handler: ({ leave_type }) => {
       const all = deps.leave.policies();
       const types = leave_type ? [leave_type] : LEAVE_TYPES;
       const policies = types.map((t) => ({
@@ -35,5 +33,5 @@ export function registerGetLeavePolicy(server: McpServer, deps: HrDeps): void {
       }));
       return textAndStructured({ policies }, policies.map((p) => `${p.title}: ${p.summary}`).join("\n\n"));
     },
-  );
+  });
 }

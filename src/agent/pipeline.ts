@@ -1,0 +1,206 @@
+import {
+  isInputRequiredResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  type CallToolResult,
+  type McpServer,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import type { Logger } from "../logger.ts";
+import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
+import { argumentProblem } from "../protocol/limits.ts";
+import { BusinessError, businessError } from "../protocol/results.ts";
+import { CallRefusal } from "./callRefusal.ts";
+import type { IdempotencyLedger } from "./idempotency.ts";
+import type { ToolCall, ToolOutcome, ToolRegistry, ToolSpec } from "./tools.ts";
+
+export interface CallPipelineOptions {
+  agent: string;
+  registry: ToolRegistry;
+  /** Runs calls that carry an idempotency key at most once per key. */
+  ledger?: IdempotencyLedger;
+  logger: Logger;
+}
+
+type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
+
+/**
+ * Answers tools/list and tools/call on a server instance from the agent's one registry.
+ * Must run before the server connects (capabilities are fixed then).
+ */
+export function installTools(server: McpServer, o: CallPipelineOptions): void {
+  server.server.registerCapabilities({ tools: { listChanged: true } });
+  server.server.setRequestHandler("tools/list", () => ({ tools: [...o.registry.listing] }));
+  server.server.setRequestHandler("tools/call", (request, ctx) => callTool(o, request.params as CallParams, ctx));
+}
+
+/**
+ * One tools/call, in one explicit order (DESIGN.md): decode the MeshContext once → limits
+ * (size, depth, the tool exists, arguments valid) → hop limit → deadline → idempotency
+ * claim → handler → record. Nothing is claimed before it is validated, and nothing is
+ * released while the handler still runs. Refusals and mesh failures are JSON-RPC errors;
+ * business failures are isError results.
+ */
+export async function callTool(o: CallPipelineOptions, params: CallParams, sdk: ServerContext): Promise<ToolOutcome> {
+  const started = performance.now();
+  const ctx = decode(params);
+  const admitted = await admit(o, params, ctx);
+  if (!admitted.ok) return admitted.result;
+  const { spec, args } = admitted;
+  checkHop(o, ctx, spec);
+  const deadline = checkDeadline(o, ctx, spec);
+  const abort = new AbortController();
+  const signal = AbortSignal.any([sdk.mcpReq.signal, abort.signal]);
+  const run = () => runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk) }));
+  const work = ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run();
+  let outcome: ToolOutcome | undefined;
+  try {
+    outcome = await withDeadline(work, deadline, () => {
+      abort.abort(new Error("deadline reached"));
+      o.logger.warn({ traceId: ctx.traceId, tool: spec.name }, "deadline reached: cancelling the call");
+      return `Deadline passed while ${o.agent}.${spec.name} was running; cancelled.`;
+    });
+    return outcome;
+  } finally {
+    o.logger.info(
+      {
+        traceId: ctx.traceId,
+        tool: spec.name,
+        caller: ctx.callerChain.at(-1),
+        hop: ctx.hop,
+        ms: Math.round(performance.now() - started),
+        isError: outcome === undefined || Boolean((outcome as CallToolResult).isError),
+      },
+      "tool call",
+    );
+  }
+}
+
+/** Step 1: the MeshContext, decoded once (a new root for a caller that sent none). */
+function decode(params: CallParams): MeshContext {
+  return fromMeta(params._meta) ?? rootContext({ caller: "external" });
+}
+
+/**
+ * Step 2: limits and validation, before anything is claimed or run. Arguments the model got
+ * wrong are a tool error it can read and correct (SEP-1303), not a protocol error.
+ */
+async function admit(
+  o: CallPipelineOptions,
+  params: CallParams,
+  ctx: MeshContext,
+): Promise<{ ok: true; spec: ToolSpec; args: Record<string, unknown> } | { ok: false; result: CallToolResult }> {
+  const problem = argumentProblem(params.arguments);
+  if (problem) refuse(o, ctx, ProtocolErrorCode.InvalidParams, `Invalid arguments for ${o.agent}.${params.name}: ${problem}.`);
+  const spec = o.registry.get(params.name);
+  if (!spec) {
+    refuse(
+      o,
+      ctx,
+      ProtocolErrorCode.InvalidParams,
+      `Tool ${params.name} not found: ${o.agent} offers ${o.registry.listing.map((t) => t.name).join(", ")}.`,
+    );
+  }
+  const checked = await o.registry.validate(spec, params.arguments ?? {});
+  if (!checked.ok) {
+    o.logger.info({ traceId: ctx.traceId, tool: spec.name, issues: checked.issues }, "invalid arguments");
+    return { ok: false, result: businessError(`Invalid arguments for tool ${spec.name}: ${checked.issues}`) };
+  }
+  return { ok: true, spec, args: checked.args };
+}
+
+/** Step 3: a call past its hop limit is refused with the chain that led here. */
+function checkHop(o: CallPipelineOptions, ctx: MeshContext, spec: ToolSpec): void {
+  if (ctx.hop <= ctx.hopLimit) return;
+  refuse(
+    o,
+    ctx,
+    HOP_LIMIT_ERROR_CODE,
+    `Hop limit of ${ctx.hopLimit} exceeded at ${o.agent}: ${[...ctx.callerChain, o.agent].join(" → ")} (${spec.name}).`,
+  );
+}
+
+/** Step 4: a call that arrives after its deadline is not started; one that runs past it is cancelled. */
+function checkDeadline(o: CallPipelineOptions, ctx: MeshContext, spec: ToolSpec): number | undefined {
+  if (ctx.deadline === undefined) return undefined;
+  const left = ctx.deadline - Date.now();
+  if (left <= 0)
+    refuse(o, ctx, DEADLINE_ERROR_CODE, `Deadline passed ${-left} ms before the call reached ${o.agent}.${spec.name}; not started.`);
+  return ctx.deadline;
+}
+
+/** Steps 5-7: the idempotency claim, the handler, the record. A request for input is no final result: the key is released. */
+function claimAndRun(
+  ledger: IdempotencyLedger,
+  ctx: MeshContext,
+  spec: ToolSpec,
+  args: Record<string, unknown>,
+  run: () => Promise<ToolOutcome>,
+): Promise<ToolOutcome> {
+  return ledger.run(ctx.idempotencyKey!, { tool: spec.name, args, deadline: ctx.deadline, traceId: ctx.traceId }, run);
+}
+
+/** Step 6: the handler. Business failures become isError results; refusals and mesh failures, JSON-RPC errors. */
+async function invoke(o: CallPipelineOptions, spec: ToolSpec, args: Record<string, unknown>, call: ToolCall): Promise<ToolOutcome> {
+  let outcome: ToolOutcome;
+  try {
+    outcome = await spec.handler(args, call);
+  } catch (e) {
+    if (e instanceof CallRefusal) throw new ProtocolError(e.code, e.message, e.data);
+    if (isMeshError(e)) {
+      throw e.code === "HOP_LIMIT"
+        ? new ProtocolError(HOP_LIMIT_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable })
+        : new ProtocolError(MESH_FAILURE_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
+    }
+    if (e instanceof BusinessError) return businessError(e.message);
+    if (e instanceof ProtocolError) throw e;
+    o.logger.error({ err: e, tool: spec.name }, "tool handler failed");
+    return businessError(`${o.agent}.${spec.name} failed: ${describeError(e)}`);
+  }
+  if (isInputRequiredResult(outcome) || !spec.output) return outcome;
+  const result = outcome as CallToolResult;
+  if (result.isError || result.structuredContent === undefined) return result;
+  const checked = spec.output.safeParse(result.structuredContent);
+  if (!checked.success) {
+    o.logger.error({ tool: spec.name, issues: checked.error.issues }, "tool result does not match its output schema");
+    return businessError(`${o.agent}.${spec.name} produced a result that does not match its output schema; this is a bug in the agent.`);
+  }
+  return { ...result, structuredContent: checked.data as Record<string, unknown> };
+}
+
+/**
+ * Races the work with the deadline. At the deadline the caller gets its error and the
+ * handler's signal fires; the work itself goes on until it ends (an idempotency claim is
+ * recorded only then), and its late outcome is dropped.
+ */
+async function withDeadline(work: Promise<ToolOutcome>, deadline: number | undefined, onDeadline: () => string): Promise<ToolOutcome> {
+  if (deadline === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProtocolError(DEADLINE_ERROR_CODE, onDeadline())), Math.max(0, deadline - Date.now()));
+  });
+  work.catch(() => undefined); // a late failure after the deadline answered is not unhandled
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function refuse(o: CallPipelineOptions, ctx: MeshContext, code: number, message: string): never {
+  o.logger.warn({ traceId: ctx.traceId, chain: ctx.callerChain, hop: ctx.hop }, message);
+  throw new ProtocolError(code, message);
+}
+
+function progressOf(sdk: ServerContext): ToolCall["progress"] {
+  const token = sdk.mcpReq._meta?.progressToken;
+  return async (progress, total, message) => {
+    if (token === undefined) return;
+    await sdk.mcpReq.notify({
+      method: "notifications/progress",
+      params: { progressToken: token, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
+    });
+  };
+}

@@ -1,0 +1,101 @@
+import { McpServer } from "@modelcontextprotocol/server";
+import type { Logger } from "../logger.ts";
+import { MemoryState } from "../state/sharedState.ts";
+import type { AgentDefinition } from "./definition.ts";
+import { IdempotencyLedger } from "./idempotency.ts";
+import { installTools } from "./pipeline.ts";
+import { ToolRegistry } from "./tools.ts";
+
+/** How long clients may cache an agent's tool list and discover result. @default 60000 */
+export const DEFAULT_LIST_TTL_MS = 60_000;
+
+/**
+ * The server instances of an agent that outlive one request: a 2025-11-25 session's, a
+ * stdio connection's. Change notifications reach them through here (2026-07-28 HTTP
+ * clients get theirs on their listen streams), and a 2025-era session's resource
+ * subscriptions are kept here, so `runtime.notify.resourceUpdated(uri)` reaches the
+ * sessions that subscribed to `uri`.
+ */
+export class LiveServers {
+  private readonly servers = new Map<McpServer, { era: "modern" | "legacy"; subscribed: Set<string> }>();
+
+  /** Tracks `server` until it closes; on a 2025-era one, answers resources/subscribe and unsubscribe. */
+  add(server: McpServer, era: "modern" | "legacy", subscribe: boolean): void {
+    const entry = { era, subscribed: new Set<string>() };
+    this.servers.set(server, entry);
+    if (subscribe && era === "legacy") {
+      server.server.setRequestHandler("resources/subscribe", (req) => {
+        entry.subscribed.add(req.params.uri);
+        return {};
+      });
+      server.server.setRequestHandler("resources/unsubscribe", (req) => {
+        entry.subscribed.delete(req.params.uri);
+        return {};
+      });
+    }
+    const previous = server.server.onclose;
+    server.server.onclose = () => {
+      this.servers.delete(server);
+      previous?.();
+    };
+  }
+
+  get size(): number {
+    return this.servers.size;
+  }
+
+  /** Runs `fn` on every live server; a failure (a client gone) is ignored. */
+  each(fn: (server: McpServer) => Promise<unknown> | void): void {
+    for (const server of this.servers.keys()) void Promise.resolve(fn(server)).catch(() => undefined);
+  }
+
+  /** Tells the live servers whose client wants it that `uri` changed (a 2026-07-28 stdio client filters by its listen stream). */
+  resourceUpdated(uri: string): void {
+    for (const [server, entry] of this.servers)
+      if (entry.era === "modern" || entry.subscribed.has(uri)) void server.server.sendResourceUpdated({ uri }).catch(() => undefined);
+  }
+}
+
+export interface AgentServerParts<D> {
+  def: AgentDefinition<D>;
+  deps: D;
+  /** The agent's tools; built from `def.tools(deps)` when omitted. */
+  registry?: ToolRegistry;
+  /** Idempotency records; kept in memory for this process when omitted. */
+  ledger?: IdempotencyLedger;
+  /** Where servers that outlive one request are tracked (for notifications). */
+  live?: LiveServers;
+  logger: Logger;
+}
+
+/**
+ * Returns a factory of MCP servers for one agent. The tools are built once; every server
+ * it makes (one per 2026-07-28 request, one per 2025-11-25 session or stdio connection,
+ * one per in-memory test pair) answers from the same registry, pipeline and ledger.
+ */
+export function agentServerFactory<D>(parts: AgentServerParts<D>): (era?: "modern" | "legacy", lasting?: boolean) => McpServer {
+  const { def, deps, logger } = parts;
+  const registry = parts.registry ?? new ToolRegistry(def.tools(deps));
+  const ledger = parts.ledger ?? new IdempotencyLedger({ agent: def.name, instance: () => "local", state: new MemoryState(), logger });
+  const capabilities = { logging: {}, ...def.capabilities };
+  const subscribe = Boolean(capabilities.resources?.subscribe);
+  // `lasting`: the server serves a session or a stdio connection, not one request.
+  return (era = "legacy", lasting = era === "legacy") => {
+    const server = new McpServer(
+      { name: `toolmesh-${def.name}`, version: def.version },
+      {
+        capabilities,
+        instructions: def.instructions ?? def.description,
+        ...(def.requestState ? { requestState: def.requestState } : {}),
+        cacheHints: def.cacheHints ?? {
+          "tools/list": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
+          "server/discover": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
+        },
+      },
+    );
+    installTools(server, { agent: def.name, registry, ledger, logger });
+    def.extend?.(server, deps);
+    if (lasting) parts.live?.add(server, era, subscribe);
+    return server;
+  };
+}

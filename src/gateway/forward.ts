@@ -1,0 +1,164 @@
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  type CallToolResult,
+  type InputRequiredResult,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import { protocolMessage } from "../client/outcome.ts";
+import type { ClientPool } from "../client/pool.ts";
+import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
+import type { Gateway, LegacySession } from "./gateway.ts";
+
+type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
+
+/**
+ * Forwards one call through the mesh: the client's context continued (or its traceparent),
+ * progress relayed, the client's cancellation passed on, and a 2026-07-28 input request of
+ * the agent handed back to the client (a 2025-era client answers it through the SDK's
+ * server requests on its session), its answers sent on to the agent on the retry. The
+ * client's capabilities (what it can answer) and log level travel with the call, so the
+ * agent asks only for what the client can give. The agent's JSON-RPC errors pass through
+ * as they are; a mesh failure comes back as an isError result the model can read.
+ */
+export async function forwardCall(
+  gateway: Gateway,
+  target: { agent: string; tool: string },
+  params: Params,
+  ctx: ServerContext,
+  via: { pool: ClientPool | undefined; session: LegacySession | undefined },
+): Promise<CallToolResult | InputRequiredResult> {
+  const pool = via.pool;
+  const meta = params._meta ?? {};
+  const progressToken = ctx.mcpReq._meta?.progressToken;
+  let context: MeshContext;
+  try {
+    context = contextFor(meta, target.agent);
+  } catch (e) {
+    return errorResult(e);
+  }
+  const requestState = ctx.mcpReq.requestState<unknown>();
+  const continuation = {
+    ...(ctx.mcpReq.inputResponses ? { inputResponses: ctx.mcpReq.inputResponses } : {}),
+    ...(typeof requestState === "string" ? { requestState } : {}),
+  };
+  try {
+    const { result } = await gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
+      context,
+      // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
+      ...(pool ? {} : { envelope: envelopeOf(ctx, via.session) }),
+      signal: ctx.mcpReq.signal,
+      ...(pool ? { pool } : {}),
+      timeoutMs: gateway.maxCallMs,
+      idleTimeoutMs: gateway.idleTimeoutMs,
+      relayInputRequests: true,
+      ...(Object.keys(continuation).length ? { continuation } : {}),
+      ...(progressToken !== undefined
+        ? {
+            onProgress: (p) =>
+              void ctx.mcpReq.notify({ method: "notifications/progress", params: { progressToken, ...p } }).catch(() => undefined),
+          }
+        : {}),
+    });
+    return withoutEnvelope(result);
+  } catch (e) {
+    if (ctx.mcpReq.signal.aborted) throw e; // the client cancelled: it expects no answer
+    // The agent's own JSON-RPC error (invalid arguments, a missing client capability, a
+    // tampered requestState) reaches the client as the agent sent it.
+    if (e instanceof ProtocolError) throw new ProtocolError(e.code, protocolMessage(e), e.data);
+    gateway.logger.warn(
+      { agent: target.agent, tool: target.tool, traceId: context.traceId, err: describeError(e) },
+      "call through the gateway failed",
+    );
+    return errorResult(e);
+  }
+}
+
+/**
+ * The client's mesh context continued (gateway appended), or a new one continuing its
+ * traceparent. The client's idempotency key is for this very call: it is carried on (an
+ * onward call of an agent never inherits its caller's key, but the gateway forwards the
+ * client's call itself).
+ */
+function contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
+  const incoming = fromMeta(meta);
+  const fromMesh = Object.keys(meta).some((k) => k.startsWith(META_PREFIX));
+  const key = incoming?.idempotencyKey;
+  const ctx =
+    incoming && fromMesh
+      ? childContext(incoming, "gateway", agent)
+      : rootContext({ caller: "gateway", ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}) });
+  return key ? { ...ctx, idempotencyKey: key } : ctx;
+}
+
+/**
+ * Forwards a request other than tools/call (prompts/get, resources/read) to one agent: like
+ * a call, its client's capabilities go with it, and an agent's input_required result goes
+ * back to the client, whose answers (inputResponses, requestState) are sent on when it asks
+ * again. The agent's JSON-RPC errors pass through as they are.
+ */
+export async function forwardRequest<R>(
+  gateway: Gateway,
+  agent: string,
+  request: { method: "prompts/get" | "resources/read"; params: Record<string, unknown> },
+  ctx: ServerContext,
+  via: { pool: ClientPool | undefined; session: LegacySession | undefined },
+): Promise<R> {
+  const requestState = ctx.mcpReq.requestState<unknown>();
+  const params = {
+    ...request.params,
+    ...(via.pool ? {} : { _meta: { ...envelopeOf(ctx, via.session) } }),
+    ...(ctx.mcpReq.inputResponses ? { inputResponses: ctx.mcpReq.inputResponses } : {}),
+    ...(typeof requestState === "string" ? { requestState } : {}),
+  };
+  try {
+    const result = await gateway.mesh.withAgent(
+      agent,
+      (c) =>
+        c.request({ method: request.method, params } as never, { signal: ctx.mcpReq.signal, allowInputRequired: true }) as Promise<
+          R & { _meta?: Record<string, unknown> }
+        >,
+      via.pool ? { pool: via.pool } : {},
+    );
+    return withoutEnvelope(result);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new ProtocolError(e.code, protocolMessage(e), e.data);
+    throw e;
+  }
+}
+
+/** What the client can answer and the log level it wants, as the agent must see them. */
+function envelopeOf(ctx: ServerContext, session: LegacySession | undefined): Record<string, unknown> {
+  if (!session) {
+    // 2026-07-28: the client's own envelope, as it sent it (the SDK lifts it out of _meta).
+    const meta = (ctx.mcpReq.envelope ?? {}) as Record<string, unknown>;
+    return {
+      ...(meta[CLIENT_CAPABILITIES_META_KEY] !== undefined ? { [CLIENT_CAPABILITIES_META_KEY]: meta[CLIENT_CAPABILITIES_META_KEY] } : {}),
+      ...(meta[LOG_LEVEL_META_KEY] !== undefined ? { [LOG_LEVEL_META_KEY]: meta[LOG_LEVEL_META_KEY] } : {}),
+    };
+  }
+  const level = session.logLevel();
+  return {
+    [CLIENT_CAPABILITIES_META_KEY]: session.server.getClientCapabilities() ?? {},
+    ...(level !== undefined ? { [LOG_LEVEL_META_KEY]: level } : {}),
+  };
+}
+
+/** The agent's result without the reserved keys of its own hop (the gateway's server adds its own). */
+function withoutEnvelope<T extends { _meta?: Record<string, unknown> }>(result: T): T {
+  const meta = result._meta;
+  if (!meta || !Object.keys(meta).some((k) => k.startsWith(RESERVED_PREFIX))) return result;
+  const kept = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith(RESERVED_PREFIX)));
+  const { _meta: _dropped, ...rest } = result;
+  return (Object.keys(kept).length ? { ...rest, _meta: kept } : rest) as T;
+}
+
+/** Keys of `_meta` the MCP specification reserves for the protocol itself. */
+const RESERVED_PREFIX = "io.modelcontextprotocol/";
+
+function errorResult(e: unknown): CallToolResult {
+  const code = isMeshError(e) ? ` (${e.code})` : "";
+  return { isError: true, content: [{ type: "text", text: `toolmesh${code}: ${describeError(e)}` }] };
+}

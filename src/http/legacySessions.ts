@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
+import type { McpServer, Server } from "@modelcontextprotocol/server";
+import { silentLogger, type Logger } from "../logger.ts";
+import { sendJsonRpcError } from "./responses.ts";
+
+/**
+ * Sessions one instance keeps for 2025-era clients (each holds a server instance): past
+ * this, opening one evicts the least recently used, whose client starts a new session on
+ * its next request. Bounds memory against clients that open sessions and never close them.
+ * @default 512
+ */
+export const DEFAULT_MAX_SESSIONS = 512;
+/** A 2025-era session with no request for this long is closed. @default 600000 */
+export const DEFAULT_SESSION_IDLE_MS = 600_000;
+
+export interface LegacySessionsOptions {
+  /** A fresh server for one session. */
+  createServer: () => McpServer | Server | Promise<McpServer | Server>;
+  /** @default DEFAULT_MAX_SESSIONS */
+  maxSessions?: number;
+  /** @default DEFAULT_SESSION_IDLE_MS */
+  idleMs?: number;
+  /** Called once per session with the server that serves it (the gateway keeps its sessions' servers). */
+  onOpen?: (server: McpServer | Server, sessionId: string) => void;
+  onClose?: (server: McpServer | Server) => void;
+  logger?: Logger;
+}
+
+interface Session {
+  transport: NodeStreamableHTTPServerTransport;
+  server: McpServer | Server;
+  lastSeen: number;
+}
+
+/**
+ * The 2025-11-25 side of an endpoint: Streamable HTTP sessions (initialize, then
+ * Mcp-Session-Id on every request), one server instance each, kept in this process, closed
+ * when idle and evicted least-recently-used past a cap. The 2026-07-28 side of the same URL
+ * keeps nothing between requests.
+ */
+export class LegacySessions {
+  private readonly sessions = new Map<string, Session>();
+  private readonly o: LegacySessionsOptions;
+  private readonly maxSessions: number;
+  private readonly idleMs: number;
+  private readonly logger: Logger;
+  private readonly sweep: NodeJS.Timeout;
+  /** Sessions closed to make room. */
+  evicted = 0;
+
+  constructor(options: LegacySessionsOptions) {
+    this.o = options;
+    this.maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.idleMs = options.idleMs ?? DEFAULT_SESSION_IDLE_MS;
+    this.logger = (options.logger ?? silentLogger).child({ component: "legacy-sessions" });
+    this.sweep = setInterval(() => this.closeIdle(), Math.min(this.idleMs / 2, 60_000));
+    this.sweep.unref();
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Serves one 2025-era request: a POST of an existing session, or an initialize that opens
+   * one; GET (the notification stream) and DELETE of an existing session.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    const sid = header(req, "mcp-session-id");
+    if (sid) {
+      const session = this.sessions.get(sid);
+      if (!session) {
+        return sendJsonRpcError(
+          res,
+          404,
+          -32_001,
+          "Session not found: it expired or this instance restarted. Start a new session with initialize.",
+        );
+      }
+      session.lastSeen = Date.now();
+      return session.transport.handleRequest(req, res, body);
+    }
+    if (req.method !== "POST") return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
+    if (!isInitialize(body)) {
+      return sendJsonRpcError(
+        res,
+        400,
+        -32_000,
+        "Bad Request: no Mcp-Session-Id header; start a session with initialize first (2025-11-25), or send the 2026-07-28 per-request envelope.",
+      );
+    }
+    this.makeRoom();
+    const server = await this.o.createServer();
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        this.sessions.set(id, { transport, server, lastSeen: Date.now() });
+        this.o.onOpen?.(server, id);
+        this.logger.debug({ session: id, sessions: this.sessions.size }, "session opened");
+      },
+      onsessionclosed: (id) => {
+        this.forget(id);
+        this.logger.debug({ session: id }, "session closed by client");
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) this.forget(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  /** Runs `fn` on every session's server (to notify them all). */
+  forEachServer(fn: (server: McpServer | Server) => void): void {
+    for (const s of this.sessions.values()) fn(s.server);
+  }
+
+  /** Closes every session (shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.allSettled(all.flatMap((s) => [s.transport.close(), s.server.close()]));
+  }
+
+  private forget(id: string): void {
+    const s = this.sessions.get(id);
+    if (!s) return;
+    this.sessions.delete(id);
+    this.o.onClose?.(s.server);
+  }
+
+  private end(id: string, s: Session): void {
+    this.forget(id);
+    void s.transport.close().catch(() => undefined);
+    void s.server.close().catch(() => undefined);
+  }
+
+  private makeRoom(): void {
+    if (this.sessions.size < this.maxSessions) return;
+    let oldest: [string, Session] | undefined;
+    for (const entry of this.sessions) if (!oldest || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
+    if (!oldest) return;
+    this.evicted++;
+    this.end(oldest[0], oldest[1]);
+    this.logger.warn(
+      { session: oldest[0], idleMs: Date.now() - oldest[1].lastSeen, maxSessions: this.maxSessions },
+      "session limit reached: evicted the least recently used",
+    );
+  }
+
+  private closeIdle(): void {
+    const cutoff = Date.now() - this.idleMs;
+    for (const [id, s] of this.sessions) {
+      if (s.lastSeen >= cutoff) continue;
+      this.end(id, s);
+      this.logger.info({ session: id }, "closed idle session");
+    }
+  }
+}
+
+function isInitialize(body: unknown): boolean {
+  return typeof body === "object" && body !== null && !Array.isArray(body) && (body as { method?: unknown }).method === "initialize";
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,100 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { toNodeHandler } from "@modelcontextprotocol/node";
+import { classifyInboundRequest, createMcpHandler, type McpServer, type Server, type ServerNotifier } from "@modelcontextprotocol/server";
+import { silentLogger, type Logger } from "../logger.ts";
+import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
+
+/** The reserved `_meta` key that marks a 2026-07-28 request (the per-request envelope). */
+export const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
+
+/** A server instance for one request (2026-07-28) or one session (2025-11-25). */
+export type ServerFactory = (era: "modern" | "legacy") => McpServer | Server | Promise<McpServer | Server>;
+
+export interface McpEndpointOptions extends Omit<LegacySessionsOptions, "createServer"> {
+  createServer: ServerFactory;
+  /**
+   * A 2026-07-28 client opened a `subscriptions/listen` stream naming these resource URIs;
+   * `closed` resolves when the stream ends (the gateway subscribes upstream meanwhile).
+   */
+  onListen?: (resourceUris: readonly string[], closed: Promise<void>) => void;
+  /** Largest request body (the HTTP layer enforces it first). */
+  maxBodyBytes: number;
+  logger?: Logger;
+}
+
+/**
+ * One MCP URL serving both protocol eras. A request carrying the 2026-07-28 per-request
+ * envelope (`_meta["io.modelcontextprotocol/protocolVersion"]`) is served by the SDK's
+ * per-request handler (no session; a fresh server instance from the factory; the SDK checks
+ * the envelope and the Mcp-Method/Mcp-Name headers against the body); anything else is a
+ * 2025-era request, served on a Streamable HTTP session (LegacySessions).
+ */
+export class McpEndpoint {
+  readonly legacy: LegacySessions;
+  /** Publishes list changes and resource updates to open 2026-07-28 `subscriptions/listen` streams. */
+  readonly notify: ServerNotifier;
+  private readonly modern: (req: IncomingMessage, res: ServerResponse, body?: unknown) => Promise<void>;
+  private readonly handler: ReturnType<typeof createMcpHandler>;
+  private readonly onListen: McpEndpointOptions["onListen"];
+
+  constructor(options: McpEndpointOptions) {
+    const logger = (options.logger ?? silentLogger).child({ component: "mcp-endpoint" });
+    this.onListen = options.onListen;
+    this.legacy = new LegacySessions({ ...options, createServer: () => options.createServer("legacy"), logger: options.logger });
+    this.handler = createMcpHandler(() => options.createServer("modern"), {
+      legacy: "reject",
+      maxRequestBodySize: options.maxBodyBytes,
+      onerror: (e) => logger.debug({ err: e.message }, "2026-07-28 request refused or failed"),
+    });
+    this.notify = this.handler.notify;
+    this.modern = toNodeHandler(this.handler, {
+      maxRequestBodySize: options.maxBodyBytes,
+      onerror: (e) => logger.warn({ err: e.message }, "2026-07-28 request could not be served"),
+    }) as (req: IncomingMessage, res: ServerResponse, body?: unknown) => Promise<void>;
+  }
+
+  /**
+   * Serves one request whose body (POST) has been read and parsed already. The SDK's own
+   * classification decides the era (body first, then headers), so the branch never
+   * disagrees with what the modern handler would accept; its rejections are the modern
+   * handler's to answer.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    const inbound = classifyInboundRequest({
+      httpMethod: req.method ?? "GET",
+      protocolVersionHeader: header(req, "mcp-protocol-version"),
+      mcpMethodHeader: header(req, "mcp-method"),
+      body,
+    });
+    if (inbound.kind !== "legacy") {
+      const uris = inbound.kind === "modern" ? listenedResources(body) : [];
+      if (uris.length > 0 && this.onListen) this.onListen(uris, new Promise((resolve) => res.once("close", () => resolve())));
+      return this.modern(req, res, body);
+    }
+    return this.legacy.handle(req, res, body);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.handler.close(), this.legacy.close()]);
+  }
+}
+
+/** Whether a JSON-RPC body claims the 2026-07-28 revision (the SDK's isLegacyRequest, negated, on a parsed body). */
+export function isModern(body: unknown): boolean {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
+  const meta = (body as { params?: { _meta?: unknown } }).params?._meta;
+  return typeof meta === "object" && meta !== null && PROTOCOL_VERSION_META in meta;
+}
+
+/** The resource URIs a `subscriptions/listen` request names (none for any other request). */
+function listenedResources(body: unknown): string[] {
+  const b = body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } } | null;
+  if (!b || b.method !== "subscriptions/listen") return [];
+  const uris = b.params?.notifications?.resourceSubscriptions;
+  return Array.isArray(uris) ? uris.filter((u): u is string => typeof u === "string").slice(0, 1_000) : [];
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
