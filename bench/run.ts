@@ -11,10 +11,12 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { AgentProcess } from "../orchestrator/up/agentProcess.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
+import { rootContext } from "../src/context/meshContext.ts";
 import { ConsulClient } from "../src/consul/client.ts";
 import { resolveConsulBinary, startDevConsul } from "../src/consul/devAgent.ts";
 import { measure, ms, ratio, table, type Sample } from "./lib.ts";
@@ -22,7 +24,9 @@ import { measure, ms, ratio, table, type Sample } from "./lib.ts";
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const ECHO = here("./echoAgent.ts");
 const PLAIN = here("./plainServer.ts");
+const PLAIN_V2 = here("./plainServerV2.ts");
 const GATEWAY = here("../orchestrator/gateway/main.ts");
+const PROBE = here("../test/fixtures/probeAgent.ts");
 const QUICK = process.env["BENCH_QUICK"] === "1";
 const LATENCY_CALLS = QUICK ? 200 : 2_000;
 const THROUGHPUT_MS = QUICK ? 500 : 3_000;
@@ -52,15 +56,24 @@ async function agent(env: NodeJS.ProcessEnv, consul: string, entry = ECHO, ready
   return { ...ready, process: p };
 }
 
-async function plainServer(): Promise<string> {
-  const child: ChildProcess = spawn(process.execPath, [PLAIN], { stdio: ["ignore", "pipe", "inherit"] });
+async function plainServer(entry: string): Promise<string> {
+  const child: ChildProcess = spawn(process.execPath, [entry], { stdio: ["ignore", "pipe", "inherit"] });
   children.push({ stop: async () => void child.kill("SIGTERM") });
   const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
   return line.trim();
 }
 
-async function sdkClient(url: string): Promise<Client> {
-  const c = new Client({ name: "bench", version: "1" });
+/** A client on the SDK's v1 line: 2025-11-25, one session (what most MCP clients in the field are). */
+async function v1Client(url: string): Promise<V1Client> {
+  const c = new V1Client({ name: "bench", version: "1" });
+  await c.connect(new V1Transport(new URL(url)));
+  children.push({ stop: () => c.close() });
+  return c;
+}
+
+/** A v2 SDK client pinned to 2026-07-28: no session, every call one POST with its envelope. */
+async function v2Client(url: string): Promise<Client> {
+  const c = new Client({ name: "bench", version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
   await c.connect(new StreamableHTTPClientTransport(new URL(url)));
   children.push({ stop: () => c.close() });
   return c;
@@ -82,19 +95,24 @@ async function main(): Promise<void> {
   );
 
   // ---- call paths ---------------------------------------------------------------------------
-  const plainUrl = await plainServer();
+  const plainUrl = await plainServer(PLAIN);
+  const plainV2Url = await plainServer(PLAIN_V2);
   const echo = await agent({ BENCH_AGENT_NAME: "echo" }, consul.address);
   const gateway = await agent({}, consul.address, GATEWAY, "gateway ready");
   const mesh = new MeshClient({ consul: consulClient, callerName: "bench" });
   children.push({ stop: () => mesh.close() });
   const paths: { name: string; call: (payload: string) => Promise<unknown> }[] = [];
-  const plain = await sdkClient(plainUrl);
-  paths.push({ name: "SDK client → SDK server (baseline)", call: (payload) => plain.callTool({ name: "echo", arguments: { payload } }) });
-  const direct = await sdkClient(echo.url);
-  paths.push({ name: "SDK client → toolmesh agent", call: (payload) => direct.callTool({ name: "echo", arguments: { payload } }) });
+  const echoCall = (c: { callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown> }) => (payload: string) =>
+    c.callTool({ name: "echo", arguments: { payload } });
+  // The first row is the baseline of every row group: the v1 SDK pair, as before the move to v2.
+  paths.push({ name: "v1 SDK client → v1 SDK server (baseline)", call: echoCall(await v1Client(plainUrl)) });
+  paths.push({ name: "v2 SDK client → v2 SDK server (2026-07-28)", call: echoCall(await v2Client(plainV2Url)) });
+  paths.push({ name: "v1 SDK client → toolmesh agent (2025-11-25)", call: echoCall(await v1Client(echo.url)) });
+  paths.push({ name: "v2 SDK client → toolmesh agent (2026-07-28)", call: echoCall(await v2Client(echo.url)) });
   paths.push({ name: "toolmesh caller (pool) → agent", call: (payload) => mesh.callTool("echo", "echo", { payload }) });
-  const viaGateway = await sdkClient(gateway.url.replace(/\/mcp$/, "/agents/echo/mcp"));
-  paths.push({ name: "SDK client → gateway → agent", call: (payload) => viaGateway.callTool({ name: "echo", arguments: { payload } }) });
+  const passthrough = gateway.url.replace(/\/mcp$/, "/agents/echo/mcp");
+  paths.push({ name: "v1 SDK client → gateway → agent (2025-11-25)", call: echoCall(await v1Client(passthrough)) });
+  paths.push({ name: "v2 SDK client → gateway → agent (2026-07-28)", call: echoCall(await v2Client(passthrough)) });
 
   const results = new Map<string, Sample>();
   for (const [label, size] of [
@@ -146,7 +164,7 @@ async function main(): Promise<void> {
   say();
   const router = await agent({ BENCH_AGENT_NAME: "router" }, consul.address);
   await agent({ BENCH_AGENT_NAME: "worker" }, consul.address);
-  const routerClient = await sdkClient(router.url);
+  const routerClient = await v2Client(router.url);
   const forward = () => routerClient.callTool({ name: "forward", arguments: { to: "worker", payload: "x".repeat(100) } });
   const tm1 = await measure(forward, { concurrency: 1, warmup: QUICK ? 20 : 200, count: QUICK ? 100 : 1_000 });
   const tm16 = await measure(forward, { concurrency: 16, warmup: 0, durationMs: THROUGHPUT_MS });
@@ -167,6 +185,53 @@ async function main(): Promise<void> {
     agRows.push(["toolmesh vs AutoGen", ratio(tm1.p50 / autogen.c1.p50), "", ratio(tm16.rps / autogen.c16.rps), ""]);
   }
   say(table(["system", "p50 ms (c=1)", "p99 ms (c=1)", "calls/s (c=16)", "p50 ms (c=16)"], agRows));
+
+  // ---- sessions: does sticky placement still pay? -------------------------------------------------
+  // A session's state lives in Consul KV either way (any replica can continue it). With sticky
+  // placement (stateful: true) a replica may also keep it in memory; without, every read must
+  // go to KV, since another replica may have written since. Two replicas of each kind; each
+  // call reads its session's notes (one session per concurrent caller).
+  say();
+  say(`## Sessions: sticky placement vs state read from Consul KV on every call`);
+  say();
+  for (const [name, env] of [
+    ["sticky", { PROBE_STATEFUL: "1" }],
+    ["spread", { PROBE_STATEFUL: "0", PROBE_CACHE: "0" }],
+  ] as const) {
+    for (let i = 0; i < 2; i++) await agent({ PROBE_NAME: name, ...env }, consul.address, PROBE);
+  }
+  await waitFor(async () => (await mesh.catalog.instances("sticky")).length === 2 && (await mesh.catalog.instances("spread")).length === 2);
+  const sessionRows: (string | number)[][] = [];
+  const sessionSample: Record<string, Sample> = {};
+  for (const concurrency of [1, 16]) {
+    for (const [name, label] of [
+      ["sticky", "stateful agent, sticky placement (reads from the replica's memory)"],
+      ["spread", "no stickiness (reads from Consul KV every call)"],
+    ] as const) {
+      const sessions = Array.from({ length: concurrency }, (_, i) => `bench-${name}-${concurrency}-${i}`);
+      const read = () =>
+        mesh.callTool(name, "recall", {}, { context: rootContext({ caller: "bench", sessionId: sessions[randomInt(sessions.length)] }) });
+      for (const session of sessions)
+        await mesh.callTool(name, "remember", { note: "n" }, { context: rootContext({ caller: "bench", sessionId: session }) });
+      const sample = await measure(read, {
+        concurrency,
+        warmup: QUICK ? 20 : 100,
+        ...(concurrency === 1 ? { count: QUICK ? 200 : 1_000 } : { durationMs: THROUGHPUT_MS }),
+      });
+      sessionSample[`${name}|${concurrency}`] = sample;
+      const base = sessionSample[`sticky|${concurrency}`]!;
+      sessionRows.push([
+        label,
+        concurrency,
+        ms(sample.p50),
+        ms(sample.p99),
+        Math.round(sample.rps),
+        ratio(sample.p50 / base.p50),
+        sample.errors,
+      ]);
+    }
+  }
+  say(table(["session read", "conc.", "p50 ms", "p99 ms", "calls/s", "p50 vs sticky", "errors"], sessionRows));
 
   // ---- discovery ---------------------------------------------------------------------------------
   say();

@@ -82,11 +82,13 @@ export {
   type AgentConfigInput,
 } from "./agent/config.ts";
 export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOptions } from "./http/server.ts";
-export { McpEndpoint, isModern, PROTOCOL_VERSION_META, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
+export { McpEndpoint, PROTOCOL_VERSION_META, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
+export { type FastToolCalls, type FastCall } from "./http/fastCalls.ts";
 export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./http/legacySessions.ts";
 export { TokenVerifier, loadTokens, callerTokens, agentTokenVariable, type TokenFor } from "./http/auth.ts";
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
 export { hashTools } from "./agent/toolsHash.ts";
+export { agentServerFactory, agentServing, LiveServers, type AgentServerParts } from "./agent/server.ts";
 export { startAgent, STATE_KV_PREFIX, TOOLMESH_VERSION, SERVED_PROTOCOLS, type RunningAgent } from "./agent/run.ts";
 export { addAgentOptions, agentFlags, agentMain, logLevelOption, runAgentProcess } from "./agent/main.ts";
 export { textAndStructured, businessError, BusinessError, resultText } from "./protocol/results.ts";

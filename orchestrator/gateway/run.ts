@@ -162,6 +162,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         endpoint = new McpEndpoint({
           createServer: (era) => gateway.createServer(view, era),
           onListen: (uris, closed) => gateway.listen(view, uris, closed),
+          fastToolCalls: gateway.fastToolCalls(view),
           maxSessions: settings!.maxSessions,
           idleMs: settings!.sessionIdleMs,
           maxBodyBytes: DEFAULT_MAX_BODY_BYTES,

@@ -12,7 +12,7 @@ import { McpEndpoint } from "../http/mcpEndpoint.ts";
 import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
-import { agentServerFactory, LiveServers } from "./server.ts";
+import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
 import { ToolRegistry, type ToolSpec } from "./tools.ts";
 import { MeshError } from "../protocol/errors.ts";
@@ -115,7 +115,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   registry = new ToolRegistry(def.tools(deps));
   const tools = registry;
   const capabilities = { logging: {}, ...def.capabilities };
-  const serverFor = agentServerFactory({ def, deps, registry: tools, ledger, live, logger: log });
+  const { serverFor, fastToolCalls } = agentServing({ def, deps, registry: tools, ledger, live, logger: log });
 
   if (stdio) {
     const handle = serveStdio(({ era }) => serverFor(era, true), {
@@ -140,6 +140,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const toolsHash = hashTools(tools.listing);
   endpoint = new McpEndpoint({
     createServer: serverFor,
+    ...(fastToolCalls ? { fastToolCalls } : {}),
     maxSessions: config.maxSessions,
     idleMs: config.sessionIdleMs,
     maxBodyBytes: config.maxBodyBytes,

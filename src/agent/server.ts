@@ -1,9 +1,10 @@
 import { McpServer } from "@modelcontextprotocol/server";
+import { answersServerRequests, fastRequestContext, type FastToolCalls } from "../http/fastCalls.ts";
 import type { Logger } from "../logger.ts";
 import { MemoryState } from "../state/sharedState.ts";
 import type { AgentDefinition } from "./definition.ts";
 import { IdempotencyLedger } from "./idempotency.ts";
-import { installTools } from "./pipeline.ts";
+import { callTool, installTools } from "./pipeline.ts";
 import { ToolRegistry } from "./tools.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
@@ -74,28 +75,62 @@ export interface AgentServerParts<D> {
  * one per in-memory test pair) answers from the same registry, pipeline and ledger.
  */
 export function agentServerFactory<D>(parts: AgentServerParts<D>): (era?: "modern" | "legacy", lasting?: boolean) => McpServer {
+  return agentServing(parts).serverFor;
+}
+
+/**
+ * How an agent is served: `serverFor` builds a server instance (per 2026-07-28 request that
+ * needs one, per 2025-11-25 session, per stdio connection); `fastToolCalls` answers plain
+ * 2026-07-28 tool calls through the same pipeline without building one (construction off
+ * the hot path). An agent with a requestState codec takes the SDK's path for every call.
+ */
+export function agentServing<D>(parts: AgentServerParts<D>): {
+  serverFor: (era?: "modern" | "legacy", lasting?: boolean) => McpServer;
+  fastToolCalls: FastToolCalls | undefined;
+} {
   const { def, deps, logger } = parts;
   const registry = parts.registry ?? new ToolRegistry(def.tools(deps));
   const ledger = parts.ledger ?? new IdempotencyLedger({ agent: def.name, instance: () => "local", state: new MemoryState(), logger });
+  const pipeline = { agent: def.name, registry, ledger, logger };
   const capabilities = { logging: {}, ...def.capabilities };
   const subscribe = Boolean(capabilities.resources?.subscribe);
+  const serverInfo = { name: `toolmesh-${def.name}`, version: def.version };
+  let plain: { listing: readonly unknown[]; names: Set<string> } = { listing: [], names: new Set() };
   // `lasting`: the server serves a session or a stdio connection, not one request.
-  return (era = "legacy", lasting = era === "legacy") => {
-    const server = new McpServer(
-      { name: `toolmesh-${def.name}`, version: def.version },
-      {
-        capabilities,
-        instructions: def.instructions ?? def.description,
-        ...(def.requestState ? { requestState: def.requestState } : {}),
-        cacheHints: def.cacheHints ?? {
-          "tools/list": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
-          "server/discover": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
-        },
+  const serverFor = (era: "modern" | "legacy" = "legacy", lasting = era === "legacy"): McpServer => {
+    const server = new McpServer(serverInfo, {
+      capabilities,
+      instructions: def.instructions ?? def.description,
+      ...(def.requestState ? { requestState: def.requestState } : {}),
+      cacheHints: def.cacheHints ?? {
+        "tools/list": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
+        "server/discover": { ttlMs: DEFAULT_LIST_TTL_MS, cacheScope: "public" },
       },
-    );
-    installTools(server, { agent: def.name, registry, ledger, logger });
+    });
+    installTools(server, pipeline);
     def.extend?.(server, deps);
     if (lasting) parts.live?.add(server, era, subscribe);
     return server;
   };
+  const fastToolCalls: FastToolCalls | undefined = def.requestState
+    ? undefined
+    : {
+        serverInfo,
+        // On a 2025 session whose client can answer server requests, a tool asking for input
+        // needs the SDK's shim to push them: that session's calls take the SDK's path.
+        accepts: (tool, session) => plainTools().has(tool) && !(session && answersServerRequests(session)),
+        call: (request, signal) => callTool(pipeline, request.params, fastRequestContext(request, signal)),
+      };
+  return { serverFor, fastToolCalls };
+
+  /** Tools the fast path may run: all but those whose arguments travel in Mcp-Param headers (the SDK checks those). */
+  function plainTools(): Set<string> {
+    if (plain.listing !== registry.listing) {
+      plain = {
+        listing: registry.listing,
+        names: new Set(registry.listing.filter((t) => !JSON.stringify(t.inputSchema).includes('"x-mcp-header"')).map((t) => t.name)),
+      };
+    }
+    return plain.names;
+  }
 }

@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { argumentProblem } from "../protocol/limits.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
+import { fastRequestContext, type FastToolCalls } from "../http/fastCalls.ts";
 import { forwardCall, forwardRequest } from "./forward.ts";
 import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
 import { relayPoolFor, type Relay } from "./relay.ts";
@@ -49,6 +50,9 @@ export type View = { kind: "mesh" } | { kind: "agent"; agent: string } | { kind:
 /** A 2025-era session's server and what it relays. */
 interface SessionState {
   view: View;
+  /** The session has upstream connections of its own (its client answers server requests, or set a log level). */
+  relays: () => boolean;
+  logLevel: () => LoggingLevel | undefined;
 }
 
 /** A 2025-era session a call came on: its client's capabilities and the log level it set travel with the call. */
@@ -194,6 +198,28 @@ export class Gateway {
     return agent ? { kind: "agent", agent } : this.dynamic ? { kind: "dynamic" } : { kind: "mesh" };
   }
 
+  /**
+   * Plain 2026-07-28 tool calls of a view, answered without a server instance per request
+   * (the endpoint decides which calls are plain: no progress, no log level, no continuation).
+   */
+  fastToolCalls(view: View): FastToolCalls {
+    const none: Relay = { get: () => undefined, close: () => undefined };
+    return {
+      serverInfo: serverInfoOf(view),
+      // A 2025 session that relays (server requests, log messages) needs its own connections: the SDK's path.
+      accepts: (tool, session) => {
+        const state = session ? this.sessions.get(session as Server) : undefined;
+        if (session && (!state || state.relays())) return false;
+        return view.kind === "dynamic" || this.resolve(view, tool) !== undefined;
+      },
+      call: (request, signal) => {
+        const state = request.session ? this.sessions.get(request.session as Server) : undefined;
+        const session = state ? { server: request.session as Server, logLevel: state.logLevel } : undefined;
+        return this.dispatch(view, request.params, fastRequestContext(request, signal), none, session);
+      },
+    };
+  }
+
   /** Registers the publisher of an endpoint's 2026-07-28 listen streams (list changes reach them). */
   attach(view: View, notify: ServerNotifier): void {
     this.notifiers.set(viewKey(view), notify);
@@ -205,39 +231,30 @@ export class Gateway {
    * 2025-era session of a view.
    */
   createServer(view: View, era: "modern" | "legacy"): Server {
-    const agentName = view.kind === "agent" ? view.agent : undefined;
-    const server = new Server(
-      {
-        name: agentName ? `toolmesh-${agentName}` : "toolmesh-gateway",
-        title: agentName ? `${agentName} (through the toolmesh gateway)` : "toolmesh gateway",
-        version: "0.2.0",
+    const server = new Server(serverInfoOf(view), {
+      capabilities: {
+        tools: { listChanged: true },
+        logging: {},
+        ...(view.kind === "dynamic"
+          ? {}
+          : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
       },
-      {
-        capabilities: {
-          tools: { listChanged: true },
-          logging: {},
-          ...(view.kind === "dynamic"
-            ? {}
-            : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
-        },
-        instructions:
-          view.kind === "agent"
-            ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
-            : view.kind === "dynamic"
-              ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
-              : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
-        cacheHints: {
-          "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-          "prompts/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-          "resources/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-          "resources/templates/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-          "server/discover": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-        },
+      instructions:
+        view.kind === "agent"
+          ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
+          : view.kind === "dynamic"
+            ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
+            : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
+      cacheHints: {
+        "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        "prompts/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        "resources/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        "resources/templates/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        "server/discover": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
       },
-    );
-    // A 2025-era session that sets a log level or subscribes to a resource, or whose client
-    // can answer server requests (sampling, elicitation, roots) of a 2025-era agent, gets
-    // upstream connections of its own that relay those back to it.
+    });
+    // A 2025-era session whose client can answer server requests (sampling, elicitation,
+    // roots) or that sets a log level gets upstream sessions of its own that relay them.
     let logLevel: LoggingLevel | undefined;
     const relay: Relay =
       era === "legacy" ? relayPoolFor(this, server, view, () => logLevel) : { get: () => undefined, close: () => undefined };
@@ -263,7 +280,7 @@ export class Gateway {
           });
     server.setRequestHandler("tools/call", (request, ctx) => this.dispatch(view, request.params, ctx, relay, session));
     if (era === "legacy") {
-      this.sessions.set(server, { view });
+      this.sessions.set(server, { view, relays: () => relay.get() !== undefined, logLevel: () => logLevel });
       server.onclose = () => {
         this.sessions.delete(server);
         relay.close();
@@ -390,6 +407,19 @@ interface Listing {
   tools: string;
   agents: string;
 }
+
+/** Who answers on an endpoint of the view (serverInfo). */
+function serverInfoOf(view: View): { name: string; title: string; version: string } {
+  const agent = view.kind === "agent" ? view.agent : undefined;
+  return {
+    name: agent ? `toolmesh-${agent}` : "toolmesh-gateway",
+    title: agent ? `${agent} (through the toolmesh gateway)` : "toolmesh gateway",
+    version: TOOLMESH_GATEWAY_VERSION,
+  };
+}
+
+/** The gateway's version in its serverInfo. */
+const TOOLMESH_GATEWAY_VERSION = "0.2.0";
 
 function viewKey(view: View): string {
   return view.kind === "agent" ? `agent:${view.agent}` : view.kind;

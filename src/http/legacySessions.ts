@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
 import type { McpServer, Server } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
+import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
 import { sendJsonRpcError } from "./responses.ts";
 
 /**
@@ -25,6 +26,8 @@ export interface LegacySessionsOptions {
   /** Called once per session with the server that serves it (the gateway keeps its sessions' servers). */
   onOpen?: (server: McpServer | Server, sessionId: string) => void;
   onClose?: (server: McpServer | Server) => void;
+  /** Plain tool calls answered without the SDK's per-message machinery (agents, the gateway), both eras. */
+  fastToolCalls?: FastToolCalls;
   logger?: Logger;
 }
 
@@ -32,6 +35,8 @@ interface Session {
   transport: NodeStreamableHTTPServerTransport;
   server: McpServer | Server;
   lastSeen: number;
+  /** Fast-path calls running, by request id: a notifications/cancelled for one aborts it. */
+  running: Map<string | number, AbortController>;
 }
 
 /**
@@ -80,6 +85,12 @@ export class LegacySessions {
         );
       }
       session.lastSeen = Date.now();
+      const fast = this.o.fastToolCalls;
+      if (fast && req.method === "POST") {
+        const plain = plainToolCall(req, body, "legacy");
+        if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(res, session, plain, fast);
+        cancelRunning(session, body);
+      }
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method !== "POST") return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
@@ -96,7 +107,7 @@ export class LegacySessions {
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { transport, server, lastSeen: Date.now() });
+        this.sessions.set(id, { transport, server, lastSeen: Date.now(), running: new Map() });
         this.o.onOpen?.(server, id);
         this.logger.debug({ session: id, sessions: this.sessions.size }, "session opened");
       },
@@ -110,6 +121,33 @@ export class LegacySessions {
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
+  }
+
+  /** A plain tool call of a session, answered as one JSON response (its client accepts that for any POST). */
+  private async answerFast(
+    res: ServerResponse,
+    session: Session,
+    plain: NonNullable<ReturnType<typeof plainToolCall>>,
+    fast: FastToolCalls,
+  ): Promise<void> {
+    const { id, ...params } = plain;
+    const cancel = new AbortController();
+    session.running.set(id, cancel);
+    try {
+      await answerFast(
+        res,
+        { id, params, envelope: {}, session: session.server },
+        {
+          era: "legacy",
+          fast,
+          capabilities: serverOf(session.server).getClientCapabilities(),
+          logger: this.logger,
+          signal: cancel.signal,
+        },
+      );
+    } finally {
+      if (session.running.get(id) === cancel) session.running.delete(id);
+    }
   }
 
   /** Runs `fn` on every session's server (to notify them all). */
@@ -159,6 +197,23 @@ export class LegacySessions {
       this.logger.info({ session: id }, "closed idle session");
     }
   }
+}
+
+/** A notifications/cancelled for a fast-path call of the session aborts it (the SDK's transport gets it too). */
+function cancelRunning(session: Session, body: unknown): void {
+  if (session.running.size === 0) return;
+  for (const m of Array.isArray(body) ? body : [body]) {
+    const n = m as { method?: unknown; params?: { requestId?: unknown; reason?: unknown } } | null;
+    if (n?.method !== "notifications/cancelled") continue;
+    const id = n.params?.requestId;
+    if (typeof id === "string" || typeof id === "number")
+      session.running.get(id)?.abort(new Error(typeof n.params?.reason === "string" ? n.params.reason : "cancelled by the client"));
+  }
+}
+
+/** The low-level server of a session (an McpServer wraps one). */
+function serverOf(server: McpServer | Server): Server {
+  return "server" in server ? server.server : server;
 }
 
 function isInitialize(body: unknown): boolean {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { classifyInboundRequest, createMcpHandler, type McpServer, type Server, type ServerNotifier } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
+import { answerFast, envelopeCapabilities, plainToolCall, splitEnvelope, type FastToolCalls } from "./fastCalls.ts";
 import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
 
 /** The reserved `_meta` key that marks a 2026-07-28 request (the per-request envelope). */
@@ -26,8 +27,9 @@ export interface McpEndpointOptions extends Omit<LegacySessionsOptions, "createS
  * One MCP URL serving both protocol eras. A request carrying the 2026-07-28 per-request
  * envelope (`_meta["io.modelcontextprotocol/protocolVersion"]`) is served by the SDK's
  * per-request handler (no session; a fresh server instance from the factory; the SDK checks
- * the envelope and the Mcp-Method/Mcp-Name headers against the body); anything else is a
- * 2025-era request, served on a Streamable HTTP session (LegacySessions).
+ * the envelope and the Mcp-Method/Mcp-Name headers against the body), or, for a plain
+ * tools/call, by the fast path (fastCalls.ts); anything else is a 2025-era request, served
+ * on a Streamable HTTP session (LegacySessions).
  */
 export class McpEndpoint {
   readonly legacy: LegacySessions;
@@ -36,10 +38,14 @@ export class McpEndpoint {
   private readonly modern: (req: IncomingMessage, res: ServerResponse, body?: unknown) => Promise<void>;
   private readonly handler: ReturnType<typeof createMcpHandler>;
   private readonly onListen: McpEndpointOptions["onListen"];
+  private readonly fast: FastToolCalls | undefined;
+  private readonly logger: Logger;
 
   constructor(options: McpEndpointOptions) {
     const logger = (options.logger ?? silentLogger).child({ component: "mcp-endpoint" });
+    this.logger = logger;
     this.onListen = options.onListen;
+    this.fast = options.fastToolCalls;
     this.legacy = new LegacySessions({ ...options, createServer: () => options.createServer("legacy"), logger: options.logger });
     this.handler = createMcpHandler(() => options.createServer("modern"), {
       legacy: "reject",
@@ -66,24 +72,32 @@ export class McpEndpoint {
       mcpMethodHeader: header(req, "mcp-method"),
       body,
     });
-    if (inbound.kind !== "legacy") {
-      const uris = inbound.kind === "modern" ? listenedResources(body) : [];
-      if (uris.length > 0 && this.onListen) this.onListen(uris, new Promise((resolve) => res.once("close", () => resolve())));
-      return this.modern(req, res, body);
+    if (inbound.kind === "legacy") return this.legacy.handle(req, res, body);
+    if (inbound.kind === "modern" && inbound.messageKind === "request" && this.fast) {
+      const plain = plainToolCall(req, body, "modern");
+      if (plain && this.fast.accepts(plain.name)) {
+        const { id, ...params } = plain;
+        const { envelope, meta } = splitEnvelope(params._meta);
+        return answerFast(
+          res,
+          { id, params: { ...params, _meta: meta }, envelope },
+          {
+            era: "modern",
+            fast: this.fast,
+            capabilities: envelopeCapabilities(envelope),
+            logger: this.logger,
+          },
+        );
+      }
     }
-    return this.legacy.handle(req, res, body);
+    const uris = inbound.kind === "modern" ? listenedResources(body) : [];
+    if (uris.length > 0 && this.onListen) this.onListen(uris, new Promise((resolve) => res.once("close", () => resolve())));
+    return this.modern(req, res, body);
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([this.handler.close(), this.legacy.close()]);
   }
-}
-
-/** Whether a JSON-RPC body claims the 2026-07-28 revision (the SDK's isLegacyRequest, negated, on a parsed body). */
-export function isModern(body: unknown): boolean {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
-  const meta = (body as { params?: { _meta?: unknown } }).params?._meta;
-  return typeof meta === "object" && meta !== null && PROTOCOL_VERSION_META in meta;
 }
 
 /** The resource URIs a `subscriptions/listen` request names (none for any other request). */

@@ -148,19 +148,66 @@ describe("one MCP server for the whole mesh", () => {
 });
 
 describe("relay", () => {
-  it("a client's cancellation reaches the agent: its handler sees the abort within 200 ms", async () => {
+  it.each([
+    ["a 2026-07-28 client through the gateway", "modern", () => gateway.url, "probe__sleep"],
+    ["a 2025-11-25 client through the gateway", "legacy", () => gateway.url, "probe__sleep"],
+    ["a 2025-11-25 client of the agent itself", "legacy", () => agents["probe"]!.url, "sleep"],
+  ] as const)("%s: its cancellation reaches the handler, which sees the abort within 200 ms", async (_label, era, url, tool) => {
+    const c = era === "modern" && url() === gateway.url ? client : await connectHttp(url(), { era });
+    const before = agents["probe"]!.logs().filter((l) => l["msg"] === "sleep aborted").length;
     const controller = new AbortController();
-    const call = client.callTool({ name: "probe__sleep", arguments: { ms: 10_000 } }, { signal: controller.signal });
+    const call = c.callTool({ name: tool, arguments: { ms: 10_000 } }, { signal: controller.signal });
     await new Promise((r) => setTimeout(r, 300));
     const abortedAt = Date.now();
     controller.abort();
     await expect(call).rejects.toThrow();
-    const line = await eventually(() => agents["probe"]!.logs().find((l) => l["msg"] === "sleep aborted"), {
+    const line = await eventually(() => agents["probe"]!.logs().filter((l) => l["msg"] === "sleep aborted")[before], {
       timeoutMs: 1_000,
       what: "the agent's abort",
     });
     expect((line.value["time"] as number) - abortedAt).toBeLessThan(200);
+    if (c !== client) await c.close();
   });
+
+  it.each(["modern", "legacy"] as const)(
+    "a plain call (%s) is answered as one JSON response; a call that reports progress streams it",
+    async (era) => {
+      const url = new URL("/agents/probe/mcp", gateway.url).toString();
+      const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+      const meta = (extra: Record<string, unknown> = {}) =>
+        era === "modern"
+          ? { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, ...extra }
+          : extra;
+      if (era === "legacy") {
+        const init = await fetch(url, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 0,
+            method: "initialize",
+            params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+          }),
+        });
+        await init.text();
+        Object.assign(headers, { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" });
+      } else Object.assign(headers, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" });
+      const post = (id: number, name: string, args: Record<string, unknown>, extra?: Record<string, unknown>) =>
+        fetch(url, {
+          method: "POST",
+          headers: era === "modern" ? { ...headers, "mcp-name": name } : headers,
+          body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, _meta: meta(extra) } }),
+        });
+      const plain = await post(1, "context", {});
+      expect(plain.headers.get("content-type")).toBe("application/json");
+      expect(await plain.json()).toMatchObject({ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text" }] } });
+      const streamed = await post(2, "progress", { count: 2, interval_ms: 10 }, { progressToken: "p" });
+      expect(streamed.headers.get("content-type")).toBe("text/event-stream");
+      const sse = await streamed.text();
+      expect(sse).toMatch(/"method":"notifications\/progress"/);
+      expect(sse).toMatch(/"id":2,"result"|"result":\{.*"id":2/s);
+    },
+  );
 
   it("delivers all 10 progress notifications of a 5 s call, in order, without cutting it off", async () => {
     const seen: number[] = [];

@@ -1,0 +1,244 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  isInputRequiredResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  type CallToolResult,
+  type ClientCapabilities,
+  type Implementation,
+  type InputRequiredResult,
+  type LoggingLevel,
+  type McpServer,
+  type Server,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import type { Logger } from "../logger.ts";
+
+/**
+ * Plain tool calls answered without the SDK's per-message machinery: the hot path of every
+ * hop in the mesh. "Plain" means a call the SDK would answer as one JSON response with
+ * nothing streamed: no progress token, no log level (2026-07-28), no continuation of an
+ * earlier input_required round, and on 2026-07-28 standard headers that match the body
+ * exactly. Everything else (and any request the endpoint is unsure of) takes the SDK's path,
+ * which builds a server per 2026-07-28 request.
+ */
+export interface FastToolCalls {
+  /** The serverInfo every 2026-07-28 result carries in `_meta`. */
+  serverInfo: Implementation;
+  /**
+   * Whether a call of `tool` may take the fast path; `session` is the server of the
+   * 2025-11-25 session it came on (undefined on 2026-07-28).
+   */
+  accepts(tool: string, session?: McpServer | Server): boolean;
+  /** Runs the call. `params._meta` comes without the reserved envelope keys (2026-07-28), which come as `envelope`. */
+  call(request: FastCall, signal: AbortSignal): Promise<CallToolResult | InputRequiredResult>;
+}
+
+export type FastCallParams = { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
+
+export interface FastCall {
+  id: string | number;
+  params: FastCallParams;
+  envelope: Record<string, unknown>;
+  /** The 2025-11-25 session's server, if the call came on one. */
+  session?: McpServer | Server;
+}
+
+/** Keys of `_meta` the MCP specification reserves for the protocol (the request envelope). */
+export const RESERVED_META_PREFIX = "io.modelcontextprotocol/";
+const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
+const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
+const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
+const CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities";
+/** MissingRequiredClientCapability: the one handler error the spec answers with HTTP 400. */
+const MISSING_CAPABILITY = -32_021;
+/** Tool names that travel verbatim in the Mcp-Name header (others are encoded: the SDK checks those). */
+const VERBATIM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
+
+/** The tools/call a body carries, if it is one request that may take the fast path (both eras). */
+export function plainToolCall(
+  req: IncomingMessage,
+  body: unknown,
+  era: "modern" | "legacy",
+): (FastCallParams & { id: string | number }) | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  const m = body as Message;
+  if (m.method !== "tools/call" || (typeof m.id !== "string" && typeof m.id !== "number")) return undefined;
+  const params = m.params as Record<string, unknown> | undefined;
+  const name = params?.["name"];
+  if (typeof name !== "string" || !VERBATIM_NAME.test(name)) return undefined;
+  if (params!["arguments"] !== undefined && (typeof params!["arguments"] !== "object" || params!["arguments"] === null)) return undefined;
+  const meta = (params!["_meta"] ?? {}) as Record<string, unknown>;
+  if (typeof meta !== "object" || meta === null) return undefined;
+  // Nothing streams: no progress asked for, no log level; no continuation, no task.
+  if (meta["progressToken"] !== undefined || meta[LOG_LEVEL_META] !== undefined) return undefined;
+  if ("requestState" in params! || "inputResponses" in params! || "task" in params!) return undefined;
+  const accept = header(req, "accept") ?? "";
+  if (!accept.includes("application/json") && !accept.includes("*/*")) return undefined;
+  if (era === "modern") {
+    // Standard headers present and matching the body (the SDK's path answers any other case).
+    if (header(req, "mcp-method") !== "tools/call" || header(req, "mcp-name") !== name) return undefined;
+    if (header(req, "mcp-protocol-version") !== meta[PROTOCOL_VERSION_META]) return undefined;
+  }
+  return { id: m.id, ...(params as FastCallParams) };
+}
+
+/**
+ * Runs a fast call and answers it as one JSON response, shaped as the SDK shapes it for the
+ * era: 2026-07-28 results carry `resultType` and the server's identity in `_meta`. The
+ * client going away aborts the handler (a cancellation, on 2026-07-28).
+ */
+export async function answerFast(
+  res: ServerResponse,
+  call: FastCall,
+  o: { era: "modern" | "legacy"; fast: FastToolCalls; capabilities: ClientCapabilities | undefined; logger: Logger; signal?: AbortSignal },
+): Promise<void> {
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new Error("the client closed the request"));
+  };
+  res.once("close", onClose);
+  const signal = o.signal ? AbortSignal.any([abort.signal, o.signal]) : abort.signal;
+  let status = 200;
+  let answer: Record<string, unknown>;
+  try {
+    const result = await o.fast.call(call, signal);
+    const missing = isInputRequiredResult(result) ? missingCapability(result, o.capabilities ?? {}) : undefined;
+    if (missing) {
+      status = 400;
+      answer = { jsonrpc: "2.0", id: call.id, error: missing };
+    } else if (isInputRequiredResult(result) && o.era === "legacy") {
+      // Only a session whose client can answer input requests reaches a handler that asks (accepts).
+      answer = {
+        jsonrpc: "2.0",
+        id: call.id,
+        error: { code: ProtocolErrorCode.InternalError, message: "The tool asked for input on a plain call." },
+      };
+    } else {
+      const content = isInputRequiredResult(result) || result.content !== undefined ? {} : { content: [] };
+      answer = {
+        result:
+          o.era === "modern"
+            ? {
+                ...result,
+                ...content,
+                resultType: (result as { resultType?: string }).resultType ?? "complete",
+                _meta: { ...result._meta, [SERVER_INFO_META]: o.fast.serverInfo },
+              }
+            : { ...result, ...content },
+        jsonrpc: "2.0",
+        id: call.id,
+      };
+    }
+  } catch (e) {
+    // As the SDK answers a handler's error: its numeric code, message and data, else an internal error.
+    const thrown = (e ?? {}) as { code?: unknown; message?: unknown; data?: unknown };
+    const code = Number.isSafeInteger(thrown.code) ? (thrown.code as number) : ProtocolErrorCode.InternalError;
+    if (code === ProtocolErrorCode.InternalError) o.logger.warn({ err: String(e) }, "a tool call failed unexpectedly");
+    // In-band (HTTP 200) like every handler error, but a missing client capability: the spec makes that 400.
+    if (code === MISSING_CAPABILITY && o.era === "modern") status = 400;
+    answer = {
+      jsonrpc: "2.0",
+      id: call.id,
+      error: {
+        code,
+        message: typeof thrown.message === "string" ? thrown.message : "Internal error",
+        ...(thrown.data !== undefined ? { data: thrown.data } : {}),
+      },
+    };
+  } finally {
+    res.off("close", onClose);
+  }
+  if (res.destroyed || signal.aborted) return; // cancelled: the client expects no answer
+  const body = JSON.stringify(answer);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+}
+
+/** Splits a 2026-07-28 request's `_meta` into the reserved envelope and the rest. */
+export function splitEnvelope(meta: Record<string, unknown> | undefined): {
+  envelope: Record<string, unknown>;
+  meta: Record<string, unknown>;
+} {
+  const envelope: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(meta ?? {})) (key.startsWith(RESERVED_META_PREFIX) ? envelope : rest)[key] = value;
+  return { envelope, meta: rest };
+}
+
+/** Whether the client of a 2025-11-25 session can answer server requests (sampling, elicitation, roots). */
+export function answersServerRequests(session: McpServer | Server): boolean {
+  const caps = ("server" in session ? session.server : session).getClientCapabilities() ?? {};
+  return Boolean(caps.sampling || caps.elicitation || caps.roots);
+}
+
+/** The client capabilities a 2026-07-28 envelope declares. */
+export function envelopeCapabilities(envelope: Record<string, unknown>): ClientCapabilities {
+  return (envelope[CLIENT_CAPABILITIES_META] ?? {}) as ClientCapabilities;
+}
+
+/**
+ * The request context a handler sees on the fast path: the request's envelope, metadata and
+ * cancellation. Nothing streams there: on 2026-07-28 the client asked for no log level, so
+ * logging is a no-op; on a 2025-11-25 session a log message goes to the session at the
+ * level its client set. Server requests do not exist on 2026-07-28, and a 2025 session
+ * whose client could answer them never takes the fast path.
+ */
+export function fastRequestContext(call: FastCall, signal: AbortSignal): ServerContext {
+  const unavailable = () =>
+    Promise.reject(
+      new ProtocolError(ProtocolErrorCode.InternalError, "No server requests on this call: return inputRequired(...) instead."),
+    );
+  const session = call.session;
+  const log = session
+    ? (level: LoggingLevel, data: unknown, logger?: string) =>
+        (("server" in session ? session.server : session) as Server)
+          .sendLoggingMessage({ level, data, ...(logger ? { logger } : {}) })
+          .catch(() => undefined)
+    : async () => undefined;
+  return {
+    mcpReq: {
+      id: call.id,
+      method: "tools/call",
+      _meta: call.params._meta ?? {},
+      envelope: call.envelope,
+      requestState: () => undefined,
+      signal,
+      send: unavailable,
+      notify: async () => undefined,
+      log,
+      elicitInput: unavailable,
+      requestSampling: unavailable,
+    },
+  } as unknown as ServerContext;
+}
+
+/** The -32021 error for an input request the client's capabilities do not cover, if any (as the SDK checks it). */
+function missingCapability(result: InputRequiredResult, caps: ClientCapabilities): Record<string, unknown> | undefined {
+  const declared = caps as Record<string, Record<string, unknown> | undefined>;
+  for (const [key, entry] of Object.entries(result.inputRequests ?? {})) {
+    const method = (entry as { method?: string }).method;
+    const params = ((entry as { params?: Record<string, unknown> }).params ?? {}) as Record<string, unknown>;
+    let required: Record<string, unknown> | undefined;
+    if (method === "elicitation/create") {
+      if (!declared["elicitation"]) required = { elicitation: {} };
+      else if (params["mode"] === "url" && !declared["elicitation"]["url"]) required = { elicitation: { url: {} } };
+    } else if (method === "sampling/createMessage") {
+      if (!declared["sampling"]) required = { sampling: {} };
+      else if (params["tools"] !== undefined && !declared["sampling"]["tools"]) required = { sampling: { tools: {} } };
+    } else if (method === "roots/list" && !declared["roots"]) required = { roots: {} };
+    if (required)
+      return {
+        code: MISSING_CAPABILITY,
+        message: `Cannot request input '${key}' (${method}): the request's client capabilities do not declare the required capability`,
+        data: { requiredCapabilities: required },
+      };
+  }
+  return undefined;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
