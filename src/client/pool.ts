@@ -8,6 +8,7 @@ import {
 import PQueue from "p-queue";
 import { MeshError, describeError } from "../protocol/errors.ts";
 import { meshFetch } from "./meshFetch.ts";
+import { withMeshOAuth, type MeshOAuthProvider } from "./oauth.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import type { TokenFor } from "../http/auth.ts";
 import { isToolmesh } from "../discovery/catalog.ts";
@@ -90,6 +91,8 @@ export interface ClientPoolOptions {
    * back on a session of their own. Default: 2026-07-28 where the server speaks it.
    */
   legacyOnly?: boolean;
+  /** An OAuth client for the servers that require one (none for toolmesh agents, which take bearer tokens). */
+  oauth?: (target: PoolTarget) => MeshOAuthProvider | undefined;
 }
 
 interface Entry {
@@ -109,9 +112,17 @@ export const NOTIFICATION_GRACE_MS = 1_000;
  */
 const verdicts = new Map<string, { kind: "modern"; discover: DiscoverResult } | { kind: "legacy" }>();
 
-/** The revisions a toolmesh agent serves, and what its server/discover would answer, from its Consul meta. */
-function verdictFromMeta(meta: Record<string, string> | undefined): { kind: "modern"; discover: DiscoverResult } | undefined {
-  if (!isToolmesh(meta) || !meta?.["mcp_protocols"]?.split(",").includes(MODERN_REVISION)) return undefined;
+/** URLs whose registration claimed 2026-07-28 but whose connection failed with it: probed instead. */
+const distrusted = new Set<string>();
+
+/**
+ * The revisions a server serves, and what its server/discover would answer, from its Consul
+ * meta: a toolmesh agent publishes them; `mesh register` records what its probe found.
+ */
+function verdictFromMeta(target: PoolTarget): { kind: "modern"; discover: DiscoverResult } | undefined {
+  const meta = target.meta;
+  if (!meta?.["mcp_protocols"]?.split(",").includes(MODERN_REVISION)) return undefined;
+  if (!isToolmesh(meta) && distrusted.has(target.url)) return undefined;
   let capabilities: Record<string, unknown> = { tools: { listChanged: true } };
   try {
     capabilities = JSON.parse(meta["mcp_capabilities"] ?? "") as Record<string, unknown>;
@@ -258,6 +269,8 @@ export class ClientPool {
       }
       return pending;
     };
+    const provider = this.o.oauth?.(target);
+    const transportFetch = provider ? withMeshOAuth(provider, target.url, fetch) : fetch;
     const client = new Client(
       { name: this.o.clientName, version: "1" },
       {
@@ -275,17 +288,19 @@ export class ClientPool {
       client.setNotificationHandler(`notifications/${list}/list_changed`, () => this.o.onListChanged?.(target.id, list));
     const token = target.service ? this.o.token?.(target.service, isToolmesh(target.meta)) : undefined;
     // Toolmesh agents say what they serve in Consul meta: no probe. Others are probed once.
-    const prior = this.o.legacyOnly ? undefined : (verdictFromMeta(target.meta) ?? verdicts.get(target.url));
+    const fromMeta = this.o.legacyOnly ? undefined : verdictFromMeta(target);
+    const prior = this.o.legacyOnly ? undefined : (fromMeta ?? verdicts.get(target.url));
     try {
       await client.connect(
         new StreamableHTTPClientTransport(new URL(target.url), {
-          fetch,
+          fetch: transportFetch,
           ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
         }),
         { timeout: this.connectTimeoutMs, ...(prior ? { prior } : {}) },
       );
     } catch (e) {
       verdicts.delete(target.url);
+      if (fromMeta && !isToolmesh(target.meta)) distrusted.add(target.url);
       void client.close().catch(() => undefined);
       // 401 stays itself: the caller names the token to set.
       throw e instanceof SdkHttpError && e.status === 401 ? e : new ConnectError(target, e, this.connectTimeoutMs);

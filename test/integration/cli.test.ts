@@ -210,6 +210,9 @@ describe("register any MCP server", () => {
       timeoutMs: 8_000,
       what: "everything passing (TCP check)",
     });
+    // What the probe found is kept in the registration: callers do not probe it again.
+    const [entry] = (await consul.client.healthService("everything", { passing: true })).value;
+    expect(entry!.meta["mcp_protocols"]).toMatch(/^\d{4}-\d\d-\d\d(,\d{4}-\d\d-\d\d)*$/);
 
     const tools = await mesh(["tools", "everything", ...c]);
     expect(tools.code).toBe(0);

@@ -1,7 +1,7 @@
 // The official MCP conformance suite (npm @modelcontextprotocol/conformance), run per
 // revision with `--requirements`, against real agents, the gateway and its passthrough.
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,7 @@ const run = promisify(execFile);
 const CONFORMANCE = fileURLToPath(new URL("../../node_modules/@modelcontextprotocol/conformance/dist/index.js", import.meta.url));
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
+const CLIENT = fileURLToPath(new URL("../fixtures/conformanceClient.ts", import.meta.url));
 const REVISIONS = ["2025-11-25", "2026-07-28"] as const;
 type Revision = (typeof REVISIONS)[number];
 
@@ -99,19 +100,31 @@ async function requirements(url: string, revision: Revision): Promise<Results> {
     // Exit 1 means scored failures: the checks below say which. Anything else is a broken run.
     if (e.code !== 1) throw new Error(`conformance run failed: ${String(e.code)} ${e.stdout?.slice(-400) ?? ""}`);
   });
+  return readResults(out);
+}
+
+/** Each scenario's checks from a run's output directory (client scenarios may sit in subfolders: auth/…). */
+function readResults(out: string, prefix = ""): Results {
   const results: Results = new Map();
   for (const dir of readdirSync(out)) {
-    const scenario = dir.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT[\d-]+Z$/, "");
-    results.set(scenario, JSON.parse(readFileSync(join(out, dir, "checks.json"), "utf8")) as Check[]);
+    const path = join(out, dir);
+    if (!statSync(path).isDirectory()) continue;
+    if (!/-\d{4}-\d\d-\d\dT[\d-]+Z$/.test(dir)) {
+      for (const [k, v] of readResults(path, `${prefix}${dir}/`)) results.set(k, v);
+      continue;
+    }
+    const scenario = prefix + dir.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT[\d-]+Z$/, "");
+    results.set(scenario, JSON.parse(readFileSync(join(path, "checks.json"), "utf8")) as Check[]);
   }
   return results;
 }
 
-/** The server scenarios the revision scores (the suite also runs extension and pending ones, unscored). */
-async function scored(revision: Revision): Promise<string[]> {
+/** The scenarios the revision scores for a role (the suite also runs extension and pending ones, unscored). */
+async function scored(revision: Revision, role: "server" | "client" = "server"): Promise<string[]> {
   const { stdout } = await run(process.execPath, [CONFORMANCE, "list", "--requirements", revision]);
-  const section = stdout.split(/Client scenarios/)[0]!;
-  return [...section.matchAll(/^\s+- ([a-z0-9-]+)$/gm)].map((m) => m[1]!);
+  const [servers, rest] = stdout.split(/Client scenarios/) as [string, string];
+  const section = role === "server" ? servers : rest.split(/Run and reported/)[0]!;
+  return [...section.matchAll(/^\s+- ([a-z0-9_/-]+)$/gm)].map((m) => m[1]!);
 }
 
 /** Checks that failed, as "scenario/check: why"; checks the suite could not exercise are left out when `testable`. */
@@ -174,4 +187,23 @@ describe.each(REVISIONS)("--requirements %s", (revision) => {
     },
     300_000,
   );
+});
+
+describe.each(REVISIONS)("client side, --requirements %s", (revision) => {
+  it("toolmesh's caller (its connection pool: negotiation, OAuth, input requests) passes every scored client scenario", async () => {
+    const required = await scored(revision, "client");
+    expect(required.length).toBeGreaterThanOrEqual(revision === "2026-07-28" ? 30 : 15);
+    const out = mkdtempSync(join(tmpdir(), "toolmesh-conformance-client-"));
+    await run(
+      process.execPath,
+      [CONFORMANCE, "client", "--command", `${process.execPath} ${CLIENT}`, "--requirements", revision, "-o", out],
+      { timeout: 280_000, maxBuffer: 64 * 1024 * 1024 },
+    ).catch((e: { code?: unknown; stdout?: string }) => {
+      if (e.code !== 1) throw new Error(`conformance client run failed: ${String(e.code)} ${e.stdout?.slice(-400) ?? ""}`);
+    });
+    const results = readResults(out);
+    expect(failures(results, required)).toEqual([]);
+    const unscored = [...results.keys()].filter((s) => !required.includes(s));
+    console.log(`client ${revision} unscored: ${unscored.map((s) => `${s} (${summary(results)[s]})`).join("; ")}`);
+  }, 300_000);
 });

@@ -1,3 +1,4 @@
+import type { Client } from "@modelcontextprotocol/client";
 import { Command, Option } from "commander";
 import { AGENT_NAME_PATTERN } from "../../../src/agent/definition.ts";
 import type { ServiceRegistration } from "../../../src/consul/client.ts";
@@ -106,9 +107,10 @@ async function vet(
   });
   let tools: string[] | undefined;
   try {
-    const listed = await pool.use({ id: reg.id, url: flags.url, service: reg.name, meta: reg.meta }, (c) =>
-      c.listTools(undefined, { timeout: REGISTER_PROBE_TIMEOUT_MS }),
-    );
+    const listed = await pool.use({ id: reg.id, url: flags.url, service: reg.name, meta: reg.meta }, async (c) => {
+      recordRevision(reg, c);
+      return c.listTools(undefined, { timeout: REGISTER_PROBE_TIMEOUT_MS });
+    });
     tools = listed.tools.map((t) => t.name).sort();
   } catch (e) {
     problems.push(`${flags.url} does not answer MCP: ${describeError(e)}.`);
@@ -128,6 +130,23 @@ async function vet(
   }
   if (problems.length > 0 && !flags.force) throw new UsageError(`${problems.join(" ")} Nothing was registered (--force registers anyway).`);
   return { problems, answered: tools !== undefined };
+}
+
+/**
+ * Records in the registration which revisions the server answered (its server/discover, or
+ * the one initialize settled on) and, where it fits in Consul meta, its capabilities: its
+ * callers then connect without probing it again.
+ */
+function recordRevision(reg: ServiceRegistration, client: Client): void {
+  const discover = client.getDiscoverResult();
+  if (discover) {
+    reg.meta["mcp_protocols"] = discover.supportedVersions.join(",");
+    const capabilities = JSON.stringify(discover.capabilities ?? {});
+    if (capabilities.length <= 512) reg.meta["mcp_capabilities"] = capabilities;
+  } else {
+    const version = client.getNegotiatedProtocolVersion();
+    if (version) reg.meta["mcp_protocols"] = version;
+  }
 }
 
 /** Validates the flags and builds the Consul registration (exported for tests). */
