@@ -102,6 +102,9 @@ interface Entry {
   sending: Set<Promise<unknown>>;
 }
 
+/** Least time a connection that runs an OAuth flow gets to open. @default 30000 */
+export const OAUTH_CONNECT_TIMEOUT_MS = 30_000;
+
 /** Longest a closing connection waits for its notifications (cancellations) to be delivered. @default 1000 */
 export const NOTIFICATION_GRACE_MS = 1_000;
 
@@ -270,12 +273,15 @@ export class ClientPool {
       return pending;
     };
     const provider = this.o.oauth?.(target);
+    // An OAuth flow (metadata discovery, registration, authorization, token) is several round
+    // trips on top of the handshake: it gets at least OAUTH_CONNECT_TIMEOUT_MS.
+    const connectTimeoutMs = provider ? Math.max(this.connectTimeoutMs, OAUTH_CONNECT_TIMEOUT_MS) : this.connectTimeoutMs;
     const transportFetch = provider ? withMeshOAuth(provider, target.url, fetch) : fetch;
     const client = new Client(
       { name: this.o.clientName, version: "1" },
       {
         capabilities: this.o.capabilities ?? {},
-        versionNegotiation: this.o.legacyOnly ? { mode: "legacy" } : { mode: "auto", probe: { timeoutMs: this.connectTimeoutMs } },
+        versionNegotiation: this.o.legacyOnly ? { mode: "legacy" } : { mode: "auto", probe: { timeoutMs: connectTimeoutMs } },
         ...(this.o.relayInputRequests ? { inputRequired: { autoFulfill: false } } : {}),
       },
     );
@@ -296,14 +302,14 @@ export class ClientPool {
           fetch: transportFetch,
           ...(token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : {}),
         }),
-        { timeout: this.connectTimeoutMs, ...(prior ? { prior } : {}) },
+        { timeout: connectTimeoutMs, ...(prior ? { prior } : {}) },
       );
     } catch (e) {
       verdicts.delete(target.url);
       if (fromMeta && !isToolmesh(target.meta)) distrusted.add(target.url);
       void client.close().catch(() => undefined);
       // 401 stays itself: the caller names the token to set.
-      throw e instanceof SdkHttpError && e.status === 401 ? e : new ConnectError(target, e, this.connectTimeoutMs);
+      throw e instanceof SdkHttpError && e.status === 401 ? e : new ConnectError(target, e, connectTimeoutMs);
     }
     if (!prior && !this.o.legacyOnly) {
       const discover = client.getDiscoverResult();

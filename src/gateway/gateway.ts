@@ -20,6 +20,8 @@ import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
 import { relayPoolFor, type Relay } from "./relay.ts";
 import { ResourceSubscriptions } from "./subscriptions.ts";
 import { UpstreamLists } from "./upstreamLists.ts";
+import { ListChanges, type Listing } from "./listChanges.ts";
+import { serverInfoOf, type View } from "./views.ts";
 import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 
@@ -44,8 +46,7 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-/** What one client session (or request) sees: the whole mesh, one agent kind, or the dynamic meta-tools. */
-export type View = { kind: "mesh" } | { kind: "agent"; agent: string } | { kind: "dynamic" };
+export type { View } from "./views.ts";
 
 /** A 2025-era session's server and what it relays. */
 interface SessionState {
@@ -80,9 +81,8 @@ export class Gateway {
   readonly logger: Logger;
   /** Live 2025-era session servers (they get list_changed). */
   private readonly sessions = new Map<Server, SessionState>();
-  /** Publishers to the 2026-07-28 listen streams of each endpoint, by view. */
-  private readonly notifiers = new Map<string, ServerNotifier>();
-  private readonly listings = new Map<string, Listing>();
+  /** List-changed notifications to sessions and listen streams. */
+  private readonly changes: ListChanges;
   readonly search: DynamicCatalog;
   /** Upstream resource subscriptions, shared by every client that wants a URI's updates. */
   readonly subscriptions: ResourceSubscriptions;
@@ -90,9 +90,6 @@ export class Gateway {
   readonly resources: ResourceIndex;
   /** Listen streams on the agents, for their own list changes. */
   private readonly upstreamLists: UpstreamLists;
-  /** List changes agents announced, to pass on with the next notification round even if the listing looks the same. */
-  private readonly announced = new Map<string, Set<ListKind>>();
-  private pending: NodeJS.Timeout | undefined;
 
   constructor(options: GatewayOptions) {
     this.mesh = options.mesh;
@@ -105,9 +102,14 @@ export class Gateway {
     this.subscriptions = new ResourceSubscriptions(this.mesh, this.logger);
     this.resources = new ResourceIndex(this.mesh, this.logger);
     this.upstreamLists = new UpstreamLists(this.mesh, this.logger);
+    this.changes = new ListChanges({
+      listing: (view) => this.listing(view),
+      sessions: () => [...this.sessions].map(([server, state]) => [server, state.view] as [Server, View]),
+      logger: this.logger,
+    });
     this.mesh.catalog.on("change", () => {
       this.upstreamLists.sync(this.healthyAgents());
-      this.scheduleListChanged();
+      this.changes.schedule();
     });
     this.upstreamLists.sync(this.healthyAgents());
   }
@@ -151,7 +153,7 @@ export class Gateway {
    * them) until the stream closes; their updates are published to the view's streams.
    */
   listen(view: View, uris: readonly string[], closed: Promise<void>): void {
-    const notify = this.notifiers.get(viewKey(view));
+    const notify = this.changes.notifier(view);
     if (!notify || view.kind === "dynamic") return;
     for (const uri of uris) {
       // The passthrough's agent answers for its own URIs; the whole mesh finds the owner.
@@ -169,14 +171,8 @@ export class Gateway {
    * list once the catalog has fetched it again; prompts and resources are listed on demand).
    */
   listChanged(agent: string, list: ListKind): void {
-    if (list !== "tools" || this.agentTools(agent).length > 0) {
-      for (const key of [viewKey({ kind: "mesh" }), viewKey({ kind: "agent", agent })]) {
-        const kinds = this.announced.get(key) ?? new Set<ListKind>();
-        kinds.add(list);
-        this.announced.set(key, kinds);
-      }
-    }
-    this.scheduleListChanged();
+    if (list !== "tools" || this.agentTools(agent).length > 0) this.changes.announce(agent, list);
+    else this.changes.schedule();
   }
 
   /** An agent said a resource changed (on any of the gateway's connections). */
@@ -222,8 +218,7 @@ export class Gateway {
 
   /** Registers the publisher of an endpoint's 2026-07-28 listen streams (list changes reach them). */
   attach(view: View, notify: ServerNotifier): void {
-    this.notifiers.set(viewKey(view), notify);
-    if (!this.listings.has(viewKey(view))) this.listings.set(viewKey(view), this.listing(view));
+    this.changes.attach(view, notify);
   }
 
   /**
@@ -291,7 +286,7 @@ export class Gateway {
   }
 
   close(): void {
-    clearTimeout(this.pending);
+    this.changes.close();
     this.sessions.clear();
     void this.subscriptions.close();
     void this.upstreamLists.close();
@@ -356,81 +351,6 @@ export class Gateway {
     const agents = view.kind === "agent" ? String(this.hasAgent(view.agent)) : this.healthyAgents().join(",");
     return { tools, agents };
   }
-
-  /** After a catalog change, tell each session and listen stream whose tools, resources or prompts changed (coalesced). */
-  private scheduleListChanged(): void {
-    clearTimeout(this.pending);
-    this.pending = setTimeout(() => {
-      const views = new Map<string, View>();
-      for (const s of this.sessions.values()) views.set(viewKey(s.view), s.view);
-      for (const key of this.notifiers.keys()) views.set(key, parseViewKey(key));
-      const tools = new Set<string>();
-      const prompts = new Set<string>();
-      const resources = new Set<string>();
-      for (const [key, view] of views) {
-        const now = this.listing(view);
-        const before = this.listings.get(key);
-        const announced = this.announced.get(key);
-        if (before?.tools !== now.tools || announced?.has("tools")) tools.add(key);
-        if (view.kind !== "dynamic") {
-          // A new or departed agent may bring or take resources and prompts.
-          const members = before?.agents !== now.agents;
-          if (members || announced?.has("prompts")) prompts.add(key);
-          if (members || announced?.has("resources")) resources.add(key);
-        }
-        this.listings.set(key, now);
-      }
-      this.announced.clear();
-      if (tools.size === 0 && prompts.size === 0 && resources.size === 0) return;
-      this.logger.info(
-        { views: [...new Set([...tools, ...prompts, ...resources])], sessions: this.sessions.size },
-        "catalog changed; notifying clients",
-      );
-      const ignore = () => undefined;
-      for (const [server, s] of this.sessions) {
-        const key = viewKey(s.view);
-        if (tools.has(key)) void server.sendToolListChanged().catch(ignore);
-        if (resources.has(key)) void server.sendResourceListChanged().catch(ignore);
-        if (prompts.has(key)) void server.sendPromptListChanged().catch(ignore);
-      }
-      for (const [key, notify] of this.notifiers) {
-        if (tools.has(key)) notify.toolsChanged();
-        if (resources.has(key)) notify.resourcesChanged();
-        if (prompts.has(key)) notify.promptsChanged();
-      }
-    }, 50);
-  }
-}
-
-/** What a view offers, to tell when it changed. */
-interface Listing {
-  tools: string;
-  agents: string;
-}
-
-/** Who answers on an endpoint of the view (serverInfo). */
-function serverInfoOf(view: View): { name: string; title: string; version: string } {
-  const agent = view.kind === "agent" ? view.agent : undefined;
-  return {
-    name: agent ? `toolmesh-${agent}` : "toolmesh-gateway",
-    title: agent ? `${agent} (through the toolmesh gateway)` : "toolmesh gateway",
-    version: TOOLMESH_GATEWAY_VERSION,
-  };
-}
-
-/** The gateway's version in its serverInfo. */
-const TOOLMESH_GATEWAY_VERSION = "0.2.0";
-
-function viewKey(view: View): string {
-  return view.kind === "agent" ? `agent:${view.agent}` : view.kind;
-}
-
-function parseViewKey(key: string): View {
-  return key.startsWith("agent:")
-    ? { kind: "agent", agent: key.slice("agent:".length) }
-    : key === "dynamic"
-      ? { kind: "dynamic" }
-      : { kind: "mesh" };
 }
 
 function unknownTool(name: string, hint: string): CallToolResult {
