@@ -11,6 +11,7 @@ import { classify, isFault } from "./outcome.ts";
 import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
 import { placeCall } from "./placement.ts";
 import { ClientPool, type ListKind } from "./pool.ts";
+import { directCallable } from "./directCall.ts";
 
 export interface MeshClientOptions {
   consul: ConsulClient;
@@ -231,42 +232,49 @@ export class MeshClient implements MeshCaller {
     const attemptSignal = AbortSignal.any([call.signal, patient.signal]);
     let sent = false;
     const wantsProgress = Boolean(options.onProgress) || options.idleTimeoutMs !== undefined || patience !== undefined;
-    const send = () =>
-      call.pool.use(
-        instance,
-        (client) => {
-          sent = true;
-          // request(), not callTool(): the agent has checked its result against its output
-          // schema already, and a relayed input_required result must pass untouched.
-          return client.request(
-            {
-              method: "tools/call",
-              params: {
-                name: call.tool,
-                arguments: call.args,
-                _meta: { ...options.envelope, ...toMeta(call.ctx) },
-                ...options.continuation,
-              },
+    const params = {
+      name: call.tool,
+      arguments: call.args,
+      _meta: { ...options.envelope, ...toMeta(call.ctx) },
+      ...options.continuation,
+    };
+    const onProgress = (p: { progress: number; total?: number; message?: string }) => {
+      clearTimeout(patience);
+      options.onProgress?.(p);
+    };
+    // A call to a toolmesh agent that serves 2026-07-28 goes direct: one HTTP request, no SDK
+    // client (directCall.ts). Other servers, the SDK's way.
+    const direct = call.pool.callsDirect(instance) && directCallable(call.tool);
+    const send = direct
+      ? () =>
+          call.pool.callDirect(instance, params, {
+            signal: attemptSignal,
+            idleTimeoutMs: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+            totalTimeoutMs: Math.max(1, deadline - Date.now()),
+            ...(wantsProgress ? { onProgress } : {}),
+            onSent: () => (sent = true),
+            ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
+          }) as Promise<CallToolResult>
+      : () =>
+          call.pool.use(
+            instance,
+            (client) => {
+              sent = true;
+              // request(), not callTool(): the agent has checked its result against its output
+              // schema already, and a relayed input_required result must pass untouched.
+              return client.request(
+                { method: "tools/call", params },
+                {
+                  signal: attemptSignal,
+                  timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+                  maxTotalTimeout: Math.max(1, deadline - Date.now()),
+                  ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
+                  ...(wantsProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
+                },
+              ) as Promise<CallToolResult>;
             },
-            {
-              signal: attemptSignal,
-              timeout: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
-              maxTotalTimeout: Math.max(1, deadline - Date.now()),
-              ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
-              ...(wantsProgress
-                ? {
-                    onprogress: (p: { progress: number; total?: number; message?: string }) => {
-                      clearTimeout(patience);
-                      options.onProgress?.(p);
-                    },
-                    resetTimeoutOnProgress: true,
-                  }
-                : {}),
-            },
-          ) as Promise<CallToolResult>;
-        },
-        attemptSignal, // the deadline holds while the call waits in this caller's queue too
-      );
+            attemptSignal, // the deadline holds while the call waits in this caller's queue too
+          );
     const cancelled = () => Boolean(options.signal?.aborted);
     try {
       const result = bypassBreakers ? await send() : await this.health.run(instance.id, send, (e) => isFault(e, sent, cancelled()));

@@ -6,7 +6,7 @@ import { Agent, request } from "undici";
  * a tool call may legitimately send nothing for minutes, and the caller's deadline (or the
  * gateway's idle timeout) is what ends it, not the HTTP layer.
  */
-const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+export const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
 
 /** Statuses whose responses have no body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);

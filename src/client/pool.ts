@@ -2,13 +2,16 @@ import {
   Client,
   SdkHttpError,
   StreamableHTTPClientTransport,
+  type CallToolResult,
   type ClientCapabilities,
+  type InputRequiredResult,
   type DiscoverResult,
 } from "@modelcontextprotocol/client";
 import PQueue from "p-queue";
 import { MeshError, describeError } from "../protocol/errors.ts";
 import { meshFetch } from "./meshFetch.ts";
 import { withMeshOAuth, type MeshOAuthProvider } from "./oauth.ts";
+import { directToolCall, type DirectCall } from "./directCall.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import type { TokenFor } from "../http/auth.ts";
 import { isToolmesh } from "../discovery/catalog.ts";
@@ -177,6 +180,39 @@ export class ClientPool {
     return lane ? lane.pending + lane.size : 0;
   }
 
+  /**
+   * Whether calls to this instance may go direct (directCall.ts): a toolmesh agent that says
+   * in its meta that it serves 2026-07-28, reached with this pool's own credentials.
+   */
+  callsDirect(target: PoolTarget): boolean {
+    return !this.o.legacyOnly && !this.o.oauth && isToolmesh(target.meta) && verdictFromMeta(target) !== undefined;
+  }
+
+  /**
+   * One tools/call sent direct (no SDK client), counted in flight like `use` (same limits,
+   * same queue, same OVERLOADED refusal).
+   */
+  callDirect(
+    target: PoolTarget,
+    params: DirectCall["params"],
+    o: Pick<DirectCall, "signal" | "idleTimeoutMs" | "totalTimeoutMs" | "onProgress" | "onSent" | "allowInputRequired">,
+  ): Promise<CallToolResult | InputRequiredResult> {
+    const token = target.service ? this.o.token?.(target.service, true) : undefined;
+    return this.lane(
+      target,
+      () =>
+        directToolCall({
+          url: target.url,
+          params,
+          clientInfo: { name: this.o.clientName, version: "1" },
+          capabilities: this.o.capabilities ?? {},
+          ...(token ? { token } : {}),
+          ...o,
+        }),
+      o.signal,
+    );
+  }
+
   /** The instance's client, connecting on first use (or when its address changed). */
   client(target: PoolTarget): Promise<Client> {
     const existing = this.entries.get(target.id);
@@ -200,6 +236,11 @@ export class ClientPool {
    * ConnectError (nothing was sent).
    */
   async use<T>(target: PoolTarget, fn: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.lane(target, async () => fn(await abortable(this.client(target), signal)), signal);
+  }
+
+  /** Runs `fn` in the instance's lane: its concurrency limit and bounded queue (OVERLOADED past it). */
+  private lane<T>(target: PoolTarget, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     let lane = this.lanes.get(target.id);
     if (!lane) {
       lane = new PQueue({ concurrency: this.maxConcurrent });
@@ -212,7 +253,7 @@ export class ClientPool {
         { retryable: true, details: { instance: target.id } },
       );
     }
-    return lane.add(async () => fn(await abortable(this.client(target), signal)), signal ? { signal } : {});
+    return lane.add(fn, signal ? { signal } : {});
   }
 
   /** Closes and forgets an instance's connection (it left, or it failed). */

@@ -15,12 +15,12 @@ import {
 import type { Logger } from "../logger.ts";
 
 /**
- * Plain tool calls answered without the SDK's per-message machinery: the hot path of every
- * hop in the mesh. "Plain" means a call the SDK would answer as one JSON response with
- * nothing streamed: no progress token, no log level (2026-07-28), no continuation of an
- * earlier input_required round, and on 2026-07-28 standard headers that match the body
- * exactly. Everything else (and any request the endpoint is unsure of) takes the SDK's path,
- * which builds a server per 2026-07-28 request.
+ * Tool calls answered without the SDK's per-message machinery: the hot path of every hop in
+ * the mesh. The answer is one JSON response, or an SSE stream from the moment the handler
+ * sends a notification (progress, a log message at the level the call asked for), as the
+ * SDK answers. Taken by a `tools/call` that is one request, with no task, and on 2026-07-28
+ * standard headers that match the body exactly. Everything else (and any request the
+ * endpoint is unsure of) takes the SDK's path, which builds a server per 2026-07-28 request.
  */
 export interface FastToolCalls {
   /** The serverInfo every 2026-07-28 result carries in `_meta`. */
@@ -38,10 +38,12 @@ export type FastCallParams = { name: string; arguments?: Record<string, unknown>
 
 export interface FastCall {
   id: string | number;
-  params: FastCallParams;
+  params: FastCallParams & { requestState?: unknown; inputResponses?: Record<string, unknown> };
   envelope: Record<string, unknown>;
   /** The 2025-11-25 session's server, if the call came on one. */
   session?: McpServer | Server;
+  /** Sends a notification related to the call (progress, log messages) on its response stream. */
+  notify?: (notification: { method: string; params?: Record<string, unknown> }) => Promise<void>;
 }
 
 /** Keys of `_meta` the MCP specification reserves for the protocol (the request envelope). */
@@ -52,6 +54,8 @@ const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
 const CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities";
 /** MissingRequiredClientCapability: the one handler error the spec answers with HTTP 400. */
 const MISSING_CAPABILITY = -32_021;
+/** Log levels, least severe first. */
+const LOG_LEVELS: readonly LoggingLevel[] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
 /** Tool names that travel verbatim in the Mcp-Name header (others are encoded: the SDK checks those). */
 const VERBATIM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -72,11 +76,20 @@ export function plainToolCall(
   if (params!["arguments"] !== undefined && (typeof params!["arguments"] !== "object" || params!["arguments"] === null)) return undefined;
   const meta = (params!["_meta"] ?? {}) as Record<string, unknown>;
   if (typeof meta !== "object" || meta === null) return undefined;
-  // Nothing streams: no progress asked for, no log level; no continuation, no task.
-  if (meta["progressToken"] !== undefined || meta[LOG_LEVEL_META] !== undefined) return undefined;
-  if ("requestState" in params! || "inputResponses" in params! || "task" in params!) return undefined;
+  if ("task" in params!) return undefined;
+  // A continuation the SDK would refuse (a non-string requestState, odd inputResponses) is the SDK's to refuse.
+  const state = params!["requestState"];
+  const responses = params!["inputResponses"];
+  if (state !== undefined && typeof state !== "string") return undefined;
+  if (responses !== undefined && (typeof responses !== "object" || responses === null || Array.isArray(responses))) return undefined;
+  // 2025 sessions: a log level or a continuation does not exist there; answers stay the SDK's.
+  if (era === "legacy" && (meta[LOG_LEVEL_META] !== undefined || "requestState" in params! || "inputResponses" in params!))
+    return undefined;
   const accept = header(req, "accept") ?? "";
   if (!accept.includes("application/json") && !accept.includes("*/*")) return undefined;
+  // A call that may stream (progress, log messages) needs a client that takes SSE.
+  const mayStream = meta["progressToken"] !== undefined || meta[LOG_LEVEL_META] !== undefined;
+  if (mayStream && !accept.includes("text/event-stream") && !accept.includes("*/*")) return undefined;
   if (era === "modern") {
     // Standard headers present and matching the body (the SDK's path answers any other case).
     if (header(req, "mcp-method") !== "tools/call" || header(req, "mcp-name") !== name) return undefined;
@@ -101,10 +114,22 @@ export async function answerFast(
   };
   res.once("close", onClose);
   const signal = o.signal ? AbortSignal.any([abort.signal, o.signal]) : abort.signal;
+  // The response becomes an SSE stream with the call's first notification (as the SDK's does).
+  let streaming = false;
+  const event = (message: Record<string, unknown>) => {
+    if (!streaming) {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform", connection: "keep-alive" });
+      streaming = true;
+    }
+    res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  };
+  const notify = async (n: { method: string; params?: Record<string, unknown> }) => {
+    if (!res.destroyed && !res.writableEnded) event({ jsonrpc: "2.0", ...n });
+  };
   let status = 200;
   let answer: Record<string, unknown>;
   try {
-    const result = await o.fast.call(call, signal);
+    const result = await o.fast.call({ ...call, notify }, signal);
     const missing = isInputRequiredResult(result) ? missingCapability(result, o.capabilities ?? {}) : undefined;
     if (missing) {
       status = 400;
@@ -152,6 +177,11 @@ export async function answerFast(
     res.off("close", onClose);
   }
   if (res.destroyed || signal.aborted) return; // cancelled: the client expects no answer
+  if (streaming) {
+    event(answer);
+    res.end();
+    return;
+  }
   const body = JSON.stringify(answer);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
 }
@@ -179,11 +209,11 @@ export function envelopeCapabilities(envelope: Record<string, unknown>): ClientC
 }
 
 /**
- * The request context a handler sees on the fast path: the request's envelope, metadata and
- * cancellation. Nothing streams there: on 2026-07-28 the client asked for no log level, so
- * logging is a no-op; on a 2025-11-25 session a log message goes to the session at the
- * level its client set. Server requests do not exist on 2026-07-28, and a 2025 session
- * whose client could answer them never takes the fast path.
+ * The request context a handler sees on the fast path: the request's envelope, metadata,
+ * continuation (inputResponses, requestState) and cancellation; progress and log messages go
+ * on the call's own response stream (a 2025 session's log messages at its session level).
+ * Server requests do not exist on 2026-07-28, and a 2025 session whose client could answer
+ * them never takes the fast path.
  */
 export function fastRequestContext(call: FastCall, signal: AbortSignal): ServerContext {
   const unavailable = () =>
@@ -191,22 +221,30 @@ export function fastRequestContext(call: FastCall, signal: AbortSignal): ServerC
       new ProtocolError(ProtocolErrorCode.InternalError, "No server requests on this call: return inputRequired(...) instead."),
     );
   const session = call.session;
+  const notify = call.notify ?? (async () => undefined);
+  // 2025 session: at the session's level, as the SDK logs there. 2026-07-28: only at or above
+  // the level the call asked for, on its own response stream.
+  const wanted = call.envelope[LOG_LEVEL_META] as LoggingLevel | undefined;
   const log = session
     ? (level: LoggingLevel, data: unknown, logger?: string) =>
         (("server" in session ? session.server : session) as Server)
           .sendLoggingMessage({ level, data, ...(logger ? { logger } : {}) })
           .catch(() => undefined)
-    : async () => undefined;
+    : async (level: LoggingLevel, data: unknown, logger?: string) => {
+        if (wanted === undefined || LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(wanted)) return;
+        await notify({ method: "notifications/message", params: { level, data, ...(logger ? { logger } : {}) } });
+      };
   return {
     mcpReq: {
       id: call.id,
       method: "tools/call",
       _meta: call.params._meta ?? {},
       envelope: call.envelope,
-      requestState: () => undefined,
+      ...(call.params.inputResponses ? { inputResponses: call.params.inputResponses } : {}),
+      requestState: () => call.params.requestState,
       signal,
       send: unavailable,
-      notify: async () => undefined,
+      notify,
       log,
       elicitInput: unavailable,
       requestSampling: unavailable,
