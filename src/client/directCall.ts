@@ -17,9 +17,18 @@ const VERBATIM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
 export type Progress = { progress: number; total?: number; message?: string };
 
+/** JSON text to place in a request as it is (arguments forwarded byte for byte). */
+export interface RawJson {
+  readonly rawJson: string;
+}
+
+export function rawJson(text: string): RawJson {
+  return { rawJson: text };
+}
+
 export interface DirectCall {
   url: string;
-  params: { name: string; arguments: Record<string, unknown>; _meta?: Record<string, unknown> } & Record<string, unknown>;
+  params: { name: string; arguments: Record<string, unknown> | RawJson; _meta?: Record<string, unknown> } & Record<string, unknown>;
   clientInfo: { name: string; version: string };
   capabilities: ClientCapabilities;
   token?: string;
@@ -62,22 +71,21 @@ type JsonRpcMessage = {
 export async function directToolCall(c: DirectCall): Promise<CallToolResult | InputRequiredResult> {
   const id = nextId++;
   const progressToken = c.onProgress ? `p${id}` : undefined;
-  const body = JSON.stringify({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: {
-      ...c.params,
-      // The caller's own _meta keys win (the gateway passes on its client's capabilities).
-      _meta: {
-        "io.modelcontextprotocol/protocolVersion": REVISION,
-        "io.modelcontextprotocol/clientInfo": c.clientInfo,
-        "io.modelcontextprotocol/clientCapabilities": c.capabilities,
-        ...c.params._meta,
-        ...(progressToken ? { progressToken } : {}),
-      },
+  const { arguments: args, ...rest } = c.params;
+  const params = {
+    ...rest,
+    // The caller's own _meta keys win (the gateway passes on its client's capabilities).
+    _meta: {
+      "io.modelcontextprotocol/protocolVersion": REVISION,
+      "io.modelcontextprotocol/clientInfo": c.clientInfo,
+      "io.modelcontextprotocol/clientCapabilities": c.capabilities,
+      ...c.params._meta,
+      ...(progressToken ? { progressToken } : {}),
     },
-  });
+  };
+  // Raw arguments go in as they are; everything else is serialised here.
+  const argsText = isRaw(args) ? args.rawJson : JSON.stringify(args);
+  const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"arguments":${argsText},${JSON.stringify(params).slice(1)}}`;
   const timeout = new AbortController();
   const expire = () => timeout.abort(new SdkError(SdkErrorCode.RequestTimeout, "Request timed out"));
   let idle = setTimeout(expire, Math.max(1, c.idleTimeoutMs));
@@ -142,6 +150,10 @@ export async function directToolCall(c: DirectCall): Promise<CallToolResult | In
     clearTimeout(idle);
     clearTimeout(total);
   }
+}
+
+function isRaw(value: unknown): value is RawJson {
+  return typeof value === "object" && value !== null && typeof (value as RawJson).rawJson === "string";
 }
 
 /** The JSON-RPC error in a body, if it is the answer to request `id`. */

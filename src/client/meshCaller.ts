@@ -46,6 +46,12 @@ export interface CallToolOptions {
    * and log level); the mesh context is added beside them.
    */
   envelope?: Record<string, unknown>;
+  /**
+   * The arguments exactly as a client sent them (JSON text equal to `args`): forwarded byte
+   * for byte on a direct call (the gateway's hot path), so key order, number formatting and
+   * escapes arrive as written.
+   */
+  rawArguments?: string;
   /** Progress notifications from the agent; each one also resets the idle timeout. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }

@@ -11,7 +11,7 @@ import { classify, isFault } from "./outcome.ts";
 import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
 import { placeCall } from "./placement.ts";
 import { ClientPool, type ListKind } from "./pool.ts";
-import { directCallable } from "./directCall.ts";
+import { directCallable, rawJson } from "./directCall.ts";
 
 export interface MeshClientOptions {
   consul: ConsulClient;
@@ -247,14 +247,18 @@ export class MeshClient implements MeshCaller {
     const direct = call.pool.callsDirect(instance) && directCallable(call.tool);
     const send = direct
       ? () =>
-          call.pool.callDirect(instance, params, {
-            signal: attemptSignal,
-            idleTimeoutMs: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
-            totalTimeoutMs: Math.max(1, deadline - Date.now()),
-            ...(wantsProgress ? { onProgress } : {}),
-            onSent: () => (sent = true),
-            ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
-          }) as Promise<CallToolResult>
+          call.pool.callDirect(
+            instance,
+            options.rawArguments !== undefined ? { ...params, arguments: rawJson(options.rawArguments) } : params,
+            {
+              signal: attemptSignal,
+              idleTimeoutMs: Math.max(1, Math.min(options.idleTimeoutMs ?? Number.POSITIVE_INFINITY, deadline - Date.now())),
+              totalTimeoutMs: Math.max(1, deadline - Date.now()),
+              ...(wantsProgress ? { onProgress } : {}),
+              onSent: () => (sent = true),
+              ...(options.relayInputRequests ? { allowInputRequired: true } : {}),
+            },
+          ) as Promise<CallToolResult>
       : () =>
           call.pool.use(
             instance,

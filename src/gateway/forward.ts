@@ -28,7 +28,7 @@ export async function forwardCall(
   target: { agent: string; tool: string },
   params: Params,
   ctx: ServerContext,
-  via: { pool: ClientPool | undefined; session: LegacySession | undefined },
+  via: { pool: ClientPool | undefined; session: LegacySession | undefined; rawArguments?: string },
 ): Promise<CallToolResult | InputRequiredResult> {
   const pool = via.pool;
   const meta = params._meta ?? {};
@@ -54,6 +54,7 @@ export async function forwardCall(
       timeoutMs: gateway.maxCallMs,
       idleTimeoutMs: gateway.idleTimeoutMs,
       relayInputRequests: true,
+      ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
       ...(Object.keys(continuation).length ? { continuation } : {}),
       ...(progressToken !== undefined
         ? {

@@ -211,7 +211,7 @@ export class Gateway {
       call: (request, signal) => {
         const state = request.session ? this.sessions.get(request.session as Server) : undefined;
         const session = state ? { server: request.session as Server, logLevel: state.logLevel } : undefined;
-        return this.dispatch(view, request.params, fastRequestContext(request, signal), none, session);
+        return this.dispatch(view, request.params, fastRequestContext(request, signal), none, session, request.rawArguments);
       },
     };
   }
@@ -313,6 +313,7 @@ export class Gateway {
     ctx: ServerContext,
     relay: Relay,
     session: LegacySession | undefined,
+    rawArguments?: () => string | undefined,
   ): Promise<CallToolResult | InputRequiredResult> {
     // The same limits as the agents', before anything is parsed further or forwarded.
     const problem = argumentProblem(params.arguments);
@@ -339,7 +340,9 @@ export class Gateway {
           : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
     }
-    return forwardCall(this, target, params, ctx, { pool: relay.get(), session });
+    // The arguments go on exactly as the client wrote them (only the name and _meta change).
+    const raw = rawArguments?.();
+    return forwardCall(this, target, params, ctx, { pool: relay.get(), session, ...(raw !== undefined ? { rawArguments: raw } : {}) });
   }
 
   private listing(view: View): Listing {

@@ -42,6 +42,8 @@ export interface FastCall {
   envelope: Record<string, unknown>;
   /** The 2025-11-25 session's server, if the call came on one. */
   session?: McpServer | Server;
+  /** The call's `arguments` exactly as the client sent them (a proxy forwards them byte for byte). */
+  rawArguments?: () => string | undefined;
   /** Sends a notification related to the call (progress, log messages) on its response stream. */
   notify?: (notification: { method: string; params?: Record<string, unknown> }) => Promise<void>;
 }

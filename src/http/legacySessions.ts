@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
 import type { McpServer, Server } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
+import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
 import { sendJsonRpcError } from "./responses.ts";
 
@@ -88,7 +89,7 @@ export class LegacySessions {
       const fast = this.o.fastToolCalls;
       if (fast && req.method === "POST") {
         const plain = plainToolCall(req, body, "legacy");
-        if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(res, session, plain, fast);
+        if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(req, res, session, plain, fast);
         cancelRunning(session, body);
       }
       return session.transport.handleRequest(req, res, body);
@@ -125,6 +126,7 @@ export class LegacySessions {
 
   /** A plain tool call of a session, answered as one JSON response (its client accepts that for any POST). */
   private async answerFast(
+    req: IncomingMessage,
     res: ServerResponse,
     session: Session,
     plain: NonNullable<ReturnType<typeof plainToolCall>>,
@@ -136,7 +138,7 @@ export class LegacySessions {
     try {
       await answerFast(
         res,
-        { id, params, envelope: {}, session: session.server },
+        { id, params, envelope: {}, session: session.server, rawArguments: () => rawArgumentsOf(req) },
         {
           era: "legacy",
           fast,

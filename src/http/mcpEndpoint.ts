@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { classifyInboundRequest, createMcpHandler, type McpServer, type Server, type ServerNotifier } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
+import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, envelopeCapabilities, plainToolCall, splitEnvelope, type FastToolCalls } from "./fastCalls.ts";
 import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
 
@@ -80,7 +81,7 @@ export class McpEndpoint {
         const { envelope, meta } = splitEnvelope(params._meta);
         return answerFast(
           res,
-          { id, params: { ...params, _meta: meta }, envelope },
+          { id, params: { ...params, _meta: meta }, envelope, rawArguments: () => rawArgumentsOf(req) },
           {
             era: "modern",
             fast: this.fast,

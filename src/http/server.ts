@@ -5,6 +5,7 @@ import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
 import type { McpEndpoint } from "./mcpEndpoint.ts";
+import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
 /** Largest request body accepted on an MCP endpoint. @default 4194304 (4 MiB) */
@@ -293,7 +294,9 @@ async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes:
   }
   const text = Buffer.concat(chunks).toString("utf8");
   try {
-    return JSON.parse(text) as unknown;
+    const body = JSON.parse(text) as unknown;
+    keepRawBody(req, text);
+    return body;
   } catch (e) {
     sendJsonRpcError(res, 400, -32_700, `Parse error: the body is not valid JSON (${(e as Error).message}).`);
     return undefined;

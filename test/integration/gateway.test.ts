@@ -462,6 +462,76 @@ describe("one URL, both revisions", () => {
   });
 });
 
+describe("the gateway forwards a call's arguments byte for byte", () => {
+  /** A server that records the bodies it receives, registered in Consul as a toolmesh agent that serves 2026-07-28. */
+  async function rawAgent(): Promise<{ bodies: string[]; stop: () => void }> {
+    const { spawn } = await import("node:child_process");
+    const { createInterface } = await import("node:readline");
+    const child = spawn(process.execPath, [fileURLToPath(new URL("../fixtures/rawAgent.ts", import.meta.url))], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const bodies: string[] = [];
+    const port = await new Promise<number>((resolve) =>
+      createInterface({ input: child.stdout }).on("line", (line) => {
+        const e = JSON.parse(line) as { event: string; raw?: string; port?: number };
+        if (e.event === "ready") resolve(e.port!);
+        else bodies.push(e.raw!);
+      }),
+    );
+    await consul.client.registerService({
+      id: "raw-1",
+      name: "raw",
+      address: "127.0.0.1",
+      port,
+      tags: ["mcp"],
+      meta: { toolmesh_version: "test", mcp_protocols: "2026-07-28", mcp_path: "/mcp" },
+    });
+    return { bodies, stop: () => void child.kill() };
+  }
+
+  it.each([
+    ["/mcp", "raw__take"],
+    ["/agents/raw/mcp", "take"],
+  ])("through %s: key order, number formatting and escapes of the arguments arrive as the client wrote them", async (path, tool) => {
+    const raw = await rawAgent();
+    try {
+      const url = new URL(path, gateway.url).toString();
+      await eventually(
+        async () => {
+          const c = await connectHttp(new URL("/agents/raw/mcp", gateway.url).toString()).catch(() => undefined);
+          const names = (await c?.listTools().catch(() => undefined))?.tools.map((t) => t.name) ?? [];
+          await c?.close();
+          return names.includes("take");
+        },
+        { timeoutMs: 5_000, what: "the gateway to list the raw agent's tool" },
+      );
+      const args = String.raw`{"zeta":1.50,"alpha":1e2,"s":"caf\u00e9 \"q\"","nested":{"b":[1.0,2],"a":null}}`;
+      const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"${tool}","arguments":${args},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`;
+      const res = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2026-07-28",
+          "mcp-method": "tools/call",
+          "mcp-name": tool,
+        },
+        body,
+      });
+      const answer = await res.text();
+      expect(JSON.parse(answer), answer).toMatchObject({ id: 1, result: { content: [{ text: "ok" }] } });
+      const call = raw.bodies.find((b) => b.includes('"method":"tools/call"'))!;
+      expect(call, call).toContain(`"arguments":${args}`);
+      // The name and the context are the gateway's to rewrite: the agent's own name, the gateway in the caller chain.
+      expect(call).toContain('"name":"take"');
+      expect(call).toContain('"io.toolmesh/caller":["gateway"]');
+    } finally {
+      await consul.client.deregisterService("raw-1");
+      raw.stop();
+    }
+  });
+});
+
 describe("per-agent passthrough and the dynamic view", () => {
   it("/agents/hr/mcp presents hr exactly as its servers do, load-balanced across its replicas", async () => {
     const second = await spawnAgent("hr", consul.address);
