@@ -9,6 +9,7 @@ import { UsageError } from "../cli/errors.ts";
 import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/http/auth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
+import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } from "../../src/client/pool.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Gateway } from "../../src/gateway/gateway.ts";
@@ -28,6 +29,8 @@ export interface GatewayFlags {
   include: string[];
   exclude: string[];
   dynamic?: boolean;
+  maxCallsPerInstance?: string;
+  maxQueuedPerInstance?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
 }
 
@@ -58,19 +61,49 @@ export function addGatewayOptions(cmd: Command): Command {
       "--max-sessions <n>",
       "MCP sessions kept at once; a new one evicts the least recently used (env MESH_MAX_SESSIONS, default 512)",
     )
+    .option(
+      "--max-calls-per-instance <n>",
+      "calls the gateway sends one agent instance at once; more wait (env MESH_MAX_CALLS_PER_INSTANCE, default 64)",
+    )
+    .option(
+      "--max-queued-per-instance <n>",
+      "calls that may wait for one instance; more are refused OVERLOADED (env MESH_MAX_QUEUED_PER_INSTANCE, default 256)",
+    )
     .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .addOption(logLevelOption());
 }
 
+/** A whole-number setting from a flag or env, or a usage error naming both. */
+function whole(raw: string | undefined, what: string, min: number, max: number, fallback: number): number {
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < min || n > max)
+    throw new UsageError(`${what} must be a whole number from ${min} to ${max}; got "${raw}".`);
+  return n;
+}
+
+/** How many calls the gateway sends one instance at once, and lets wait for it (flags win over env). */
+function callerLimits(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
+  return {
+    maxConcurrentPerInstance: whole(
+      flags.maxCallsPerInstance ?? env["MESH_MAX_CALLS_PER_INSTANCE"],
+      "--max-calls-per-instance / MESH_MAX_CALLS_PER_INSTANCE",
+      1,
+      1_000_000,
+      DEFAULT_MAX_CONCURRENT_PER_INSTANCE,
+    ),
+    maxQueuedPerInstance: whole(
+      flags.maxQueuedPerInstance ?? env["MESH_MAX_QUEUED_PER_INSTANCE"],
+      "--max-queued-per-instance / MESH_MAX_QUEUED_PER_INSTANCE",
+      0,
+      1_000_000,
+      DEFAULT_MAX_QUEUED_PER_INSTANCE,
+    ),
+  };
+}
+
 /** The gateway's HTTP settings from flags and env (flags win), checked once: bad values are usage errors. */
 function httpSettings(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
-  const whole = (raw: string | undefined, what: string, min: number, max: number, fallback: number) => {
-    if (raw === undefined || raw === "") return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || n < min || n > max)
-      throw new UsageError(`${what} must be a whole number from ${min} to ${max}; got "${raw}".`);
-    return n;
-  };
   const hosts = (flags.allowedHosts ?? env["MESH_ALLOWED_HOSTS"] ?? "")
     .split(",")
     .map((h) => h.trim())
@@ -102,6 +135,7 @@ function httpSettings(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
 export async function runGateway(flags: GatewayFlags): Promise<void> {
   const env = process.env;
   const settings = flags.stdio ? undefined : httpSettings(flags, env);
+  const limits = callerLimits(flags, env);
   const log = createLogger({
     name: "gateway",
     level: flags.logLevel ?? (env["MESH_LOG_LEVEL"] as GatewayFlags["logLevel"]) ?? "info",
@@ -131,6 +165,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     callerName: "gateway",
     catalogMode: "all",
     relayInputRequests: true,
+    ...limits,
     configure: (client) => client.setNotificationHandler("notifications/resources/updated", (n) => gateway?.resourceUpdated(n.params.uri)),
     onListChanged: (agent, list) => gateway?.listChanged(agent, list),
     logger: log,

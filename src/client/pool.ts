@@ -127,8 +127,21 @@ const distrusted = new Set<string>();
  */
 function verdictFromMeta(target: PoolTarget): { kind: "modern"; discover: DiscoverResult } | undefined {
   const meta = target.meta;
-  if (!meta?.["mcp_protocols"]?.split(",").includes(MODERN_REVISION)) return undefined;
+  if (!meta) return undefined;
   if (!isToolmesh(meta) && distrusted.has(target.url)) return undefined;
+  // Read once per registration (the catalog keeps the same meta object until it changes): this is on every call's path.
+  let verdict = metaVerdicts.get(meta);
+  if (verdict === undefined) {
+    verdict = readVerdict(meta) ?? null;
+    metaVerdicts.set(meta, verdict);
+  }
+  return verdict ?? undefined;
+}
+
+const metaVerdicts = new WeakMap<Record<string, string>, { kind: "modern"; discover: DiscoverResult } | null>();
+
+function readVerdict(meta: Record<string, string>): { kind: "modern"; discover: DiscoverResult } | undefined {
+  if (!meta["mcp_protocols"]?.split(",").includes(MODERN_REVISION)) return undefined;
   let capabilities: Record<string, unknown> = { tools: { listChanged: true } };
   try {
     capabilities = JSON.parse(meta["mcp_capabilities"] ?? "") as Record<string, unknown>;

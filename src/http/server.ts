@@ -165,6 +165,8 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
       calls: counters.calls,
       overloaded: counters.overloaded,
       unauthorized: counters.unauthorized,
+      // The process's memory, for operators watching an instance (and the benchmark).
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       ...options.healthInfo?.(),
     });
   }

@@ -164,6 +164,10 @@ describe("mesh gateway flags", () => {
     ],
     [["--max-sessions", "none"], /^mesh: --max-sessions \/ MESH_MAX_SESSIONS must be a whole number from 1 to 1000000; got "none"\.\n$/],
     [["--allowed-hosts", "ok.example.com,bad host"], /^mesh: --allowed-hosts: "bad host" is not a host name/],
+    [
+      ["--max-calls-per-instance", "0"],
+      /^mesh: --max-calls-per-instance \/ MESH_MAX_CALLS_PER_INSTANCE must be a whole number from 1 to 1000000; got "0"\.\n$/,
+    ],
   ])("%j is a usage error with one clear line (exit 2)", async (args, message) => {
     const r = await mesh(["gateway", ...(args as string[]), ...c]);
     expect(r.code, r.stderr).toBe(2);
