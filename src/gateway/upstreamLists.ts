@@ -45,11 +45,14 @@ export class UpstreamLists {
       .withAgent(agent, async (client) => {
         if (client.getProtocolEra() !== "modern") return undefined;
         const caps = client.getServerCapabilities() ?? {};
-        return client.listen({
+        const filter = {
           toolsListChanged: Boolean(caps.tools?.listChanged),
           promptsListChanged: Boolean(caps.prompts?.listChanged),
           resourcesListChanged: Boolean(caps.resources?.listChanged),
-        });
+        };
+        // An agent that announces no list changes has nothing to listen to.
+        if (!filter.toolsListChanged && !filter.promptsListChanged && !filter.resourcesListChanged) return undefined;
+        return client.listen(filter);
       })
       .catch((e: unknown) => {
         this.logger.debug(

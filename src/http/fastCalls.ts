@@ -134,7 +134,7 @@ export async function answerFast(
     const result = await o.fast.call({ ...call, notify }, signal);
     const missing = isInputRequiredResult(result) ? missingCapability(result, o.capabilities ?? {}) : undefined;
     if (missing) {
-      status = 400;
+      if (o.era === "modern") status = 400; // the spec's status for it; a 2025 session answers in band
       answer = { jsonrpc: "2.0", id: call.id, error: missing };
     } else if (isInputRequiredResult(result) && o.era === "legacy") {
       // Only a session whose client can answer input requests reaches a handler that asks (accepts).
@@ -154,7 +154,7 @@ export async function answerFast(
                 resultType: (result as { resultType?: string }).resultType ?? "complete",
                 _meta: { ...result._meta, [SERVER_INFO_META]: o.fast.serverInfo },
               }
-            : { ...result, ...content },
+            : legacyResult({ ...result, ...content }),
         jsonrpc: "2.0",
         id: call.id,
       };
@@ -186,6 +186,13 @@ export async function answerFast(
   }
   const body = JSON.stringify(answer);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+}
+
+/** A result as a 2025-11-25 session carries it: without the 2026-07-28 `resultType` (an agent's, passed on by the gateway). */
+function legacyResult(result: Record<string, unknown>): Record<string, unknown> {
+  if (!("resultType" in result)) return result;
+  const { resultType: _dropped, ...rest } = result;
+  return rest;
 }
 
 /** Splits a 2026-07-28 request's `_meta` into the reserved envelope and the rest. */

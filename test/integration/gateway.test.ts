@@ -432,6 +432,33 @@ describe("one URL, both revisions", () => {
     await v1.close();
   });
 
+  it.each([
+    ["the gateway's /mcp", () => gateway.url, "hr__get_leave_policy"],
+    ["/agents/hr/mcp", () => new URL("/agents/hr/mcp", gateway.url).toString(), "get_leave_policy"],
+  ])("a 2025-11-25 session on %s gets results without the 2026-07-28 resultType", async (_label, url, tool) => {
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const init = await fetch(url(), {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+      }),
+    });
+    await init.text();
+    Object.assign(headers, { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" });
+    const res = await fetch(url(), {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: { leave_type: "sick" } } }),
+    });
+    const answer = await message(res);
+    expect(answer).toMatchObject({ id: 1, result: { structuredContent: { policies: [{ leaveType: "sick" }] } } });
+    expect(answer["result"]).not.toHaveProperty("resultType");
+  });
+
   it("a 2026-07-28 POST whose Mcp-Name header disagrees with its body is refused before it reaches an agent", async () => {
     const res = await fetch(gateway.url, {
       method: "POST",
