@@ -24,8 +24,8 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
       name: "ask",
       title: "Ask the mesh",
       description:
-        "Routes a question to the specialist agent that should answer it (HR, finance, the handbook...), forwards it with the session's history, and returns the answer, " +
-        "which agent and instance gave it, and the trace id. When two agents fit equally it says so instead of guessing; pass `agent` to choose.",
+        "Answers a question with the mesh's specialists (HR, finance, the handbook...): plans the tool calls it needs across agents (e.g. an employee's manager from hr, then that manager's net pay from finance), runs them, and returns the answer with every agent and tool it used and the trace id. " +
+        'Anything that books or files something is only described until confirmed: call again with confirm: true, or answer "yes" in the same session. When a question could be for two agents it says so instead of guessing; pass `agent` to ask one directly.',
       input: z.object({
         question: z.string().trim().min(1, "question must not be empty").max(4_000),
         session_id: z
@@ -34,9 +34,10 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
           .optional()
           .describe("Continue this conversation"),
         agent: z.string().max(63).optional().describe("Skip routing and ask this agent"),
+        confirm: z.boolean().optional().describe("Run the steps that book or file something (the user agreed to them)"),
       }),
       output: z.object({
-        kind: z.enum(["answer", "ambiguous", "none"]),
+        kind: z.enum(["answer", "confirm", "ambiguous", "none"]),
         answer: z.string().optional(),
         message: z.string().optional(),
         agent: z.string().optional(),
@@ -47,9 +48,14 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         session_saved: z.boolean().optional(),
         trace_id: z.string().optional(),
         candidates: z.array(Candidate),
+        used: z.array(z.string()).optional().describe("agent.tool of every step that answered"),
+        effects: z
+          .array(z.object({ agent: z.string(), tool: z.string(), args: z.record(z.string(), z.unknown()) }))
+          .optional()
+          .describe("What would change once confirmed"),
       }),
       annotations: { readOnlyHint: false, idempotentHint: false, destructiveHint: false, openWorldHint: false },
-      handler: async ({ question, session_id, agent }) => {
+      handler: async ({ question, session_id, agent, confirm }) => {
         if (agent && !deps.mesh.catalog.agent(agent)) {
           return businessError(
             `Unknown agent "${agent}". Agents: ${deps.mesh.catalog
@@ -58,7 +64,12 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
               .join(", ")}.`,
           );
         }
-        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent });
+        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent, ...(confirm ? { confirm } : {}) });
+        if (r.kind === "confirm")
+          return textAndStructured(
+            { kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates, effects: r.effects },
+            r.message,
+          );
         if (r.kind !== "answer")
           return textAndStructured({ kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates }, r.message);
         return textAndStructured(
@@ -73,8 +84,9 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
             session_saved: r.sessionSaved,
             trace_id: r.traceId,
             candidates: r.candidates,
+            used: r.used,
           },
-          `${r.answer}\n\n— ${r.agent} (${r.instance})`,
+          r.answer,
         );
       },
     }),

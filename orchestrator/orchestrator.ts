@@ -1,11 +1,29 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../src/client/meshClient.ts";
 import { resultText } from "../src/protocol/results.ts";
-import { childContext, currentMeshContext, rootContext, type MeshContext, type Turn } from "../src/context/meshContext.ts";
+import {
+  childContext,
+  currentMeshContext,
+  rootContext,
+  runWithMeshContext,
+  type MeshContext,
+  type Turn,
+} from "../src/context/meshContext.ts";
 import { describeError, isMeshError } from "../src/protocol/errors.ts";
 import { silentLogger, type Logger } from "../src/logger.ts";
-import { Bm25IntentClassifier, type Candidate, type IntentClassifier, type RoutableAgent } from "./router/classifier.ts";
+import type { Candidate } from "./router/classifier.ts";
 import type { SessionStore } from "./session/sessionStore.ts";
+import { createHash } from "node:crypto";
+import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../src/agent/vocabulary.ts";
+import { MeshModel, type Entity } from "./planner/model.ts";
+import { Planner, type Plan } from "./planner/plan.ts";
+import { runPlan, type StepRun } from "./planner/run.ts";
+
+/** A reply that confirms the side effects the previous answer asked about. */
+export const CONFIRMATION = /^(y|yes|yes please|confirm|confirmed|ok|okay|go ahead|do it|book it|file it|submit it|please do|sure)[.!]*$/i;
+
+/** How long a published vocabulary is reused before it is read again. @default 60000 */
+export const VOCABULARY_TTL_MS = 60_000;
 
 export interface AskOptions {
   /** Continue this session (created when new). */
@@ -14,6 +32,16 @@ export interface AskOptions {
   agent?: string;
   /** @default 30000 */
   timeoutMs?: number;
+  /** Run steps that change something (book leave, file an expense) without asking first. */
+  confirm?: boolean;
+}
+
+/** What the plan did, step by step (`mesh ask --explain`). */
+export interface Explanation {
+  planner: "built-in" | "llm";
+  steps: StepRun[];
+  /** Parts of the question not answered, and why. */
+  unanswered: string[];
 }
 
 export type AskResult =
@@ -29,25 +57,38 @@ export type AskResult =
       sessionSaved: boolean;
       traceId: string;
       candidates: Candidate[];
+      /** agent.tool of every step that answered. */
+      used: string[];
+      explanation?: Explanation;
+    }
+  | {
+      kind: "confirm";
+      message: string;
+      sessionId: string;
+      /** The calls that would change something, with their arguments. */
+      effects: { agent: string; tool: string; args: Record<string, unknown> }[];
+      candidates: Candidate[];
     }
   | { kind: "ambiguous" | "none"; message: string; sessionId: string; candidates: Candidate[] };
 
 /**
- * The orchestrator agent: classifies a message to the specialist that should answer it,
- * forwards it to that agent's `ask` tool with the session's history and facts in the
- * MeshContext, and records the exchange in the session (Consul KV), so a later message,
- * possibly through another orchestrator process, continues the conversation.
+ * The orchestrator agent: plans a message as tool calls across the specialists (the
+ * built-in planner reads the agents' tools and vocabularies), runs them through the mesh with
+ * the MeshContext continued (independent steps in parallel), asks before anything that
+ * changes data, and records the exchange and who it was about in the session (Consul KV), so
+ * a follow-up ("and her manager?", "yes"), possibly through another orchestrator process,
+ * continues the conversation. `agent` skips planning and asks that agent's `ask` tool.
  */
 export class Orchestrator {
   private readonly mesh: MeshClient;
   private readonly sessions: SessionStore;
-  private readonly classifier: IntentClassifier;
+  private readonly planner = new Planner();
   private readonly logger: Logger;
+  private readonly vocabularies = new Map<string, { at: number; entries: readonly VocabularyEntry[] }>();
 
-  constructor(options: { mesh: MeshClient; sessions: SessionStore; classifier?: IntentClassifier; logger?: Logger }) {
+  constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger }) {
     this.mesh = options.mesh;
     this.sessions = options.sessions;
-    this.classifier = options.classifier ?? new Bm25IntentClassifier();
     this.logger = (options.logger ?? silentLogger).child({ component: "orchestrator" });
   }
 
@@ -61,28 +102,133 @@ export class Orchestrator {
       this.logger.warn({ sessionId, err: describeError(e) }, "cannot read the session; answering without its history");
       return undefined;
     });
-    const agents: RoutableAgent[] = this.mesh.catalog.agents().filter((a) => a.instances.length > 0);
-    let agent = options.agent;
-    let confidence: number | null = null;
-    let candidates: Candidate[] = [];
-    if (!agent) {
-      const decision = await this.classifier.classify(message, agents);
-      candidates = decision.candidates;
-      if (decision.kind !== "route") {
-        this.logger.info({ sessionId, kind: decision.kind, candidates }, "not routed");
-        return { kind: decision.kind, message: decision.message, sessionId, candidates };
-      }
-      agent = decision.agent;
-      confidence = decision.confidence;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (options.agent) return this.forward(message, options.agent, sessionId, timeoutMs, session, sessionSaved);
+
+    // "yes" to a question that asked for confirmation runs what it described.
+    const pending = typeof session?.facts["pending"] === "string" ? session.facts["pending"] : undefined;
+    const confirming = pending !== undefined && CONFIRMATION.test(message.trim());
+    const question = confirming ? pending : message;
+    const model = await this.model(Date.now() + Math.min(timeoutMs, 5_000));
+    const focus = asEntity(session?.facts["focus"]);
+    const plan = this.planner.plan(model, question, focus ? { focus } : {});
+    if (plan.decision !== "plan") {
+      this.logger.info({ sessionId, kind: plan.decision, candidates: plan.candidates }, "not planned");
+      return { kind: plan.decision, message: plan.message ?? "", sessionId, candidates: plan.candidates };
     }
-    const context = contextForCall(agent, sessionId, options.timeoutMs ?? 30_000, session);
+    if (plan.effects.length > 0 && !(options.confirm || confirming)) {
+      const effects = plan.steps.filter((s) => s.sideEffect).map((s) => ({ agent: s.agent, tool: s.tool, args: literalArgs(s.args) }));
+      const text = `This would change something: ${plan.steps
+        .filter((s) => s.sideEffect)
+        .map((s) => `${s.agent}.${s.tool} ${JSON.stringify(literalArgs(s.args))}`)
+        .join("; ")}. Reply "yes" in this session to go ahead (or ask again with confirmation: mesh ask --yes).`;
+      if (sessionSaved) await this.save(sessionId, [{ role: "user", text: message, at: new Date().toISOString() }], { pending: question });
+      return { kind: "confirm", message: text, sessionId, effects, candidates: plan.candidates };
+    }
+    const primary = plan.primary ?? plan.steps.at(-1)?.agent ?? "orchestrator";
+    const context = contextForCall(primary, sessionId, timeoutMs, session);
+    const run = await runWithMeshContext(context, () =>
+      runPlan(plan, async (step, args) => {
+        const key = step.sideEffect ? idempotencyKey(sessionId, question, step.id, args) : undefined;
+        const outcome = await this.mesh.call(step.agent, step.tool, args, { context, ...(key ? { idempotencyKey: key } : {}) });
+        return outcome;
+      }),
+    );
+    const last = [...run.steps].reverse().find((s) => s.agent === primary && s.instance);
+    const named = plan.focus && "entity" in plan.focus ? plan.focus.entity : undefined;
+    const focusAfter = run.focus ?? (named ? { type: named.type, id: named.id, name: named.name } : undefined);
+    const at = new Date().toISOString();
+    const sources = run.used;
+    if (sessionSaved) {
+      sessionSaved = await this.save(
+        sessionId,
+        [
+          { role: "user", text: message, at },
+          { role: "agent", text: run.answer, agent: primary, at },
+        ],
+        { lastAgent: primary, pending: null, ...(focusAfter ? { focus: focusAfter } : {}) },
+      );
+    }
+    this.logger.info({ sessionId, agents: run.used, traceId: context.traceId, unanswered: run.unanswered.length }, "answered");
+    return {
+      kind: "answer",
+      answer: run.answer,
+      agent: primary,
+      instance: last?.instance ?? "",
+      confidence: null,
+      sources,
+      sessionId,
+      sessionSaved,
+      traceId: context.traceId,
+      candidates: plan.candidates,
+      used: run.used,
+      explanation: { planner: "built-in", steps: run.steps, unanswered: run.unanswered },
+    };
+  }
+
+  /** The mesh as the planner reads it: healthy agents, their tools and vocabularies. */
+  async model(deadline: number): Promise<MeshModel> {
+    const agents = this.mesh.catalog.agents().filter((a) => a.instances.length > 0);
+    const vocabularies = await Promise.all(agents.map((a) => this.vocabulary(a.name, deadline)));
+    return new MeshModel(
+      agents.map((a, i) => ({
+        name: a.name,
+        ...(a.description ? { description: a.description } : {}),
+        tags: a.tags,
+        tools: a.tools,
+        vocabulary: vocabularies[i]!,
+      })),
+    );
+  }
+
+  private async vocabulary(agent: string, deadline: number): Promise<readonly VocabularyEntry[]> {
+    const cached = this.vocabularies.get(agent);
+    if (cached && Date.now() - cached.at < VOCABULARY_TTL_MS) return cached.entries;
+    const signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    try {
+      const read = await this.mesh.withAgent(agent, (c) => c.readResource({ uri: vocabularyUri(agent) }, { signal }));
+      const text = (read.contents[0] as { text?: unknown } | undefined)?.text;
+      const parsed = typeof text === "string" ? (JSON.parse(text) as Vocabulary) : undefined;
+      const entries = Array.isArray(parsed?.entries)
+        ? parsed.entries.filter((e) => e && typeof e.type === "string" && typeof e.id === "string" && typeof e.name === "string")
+        : [];
+      this.vocabularies.set(agent, { at: Date.now(), entries });
+      return entries;
+    } catch (e) {
+      // An agent that publishes none (most MCP servers) is planned from its tools alone.
+      this.logger.debug({ agent, err: describeError(e) }, "no vocabulary");
+      this.vocabularies.set(agent, { at: Date.now(), entries: cached?.entries ?? [] });
+      return cached?.entries ?? [];
+    }
+  }
+
+  private async save(sessionId: string, turns: Turn[], facts: Record<string, unknown>): Promise<boolean> {
+    return this.sessions.record(sessionId, turns, facts).then(
+      () => true,
+      (e: unknown) => {
+        if (!isMeshError(e) || !e.retryable) throw e;
+        this.logger.warn({ sessionId, err: describeError(e) }, "cannot save the session");
+        return false;
+      },
+    );
+  }
+
+  /** Asks one named agent's `ask` tool, as it is (`--agent`). */
+  private async forward(
+    message: string,
+    agent: string,
+    sessionId: string,
+    timeoutMs: number,
+    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
+    saved: boolean,
+  ): Promise<AskResult> {
+    const context = contextForCall(agent, sessionId, timeoutMs, session);
     const { result, instance } = await this.mesh.call(agent, "ask", { question: message }, { context });
     const answer = answerText(result);
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
     const at = new Date().toISOString();
-    if (sessionSaved) {
-      await this.sessions
-        .record(
+    const sessionSaved = saved
+      ? await this.save(
           sessionId,
           [
             { role: "user", text: message, at },
@@ -90,15 +236,43 @@ export class Orchestrator {
           ],
           { lastAgent: agent },
         )
-        .catch((e: unknown) => {
-          if (!isMeshError(e) || !e.retryable) throw e;
-          sessionSaved = false;
-          this.logger.warn({ sessionId, err: describeError(e) }, "cannot save the session");
-        });
-    }
-    this.logger.info({ sessionId, agent, instance, traceId: context.traceId, confidence }, "answered");
-    return { kind: "answer", answer, agent, instance, confidence, sources, sessionId, sessionSaved, traceId: context.traceId, candidates };
+      : false;
+    this.logger.info({ sessionId, agent, instance, traceId: context.traceId }, "answered");
+    return {
+      kind: "answer",
+      answer,
+      agent,
+      instance,
+      confidence: null,
+      sources,
+      sessionId,
+      sessionSaved,
+      traceId: context.traceId,
+      candidates: [],
+      used: [`${agent}.ask`],
+    };
   }
+}
+
+/** Arguments known before anything runs (references to earlier steps shown as such). */
+function literalArgs(args: Plan["steps"][number]["args"]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, typeof v === "object" ? `<from ${v.$ref.step}>` : v]));
+}
+
+/** One key per intended effect: a repeated "yes" or a failover does not book twice. */
+function idempotencyKey(sessionId: string, question: string, step: string, args: Record<string, unknown>): string {
+  return `ask-${createHash("sha256")
+    .update(JSON.stringify([sessionId, question, step, args]))
+    .digest("hex")
+    .slice(0, 40)}`;
+}
+
+function asEntity(v: unknown): Entity | undefined {
+  if (!v || typeof v !== "object") return undefined;
+  const o = v as Record<string, unknown>;
+  return typeof o["type"] === "string" && typeof o["id"] === "string" && typeof o["name"] === "string"
+    ? { type: o["type"], id: o["id"], name: o["name"], agents: [] }
+    : undefined;
 }
 
 /**

@@ -31,7 +31,8 @@ Environment:
 
 Exit codes: 0 ok, 1 a tool answered isError, 2 usage or configuration error (flags, arguments
 an agent refuses, malformed tokens, unknown agents), 3 mesh error (Consul, no usable instance,
-connections, deadlines, delivery unknown, authorization), 70 internal error, 130 interrupted twice.`,
+connections, deadlines, delivery unknown, authorization), 4 mesh ask planned a change that was not
+confirmed (nothing changed; --yes), 70 internal error, 130 interrupted twice.`,
     )
     .exitOverride();
   for (const cmd of [

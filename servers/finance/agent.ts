@@ -59,4 +59,5 @@ export const financeAgent = defineAgent<FinanceDeps>({
   createDeps: (runtime) => createFinanceDeps(runtime.state, runtime.mesh),
   instructions: "Department budgets, expenses and payroll. compute_net_pay asks the HR agent for the employee's salary.",
   tools: financeTools,
+  vocabulary: (deps) => ({ entries: deps.budgets.departments().map((d) => ({ type: "department", id: d, name: d })) }),
 });

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { askTool } from "../../src/agent/askTool.ts";
 import type { ToolSpec } from "../../src/agent/tools.ts";
 import { defineAgent } from "../../src/agent/definition.ts";
+import type { Vocabulary, VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import type { SharedState } from "../../src/state/sharedState.ts";
 import type { HrDeps } from "./deps.ts";
 import { HrAnswerer } from "./domain/answer.ts";
@@ -61,4 +62,17 @@ export const hrAgent = defineAgent<HrDeps>({
   createDeps: (runtime) => createHrDeps(runtime.state),
   instructions: "Employee directory, org chart, leave balances and leave policies. Use find_employee to turn a name into an id.",
   tools: hrTools,
+  vocabulary: (deps) => hrVocabulary(deps.directory.all()),
 });
+
+/** Employees (with their first name when no one else has it) and departments, for planners. */
+export function hrVocabulary(employees: readonly { id: string; name: string; department: string }[]): Vocabulary {
+  const firsts = new Map<string, number>();
+  for (const e of employees) firsts.set(e.name.split(" ")[0]!, (firsts.get(e.name.split(" ")[0]!) ?? 0) + 1);
+  const people: VocabularyEntry[] = employees.map((e) => {
+    const first = e.name.split(" ")[0]!;
+    return { type: "employee", id: e.id, name: e.name, ...(firsts.get(first) === 1 ? { aliases: [first] } : {}) };
+  });
+  const departments = [...new Set(employees.map((e) => e.department))].sort();
+  return { entries: [...people, ...departments.map((d) => ({ type: "department", id: d, name: d }))] };
+}

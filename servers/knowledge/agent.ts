@@ -45,4 +45,5 @@ export const knowledgeAgent = defineAgent<KnowledgeDeps>({
   createDeps: () => createKnowledgeDeps(),
   instructions: "Search and read the company handbook and policies. Answers quote passages with their source document.",
   tools: knowledgeTools,
+  vocabulary: (deps) => ({ entries: deps.corpus.list().map((d) => ({ type: "doc", id: d.id, name: d.title })) }),
 });

@@ -1,3 +1,4 @@
+import type { Vocabulary } from "./vocabulary.ts";
 import type { CacheHint, McpServer, ServerCapabilities, ServerContext } from "@modelcontextprotocol/server";
 import type { ToolSpec } from "./tools.ts";
 import type { Logger } from "../logger.ts";
@@ -70,6 +71,11 @@ export interface AgentDefinition<Deps = unknown> {
    * instance, so keep it cheap: build schemas and data in createDeps).
    */
   extend?(server: McpServer, deps: Deps): void;
+  /**
+   * The names this agent's data gives meaning to (employees, departments, documents), published
+   * as the resource toolmesh://<agent>/vocabulary for planners (the orchestrator's).
+   */
+  vocabulary?(deps: Deps): Vocabulary;
   /**
    * How long clients may cache list results (2026-07-28 `ttlMs`/`cacheScope`).
    * Default: tools/list and server/discover 60 s, public (the same for every caller).

@@ -6,6 +6,7 @@ import type { AgentDefinition } from "./definition.ts";
 import { IdempotencyLedger } from "./idempotency.ts";
 import { callTool, installTools } from "./pipeline.ts";
 import { ToolRegistry } from "./tools.ts";
+import { registerVocabulary } from "./vocabulary.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
 export const DEFAULT_LIST_TTL_MS = 60_000;
@@ -92,7 +93,8 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
   const registry = parts.registry ?? new ToolRegistry(def.tools(deps));
   const ledger = parts.ledger ?? new IdempotencyLedger({ agent: def.name, instance: () => "local", state: new MemoryState(), logger });
   const pipeline = { agent: def.name, registry, ledger, logger };
-  const capabilities = { logging: {}, ...def.capabilities };
+  const capabilities = { logging: {}, ...(def.vocabulary ? { resources: {} } : {}), ...def.capabilities };
+  const vocabulary = def.vocabulary ? once(() => def.vocabulary!(deps)) : undefined;
   const subscribe = Boolean(capabilities.resources?.subscribe);
   const serverInfo = { name: `toolmesh-${def.name}`, version: def.version };
   let plain: { listing: readonly unknown[]; names: Set<string> } = { listing: [], names: new Set() };
@@ -109,6 +111,7 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
     });
     installTools(server, pipeline);
     def.extend?.(server, deps);
+    if (vocabulary) registerVocabulary(server, def.name, vocabulary);
     if (lasting) parts.live?.add(server, era, subscribe);
     return server;
   };
@@ -133,4 +136,10 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
     }
     return plain.names;
   }
+}
+
+/** A value computed on first use, then kept. */
+function once<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
 }

@@ -31,6 +31,8 @@ export const EXIT = Object.freeze({
   USAGE: 2,
   /** Consul, discovery, connections, deadlines, protocol errors from an agent: the mesh itself failed. */
   MESH: 3,
+  /** `mesh ask` planned something that changes data and was not confirmed (nothing was changed). */
+  NOT_CONFIRMED: 4,
   /** A bug in toolmesh (an error that is none of the above); please report it. */
   INTERNAL: 70,
   /** Interrupted twice (Ctrl-C during shutdown). */

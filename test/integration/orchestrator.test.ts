@@ -46,11 +46,14 @@ afterAll(async () => {
 });
 
 describe("mesh ask", () => {
-  it("routes a question to the right specialist and shows the agent, instance, session and trace id", async () => {
-    const r = await mesh(["ask", "What's the take-home pay of Bob Okafor?", ...c]);
+  it("answers with the specialist's tool and names it; --explain shows each step's agent, tool, arguments, instance and time", async () => {
+    const r = await mesh(["ask", "What's the take-home pay of Bob Okafor?", "--explain", ...c]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^Bob Okafor \(E1002\) takes home 11,813\.18 USD a month/);
-    expect(r.stdout).toMatch(/— finance \(finance-[^)]+\), confidence \d+% · session [0-9a-f-]{36} · trace [0-9a-f]{32}/);
+    expect(r.stdout).toMatch(/^Bob Okafor \(E1002\), monthly: .*net 11813\.18 USD\./);
+    expect(r.stdout).toMatch(/— finance\.compute_net_pay\n\nsession [0-9a-f-]{36} · trace [0-9a-f]{32}/);
+    expect(r.stdout).toMatch(
+      /plan \(built-in planner\):\n {2}s1 finance\.compute_net_pay \{"employee_id":"E1002"\} → ok @ finance-\S+ [\d.]+ ms/,
+    );
   });
 
   it("reports ambiguity instead of guessing, and says how to choose", async () => {
@@ -175,7 +178,9 @@ describe("the orchestrator as a running agent", () => {
     // Discovery from the last-known catalog; the answer itself needs no KV (the org chart).
     const during = await ask("List the direct reports of Alice Chen");
     expect(during.structuredContent).toMatchObject({ kind: "answer", agent: "hr", session_saved: false });
-    expect((during.structuredContent as { answer: string }).answer).toMatch(/^7 people report to Alice Chen/);
+    expect((during.structuredContent as { answer: string }).answer).toMatch(
+      /^Alice Chen's direct reports \(7\): Bob Okafor \(E1002\), Carmen Alvarez \(E1003\)/,
+    );
     await client.close();
   });
 });

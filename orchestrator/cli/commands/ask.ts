@@ -1,6 +1,8 @@
 import { Command } from "commander";
 import { SESSION_ID_PATTERN, SessionStore } from "../../session/sessionStore.ts";
-import { Orchestrator } from "../../orchestrator.ts";
+import { createInterface } from "node:readline/promises";
+import { EXIT } from "../../../src/protocol/codes.ts";
+import { Orchestrator, type AskResult } from "../../orchestrator.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
@@ -9,6 +11,8 @@ interface AskFlags extends MeshFlags {
   session?: string;
   agent?: string;
   timeout: string;
+  yes?: boolean;
+  explain?: boolean;
 }
 
 export function askCommand(): Command {
@@ -18,11 +22,13 @@ export function askCommand(): Command {
       .argument("<message>", "the question")
       .option("--session <id>", "continue a session (history and facts are shared through Consul)")
       .option("--agent <name>", "skip routing and ask this agent")
-      .option("--timeout <ms>", "deadline for the answer", "30000"),
+      .option("--timeout <ms>", "deadline for the answer", "30000")
+      .option("-y, --yes", "run steps that book or file something without asking (otherwise: asked on a terminal, refused elsewhere)")
+      .option("--explain", "show the plan: each step's agent, tool, arguments, instance and time, and the trace id"),
   )
     .addHelpText(
       "after",
-      `\nExamples:\n  mesh ask "How many vacation days does Bob Okafor have left?"\n  mesh ask "And what is his take-home pay?" --session 7c1e...`,
+      `\nThe orchestrator plans the question across agents (e.g. hr for a manager, then finance for net pay) and says which agents and tools answered.\nA plan that books or files something asks before it runs: on a terminal you are prompted; elsewhere pass --yes.\n\nExamples:\n  mesh ask "What is the take-home pay of Bob Okafor's manager?" --explain\n  mesh ask "Book 2 days of vacation for Bob Okafor starting 2026-12-21" --yes\n  mesh ask "And what is his take-home pay?" --session 7c1e...`,
     )
     .action(async (message: string, flags: AskFlags) => {
       if (flags.session !== undefined && !SESSION_ID_PATTERN.test(flags.session)) {
@@ -34,12 +40,44 @@ export function askCommand(): Command {
         const { consul, mesh } = session;
         if (flags.agent) await requireAgent(session, flags.agent, Date.now() + timeoutMs);
         const orchestrator = new Orchestrator({ mesh, sessions: new SessionStore(consul) });
-        const r = await orchestrator.ask(message, { sessionId: flags.session, agent: flags.agent, timeoutMs });
-        print(flags, r, () =>
-          r.kind === "answer"
-            ? `${r.answer}\n\n— ${r.agent} (${r.instance})${r.confidence === null ? "" : `, confidence ${Math.round(r.confidence * 100)}%`} · session ${r.sessionId} · trace ${r.traceId}`
-            : `${r.message}\n\n— not routed · session ${r.sessionId}`,
-        );
+        let r = await orchestrator.ask(message, {
+          sessionId: flags.session,
+          agent: flags.agent,
+          timeoutMs,
+          ...(flags.yes ? { confirm: true } : {}),
+        });
+        if (r.kind === "confirm" && !flags.json && process.stdin.isTTY && process.stdout.isTTY) {
+          if (await promptYes(`${r.message}\nGo ahead? [y/N] `))
+            r = await orchestrator.ask(message, { sessionId: r.sessionId, timeoutMs, confirm: true });
+        }
+        const result = r;
+        print(flags, result, () => render(result, flags.explain === true));
+        if (result.kind === "confirm") process.exitCode = EXIT.NOT_CONFIRMED;
       });
     });
+}
+
+function render(r: AskResult, explain: boolean): string {
+  if (r.kind === "confirm") return `${r.message}\n\nNothing was changed. Run again with --yes to go ahead.`;
+  if (r.kind !== "answer") return `${r.message}\n\n— not answered · session ${r.sessionId}`;
+  const lines = [r.answer, "", `session ${r.sessionId} · trace ${r.traceId}`];
+  if (explain && r.explanation) {
+    lines.push("", `plan (${r.explanation.planner} planner):`);
+    for (const s of r.explanation.steps) {
+      const where = s.instance ? ` @ ${s.instance}` : "";
+      const time = s.ms === undefined ? "" : ` ${s.ms} ms`;
+      lines.push(`  ${s.id} ${s.agent}.${s.tool} ${JSON.stringify(s.args)} → ${s.status}${where}${time}${s.error ? ` (${s.error})` : ""}`);
+    }
+    for (const u of r.explanation.unanswered) lines.push(`  not answered: ${u}`);
+  }
+  return lines.join("\n");
+}
+
+async function promptYes(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }

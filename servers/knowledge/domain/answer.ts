@@ -1,4 +1,5 @@
 import type { Answer } from "../../../src/agent/askTool.ts";
+import { tokenize } from "../../../src/text/tokenize.ts";
 import type { Corpus } from "./corpus.ts";
 
 /** Score multiplier for a document's first paragraph when answering. @default 1.3 */
@@ -36,8 +37,17 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
   // the closest one, and the answer says so instead of sounding sure of a neighbouring topic.
   const missing = corpus.unknownWords(question).filter((w) => !GENERIC.has(w));
   // A document's lead paragraph usually states the rule; later ones qualify it.
-  const hits = corpus
-    .search(expandQuestion(question), 5)
+  // A question that names a document ("what does the expense policy say about meals") is
+  // about that document: its passages are ranked by the rest of the question.
+  const named = corpus
+    .list()
+    .find((d) => new RegExp(`\\b${d.title.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`).test(question.toLowerCase()));
+  const rest = named ? question.toLowerCase().replace(named.title.toLowerCase(), " ") : "";
+  const within =
+    named && corpus.unknownWords(rest).length < tokenize(rest).length
+      ? corpus.search(expandQuestion(rest), 50).filter((h) => h.docId === named.id)
+      : [];
+  const hits = (within.length > 0 ? within : corpus.search(expandQuestion(question), 5))
     .map((h) => ({ ...h, score: h.index === 0 ? h.score * LEAD_PARAGRAPH_BOOST : h.score }))
     .sort((a, b) => b.score - a.score)
     .slice(0, 3);

@@ -1,0 +1,248 @@
+import type { Tool } from "@modelcontextprotocol/client";
+import type { VocabularyEntry } from "../../src/agent/vocabulary.ts";
+import { Bm25Index } from "../../src/text/bm25.ts";
+import { stem } from "../../src/text/tokenize.ts";
+import { ROUTER_TAG } from "../router/classifier.ts";
+
+/** What the planner knows of one agent: its catalog entry, tools and published vocabulary. */
+export interface PlannerAgent {
+  name: string;
+  description?: string;
+  tags: readonly string[];
+  tools: readonly Tool[];
+  vocabulary: readonly VocabularyEntry[];
+}
+
+type Schema = {
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  required?: string[];
+  enum?: unknown[];
+  pattern?: string;
+  description?: string;
+  default?: unknown;
+};
+
+/** A thing the mesh knows by name: an employee, a department, a document. */
+export interface Entity {
+  type: string;
+  id: string;
+  name: string;
+  agents: string[];
+}
+
+/** A tool the planner may call, with how its parameters take the things a question names. */
+export interface Target {
+  agent: string;
+  tool: Tool;
+  /** Parameters that take an entity, by entity type. */
+  entityParams: { param: string; type: string; required: boolean }[];
+  required: string[];
+  properties: Record<string, Schema>;
+  /** Neither read-only nor idempotent: running it changes something, once per call. */
+  sideEffect: boolean;
+}
+
+/**
+ * A step from one entity to another that a tool's output gives: get_employee's `manager`,
+ * list_direct_reports' `reports` (a list), the record's `department` (a name of another type).
+ */
+export interface Relation {
+  name: string;
+  /** How an answer names it ("manager", "direct reports"). */
+  label: string;
+  /** Stemmed words that name it in a question. */
+  words: string[];
+  from: string;
+  to: string;
+  agent: string;
+  tool: string;
+  param: string;
+  /** Path in structuredContent to the related object (with id and name), list or name. */
+  path: string[];
+  list: boolean;
+  /** For a list: the date fields of its members (to pick the newest or the longest-serving). */
+  dateFields: string[];
+}
+
+/** A field of an entity's record (email, location, hireDate…), read by the record's tool. */
+export interface Attribute {
+  type: string;
+  field: string;
+  agent: string;
+  tool: string;
+  param: string;
+  path: string[];
+}
+
+export type Candidate = { kind: "tool"; target: Target } | { kind: "attribute"; attribute: Attribute };
+
+const ID_PARAM = /^(.*)_id$/;
+
+/**
+ * The mesh as a planner reads it, derived from what agents publish: tools' schemas and
+ * annotations glue entities together (a parameter named `employee_id` takes an employee, an
+ * output `manager` with an id leads to another one), vocabularies name the entities.
+ */
+export class MeshModel {
+  readonly agents: readonly PlannerAgent[];
+  readonly entities: Entity[] = [];
+  readonly targets: Target[] = [];
+  readonly relations: Relation[] = [];
+  readonly attributes: Attribute[] = [];
+  /** Surface forms (lowercase) → entity, longest first. */
+  readonly surfaces: { text: string; entity: Entity }[] = [];
+  private readonly byTypeId = new Map<string, Entity>();
+  private readonly index = new Bm25Index<Candidate>({ b: 0.3 });
+
+  constructor(agents: readonly PlannerAgent[]) {
+    this.agents = agents;
+    for (const a of agents) {
+      for (const v of a.vocabulary) {
+        const key = `${v.type}\u0000${v.id.toLowerCase()}`;
+        let e = this.byTypeId.get(key);
+        if (!e) {
+          e = { type: v.type, id: v.id, name: v.name, agents: [] };
+          this.byTypeId.set(key, e);
+          this.entities.push(e);
+          for (const s of [v.name, v.id, ...(v.aliases ?? [])]) this.surfaces.push({ text: s.toLowerCase(), entity: e });
+        }
+        if (!e.agents.includes(a.name)) e.agents.push(a.name);
+      }
+    }
+    this.surfaces.sort((x, y) => y.text.length - x.text.length);
+    for (const a of agents) for (const t of a.tools) if (t.name !== "ask") this.addTool(a.name, t);
+  }
+
+  get types(): string[] {
+    return [...new Set(this.entities.map((e) => e.type))];
+  }
+
+  entity(type: string, idOrName: string): Entity | undefined {
+    const byId = this.byTypeId.get(`${type}\u0000${idOrName.toLowerCase()}`);
+    if (byId) return byId;
+    const lower = idOrName.toLowerCase();
+    return this.entities.find((e) => e.type === type && e.name.toLowerCase() === lower);
+  }
+
+  /** Agents that answer in words (an `ask` tool) and are not routers. */
+  routable(): PlannerAgent[] {
+    return this.agents.filter((a) => a.tools.some((t) => t.name === "ask") && !a.tags.includes(ROUTER_TAG));
+  }
+
+  /** Tools and attributes ranked for a question about entities of `type` (or any, when undefined). */
+  rank(query: string, type: string | undefined): { candidate: Candidate; score: number }[] {
+    return this.index
+      .search(query, 50)
+      .filter((h) =>
+        h.item.kind === "attribute"
+          ? h.item.attribute.type === type
+          : type === undefined || h.item.target.entityParams.some((p) => p.type === type),
+      )
+      .map((h) => ({ candidate: h.item, score: h.score }));
+  }
+
+  /** The entity type a parameter takes: named after it (`department`, `employee_id`), or whose ids its pattern accepts. */
+  private paramType(name: string, schema: Schema): string | undefined {
+    const stemName = ID_PARAM.exec(name)?.[1] ?? name;
+    if (this.types.includes(stemName)) return stemName;
+    if (ID_PARAM.test(name) && schema.pattern) {
+      let re: RegExp;
+      try {
+        re = new RegExp(schema.pattern);
+      } catch {
+        return undefined;
+      }
+      for (const type of this.types) {
+        const ids = this.entities.filter((e) => e.type === type).slice(0, 20);
+        if (ids.length > 0 && ids.every((e) => re.test(e.id))) return type;
+      }
+    }
+    return undefined;
+  }
+
+  private addTool(agent: string, tool: Tool): void {
+    const input = tool.inputSchema as Schema;
+    const properties = input.properties ?? {};
+    const required = input.required ?? [];
+    const entityParams = Object.entries(properties).flatMap(([param, s]) => {
+      const type = this.paramType(param, s);
+      return type ? [{ param, type, required: required.includes(param) }] : [];
+    });
+    const a = tool.annotations ?? {};
+    const target: Target = {
+      agent,
+      tool,
+      entityParams,
+      required,
+      properties,
+      sideEffect: a.readOnlyHint !== true && a.idempotentHint !== true,
+    };
+    this.targets.push(target);
+    const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");
+    this.index.add({ kind: "tool", target }, [
+      [words(tool.name), 3],
+      [tool.title ?? "", 2],
+      [tool.description ?? "", 1],
+      [
+        Object.entries(properties)
+          .map(([p, s]) => `${words(p)} ${s.description ?? ""} ${(s.enum ?? []).join(" ")}`)
+          .join(" "),
+        1,
+      ],
+    ]);
+    // Relations and attributes come from read-only tools that take one entity.
+    const only = entityParams.filter((p) => p.required);
+    if (only.length !== 1 || required.length !== 1 || a.readOnlyHint !== true) return;
+    const { param, type } = only[0]!;
+    const self = new Set([type, ID_PARAM.exec(param)?.[1] ?? param]);
+    const out = (tool.outputSchema as Schema | undefined)?.properties ?? {};
+    for (const [prop, s] of Object.entries(out)) {
+      if (self.has(prop) && s.properties) {
+        // The entity's own record: its fields are attributes; a field named after a type leads to that entity.
+        for (const [field, fs] of Object.entries(s.properties)) {
+          if (field === "id" || field === "name") continue;
+          if (this.types.includes(field)) {
+            this.relations.push({
+              name: field,
+              label: field,
+              words: [stem(field)],
+              from: type,
+              to: field,
+              agent,
+              tool: tool.name,
+              param,
+              path: [prop, field],
+              list: false,
+              dateFields: [],
+            });
+          }
+          const attribute: Attribute = { type, field, agent, tool: tool.name, param, path: [prop, field] };
+          this.attributes.push(attribute);
+          this.index.add({ kind: "attribute", attribute }, [[`${words(field)} ${fs.description ?? ""}`, 3]]);
+        }
+        continue;
+      }
+      const item = s.type === "array" ? s.items : s;
+      if (!item?.properties?.["id"] || self.has(prop)) continue;
+      const title = (tool.title ?? tool.name.replace(/_/g, " ")).toLowerCase();
+      const phrase = title.split(/\s+/).filter((w) => w !== "get" && w !== "list");
+      this.relations.push({
+        name: prop,
+        label: s.type === "array" && phrase.length > 0 ? phrase.join(" ") : prop,
+        words: [...new Set([stem(prop), ...phrase.map(stem)])],
+        from: type,
+        to: type,
+        agent,
+        tool: tool.name,
+        param,
+        path: [prop],
+        list: s.type === "array",
+        dateFields: Object.entries(item.properties)
+          .filter(([f, fs]) => /date$/i.test(f) || (fs as { format?: string }).format === "date")
+          .map(([f]) => f),
+      });
+    }
+  }
+}

@@ -1,0 +1,649 @@
+import { stem, STOPWORDS } from "../../src/text/tokenize.ts";
+import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../router/classifier.ts";
+import type { Attribute, Entity, MeshModel, Relation, Target } from "./model.ts";
+import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
+
+/** Where a step's argument comes from when an earlier step's result decides it. */
+export interface Ref {
+  step: string;
+  path: string[];
+  /** Of a list: the member with the latest (max) or earliest (min) value of this field. */
+  pick?: { field: string; order: "max" | "min" };
+}
+export type Arg = { $ref: Ref } | string | number | boolean;
+
+export interface Step {
+  id: string;
+  agent: string;
+  tool: string;
+  args: Record<string, Arg>;
+  /** Steps whose results this one needs (the rest run in parallel). */
+  after: string[];
+  why: string;
+  sideEffect: boolean;
+}
+
+/** Who or what a part of the question is about: a named entity, or one an earlier step finds. */
+export type Subject = { type: string; label: string } & ({ entity: Entity } | { ref: Ref; list: boolean });
+
+export interface Hop {
+  label: string;
+  subject: Subject;
+}
+
+/** How one part of the question is answered once the steps have run. */
+export type Part =
+  | { kind: "result"; clause: string; hops: Hop[]; steps: string[] }
+  | { kind: "attribute"; clause: string; hops: Hop[]; step: string; attribute: Attribute; label: string }
+  | { kind: "identity"; clause: string; hops: Hop[] }
+  | { kind: "ask"; clause: string; step: string; agent: string }
+  | { kind: "problem"; clause: string; hops: Hop[]; message: string; agent?: string };
+
+export interface Plan {
+  question: string;
+  decision: "plan" | "ambiguous" | "none";
+  message?: string;
+  parts: Part[];
+  steps: Step[];
+  /** Steps that change something: run only once the user confirms. */
+  effects: string[];
+  /** The agent a person would say answered (the first part's last agent). */
+  primary?: string;
+  /** Who the conversation is about afterwards ("and her manager?"). */
+  focus?: Subject;
+  candidates: RouteCandidate[];
+}
+
+export interface PlanOptions {
+  /** The entity the conversation was about (a follow-up's "her", "his", "they"). */
+  focus?: Entity;
+}
+
+/** Relevance below this sends a clause to an agent's `ask` instead of a tool. */
+export const MIN_TOOL_SCORE = 1.2;
+
+const PERSONAL_POSSESSIVE = /\b(his|her|their)\b/gi;
+const PERSONAL = /\b(he|she|they|them|him)\b/gi;
+const POSSESSIVE = /\bits\b/gi;
+const PRONOUN = /\bit\b/gi;
+
+/** What pronouns refer to: "it"/"its" the last thing answered about, "he"/"her"/"they" the last person-like subject (of the type the question named). */
+interface Focus {
+  last?: Subject;
+  personal?: Subject;
+}
+const SYNONYM: Record<string, string> = { boss: "manager", supervisor: "manager", team: "reports", reportees: "reports" };
+const WORD_NUMBERS: Record<string, number> = {
+  a: 1,
+  an: 1,
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
+};
+const ISO_DATE = /\b(\d{4}-\d{2}-\d{2})\b/g;
+const DURATION = /\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten) (?:working |business |full )?days?\b/i;
+
+/**
+ * Turns a question into a plan of tool calls across the mesh's agents, with no model: it
+ * finds the entities the question names (from the agents' vocabularies), follows the
+ * relations it asks about (from the tools' output schemas: X's manager, Y's newest direct
+ * report, Z's department), picks the tool or field that answers what is asked (BM25 over
+ * the tools' names, descriptions and parameters, with a thesaurus) and fills its arguments
+ * from the question. What it cannot place goes to the best agent's `ask`; what it cannot
+ * resolve is said, never guessed.
+ */
+export class Planner {
+  private readonly router = new Bm25IntentClassifier();
+
+  plan(model: MeshModel, question: string, options: PlanOptions = {}): Plan {
+    const steps: Step[] = [];
+    const parts: Part[] = [];
+    const b = new Builder(model, steps);
+    const start: Subject | undefined = options.focus
+      ? { type: options.focus.type, label: options.focus.name, entity: options.focus }
+      : undefined;
+    let focus: Focus = start ? { last: start, personal: start } : {};
+    let candidates: RouteCandidate[] = [];
+    for (const clause of splitClauses(question)) {
+      const r = this.planClause(model, b, clause, focus);
+      if (r.decision !== "plan") {
+        if (parts.length === 0 && splitClauses(question).length === 1)
+          return { question, decision: r.decision, message: r.message, parts: [], steps: [], effects: [], candidates: r.candidates };
+        parts.push({ kind: "problem", clause, hops: [], message: r.message });
+        continue;
+      }
+      candidates = candidates.length ? candidates : r.candidates;
+      parts.push(r.part);
+      focus = { last: r.focus?.last ?? focus.last, personal: r.focus?.personal ?? focus.personal };
+    }
+    const first = parts[0];
+    const primary = first ? partAgent(first, steps) : undefined;
+    return {
+      question,
+      decision: "plan",
+      parts,
+      steps,
+      effects: steps.filter((s) => s.sideEffect).map((s) => s.id),
+      ...(primary ? { primary } : {}),
+      ...(focus.last ? { focus: focus.last } : {}),
+      candidates,
+    };
+  }
+
+  private planClause(
+    model: MeshModel,
+    b: Builder,
+    clause: string,
+    focus: Focus,
+  ):
+    | { decision: "plan"; part: Part; focus?: Focus; candidates: RouteCandidate[] }
+    | { decision: "ambiguous" | "none"; message: string; candidates: RouteCandidate[] } {
+    const { tokens, mentions } = tokenizeClause(model, clause, focus);
+    const unknown = unknownNames(clause, mentions, model);
+    const chains = findChains(model, tokens, mentions);
+    if (unknown.length > 0 && chains.length === 0) {
+      return {
+        decision: "plan",
+        part: {
+          kind: "problem",
+          clause,
+          hops: [],
+          message: `I could not find ${unknown.map((u) => `"${u}"`).join(" or ")} in the mesh (no agent knows that name or id).`,
+          agent: owners(model, "employee")[0],
+        },
+        candidates: [],
+      };
+    }
+    const used = new Set(chains.flatMap((c) => c.tokens));
+    const rest = tokens.filter((t, i) => !used.has(i) && !t.startsWith("⟨"));
+    const content = rest.filter((t) => !IDENTITY_WORDS.test(t) && !STOPWORDS.has(t));
+    const query = expand(rest.join(" "));
+
+    // The subjects: the chains of the type the best tool or field is about.
+    const byType = new Map<string, Chain[]>();
+    for (const c of chains) byType.set(c.type, [...(byType.get(c.type) ?? []), c]);
+    let best: { type: string; candidate: ReturnType<MeshModel["rank"]>[number] } | undefined;
+    for (const type of byType.keys()) {
+      const top = model.rank(query, type)[0];
+      if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
+    }
+
+    if (chains.length > 0 && content.length === 0) {
+      const chain = chains[0]!;
+      if (chain.relations.length > 0 || chains.length > 1) {
+        // "Who is Rosa Moreno's manager?": the answer is who the relations lead to.
+        const { hops } = b.follow(chain);
+        return { decision: "plan", part: { kind: "identity", clause, hops }, focus: focusAfter(chain, hops), candidates: [] };
+      }
+      // A bare name known to one agent that answers in words ("Which public holidays do we
+      // get?"): that agent tells about it. Known to several: ask which side is meant.
+      const owner = "entity" in chain.subject ? chain.subject.entity.agents.filter((a) => model.routable().some((r) => r.name === a)) : [];
+      if (owner.length === 1) {
+        const step = b.call(owner[0]!, "ask", { question: clause }, `ask ${owner[0]!}`);
+        return { decision: "plan", part: { kind: "ask", clause, step, agent: owner[0]! }, focus: focusAfter(chain, []), candidates: [] };
+      }
+      const what = model.rank(expand(chain.subject.type), chain.subject.type).slice(0, 4);
+      const agents = [...new Set(what.map((w) => (w.candidate.kind === "tool" ? w.candidate.target.agent : w.candidate.attribute.agent)))];
+      return {
+        decision: "ambiguous",
+        message: `"${chain.subject.label}" is a ${chain.subject.type}${agents.length ? ` known to ${agents.join(" and ")}` : ""}. What would you like to know or do about it?`,
+        candidates: agents.map((a) => ({ agent: a, score: 0, confidence: 0 })),
+      };
+    }
+
+    if (best && best.candidate.score >= MIN_TOOL_SCORE) {
+      const { candidate } = best;
+      const subjects = byType.get(best.type)!;
+      if (candidate.candidate.kind === "attribute") {
+        const attribute = candidate.candidate.attribute;
+        const chain = subjects[0]!;
+        const { hops, subject } = b.follow(chain);
+        const step = b.call(
+          attribute.agent,
+          attribute.tool,
+          { [attribute.param]: b.arg(subject) },
+          `read ${subject.label}'s ${words(attribute.field)}`,
+        );
+        return {
+          decision: "plan",
+          part: { kind: "attribute", clause, hops, step, attribute, label: subject.label },
+          focus: focusAfter(chain, hops),
+          candidates: [],
+        };
+      }
+      const target = candidate.candidate.target;
+      const others = chains.filter((c) => c.type !== best.type);
+      const hops: Hop[] = [];
+      const made: string[] = [];
+      let lastFocus: Focus | undefined;
+      for (const chain of subjects) {
+        const f = b.follow(chain);
+        hops.push(...f.hops);
+        lastFocus = focusAfter(chain, f.hops);
+        const filled = fill(
+          target,
+          clause,
+          f.subject,
+          others.map((c) => b.follow(c).subject),
+          b,
+        );
+        if ("missing" in filled) {
+          return {
+            decision: "plan",
+            part: {
+              kind: "problem",
+              clause,
+              hops,
+              agent: target.agent,
+              message: `To ${(target.tool.title ?? target.tool.name).toLowerCase()} (${target.agent}.${target.tool.name}) I need ${filled.missing
+                .map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`)
+                .join(", ")}. Say it in the question, e.g. with an employee's name or id.`,
+            },
+            candidates: [],
+          };
+        }
+        made.push(
+          b.call(
+            target.agent,
+            target.tool.name,
+            filled.args,
+            `${(target.tool.title ?? target.tool.name).toLowerCase()} for ${f.subject.label}`,
+            target.sideEffect,
+          ),
+        );
+      }
+      return {
+        decision: "plan",
+        part: { kind: "result", clause, hops, steps: made },
+        ...(lastFocus ? { focus: lastFocus } : {}),
+        candidates: [],
+      };
+    }
+
+    // No tool fits well enough: the specialist's own `ask` answers, chosen by who knows the
+    // entities named, else by the agents' profiles.
+    const routable = model.routable();
+    const named = [...new Set(chains.flatMap((c) => ("entity" in c.subject ? c.subject.entity.agents : [])))].filter((a) =>
+      routable.some((r) => r.name === a),
+    );
+    const ownersOfAll =
+      chains.length > 0 ? named.filter((a) => chains.every((c) => !("entity" in c.subject) || c.subject.entity.agents.includes(a))) : [];
+    let agent: string | undefined = ownersOfAll.length === 1 ? ownersOfAll[0] : undefined;
+    let candidates: RouteCandidate[] = [];
+    if (!agent) {
+      const decision = this.router.classify(
+        expand(clause),
+        routable.map((a) => ({ ...a, description: `${a.description ?? ""} ${vocabularyText(a)}` })),
+      );
+      candidates = decision.candidates;
+      if (decision.kind !== "route") {
+        const restricted = ownersOfAll.length > 1 ? decision.candidates.filter((c) => ownersOfAll.includes(c.agent)) : [];
+        if (restricted.length > 0 && (!restricted[1] || restricted[1].score < restricted[0]!.score * 0.8)) agent = restricted[0]!.agent;
+        else return { decision: decision.kind, message: decision.message, candidates };
+      } else agent = decision.agent;
+    }
+    const step = b.call(agent, "ask", { question: clause }, `ask ${agent}`);
+    return { decision: "plan", part: { kind: "ask", clause, step, agent }, candidates };
+  }
+}
+
+/** The agent that gives a part its answer: its last step's, or the one a problem is about. */
+export function partAgent(part: Part, steps: readonly Step[]): string | undefined {
+  const ids =
+    part.kind === "result" ? part.steps : "step" in part ? [part.step] : part.hops.length ? [stepOf(part.hops.at(-1)!.subject)] : [];
+  const step = steps.find((s) => s.id === ids.at(-1));
+  return step?.agent ?? (part.kind === "problem" ? part.agent : undefined);
+}
+
+function stepOf(subject: Subject): string | undefined {
+  return "ref" in subject ? subject.ref.step : undefined;
+}
+
+/** After a chain: "it" is where it ends; "he/she/they" the last subject of the type the chain started from. */
+function focusAfter(chain: Chain, hops: Hop[]): Focus {
+  const subjects = [chain.subject, ...hops.map((h) => h.subject)];
+  const personal = subjects.filter((s) => s.type === chain.subject.type && !("list" in s && s.list)).at(-1);
+  return { last: subjects.at(-1)!, ...(personal ? { personal } : {}) };
+}
+
+function vocabularyText(a: { vocabulary: readonly { name: string; type: string }[] }): string {
+  const types = [...new Set(a.vocabulary.map((v) => v.type))];
+  const docs = a.vocabulary.filter((v) => v.type !== "employee").map((v) => v.name);
+  return `${types.join(" ")} ${docs.join(" ")}`;
+}
+
+function owners(model: MeshModel, type: string): string[] {
+  return [...new Set(model.entities.filter((e) => e.type === type).flatMap((e) => e.agents))];
+}
+
+function words(field: string): string {
+  return field
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/_/g, " ")
+    .toLowerCase();
+}
+
+/** Splits "X and how many…", "…, and what is…" into the questions they are. */
+export function splitClauses(question: string): string[] {
+  return question
+    .split(
+      /[?;]\s+|,?\s+and\s+(?=(?:what|how|who|where|when|which|whose|is|are|does|do|did|the|his|her|their|its|also|then|book|file|submit)\b)|,\s+(?=(?:what|how|who|where|when|which)\b)/i,
+    )
+    .map((c) =>
+      c
+        .trim()
+        .replace(/^and\s+/i, "")
+        .replace(/[?.!]+$/, ""),
+    )
+    .filter((c) => c.length > 0);
+}
+
+interface Mention {
+  token: number;
+  entity?: Entity;
+  focus?: Subject;
+}
+
+/** Lowercase tokens with each entity mention (and pronoun) as one ⟨n⟩ token, possessive 's split off. */
+function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { tokens: string[]; mentions: Map<number, Mention> } {
+  let text = ` ${clause.replace(/[’`]/g, "'")} `;
+  const found: Entity[] = [];
+  const lower = () => text.toLowerCase();
+  for (const s of model.surfaces) {
+    if (s.text.length < 2) continue;
+    // Single words must be capitalised in the question (a first name, "Legal"), not any "legal".
+    const re = new RegExp(`(?<=[^\\p{L}\\p{N}])${escape(s.text)}(?=[^\\p{L}\\p{N}])`, "giu");
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(lower())) !== null) {
+      const original = text.slice(m.index, m.index + s.text.length);
+      if (!s.text.includes(" ") && !/^[A-Z0-9]/.test(original)) continue;
+      const n = found.length;
+      found.push(s.entity);
+      text = `${text.slice(0, m.index)} ⟨${n}⟩ ${text.slice(m.index + s.text.length)}`;
+      re.lastIndex = 0;
+    }
+  }
+  if (focus.personal) text = text.replace(PERSONAL_POSSESSIVE, " ⟨p⟩ 's ").replace(PERSONAL, " ⟨p⟩ ");
+  if (focus.last) text = text.replace(POSSESSIVE, " ⟨f⟩ 's ").replace(PRONOUN, " ⟨f⟩ ");
+  // Say the relation the way the schemas name it.
+  text = text
+    .replace(/\bwho (?:does|do|did) (⟨\w+⟩) (?:report|answer)s? to\b/gi, "$1 's manager")
+    .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩)/gi, "$1 's reports")
+    .replace(/\b(⟨\w+⟩) reports? to\b/gi, "$1 's manager");
+  const tokens = text
+    .toLowerCase()
+    .replace(/'s\b/g, " 's ")
+    .replace(/s' /g, "s 's ")
+    .split(/[^\p{L}\p{N}⟨⟩'-]+/u)
+    .map((t) => t.replace(/^'(?!s$)|'$/g, ""))
+    .filter(Boolean)
+    .map((t) => SYNONYM[t] ?? t);
+  const mentions = new Map<number, Mention>();
+  tokens.forEach((t, i) => {
+    const m = /^⟨(\d+|f|p)⟩$/.exec(t);
+    if (!m) return;
+    const referred = m[1] === "f" ? focus.last : m[1] === "p" ? focus.personal : undefined;
+    if (referred) mentions.set(i, { token: i, focus: referred });
+    else mentions.set(i, { token: i, entity: found[Number(m[1])]! });
+  });
+  return { tokens, mentions };
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Capitalised names and employee-like ids in the question that no vocabulary knows. */
+function unknownNames(clause: string, mentions: Map<number, Mention>, model: MeshModel): string[] {
+  const out: string[] = [];
+  const known = new Set(model.entities.flatMap((e) => e.name.toLowerCase().split(/\s+/)));
+  for (const m of clause.replace(/^\s*\S+/, "").matchAll(/\b([A-Z][a-z'’-]+(?: [A-Z][a-z'’-]+)+)\b/g)) {
+    const name = m[1]!.replace(/['’]s$/, "");
+    if (
+      !name
+        .toLowerCase()
+        .split(" ")
+        .some((w) => known.has(w))
+    )
+      out.push(name);
+  }
+  for (const m of clause.matchAll(/\b[A-Z]\d{3,}\b/g)) if (!model.entities.some((e) => e.id === m[0])) out.push(m[0]);
+  return mentions.size === 0 || out.length > 0 ? out : [];
+}
+
+interface Chain {
+  subject: Subject;
+  /** Relations in the order they apply, each with the selector on it. */
+  relations: { relation: Relation; pick?: "max" | "min" }[];
+  type: string;
+  tokens: number[];
+}
+
+/** Reads "X's manager's manager", "the newest direct report of X", "the manager of X's …". */
+function findChains(model: MeshModel, tokens: string[], mentions: Map<number, Mention>): Chain[] {
+  const chains: Chain[] = [];
+  for (const [i, m] of mentions) {
+    const subject: Subject | undefined = m.entity ? { type: m.entity.type, label: m.entity.name, entity: m.entity } : m.focus;
+    if (!subject) continue;
+    const chain: Chain = { subject, relations: [], type: subject.type, tokens: [i] };
+    let type = subject.type;
+    // Right: ⟨X⟩ 's [selector] relation ('s …)*
+    let k = i + 1;
+    while (tokens[k] === "'s") {
+      const r = relationAt(model, tokens, k + 1, type);
+      if (!r) break;
+      chain.relations.push(r.found);
+      chain.tokens.push(k, ...r.tokens);
+      type = r.found.relation.to;
+      k = r.next;
+    }
+    // Left: [the] [selector] relation of [the] ⟨X⟩ …, nearest first.
+    let j = i - 1;
+    while (j >= 1) {
+      if (tokens[j] === "the") j--;
+      if (tokens[j] !== "of") break;
+      const r = relationBefore(model, tokens, j - 1, type);
+      if (!r) break;
+      chain.relations.push(r.found);
+      chain.tokens.push(j, ...r.tokens);
+      type = r.found.relation.to;
+      j = Math.min(...r.tokens) - 1;
+      if (tokens[j] === "the") {
+        chain.tokens.push(j);
+        j--;
+      }
+    }
+    chain.type = type;
+    chains.push(chain);
+  }
+  return chains;
+}
+
+type Found = { found: { relation: Relation; pick?: "max" | "min" }; tokens: number[]; next: number };
+
+function relationAt(model: MeshModel, tokens: string[], p: number, from: string): Found | undefined {
+  let pick: "max" | "min" | undefined;
+  const used: number[] = [];
+  const sel = selectorAt(tokens, p);
+  if (sel) {
+    pick = sel.order;
+    used.push(...sel.tokens);
+    p = sel.next;
+  }
+  for (const len of [2, 1]) {
+    const phrase = tokens.slice(p, p + len);
+    if (phrase.length < len) continue;
+    const relation = matchRelation(model, phrase, from);
+    if (relation) return { found: { relation, ...(pick ? { pick } : {}) }, tokens: [...used, ...range(p, len)], next: p + len };
+  }
+  return undefined;
+}
+
+function relationBefore(model: MeshModel, tokens: string[], end: number, from: string): Found | undefined {
+  for (const len of [2, 1]) {
+    const start = end - len + 1;
+    if (start < 0) continue;
+    const relation = matchRelation(model, tokens.slice(start, end + 1), from);
+    if (!relation) continue;
+    const used = range(start, len);
+    let pick: "max" | "min" | undefined;
+    for (const back of [2, 1]) {
+      const sel = selectorAt(tokens, start - back);
+      if (sel && sel.next === start) {
+        pick = sel.order;
+        used.push(...sel.tokens);
+        break;
+      }
+    }
+    return { found: { relation, ...(pick ? { pick } : {}) }, tokens: used, next: end + 1 };
+  }
+  return undefined;
+}
+
+function selectorAt(tokens: string[], p: number): { order: "max" | "min"; tokens: number[]; next: number } | undefined {
+  if (p < 0) return undefined;
+  for (const len of [3, 2, 1]) {
+    const phrase = tokens.slice(p, p + len).join(" ");
+    const s = SELECTORS.find((x) => x.re.test(phrase));
+    if (s) return { order: s.order, tokens: range(p, len), next: p + len };
+  }
+  return undefined;
+}
+
+function matchRelation(model: MeshModel, phrase: string[], from: string): Relation | undefined {
+  const stems = phrase.map(stem);
+  if (stems.some((s) => s.startsWith("⟨") || s === "'s")) return undefined;
+  return model.relations.find((r) => r.from === from && stems.every((s) => r.words.includes(s)) && stems.includes(r.words[0]!));
+}
+
+function range(start: number, len: number): number[] {
+  return Array.from({ length: len }, (_, i) => start + i);
+}
+
+/** Builds steps, sharing one call between parts that need the same thing. */
+class Builder {
+  private readonly model: MeshModel;
+  private readonly steps: Step[];
+  constructor(model: MeshModel, steps: Step[]) {
+    this.model = model;
+    this.steps = steps;
+  }
+
+  call(agent: string, tool: string, args: Record<string, Arg>, why: string, sideEffect = false): string {
+    const key = JSON.stringify([agent, tool, args]);
+    const same = this.steps.find((s) => JSON.stringify([s.agent, s.tool, s.args]) === key && !sideEffect);
+    if (same) return same.id;
+    const id = `s${this.steps.length + 1}`;
+    const after = [...new Set(Object.values(args).flatMap((a) => (typeof a === "object" ? [a.$ref.step] : [])))];
+    this.steps.push({ id, agent, tool, args, after, why, sideEffect });
+    return id;
+  }
+
+  arg(subject: Subject): Arg {
+    if ("entity" in subject) return subject.entity.id;
+    return { $ref: subject.ref };
+  }
+
+  /** Adds the steps that follow a chain's relations; returns the hops and where it ends. */
+  follow(chain: Chain): { hops: Hop[]; subject: Subject } {
+    let subject = chain.subject;
+    const hops: Hop[] = [];
+    for (const { relation, pick } of chain.relations) {
+      const step = this.call(
+        relation.agent,
+        relation.tool,
+        { [relation.param]: this.arg(subject) },
+        `find ${subject.label}'s ${relation.name}`,
+      );
+      const field = relation.dateFields[0];
+      const ref: Ref = { step, path: relation.path, ...(pick && field ? { pick: { field, order: pick } } : {}) };
+      const label = `${subject.label}'s ${pick ? `${pick === "max" ? "newest" : "longest-serving"} ${words(relation.label).replace(/s$/, "")}` : words(relation.label)}`;
+      subject = { type: relation.to, label, ref, list: relation.list && !pick };
+      hops.push({ label, subject });
+    }
+    void this.model;
+    return { hops, subject };
+  }
+}
+
+/** Fills a tool's arguments from the question; says which required ones it cannot find. */
+function fill(
+  target: Target,
+  clause: string,
+  subject: Subject,
+  others: Subject[],
+  b: Builder,
+): { args: Record<string, Arg> } | { missing: { name: string; description?: string }[] } {
+  const args: Record<string, Arg> = {};
+  const lower = clause.toLowerCase();
+  const expanded = expand(clause).toLowerCase();
+  const dates = [...clause.matchAll(ISO_DATE)].map((m) => m[1]!);
+  const duration = DURATION.exec(clause);
+  const days = duration ? (WORD_NUMBERS[duration[1]!.toLowerCase()] ?? Number(duration[1])) : undefined;
+  const withoutDates = clause
+    .replace(ISO_DATE, " ")
+    .replace(DURATION, " ")
+    .replace(/\b[A-Z]\d{3,}\b/g, " ");
+  const numbers = [...withoutDates.matchAll(/(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])/g)].map((m) => Number(m[1]));
+  let subjectUsed = false;
+  for (const [name, s] of Object.entries(target.properties)) {
+    const ep = target.entityParams.find((p) => p.param === name);
+    if (ep) {
+      if (!subjectUsed && ep.type === subject.type) {
+        args[name] = b.arg(subject);
+        subjectUsed = true;
+        continue;
+      }
+      const other = others.find((o) => o.type === ep.type);
+      if (other) args[name] = b.arg(other);
+      continue;
+    }
+    if (s.enum) {
+      const hit = s.enum.find((v) => typeof v === "string" && new RegExp(`\\b${escape(v.toLowerCase())}`).test(expanded));
+      if (hit !== undefined) args[name] = hit as string;
+      continue;
+    }
+    if (/date/i.test(name) && (s.type === "string" || s.pattern)) {
+      if (/^(start|from|first)/i.test(name) && dates[0]) args[name] = dates[0];
+      else if (/^(end|to|until|last)/i.test(name)) {
+        if (dates[1]) args[name] = dates[1];
+        else if (dates[0]) args[name] = addWorkingDays(dates[0], (days ?? 1) - 1);
+      } else if (dates[0]) args[name] = dates[0];
+      continue;
+    }
+    if ((s.type === "number" || s.type === "integer") && target.required.includes(name) && numbers.length > 0) {
+      args[name] = numbers.shift()!;
+      continue;
+    }
+    if (s.type === "string" && target.required.includes(name)) {
+      if (/query|search|text|description|what/i.test(name))
+        args[name] = name === "query" ? clause.replace(/[?!.]+$/, "") : clause.trim().slice(0, 500);
+    }
+  }
+  void lower;
+  const missing = target.required
+    .filter((r) => args[r] === undefined)
+    .map((r) => ({ name: r, description: target.properties[r]?.description }));
+  return missing.length
+    ? { missing: missing.map((m) => (m.description ? { name: m.name, description: m.description } : { name: m.name })) }
+    : { args };
+}
+
+/** The date `n` working days (Monday-Friday) after `iso`. */
+export function addWorkingDays(iso: string, n: number): string {
+  const d = new Date(`${iso}T00:00:00Z`);
+  if (Number.isNaN(d.getTime())) return iso;
+  let left = Math.max(0, n);
+  while (left > 0) {
+    d.setUTCDate(d.getUTCDate() + 1);
+    if (d.getUTCDay() !== 0 && d.getUTCDay() !== 6) left--;
+  }
+  return d.toISOString().slice(0, 10);
+}

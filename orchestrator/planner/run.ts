@@ -1,0 +1,221 @@
+import type { CallToolResult } from "@modelcontextprotocol/client";
+import { resultText } from "../../src/protocol/results.ts";
+import { describeError } from "../../src/protocol/errors.ts";
+import type { Arg, Hop, Part, Plan, Ref, Step, Subject } from "./plan.ts";
+
+/** Calls one tool through the mesh (with the MeshContext continued); returns its result and the instance that answered. */
+export type StepCaller = (step: Step, args: Record<string, unknown>) => Promise<{ result: CallToolResult; instance: string }>;
+
+export interface StepRun {
+  id: string;
+  agent: string;
+  tool: string;
+  args: Record<string, unknown>;
+  why: string;
+  status: "ok" | "error" | "skipped";
+  instance?: string;
+  ms?: number;
+  error?: string;
+}
+
+export interface PlanRun {
+  answer: string;
+  steps: StepRun[];
+  /** agent.tool of every step that answered. */
+  used: string[];
+  /** Parts of the question not answered, and why. */
+  unanswered: string[];
+  /** The entity the answer ends on (for a follow-up), when one step's result names it. */
+  focus?: { type: string; id: string; name: string };
+}
+
+type Outcome = { ok: true; result: CallToolResult; structured: unknown } | { ok: false; error: string };
+
+/** Runs a plan: every step as soon as the steps it needs have answered, the rest in parallel. */
+export async function runPlan(plan: Plan, call: StepCaller): Promise<PlanRun> {
+  const outcomes = new Map<string, Promise<Outcome>>();
+  const runs = new Map<string, StepRun>();
+  const byId = new Map(plan.steps.map((s) => [s.id, s]));
+  const start = (step: Step): Promise<Outcome> => {
+    let p = outcomes.get(step.id);
+    if (p) return p;
+    p = (async (): Promise<Outcome> => {
+      const run: StepRun = { id: step.id, agent: step.agent, tool: step.tool, args: {}, why: step.why, status: "skipped" };
+      runs.set(step.id, run);
+      const args: Record<string, unknown> = {};
+      for (const [k, a] of Object.entries(step.args)) {
+        const v = await resolveArg(a, (id) => start(byId.get(id)!));
+        if (!v.ok) {
+          run.error = v.error;
+          return { ok: false, error: v.error };
+        }
+        args[k] = v.value;
+      }
+      run.args = args;
+      const t0 = performance.now();
+      try {
+        const { result, instance } = await call(step, args);
+        run.instance = instance;
+        run.ms = Math.round((performance.now() - t0) * 10) / 10;
+        if (result.isError) {
+          run.status = "error";
+          run.error = resultText(result);
+          return { ok: false, error: run.error };
+        }
+        run.status = "ok";
+        return { ok: true, result, structured: result.structuredContent };
+      } catch (e) {
+        run.ms = Math.round((performance.now() - t0) * 10) / 10;
+        run.status = "error";
+        run.error = describeError(e);
+        return { ok: false, error: run.error };
+      }
+    })();
+    outcomes.set(step.id, p);
+    return p;
+  };
+  await Promise.all(plan.steps.map(start));
+  const get = async (id: string) => outcomes.get(id)!;
+
+  const lines: string[] = [];
+  const unanswered: string[] = [];
+  let focus: PlanRun["focus"];
+  for (const part of plan.parts) {
+    const r = await renderPart(part, get);
+    lines.push(r.text);
+    if (r.problem) unanswered.push(`${part.clause}: ${r.problem}`);
+    focus = r.focus ?? focus;
+  }
+  const steps = plan.steps.map((s) => runs.get(s.id)!);
+  const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
+  const by = used.length ? `\n\n— ${used.join(", ")}` : "";
+  return { answer: lines.join("\n\n") + by, steps, used, unanswered, ...(focus ? { focus } : {}) };
+}
+
+async function resolveArg(
+  a: Arg,
+  outcome: (step: string) => Promise<Outcome>,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
+  if (typeof a !== "object") return { ok: true, value: a };
+  const v = await resolveRef(a.$ref, outcome);
+  if (!v.ok) return v;
+  const value = v.value as { id?: unknown } | string;
+  if (typeof value === "string") return { ok: true, value };
+  if (value && typeof value === "object" && typeof value.id === "string") return { ok: true, value: value.id };
+  return { ok: false, error: "an earlier step found nothing to continue with" };
+}
+
+async function resolveRef(
+  ref: Ref,
+  outcome: (step: string) => Promise<Outcome>,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
+  const o = await outcome(ref.step);
+  if (!o.ok) return { ok: false, error: o.error };
+  let v: unknown = o.structured;
+  for (const k of ref.path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+  if (ref.pick) {
+    if (!Array.isArray(v) || v.length === 0) return { ok: false, error: "the list is empty" };
+    const { field, order } = ref.pick;
+    const sorted = [...v].sort((x, y) =>
+      String((x as Record<string, unknown>)[field]).localeCompare(String((y as Record<string, unknown>)[field])),
+    );
+    v = order === "max" ? sorted.at(-1) : sorted[0];
+  }
+  if (v === undefined || v === null) return { ok: false, error: "there is none" };
+  return { ok: true, value: v };
+}
+
+function describe(v: unknown): string {
+  if (typeof v === "string" || typeof v === "number") return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? "none" : `${v.length}: ${v.map(describe).join(", ")}`;
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (typeof o["name"] === "string") return typeof o["id"] === "string" ? `${o["name"]} (${o["id"]})` : o["name"];
+  }
+  return JSON.stringify(v);
+}
+
+async function renderHops(
+  hops: Hop[],
+  outcome: (step: string) => Promise<Outcome>,
+): Promise<{ lines: string[]; problem?: string; last?: unknown; type?: string }> {
+  const lines: string[] = [];
+  let last: unknown;
+  let type: string | undefined;
+  for (const hop of hops) {
+    const v = await valueOf(hop.subject, outcome);
+    if (!v.ok) return { lines, problem: `${hop.label}: ${v.error}` };
+    last = v.value;
+    type = hop.subject.type;
+    lines.push(
+      Array.isArray(v.value)
+        ? `${capitalise(hop.label)} (${v.value.length}): ${v.value.map(describe).join(", ") || "none"}.`
+        : `${capitalise(hop.label)}: ${describe(v.value)}.`,
+    );
+  }
+  return { lines, last, ...(type ? { type } : {}) };
+}
+
+async function valueOf(
+  subject: Subject,
+  outcome: (step: string) => Promise<Outcome>,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
+  if ("entity" in subject) return { ok: true, value: { id: subject.entity.id, name: subject.entity.name } };
+  return resolveRef(subject.ref, outcome);
+}
+
+async function renderPart(
+  part: Part,
+  outcome: (step: string) => Promise<Outcome>,
+): Promise<{ text: string; problem?: string; focus?: PlanRun["focus"] }> {
+  if (part.kind === "problem") {
+    const hops = await renderHops(part.hops, outcome);
+    return { text: [...hops.lines, part.message].join(" "), problem: part.message };
+  }
+  if (part.kind === "ask") {
+    const o = await outcome(part.step);
+    if (!o.ok) return { text: `${part.agent} could not answer "${part.clause}": ${o.error}`, problem: o.error };
+    const answer = (o.structured as { answer?: unknown } | undefined)?.answer;
+    return { text: typeof answer === "string" ? answer : resultText(o.result) };
+  }
+  const hops = await renderHops(part.hops, outcome);
+  const focus = focusOf(hops.last, hops.type);
+  if (hops.problem) {
+    const text = `${[...hops.lines].join(" ")} I could not answer "${part.clause}": ${hops.problem}.`.trim();
+    return { text, problem: hops.problem };
+  }
+  if (part.kind === "identity") return { text: hops.lines.join(" "), ...(focus ? { focus } : {}) };
+  if (part.kind === "attribute") {
+    const o = await outcome(part.step);
+    if (!o.ok) return { text: `${hops.lines.join(" ")} I could not read ${part.label}'s record: ${o.error}`.trim(), problem: o.error };
+    let v: unknown = o.structured;
+    for (const k of part.attribute.path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+    const field = part.attribute.field.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+    const text =
+      v === undefined ? `${capitalise(part.label)} has no ${field} on record.` : `${capitalise(part.label)}'s ${field}: ${describe(v)}.`;
+    return { text: [...hops.lines, text].join(" "), ...(focus ? { focus } : {}) };
+  }
+  const texts: string[] = [];
+  let problem: string | undefined;
+  for (const id of part.steps) {
+    const o = await outcome(id);
+    if (o.ok) texts.push(resultText(o.result));
+    else {
+      problem = o.error;
+      texts.push(`Could not answer "${part.clause}": ${o.error}`);
+    }
+  }
+  return { text: [...hops.lines, ...texts].join("\n"), ...(problem ? { problem } : {}), ...(focus ? { focus } : {}) };
+}
+
+function focusOf(v: unknown, type: string | undefined): PlanRun["focus"] {
+  if (type && v && typeof v === "object" && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if (typeof o["id"] === "string" && typeof o["name"] === "string") return { type, id: o["id"], name: o["name"] };
+  }
+  return undefined;
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
