@@ -50,7 +50,7 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         candidates: z.array(Candidate),
         used: z.array(z.string()).optional().describe("agent.tool of every step that answered"),
         effects: z
-          .array(z.object({ agent: z.string(), tool: z.string(), args: z.record(z.string(), z.unknown()) }))
+          .array(z.object({ agent: z.string(), tool: z.string(), arguments: z.string().describe("The call's arguments as JSON") }))
           .optional()
           .describe("What would change once confirmed"),
       }),
@@ -67,7 +67,13 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent, ...(confirm ? { confirm } : {}) });
         if (r.kind === "confirm")
           return textAndStructured(
-            { kind: r.kind, message: r.message, session_id: r.sessionId, candidates: r.candidates, effects: r.effects },
+            {
+              kind: r.kind,
+              message: r.message,
+              session_id: r.sessionId,
+              candidates: r.candidates,
+              effects: r.effects.map((e) => ({ agent: e.agent, tool: e.tool, arguments: JSON.stringify(e.args) })),
+            },
             r.message,
           );
         if (r.kind !== "answer")

@@ -190,7 +190,12 @@ export class Planner {
         return { decision: "plan", part: { kind: "ask", clause, step, agent: owner[0]! }, focus: focusAfter(chain, []), candidates: [] };
       }
       const what = model.rank(expand(chain.subject.type), chain.subject.type).slice(0, 4);
-      const agents = [...new Set(what.map((w) => (w.candidate.kind === "tool" ? w.candidate.target.agent : w.candidate.attribute.agent)))];
+      const agents = [
+        ...new Set([
+          ...("entity" in chain.subject ? chain.subject.entity.agents : []),
+          ...what.map((w) => (w.candidate.kind === "tool" ? w.candidate.target.agent : w.candidate.attribute.agent)),
+        ]),
+      ].sort();
       return {
         decision: "ambiguous",
         message: `"${chain.subject.label}" is a ${chain.subject.type}${agents.length ? ` known to ${agents.join(" and ")}` : ""}. What would you like to know or do about it?`,

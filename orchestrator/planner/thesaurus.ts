@@ -17,7 +17,7 @@ export const THESAURUS: readonly (readonly [RegExp, string])[] = [
   [/\b(holiday|holidays|pto|time off|days off|vacation)\b/, "vacation leave"],
   [/\b(sick|ill|illness)\b/, "sick leave"],
   [/\b(left|remaining|still have|balance|taken|used)\b/, "remaining balance"],
-  [/\b(book|schedule|put .* down for|take|off on|off from)\b/, "request leave"],
+  [/\b(book|schedule|put( .*)? down for|take|off on|off from)\b/, "request leave"],
   [/\b(reimburs\w*|claim|file|expense|charge|spent|bought|paid for)\b/, "submit expense"],
   [/\b(budget|cost cent(re|er)|allocation|allocated|over budget|used up|money)\b/, "budget remaining allocated spent"],
   [/\b(everyone|staff|people|employees|who works|headcount)\b/, "employee directory"],

@@ -33,8 +33,8 @@ export const DEMO_CALLS: readonly DemoCall[] = [
   {
     agent: "orchestrator",
     tool: "ask",
-    args: { question: "What is the take-home pay of Alice Chen?" },
-    note: "the orchestrator routes to finance, which asks hr",
+    args: { question: "What is the take-home pay of Bob Okafor's manager?" },
+    note: "the orchestrator plans: hr for the manager, then finance (which asks hr)",
   },
   { agent: "hr", tool: "get_employee", args: { employee_id: "E9999" }, note: "a business error comes back as isError" },
 ];

@@ -81,7 +81,9 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
     expect(calls.find((c) => c.tool === "compute_net_pay")).toMatchObject({ ok: true, text: expect.stringContaining("Bob Okafor") });
     expect(calls.find((c) => c.agent === "orchestrator")).toMatchObject({
       ok: true,
-      text: expect.stringMatching(/^Alice Chen \(E1001\) takes home .*— finance/s),
+      text: expect.stringMatching(
+        /^Bob Okafor's manager: Alice Chen \(E1001\)\.\n.*net 15667\.94 USD.*— hr\.get_employee, finance\.compute_net_pay/s,
+      ),
     });
     expect(calls.filter((c) => !c.ok).map((c) => c.tool)).toEqual(["get_employee"]); // the deliberate business error
 

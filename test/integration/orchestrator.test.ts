@@ -56,6 +56,67 @@ describe("mesh ask", () => {
     );
   });
 
+  it("plans across specialists: the take-home pay of Bob Okafor's manager (hr, then finance) and a newest direct report's vacation days", async () => {
+    const pay = await mesh(["ask", "What is the take-home pay of Bob Okafor's manager?", "--json", ...c]);
+    expect(pay.code, pay.stderr).toBe(0);
+    const p = JSON.parse(pay.stdout) as {
+      kind: string;
+      answer: string;
+      used: string[];
+      explanation: { steps: { tool: string; instance: string; status: string }[] };
+    };
+    expect(p.answer).toMatch(/^Bob Okafor's manager: Alice Chen \(E1001\)\.\nAlice Chen \(E1001\), monthly: .*net 15667\.94 USD/);
+    expect(p.used).toEqual(["hr.get_employee", "finance.compute_net_pay"]);
+    expect(p.explanation.steps.map((s) => [s.tool, s.status, s.instance.split("-")[0]])).toEqual([
+      ["get_employee", "ok", "hr"],
+      ["compute_net_pay", "ok", "finance"],
+    ]);
+    const days = await mesh(["ask", "How many vacation days does Alice Chen's newest direct report have left?", ...c]);
+    expect(days.stdout).toMatch(
+      /^Alice Chen's newest direct report: Farid Haddad \(E1006\)\.\nFarid Haddad \(E1006\), 2026:\nvacation: 24 of 25 days left/,
+    );
+  });
+
+  it("books only after confirmation: refused without --yes (exit 4, nothing booked), done with --yes or a 'yes' in the session", async () => {
+    const booking = "Book 2 days of vacation for Bob Okafor starting 2026-12-21";
+    const balance = async () =>
+      ((await mesh(["call", "hr.get_leave_balance", '{"employee_id":"E1002"}', "--json", ...c])).stdout.match(/"remaining": (\d+)/) ??
+        [])[1];
+    const before = await balance();
+    const refused = await mesh(["ask", booking, ...c]);
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toMatch(
+      /This would change something: hr\.request_leave \{"employee_id":"E1002","leave_type":"vacation","start_date":"2026-12-21","end_date":"2026-12-22"\}/,
+    );
+    expect(refused.stdout).toMatch(/Nothing was changed/);
+    expect(await balance()).toBe(before);
+    const done = await mesh(["ask", booking, "--yes", ...c]);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toMatch(/^Booked 2 working day\(s\) of vacation leave for Bob Okafor, 2026-12-21 to 2026-12-22/);
+    expect(Number(await balance())).toBe(Number(before) - 2);
+
+    // In a conversation: the plan waits in the session until the user says yes.
+    const session = `book-${Date.now()}`;
+    const ask = (m: string) =>
+      mesh(["ask", m, "--session", session, "--json", ...c]).then((r) => JSON.parse(r.stdout) as { kind: string; answer?: string });
+    expect((await ask("Put Rafael Costa down for a personal day on 2026-12-04")).kind).toBe("confirm");
+    const yes = await ask("yes");
+    expect(yes).toMatchObject({
+      kind: "answer",
+      answer: expect.stringMatching(/^Booked 1 working day\(s\) of personal leave for Rafael Costa, 2026-12-04 to 2026-12-04/),
+    });
+    // The pending plan is spent: another "yes" books nothing more.
+    expect((await ask("yes")).kind).not.toBe("confirm");
+  });
+
+  it("follows up on who the conversation is about", async () => {
+    const session = `follow-${Date.now()}`;
+    const first = await mesh(["ask", "Who is Rosa Moreno's manager?", "--session", session, ...c]);
+    expect(first.stdout).toMatch(/^Rosa Moreno's manager: Ines Silva \(E1009\)\./);
+    const second = await mesh(["ask", "and her manager?", "--session", session, ...c]);
+    expect(second.stdout).toMatch(/^Ines Silva's manager: Bob Okafor \(E1002\)\./);
+  });
+
   it("reports ambiguity instead of guessing, and says how to choose", async () => {
     const r = await mesh(["ask", "What's the vacation policy?", "--json", ...c]);
     expect(r.code).toBe(0);
@@ -130,6 +191,38 @@ describe("sessions in Consul KV", () => {
 });
 
 describe("the orchestrator as a running agent", () => {
+  it("over MCP, a plan that books something comes back as kind 'confirm' with its effects, and runs with confirm: true", async () => {
+    const orchestrator = await spawnAgent("orchestrator", consul.address);
+    agents.push(orchestrator);
+    await eventually(async () => (await consul.client.healthService("orchestrator", { passing: true })).value.length === 1, {
+      timeoutMs: 5_000,
+      what: "orchestrator passing",
+    });
+    const client = await connectHttp(orchestrator.url);
+    try {
+      const question = "Book 1 day of sick leave for Wei Zhang starting 2026-12-07";
+      const asked = (await client.callTool({ name: "ask", arguments: { question } })) as CallToolResult;
+      expect(asked.structuredContent).toMatchObject({
+        kind: "confirm",
+        effects: [
+          {
+            agent: "hr",
+            tool: "request_leave",
+            arguments: '{"employee_id":"E1023","leave_type":"sick","start_date":"2026-12-07","end_date":"2026-12-07"}',
+          },
+        ],
+      });
+      const done = (await client.callTool({ name: "ask", arguments: { question, confirm: true } })) as CallToolResult;
+      expect(done.structuredContent).toMatchObject({ kind: "answer", used: ["hr.request_leave"] });
+      expect((done.structuredContent as { answer: string }).answer).toMatch(/^Booked 1 working day\(s\) of sick leave for Wei Zhang/);
+    } finally {
+      await client.close();
+      // The next tests start their own orchestrator and expect one instance.
+      await orchestrator.process.stop(2_000);
+      agents.splice(agents.indexOf(orchestrator), 1);
+    }
+  });
+
   it("called by another caller, it continues that caller's trace, hop count and chain (a loop through it meets the hop limit)", async () => {
     const orchestrator = await spawnAgent("orchestrator", consul.address);
     agents.push(orchestrator);
