@@ -105,7 +105,7 @@ export class Planner {
   plan(model: MeshModel, question: string, options: PlanOptions = {}): Plan {
     const steps: Step[] = [];
     const parts: Part[] = [];
-    const b = new Builder(model, steps);
+    const b = new Builder(steps);
     const start: Subject | undefined = options.focus
       ? { type: options.focus.type, label: options.focus.name, entity: options.focus }
       : undefined;
@@ -534,10 +534,8 @@ function range(start: number, len: number): number[] {
 
 /** Builds steps, sharing one call between parts that need the same thing. */
 class Builder {
-  private readonly model: MeshModel;
   private readonly steps: Step[];
-  constructor(model: MeshModel, steps: Step[]) {
-    this.model = model;
+  constructor(steps: Step[]) {
     this.steps = steps;
   }
 
@@ -573,7 +571,6 @@ class Builder {
       subject = { type: relation.to, label, ref, list: relation.list && !pick };
       hops.push({ label, subject });
     }
-    void this.model;
     return { hops, subject };
   }
 }
@@ -587,7 +584,6 @@ function fill(
   b: Builder,
 ): { args: Record<string, Arg> } | { missing: { name: string; description?: string }[] } {
   const args: Record<string, Arg> = {};
-  const lower = clause.toLowerCase();
   const expanded = expand(clause).toLowerCase();
   const dates = [...clause.matchAll(ISO_DATE)].map((m) => m[1]!);
   const duration = DURATION.exec(clause);
@@ -632,7 +628,6 @@ function fill(
         args[name] = name === "query" ? clause.replace(/[?!.]+$/, "") : clause.trim().slice(0, 500);
     }
   }
-  void lower;
   const missing = target.required
     .filter((r) => args[r] === undefined)
     .map((r) => ({ name: r, description: target.properties[r]?.description }));

@@ -178,20 +178,8 @@ describe("relay", () => {
         era === "modern"
           ? { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, ...extra }
           : extra;
-      if (era === "legacy") {
-        const init = await fetch(url, {
-          method: "POST",
-          headers,
-          body: JSON.stringify({
-            jsonrpc: "2.0",
-            id: 0,
-            method: "initialize",
-            params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-          }),
-        });
-        await init.text();
-        Object.assign(headers, { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" });
-      } else Object.assign(headers, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" });
+      if (era === "legacy") Object.assign(headers, await legacySessionHeaders(url));
+      else Object.assign(headers, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" });
       const post = (id: number, name: string, args: Record<string, unknown>, extra?: Record<string, unknown>) =>
         fetch(url, {
           method: "POST",
@@ -396,6 +384,22 @@ function bareCall(url: string, id: number, name: string, args: Record<string, un
   });
 }
 
+/** Opens a 2025-11-25 session with a raw initialize POST; returns the headers its requests carry. */
+async function legacySessionHeaders(url: string): Promise<Record<string, string>> {
+  const init = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    }),
+  });
+  await init.text();
+  return { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" };
+}
+
 /** The JSON-RPC message of an answer, whether sent as JSON or as one SSE event. */
 async function message(res: Response): Promise<Record<string, unknown>> {
   const text = await res.text();
@@ -436,19 +440,11 @@ describe("one URL, both revisions", () => {
     ["the gateway's /mcp", () => gateway.url, "hr__get_leave_policy"],
     ["/agents/hr/mcp", () => new URL("/agents/hr/mcp", gateway.url).toString(), "get_leave_policy"],
   ])("a 2025-11-25 session on %s gets results without the 2026-07-28 resultType", async (_label, url, tool) => {
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const init = await fetch(url(), {
-      method: "POST",
-      headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-      }),
-    });
-    await init.text();
-    Object.assign(headers, { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" });
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...(await legacySessionHeaders(url())),
+    };
     const res = await fetch(url(), {
       method: "POST",
       headers,
