@@ -63,7 +63,12 @@ describe("context in every call", () => {
       what: "hr's log line for the call",
     });
     expect(line.value).toMatchObject({ tool: "get_employee", caller: "finance", hop: 1, isError: false });
-    expect(agents["finance"]!.logs().find((l) => l["msg"] === "tool call" && l["traceId"] === ctx.traceId)).toMatchObject({
+    // finance logs its call once it has answered: the line may reach its log file just after the answer reaches us.
+    const own = await eventually(() => agents["finance"]!.logs().find((l) => l["msg"] === "tool call" && l["traceId"] === ctx.traceId), {
+      timeoutMs: 2_000,
+      what: "finance's log line for the call",
+    });
+    expect(own.value).toMatchObject({
       tool: "compute_net_pay",
       caller: "test",
       hop: 0,
