@@ -5,6 +5,7 @@ import { businessError, textAndStructured } from "../src/protocol/results.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { MeshError } from "../src/protocol/errors.ts";
 import { Orchestrator } from "./orchestrator.ts";
+import { llmConfig } from "./planner/llm.ts";
 import { ROUTER_TAG } from "./router/classifier.ts";
 import { SESSION_ID_PATTERN, SessionStore } from "./session/sessionStore.ts";
 
@@ -109,7 +110,17 @@ export const orchestratorAgent = defineAgent<OrchestratorDeps>({
       throw new MeshError("CONFIG_INVALID", "The orchestrator needs Consul (discovery and sessions); set CONSUL_HTTP_ADDR.");
     const mesh = new MeshClient({ consul: runtime.consul, callerName: "orchestrator", catalogMode: "all", logger: runtime.logger });
     await mesh.start();
-    return { mesh, orchestrator: new Orchestrator({ mesh, sessions: new SessionStore(runtime.consul), logger: runtime.logger }) };
+    // OPENAI_MODEL (with OPENAI_BASE_URL, OPENAI_API_KEY) turns the LLM planner on.
+    const llm = llmConfig({});
+    if (llm)
+      runtime.logger.info(
+        { model: llm.model, baseURL: llm.baseURL ?? "https://api.openai.com/v1" },
+        "planning with an LLM; the built-in planner is the fallback",
+      );
+    return {
+      mesh,
+      orchestrator: new Orchestrator({ mesh, sessions: new SessionStore(runtime.consul), logger: runtime.logger, ...(llm ? { llm } : {}) }),
+    };
   },
   instructions:
     "Ask anything about the company: the orchestrator routes the question to the specialist agent that knows, and keeps the conversation per session.",

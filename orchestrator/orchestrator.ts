@@ -18,6 +18,7 @@ import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../src/age
 import { MeshModel, type Entity } from "./planner/model.ts";
 import { Planner, type Plan } from "./planner/plan.ts";
 import { runPlan, type StepRun } from "./planner/run.ts";
+import { LlmPlanner, type LlmCall, type LlmConfig, type LlmOutcome } from "./planner/llm.ts";
 
 /** A reply that confirms the side effects the previous answer asked about. */
 export const CONFIRMATION = /^(y|yes|yes please|confirm|confirmed|ok|okay|go ahead|do it|book it|file it|submit it|please do|sure)[.!]*$/i;
@@ -85,10 +86,13 @@ export class Orchestrator {
   private readonly planner = new Planner();
   private readonly logger: Logger;
   private readonly vocabularies = new Map<string, { at: number; entries: readonly VocabularyEntry[] }>();
+  private readonly llm: LlmPlanner | undefined;
 
-  constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger }) {
+  /** `llm`: plan with this model when it answers; the built-in planner otherwise (and when it fails). */
+  constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger; llm?: LlmConfig }) {
     this.mesh = options.mesh;
     this.sessions = options.sessions;
+    this.llm = options.llm ? new LlmPlanner(options.llm) : undefined;
     this.logger = (options.logger ?? silentLogger).child({ component: "orchestrator" });
   }
 
@@ -105,11 +109,19 @@ export class Orchestrator {
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (options.agent) return this.forward(message, options.agent, sessionId, timeoutMs, session, sessionSaved);
 
-    // "yes" to a question that asked for confirmation runs what it described.
+    // "yes" to a question that asked for confirmation runs what it described: the model's
+    // exact calls (LLM planner), or the question planned again (built-in, deterministic).
+    const yes = CONFIRMATION.test(message.trim());
+    const pendingCalls = asCalls(session?.facts["pendingCalls"]);
+    if (yes && pendingCalls) return this.runConfirmed(message, pendingCalls, sessionId, timeoutMs, session, sessionSaved);
     const pending = typeof session?.facts["pending"] === "string" ? session.facts["pending"] : undefined;
-    const confirming = pending !== undefined && CONFIRMATION.test(message.trim());
+    const confirming = pending !== undefined && yes;
     const question = confirming ? pending : message;
     const model = await this.model(Date.now() + Math.min(timeoutMs, 5_000));
+    if (this.llm && !confirming) {
+      const answered = await this.askLlm(message, model, sessionId, timeoutMs, session, sessionSaved, options.confirm === true);
+      if (answered) return answered;
+    }
     const focus = asEntity(session?.facts["focus"]);
     const plan = this.planner.plan(model, question, focus ? { focus } : {});
     if (plan.decision !== "plan") {
@@ -118,11 +130,12 @@ export class Orchestrator {
     }
     if (plan.effects.length > 0 && !(options.confirm || confirming)) {
       const effects = plan.steps.filter((s) => s.sideEffect).map((s) => ({ agent: s.agent, tool: s.tool, args: literalArgs(s.args) }));
-      const text = `This would change something: ${plan.steps
-        .filter((s) => s.sideEffect)
-        .map((s) => `${s.agent}.${s.tool} ${JSON.stringify(literalArgs(s.args))}`)
-        .join("; ")}. Reply "yes" in this session to go ahead (or ask again with confirmation: mesh ask --yes).`;
-      if (sessionSaved) await this.save(sessionId, [{ role: "user", text: message, at: new Date().toISOString() }], { pending: question });
+      const text = confirmMessage(effects);
+      if (sessionSaved)
+        await this.save(sessionId, [{ role: "user", text: message, at: new Date().toISOString() }], {
+          pending: question,
+          pendingCalls: null,
+        });
       return { kind: "confirm", message: text, sessionId, effects, candidates: plan.candidates };
     }
     const primary = plan.primary ?? plan.steps.at(-1)?.agent ?? "orchestrator";
@@ -134,35 +147,133 @@ export class Orchestrator {
         return outcome;
       }),
     );
-    const last = [...run.steps].reverse().find((s) => s.agent === primary && s.instance);
     const named = plan.focus && "entity" in plan.focus ? plan.focus.entity : undefined;
     const focusAfter = run.focus ?? (named ? { type: named.type, id: named.id, name: named.name } : undefined);
-    const at = new Date().toISOString();
-    const sources = run.used;
-    if (sessionSaved) {
-      sessionSaved = await this.save(
-        sessionId,
-        [
-          { role: "user", text: message, at },
-          { role: "agent", text: run.answer, agent: primary, at },
-        ],
-        { lastAgent: primary, pending: null, ...(focusAfter ? { focus: focusAfter } : {}) },
+    return this.answered(message, run.answer, "built-in", run.steps, run.used, run.unanswered, sessionId, context, sessionSaved, {
+      agent: primary,
+      candidates: plan.candidates,
+      facts: focusAfter ? { focus: focusAfter } : {},
+    });
+  }
+
+  /** Plans with the model; undefined (after a log line) when the endpoint is absent or failing. */
+  private async askLlm(
+    message: string,
+    model: MeshModel,
+    sessionId: string,
+    timeoutMs: number,
+    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
+    saved: boolean,
+    confirm: boolean,
+  ): Promise<AskResult | undefined> {
+    const llm = this.llm!;
+    const context = contextForCall("mesh", sessionId, timeoutMs, session);
+    let outcome: LlmOutcome;
+    try {
+      outcome = await runWithMeshContext(context, () =>
+        llm.answer(message, {
+          model,
+          history: session?.history ?? [],
+          confirm,
+          signal: AbortSignal.timeout(timeoutMs),
+          call: (c) => {
+            const key = c.sideEffect ? idempotencyKey(sessionId, message, c.tool, c.args) : undefined;
+            return this.mesh.call(c.agent, c.tool, c.args, { context, ...(key ? { idempotencyKey: key } : {}) });
+          },
+        }),
       );
+    } catch (e) {
+      this.logger.warn(
+        { sessionId, model: llm.model, err: describeError(e) },
+        "the LLM planner failed; answering with the built-in planner",
+      );
+      return undefined;
     }
-    this.logger.info({ sessionId, agents: run.used, traceId: context.traceId, unanswered: run.unanswered.length }, "answered");
+    const at = new Date().toISOString();
+    if (outcome.kind === "confirm") {
+      if (saved) await this.save(sessionId, [{ role: "user", text: message, at }], { pendingCalls: outcome.effects, pending: null });
+      return { kind: "confirm", message: confirmMessage(outcome.effects), sessionId, effects: outcome.effects, candidates: [] };
+    }
+    return this.answered(message, outcome.answer, "llm", outcome.steps, outcome.used, [], sessionId, context, saved);
+  }
+
+  /** Runs the calls a "yes" confirmed, exactly as they were shown. */
+  private async runConfirmed(
+    message: string,
+    calls: LlmCall[],
+    sessionId: string,
+    timeoutMs: number,
+    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
+    saved: boolean,
+  ): Promise<AskResult> {
+    const context = contextForCall("mesh", sessionId, timeoutMs, session);
+    const steps: StepRun[] = [];
+    const texts: string[] = [];
+    for (const [i, c] of calls.entries()) {
+      const run: StepRun = { id: `c${i + 1}`, agent: c.agent, tool: c.tool, args: c.args, why: "confirmed by the user", status: "error" };
+      steps.push(run);
+      const t0 = performance.now();
+      try {
+        const { result, instance } = await this.mesh.call(c.agent, c.tool, c.args, {
+          context,
+          idempotencyKey: idempotencyKey(sessionId, JSON.stringify(calls), c.tool, c.args),
+        });
+        run.instance = instance;
+        run.status = result.isError ? "error" : "ok";
+        texts.push(resultText(result));
+      } catch (e) {
+        run.error = describeError(e);
+        texts.push(`${c.agent}.${c.tool} failed: ${run.error}`);
+      } finally {
+        run.ms = Math.round((performance.now() - t0) * 10) / 10;
+      }
+    }
+    const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
+    const answer = `${texts.join("\n")}${used.length ? `\n\n— ${used.join(", ")}` : ""}`;
+    return this.answered(message, answer, "llm", steps, used, [], sessionId, context, saved);
+  }
+
+  /** Records an answer in the session and shapes the result. */
+  private async answered(
+    message: string,
+    answer: string,
+    planner: Explanation["planner"],
+    steps: StepRun[],
+    used: string[],
+    unanswered: string[],
+    sessionId: string,
+    context: MeshContext,
+    saved: boolean,
+    extra: { agent?: string; candidates?: Candidate[]; facts?: Record<string, unknown> } = {},
+  ): Promise<AskResult> {
+    // The agent that answered: the one the plan names, else the last that answered.
+    const last = [...steps].reverse().find((s) => s.status === "ok" && (!extra.agent || s.agent === extra.agent));
+    const agent = extra.agent ?? last?.agent ?? "orchestrator";
+    const at = new Date().toISOString();
+    const sessionSaved = saved
+      ? await this.save(
+          sessionId,
+          [
+            { role: "user", text: message, at },
+            { role: "agent", text: answer, agent, at },
+          ],
+          { lastAgent: agent, pending: null, pendingCalls: null, ...extra.facts },
+        )
+      : false;
+    this.logger.info({ sessionId, planner, agents: used, traceId: context.traceId }, "answered");
     return {
       kind: "answer",
-      answer: run.answer,
-      agent: primary,
+      answer,
+      agent,
       instance: last?.instance ?? "",
       confidence: null,
-      sources,
+      sources: used,
       sessionId,
       sessionSaved,
       traceId: context.traceId,
-      candidates: plan.candidates,
-      used: run.used,
-      explanation: { planner: "built-in", steps: run.steps, unanswered: run.unanswered },
+      candidates: extra.candidates ?? [],
+      used,
+      explanation: { planner, steps, unanswered },
     };
   }
 
@@ -252,6 +363,21 @@ export class Orchestrator {
       used: [`${agent}.ask`],
     };
   }
+}
+
+/** What a plan would change, and how to let it. */
+function confirmMessage(effects: readonly LlmCall[]): string {
+  return `This would change something: ${effects
+    .map((e) => `${e.agent}.${e.tool} ${JSON.stringify(e.args)}`)
+    .join("; ")}. Reply "yes" in this session to go ahead (or ask again with confirmation: mesh ask --yes).`;
+}
+
+function asCalls(v: unknown): LlmCall[] | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const ok = v.every(
+    (c) => c && typeof c === "object" && typeof c.agent === "string" && typeof c.tool === "string" && c.args && typeof c.args === "object",
+  );
+  return ok ? (v as LlmCall[]) : undefined;
 }
 
 /** Arguments known before anything runs (references to earlier steps shown as such). */

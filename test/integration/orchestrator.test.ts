@@ -1,5 +1,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { pino, type Logger } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { rootContext } from "../../src/context/meshContext.ts";
@@ -10,6 +12,7 @@ import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { startScriptedLlm } from "../fixtures/scriptedLlm.ts";
 
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 let consul: TestConsul;
@@ -187,6 +190,183 @@ describe("sessions in Consul KV", () => {
     const r = await orchestrator.ask("How many vacation days does Bob Okafor have left?");
     await client.close();
     expect(r).toMatchObject({ kind: "answer", agent: "hr", sessionSaved: false });
+  });
+});
+
+describe("the LLM planner (an OpenAI-compatible endpoint, scripted)", () => {
+  const Q = "What is the take-home pay of Bob Okafor's manager?";
+  let client: MeshClient;
+  beforeAll(async () => {
+    client = new MeshClient({ consul: consul.client, callerName: "orchestrator", catalogMode: "all" });
+    await client.start();
+    await eventually(
+      async () => (await client.catalog.instances("finance")).length === 1 && (await client.catalog.instances("hr")).length === 1,
+      {
+        timeoutMs: 5_000,
+        what: "hr and finance in the catalog",
+      },
+    );
+  });
+  afterAll(() => client.close());
+
+  /** A logger whose lines the test reads. */
+  function capture(): { logger: Logger; lines: Record<string, unknown>[] } {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString("utf8")) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { logger: pino({ level: "info" }, stream), lines };
+  }
+
+  it("offers the live catalog's tools as functions, runs the model's calls through the mesh, and cites the agents that answered", async () => {
+    const llm = await startScriptedLlm((req, i) => {
+      const names = (req.tools ?? []).map((t) => t.function.name);
+      const last = req.messages.at(-1)!;
+      if (i === 0) {
+        for (const n of ["hr__get_employee", "finance__compute_net_pay", "knowledge__search_documents", "hr__ask"]) {
+          if (!names.includes(n)) throw new Error(`function ${n} not offered: ${names.join(", ")}`);
+        }
+        if (names.some((n) => n.startsWith("orchestrator__"))) throw new Error("the orchestrator offered itself");
+        const getEmployee = req.tools!.find((t) => t.function.name === "hr__get_employee")!.function;
+        if (!JSON.stringify(getEmployee.parameters).includes('"employee_id"')) throw new Error("get_employee's schema is missing");
+        if (last.role !== "user" || last.content !== Q) throw new Error(`last message: ${JSON.stringify(last)}`);
+        return { calls: [{ name: "hr__get_employee", args: { employee_id: "E1002" } }] };
+      }
+      if (i === 1) {
+        if (last.role !== "tool" || !String(last.content).includes("Alice Chen")) throw new Error(`tool result: ${JSON.stringify(last)}`);
+        return { calls: [{ name: "finance__compute_net_pay", args: { employee_id: "E1001" } }] };
+      }
+      if (!String(last.content).includes("15667.94")) throw new Error(`tool result: ${JSON.stringify(last)}`);
+      return { content: "Bob Okafor's manager is Alice Chen; she takes home 15,667.94 USD a month." };
+    });
+    try {
+      const orchestrator = new Orchestrator({
+        mesh: client,
+        sessions: new SessionStore(consul.client),
+        llm: { baseURL: llm.baseURL, apiKey: "test", model: "scripted" },
+      });
+      const r = await orchestrator.ask(Q);
+      expect(r).toMatchObject({
+        kind: "answer",
+        agent: "finance",
+        used: ["hr.get_employee", "finance.compute_net_pay"],
+        explanation: { planner: "llm" },
+      });
+      if (r.kind !== "answer") return;
+      expect(r.answer).toBe(
+        "Bob Okafor's manager is Alice Chen; she takes home 15,667.94 USD a month.\n\n— hr.get_employee, finance.compute_net_pay",
+      );
+      expect(r.explanation!.steps.map((s) => [s.agent, s.tool, s.status, s.instance!.split("-")[0]])).toEqual([
+        ["hr", "get_employee", "ok", "hr"],
+        ["finance", "compute_net_pay", "ok", "finance"],
+      ]);
+      expect(llm.requests.map((q) => q.model)).toEqual(["scripted", "scripted", "scripted"]);
+    } finally {
+      await llm.close();
+    }
+  });
+
+  it("a call that changes something waits for the user's yes, then runs exactly as shown, without asking the model again", async () => {
+    const llm = await startScriptedLlm(() => ({
+      calls: [
+        {
+          name: "hr__request_leave",
+          args: { employee_id: "E1030", leave_type: "vacation", start_date: "2026-12-14", end_date: "2026-12-15" },
+        },
+      ],
+    }));
+    try {
+      const orchestrator = new Orchestrator({
+        mesh: client,
+        sessions: new SessionStore(consul.client),
+        llm: { baseURL: llm.baseURL, apiKey: "test", model: "scripted" },
+      });
+      const session = `llm-book-${Date.now()}`;
+      const balance = async () =>
+        (
+          (await client.callTool("hr", "get_leave_balance", { employee_id: "E1030" })).structuredContent as {
+            balances: { vacation: { remaining: number } };
+          }
+        ).balances.vacation.remaining;
+      const before = await balance();
+      const asked = await orchestrator.ask("Book me Dec 14-15 off, I'm Dmitri Sokolov", { sessionId: session });
+      expect(asked).toMatchObject({ kind: "confirm", effects: [{ agent: "hr", tool: "request_leave" }] });
+      expect(await balance()).toBe(before);
+      const yes = await orchestrator.ask("yes", { sessionId: session });
+      expect(yes).toMatchObject({ kind: "answer", used: ["hr.request_leave"] });
+      if (yes.kind === "answer")
+        expect(yes.answer).toMatch(/^Booked 2 working day\(s\) of vacation leave for Dmitri Sokolov, 2026-12-14 to 2026-12-15/);
+      expect(await balance()).toBe(before - 2);
+      expect(llm.requests).toHaveLength(1);
+    } finally {
+      await llm.close();
+    }
+  });
+
+  it("mesh ask --llm-model/--llm-base-url plans with the model (--explain says so); a bad URL is a usage error", async () => {
+    const llm = await startScriptedLlm((_req, i) =>
+      i === 0
+        ? { calls: [{ name: "hr__get_employee", args: { employee_id: "E1048" } }] }
+        : { content: "Wanda Jensen reports to Noah Schmidt." },
+    );
+    try {
+      const r = await mesh([
+        "ask",
+        "Who is Wanda Jensen's manager?",
+        "--llm-model",
+        "scripted",
+        "--llm-base-url",
+        llm.baseURL,
+        "--explain",
+        ...c,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Wanda Jensen reports to Noah Schmidt\.\n\n— hr\.get_employee\n/);
+      expect(r.stdout).toMatch(/plan \(llm planner\):\n {2}l1\.1 hr\.get_employee \{"employee_id":"E1048"\} → ok @ hr-/);
+    } finally {
+      await llm.close();
+    }
+    const bad = await mesh(["ask", "Who is Wanda Jensen's manager?", "--llm-model", "m", "--llm-base-url", "ftp://x", ...c]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/The LLM base URL "ftp:\/\/x" is not an http\(s\) URL/);
+  });
+
+  it.each([
+    ["answers 500", async () => startScriptedLlm(() => ({ status: 500 }))],
+    [
+      "is not listening",
+      async () => {
+        const gone = await startScriptedLlm(() => ({ content: "" }));
+        await gone.close();
+        return gone;
+      },
+    ],
+  ])("when the endpoint %s, the built-in planner answers, with a log line saying so", async (_label, start) => {
+    const llm = await start();
+    const { logger, lines } = capture();
+    try {
+      const orchestrator = new Orchestrator({
+        mesh: client,
+        sessions: new SessionStore(consul.client),
+        logger,
+        llm: { baseURL: llm.baseURL, apiKey: "test", model: "scripted", timeoutMs: 5_000 },
+      });
+      const r = await orchestrator.ask(Q);
+      expect(r).toMatchObject({
+        kind: "answer",
+        used: ["hr.get_employee", "finance.compute_net_pay"],
+        explanation: { planner: "built-in" },
+      });
+      expect(lines.find((l) => l["msg"] === "the LLM planner failed; answering with the built-in planner")).toMatchObject({
+        level: 40,
+        model: "scripted",
+      });
+    } finally {
+      await llm.close().catch(() => {});
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { SESSION_ID_PATTERN, SessionStore } from "../../session/sessionStore.ts"
 import { createInterface } from "node:readline/promises";
 import { EXIT } from "../../../src/protocol/codes.ts";
 import { Orchestrator, type AskResult } from "../../orchestrator.ts";
+import { llmConfig } from "../../planner/llm.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
@@ -13,6 +14,8 @@ interface AskFlags extends MeshFlags {
   timeout: string;
   yes?: boolean;
   explain?: boolean;
+  llmModel?: string;
+  llmBaseUrl?: string;
 }
 
 export function askCommand(): Command {
@@ -24,11 +27,16 @@ export function askCommand(): Command {
       .option("--agent <name>", "skip routing and ask this agent")
       .option("--timeout <ms>", "deadline for the answer", "30000")
       .option("-y, --yes", "run steps that book or file something without asking (otherwise: asked on a terminal, refused elsewhere)")
-      .option("--explain", "show the plan: each step's agent, tool, arguments, instance and time, and the trace id"),
+      .option("--explain", "show the plan: each step's agent, tool, arguments, instance and time, and the trace id")
+      .option(
+        "--llm-model <name>",
+        "plan with this model on an OpenAI-compatible endpoint (default: $OPENAI_MODEL; none: the built-in planner)",
+      )
+      .option("--llm-base-url <url>", "the endpoint, e.g. http://localhost:11434/v1 for Ollama (default: $OPENAI_BASE_URL, else OpenAI's)"),
   )
     .addHelpText(
       "after",
-      `\nThe orchestrator plans the question across agents (e.g. hr for a manager, then finance for net pay) and says which agents and tools answered.\nA plan that books or files something asks before it runs: on a terminal you are prompted; elsewhere pass --yes.\n\nExamples:\n  mesh ask "What is the take-home pay of Bob Okafor's manager?" --explain\n  mesh ask "Book 2 days of vacation for Bob Okafor starting 2026-12-21" --yes\n  mesh ask "And what is his take-home pay?" --session 7c1e...`,
+      `\nThe orchestrator plans the question across agents (e.g. hr for a manager, then finance for net pay) and says which agents and tools answered.\nA plan that books or files something asks before it runs: on a terminal you are prompted; elsewhere pass --yes.\nWith a model configured (--llm-model or OPENAI_MODEL, with OPENAI_BASE_URL and OPENAI_API_KEY) the model plans over the live catalog; if it fails, the built-in planner answers.\n\nExamples:\n  mesh ask "What is the take-home pay of Bob Okafor's manager?" --explain\n  mesh ask "Book 2 days of vacation for Bob Okafor starting 2026-12-21" --yes\n  mesh ask "And what is his take-home pay?" --session 7c1e...\n  OPENAI_BASE_URL=http://localhost:11434/v1 mesh ask "Who manages Wei Zhang's manager?" --llm-model qwen2.5:7b --explain`,
     )
     .action(async (message: string, flags: AskFlags) => {
       if (flags.session !== undefined && !SESSION_ID_PATTERN.test(flags.session)) {
@@ -39,7 +47,11 @@ export function askCommand(): Command {
       await withMesh(flags, async (session) => {
         const { consul, mesh } = session;
         if (flags.agent) await requireAgent(session, flags.agent, Date.now() + timeoutMs);
-        const orchestrator = new Orchestrator({ mesh, sessions: new SessionStore(consul) });
+        const llm = llmConfig({
+          ...(flags.llmModel ? { model: flags.llmModel } : {}),
+          ...(flags.llmBaseUrl ? { baseURL: flags.llmBaseUrl } : {}),
+        });
+        const orchestrator = new Orchestrator({ mesh, sessions: new SessionStore(consul), ...(llm ? { llm } : {}) });
         let r = await orchestrator.ask(message, {
           sessionId: flags.session,
           agent: flags.agent,
