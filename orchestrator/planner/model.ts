@@ -42,7 +42,12 @@ export interface Target {
   properties: Record<string, Schema>;
   /** Neither read-only nor idempotent: running it changes something, once per call. */
   sideEffect: boolean;
+  /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
+  search?: string;
 }
+
+/** Parameter names of free-text search. */
+const SEARCH_PARAM = /^(query|q|search|text|keywords?)$/;
 
 /**
  * A step from one entity to another that a tool's output gives: get_employee's `manager`,
@@ -131,14 +136,19 @@ export class MeshModel {
     return this.agents.filter((a) => a.tools.some((t) => t.name === "ask") && !a.tags.includes(ROUTER_TAG));
   }
 
-  /** Tools and attributes ranked for a question about entities of `type` (or any, when undefined). */
-  rank(query: string, type: string | undefined): { candidate: Candidate; score: number }[] {
+  /**
+   * Tools and attributes ranked for a question about entities of `type` (or any, when
+   * undefined); `named`: the entity is named in the question, so search tools may look it up by name.
+   */
+  rank(query: string, type: string | undefined, named = false): { candidate: Candidate; score: number }[] {
     return this.index
       .search(query, 50)
       .filter((h) =>
         h.item.kind === "attribute"
           ? h.item.attribute.type === type
-          : type === undefined || h.item.target.entityParams.some((p) => p.type === type),
+          : type === undefined ||
+            h.item.target.entityParams.some((p) => p.type === type) ||
+            (named && h.item.target.search !== undefined && h.item.target.entityParams.length === 0),
       )
       .map((h) => ({ candidate: h.item, score: h.score }));
   }
@@ -176,6 +186,10 @@ export class MeshModel {
       tool,
       entityParams,
       required,
+      ...(() => {
+        const search = required.find((r) => SEARCH_PARAM.test(r) && properties[r]?.type === "string");
+        return search ? { search } : {};
+      })(),
       properties,
       sideEffect: a.readOnlyHint !== true && a.idempotentHint !== true,
     };

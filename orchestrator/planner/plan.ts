@@ -170,8 +170,9 @@ export class Planner {
     const byType = new Map<string, Chain[]>();
     for (const c of chains) byType.set(c.type, [...(byType.get(c.type) ?? []), c]);
     let best: { type: string; candidate: ReturnType<MeshModel["rank"]>[number] } | undefined;
-    for (const type of byType.keys()) {
-      const top = model.rank(query, type)[0];
+    for (const [type, list] of byType) {
+      const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
+      const top = model.rank(query, type, named)[0];
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
@@ -268,6 +269,23 @@ export class Planner {
         decision: "plan",
         part: { kind: "result", clause, hops, steps: made },
         ...(lastFocus ? { focus: lastFocus } : {}),
+        candidates: [],
+      };
+    }
+
+    // About someone or something that several tools act on (an employee, a department), in
+    // words no tool or field knows ("check the numbers for Bob"): a person would ask what is
+    // wanted. (A document is read by one tool: a free question about it goes to its agent.)
+    const manyWays = (type: string) => model.targets.filter((t) => t.entityParams.some((p) => p.type === type)).length >= 2;
+    if (
+      chains.length > 0 &&
+      chains.every((c) => c.relations.length === 0 && manyWays(c.type)) &&
+      model.rank(query, undefined).length === 0
+    ) {
+      const about = chains.map((c) => c.subject.label).join(" and ");
+      return {
+        decision: "ambiguous",
+        message: `What would you like to know or do about ${about}? Nothing the agents offer matches "${content.join(" ")}".`,
         candidates: [],
       };
     }
@@ -624,8 +642,8 @@ function fill(
       continue;
     }
     if (s.type === "string" && target.required.includes(name)) {
-      if (/query|search|text|description|what/i.test(name))
-        args[name] = name === "query" ? clause.replace(/[?!.]+$/, "") : clause.trim().slice(0, 500);
+      if (name === target.search) args[name] = "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
+      else if (/description|what|reason|note/i.test(name)) args[name] = clause.trim().slice(0, 500);
     }
   }
   const missing = target.required
