@@ -1,3 +1,4 @@
+import { acceptedContent, inputRequired, inputResponse } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { defineTool, type ToolSpec } from "../src/agent/tools.ts";
 import { defineAgent } from "../src/agent/definition.ts";
@@ -15,6 +16,10 @@ export interface OrchestratorDeps {
   mesh: MeshClient;
   orchestrator: Orchestrator;
 }
+
+/** The key of the orchestrator's confirmation request in an input-required round trip. */
+const CONFIRM_KEY = "confirm";
+const Confirmation = z.object({ confirm: z.boolean() });
 
 const Candidate = z.object({ agent: z.string(), score: z.number(), confidence: z.number() });
 
@@ -38,7 +43,7 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         confirm: z.boolean().optional().describe("Run the steps that book or file something (the user agreed to them)"),
       }),
       output: z.object({
-        kind: z.enum(["answer", "confirm", "ambiguous", "none"]),
+        kind: z.enum(["answer", "confirm", "declined", "ambiguous", "none"]),
         answer: z.string().optional(),
         message: z.string().optional(),
         agent: z.string().optional(),
@@ -56,7 +61,7 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
           .describe("What would change once confirmed"),
       }),
       annotations: { readOnlyHint: false, idempotentHint: false, destructiveHint: false, openWorldHint: false },
-      handler: async ({ question, session_id, agent, confirm }) => {
+      handler: async ({ question, session_id, agent, confirm }, call) => {
         if (agent && !deps.mesh.catalog.agent(agent)) {
           return businessError(
             `Unknown agent "${agent}". Agents: ${deps.mesh.catalog
@@ -65,7 +70,30 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
               .join(", ")}.`,
           );
         }
-        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent, ...(confirm ? { confirm } : {}) });
+        // The answer to our confirmation request, when this is the retry that carries it.
+        const answered = inputResponse(call.sdk.mcpReq.inputResponses, CONFIRM_KEY);
+        const agreed = confirm === true || acceptedContent(call.sdk.mcpReq.inputResponses, CONFIRM_KEY, Confirmation)?.confirm === true;
+        if (answered.kind !== "missing" && !agreed) {
+          const message = "Not confirmed: nothing was changed.";
+          return textAndStructured({ kind: "declined", message, session_id: session_id ?? "", candidates: [] }, message);
+        }
+        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent, ...(agreed ? { confirm: true } : {}) });
+        // A client that can answer an elicitation is asked there and then (an input-required
+        // round trip); the others get kind "confirm" and call again with confirm: true.
+        if (r.kind === "confirm" && call.clientCapabilities.elicitation) {
+          return inputRequired({
+            inputRequests: {
+              [CONFIRM_KEY]: inputRequired.elicit({
+                message: r.message.replace(/ Reply "yes".*$/, " Go ahead?"),
+                requestedSchema: {
+                  type: "object",
+                  properties: { confirm: { type: "boolean", title: "Go ahead", description: "Run the calls that change something" } },
+                  required: ["confirm"],
+                },
+              }),
+            },
+          });
+        }
         if (r.kind === "confirm")
           return textAndStructured(
             {

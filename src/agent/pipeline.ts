@@ -3,9 +3,11 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   type CallToolResult,
+  type ClientCapabilities,
   type McpServer,
   type ServerContext,
 } from "@modelcontextprotocol/server";
+import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
@@ -33,7 +35,9 @@ type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: R
 export function installTools(server: McpServer, o: CallPipelineOptions): void {
   server.server.registerCapabilities({ tools: { listChanged: true } });
   server.server.setRequestHandler("tools/list", () => ({ tools: [...o.registry.listing] }));
-  server.server.setRequestHandler("tools/call", (request, ctx) => callTool(o, request.params as CallParams, ctx));
+  server.server.setRequestHandler("tools/call", (request, ctx) =>
+    callTool(o, request.params as CallParams, ctx, () => server.server.getClientCapabilities() ?? {}),
+  );
 }
 
 /**
@@ -43,7 +47,13 @@ export function installTools(server: McpServer, o: CallPipelineOptions): void {
  * released while the handler still runs. Refusals and mesh failures are JSON-RPC errors;
  * business failures are isError results.
  */
-export async function callTool(o: CallPipelineOptions, params: CallParams, sdk: ServerContext): Promise<ToolOutcome> {
+export async function callTool(
+  o: CallPipelineOptions,
+  params: CallParams,
+  sdk: ServerContext,
+  /** The session's client capabilities (2025-11-25), when the request's envelope declares none. */
+  sessionCapabilities: () => ClientCapabilities = () => ({}),
+): Promise<ToolOutcome> {
   const started = performance.now();
   const ctx = decode(params);
   const admitted = await admit(o, params, ctx);
@@ -53,7 +63,11 @@ export async function callTool(o: CallPipelineOptions, params: CallParams, sdk: 
   const deadline = checkDeadline(o, ctx, spec);
   const abort = new AbortController();
   const signal = AbortSignal.any([sdk.mcpReq.signal, abort.signal]);
-  const run = () => runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk) }));
+  const envelope = sdk.mcpReq.envelope as Record<string, unknown> | undefined;
+  const clientCapabilities =
+    envelope && CLIENT_CAPABILITIES_META in envelope ? (envelope[CLIENT_CAPABILITIES_META] as ClientCapabilities) : sessionCapabilities();
+  const run = () =>
+    runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
   const work = ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run();
   let outcome: ToolOutcome | undefined;
   try {

@@ -1,4 +1,5 @@
 import {
+  type ClientCapabilities,
   fromJsonSchema,
   type CallToolResult,
   type InputRequiredResult,
@@ -24,6 +25,12 @@ export interface ToolCall {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** The SDK's request context: input responses and request state of a multi-round-trip call, logging, the envelope. */
   readonly sdk: ServerContext;
+  /**
+   * What the caller's client can answer (elicitation, sampling, roots): the request's
+   * envelope on 2026-07-28, the session's `initialize` on 2025-11-25. A tool asks for input
+   * (inputRequired) only when the client declared the capability for it.
+   */
+  readonly clientCapabilities: ClientCapabilities;
 }
 
 /** A tool as an agent defines it: its contract (schemas, annotations) and a thin handler. */

@@ -53,7 +53,8 @@ export const RESERVED_META_PREFIX = "io.modelcontextprotocol/";
 const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
 const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
 const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
-const CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities";
+/** Where a 2026-07-28 request's envelope declares the client's capabilities. */
+export const CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities";
 /** MissingRequiredClientCapability: the one handler error the spec answers with HTTP 400. */
 const MISSING_CAPABILITY = -32_021;
 /** Log levels, least severe first. */

@@ -1,4 +1,7 @@
-import type { CallToolResult } from "@modelcontextprotocol/client";
+import { Client, StreamableHTTPClientTransport, type CallToolResult } from "@modelcontextprotocol/client";
+import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { pino, type Logger } from "pino";
@@ -371,6 +374,67 @@ describe("the LLM planner (an OpenAI-compatible endpoint, scripted)", () => {
 });
 
 describe("the orchestrator as a running agent", () => {
+  it("over MCP, a client that can answer elicitations is asked to confirm in the same call (2026-07-28 input-required, 2025-11-25 elicitation/create)", async () => {
+    const orchestrator = await spawnAgent("orchestrator", consul.address);
+    agents.push(orchestrator);
+    await eventually(async () => (await consul.client.healthService("orchestrator", { passing: true })).value.length === 1, {
+      timeoutMs: 5_000,
+      what: "orchestrator passing",
+    });
+    const asked: string[] = [];
+    const modern = (confirm: boolean) => {
+      const c = new Client(
+        { name: "eliciting", version: "1" },
+        { capabilities: { elicitation: { form: {} } }, versionNegotiation: { mode: { pin: "2026-07-28" } } },
+      );
+      c.setRequestHandler("elicitation/create", (req) => {
+        asked.push(String((req.params as { message?: string }).message));
+        return confirm ? { action: "accept", content: { confirm: true } } : { action: "decline" };
+      });
+      return c;
+    };
+    const legacy = new V1Client({ name: "eliciting-v1", version: "1" }, { capabilities: { elicitation: {} } });
+    legacy.setRequestHandler(ElicitRequestSchema, (req) => {
+      asked.push(req.params.message);
+      return { action: "accept", content: { confirm: true } };
+    });
+    const yes = modern(true);
+    const no = modern(false);
+    try {
+      await yes.connect(new StreamableHTTPClientTransport(new URL(orchestrator.url)));
+      await no.connect(new StreamableHTTPClientTransport(new URL(orchestrator.url)));
+      await legacy.connect(new V1Transport(new URL(orchestrator.url)));
+      const declined = (await no.callTool({
+        name: "ask",
+        arguments: { question: "Book 1 day of personal leave for Sanjay Gupta starting 2026-12-10" },
+      })) as CallToolResult;
+      expect(declined.structuredContent).toMatchObject({ kind: "declined", message: "Not confirmed: nothing was changed." });
+      const booked = (await yes.callTool({
+        name: "ask",
+        arguments: { question: "Book 1 day of personal leave for Sanjay Gupta starting 2026-12-10" },
+      })) as CallToolResult;
+      expect(booked.structuredContent).toMatchObject({ kind: "answer", used: ["hr.request_leave"] });
+      const v1 = (await legacy.callTool({
+        name: "ask",
+        arguments: { question: "Book 1 day of vacation for Sanjay Gupta starting 2026-12-11" },
+      })) as CallToolResult;
+      expect(v1.structuredContent).toMatchObject({ kind: "answer", used: ["hr.request_leave"] });
+      expect((v1.structuredContent as { answer: string }).answer).toMatch(
+        /^Booked 1 working day\(s\) of vacation leave for Sanjay Gupta, 2026-12-11/,
+      );
+      expect((booked.structuredContent as { answer: string }).answer).toMatch(
+        /^Booked 1 working day\(s\) of personal leave for Sanjay Gupta, 2026-12-10/,
+      );
+      // Each call was confirmed in its own round trip; the declined one booked nothing (the personal day was still free for the next).
+      expect(asked).toHaveLength(3);
+      for (const m of asked) expect(m).toMatch(/^This would change something: hr\.request_leave \{"employee_id":"E1019",.*Go ahead\?$/);
+    } finally {
+      await Promise.all([yes.close(), no.close(), legacy.close()]);
+      await orchestrator.process.stop(2_000);
+      agents.splice(agents.indexOf(orchestrator), 1);
+    }
+  });
+
   it("over MCP, a plan that books something comes back as kind 'confirm' with its effects, and runs with confirm: true", async () => {
     const orchestrator = await spawnAgent("orchestrator", consul.address);
     agents.push(orchestrator);
