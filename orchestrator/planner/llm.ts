@@ -27,16 +27,17 @@ export const MAX_TOOL_RESULT_CHARS = 8_000;
  * planner on), OPENAI_BASE_URL, OPENAI_API_KEY (any value for a local server without keys).
  */
 export function llmConfig(flags: { model?: string; baseURL?: string }, env: NodeJS.ProcessEnv = process.env): LlmConfig | undefined {
-  const model = flags.model ?? env["OPENAI_MODEL"];
+  // Empty means unset (docker-compose passes unset variables as "").
+  const model = flags.model || env["OPENAI_MODEL"] || undefined;
   if (!model) return undefined;
-  const baseURL = flags.baseURL ?? env["OPENAI_BASE_URL"];
+  const baseURL = flags.baseURL || env["OPENAI_BASE_URL"] || undefined;
   if (baseURL !== undefined && !/^https?:\/\/[^\s]+$/.test(baseURL)) {
     throw new MeshError(
       "CONFIG_INVALID",
       `The LLM base URL "${baseURL}" is not an http(s) URL (e.g. http://localhost:11434/v1 for Ollama).`,
     );
   }
-  const apiKey = env["OPENAI_API_KEY"] ?? (baseURL ? "none" : undefined);
+  const apiKey = env["OPENAI_API_KEY"] || (baseURL ? "none" : undefined);
   if (!apiKey) {
     throw new MeshError(
       "CONFIG_INVALID",
