@@ -16,6 +16,7 @@ import { argumentProblem } from "../protocol/limits.ts";
 import { BusinessError, businessError } from "../protocol/results.ts";
 import { CallRefusal } from "./callRefusal.ts";
 import type { IdempotencyLedger } from "./idempotency.ts";
+import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
 import type { ToolCall, ToolOutcome, ToolRegistry, ToolSpec } from "./tools.ts";
 
 export interface CallPipelineOptions {
@@ -23,6 +24,8 @@ export interface CallPipelineOptions {
   registry: ToolRegistry;
   /** Runs calls that carry an idempotency key at most once per key. */
   ledger?: IdempotencyLedger;
+  /** Runs the calls of task-supporting tools as tasks, for clients that declare the extension. */
+  tasks?: TaskEngine;
   logger: Logger;
 }
 
@@ -66,6 +69,34 @@ export async function callTool(
   const envelope = sdk.mcpReq.envelope as Record<string, unknown> | undefined;
   const clientCapabilities =
     envelope && CLIENT_CAPABILITIES_META in envelope ? (envelope[CLIENT_CAPABILITIES_META] as ClientCapabilities) : sessionCapabilities();
+  if (spec.task && o.tasks) {
+    if (declaresTasks(clientCapabilities)) {
+      // A task: answered now with its handle; the handler runs detached from this request (its
+      // deadline and cancellation), with the input responses tasks/update delivers.
+      const tasks = o.tasks;
+      if (spec.prepare) {
+        const asked = await runWithMeshContext(ctx, () =>
+          spec.prepare!(args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }),
+        );
+        if (asked) return asked;
+      }
+      const gathered = sdk.mcpReq.inputResponses as Record<string, unknown> | undefined;
+      const start = () =>
+        tasks.create(spec.name, gathered, (inputResponses, taskSignal) =>
+          runWithMeshContext({ ...ctx, deadline: undefined }, () =>
+            invoke(o, spec, args, {
+              signal: taskSignal,
+              context: { ...ctx, deadline: undefined },
+              sdk: detachedContext(sdk, inputResponses, taskSignal),
+              progress: async () => undefined,
+              clientCapabilities,
+            }),
+          ),
+        ) as Promise<ToolOutcome>;
+      return ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, start) : start();
+    }
+    if (spec.task === "required") throw tasksCapabilityMissing(`${o.agent}.${spec.name} runs only as a task;`);
+  }
   const run = () =>
     runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
   const work = ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run();
@@ -217,4 +248,28 @@ function progressOf(sdk: ServerContext): ToolCall["progress"] {
       params: { progressToken: token, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
     });
   };
+}
+
+/** The request context a task's handler sees once its request has been answered: no stream to write to, its own signal and input responses. */
+function detachedContext(sdk: ServerContext, inputResponses: Record<string, unknown> | undefined, signal: AbortSignal): ServerContext {
+  const gone = () =>
+    Promise.reject(
+      new ProtocolError(
+        ProtocolErrorCode.InternalError,
+        "This call runs as a task: no server requests; return inputRequired(...) instead.",
+      ),
+    );
+  return {
+    ...sdk,
+    mcpReq: {
+      ...sdk.mcpReq,
+      signal,
+      ...(inputResponses ? { inputResponses } : {}),
+      send: gone,
+      notify: async () => undefined,
+      log: async () => undefined,
+      elicitInput: gone,
+      requestSampling: gone,
+    },
+  } as unknown as ServerContext;
 }

@@ -11,6 +11,7 @@ import { serveHttp, type HttpServer } from "../http/server.ts";
 import { McpEndpoint } from "../http/mcpEndpoint.ts";
 import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
+import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine, TASKS_EXTENSION } from "./tasks.ts";
 import { callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
 import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
@@ -24,6 +25,9 @@ export const TOOLMESH_VERSION = "0.2.0";
 export const SERVED_PROTOCOLS = ["2026-07-28", "2025-11-25"] as const;
 /** KV prefix under which agents keep the results of calls with idempotency keys. @default "toolmesh/idempotency/" */
 export const IDEMPOTENCY_KV_PREFIX = "toolmesh/idempotency/";
+/** KV prefix of task records (one subtree per agent kind). @default "toolmesh/tasks/" */
+export const TASKS_KV_PREFIX = "toolmesh/tasks/";
+
 /** KV prefix under which agents keep shared state. @default "toolmesh/state/" */
 export const STATE_KV_PREFIX = "toolmesh/state/";
 
@@ -114,8 +118,17 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   // 2025-11-25 session or stdio connection) answers from the same registry and pipeline.
   registry = new ToolRegistry(def.tools(deps));
   const tools = registry;
-  const capabilities = { logging: {}, ...def.capabilities };
-  const { serverFor, fastToolCalls } = agentServing({ def, deps, registry: tools, ledger, live, logger: log });
+  // Task records in Consul KV: any replica answers tasks/get, and a result outlives its replica.
+  const taskPrefix = `${TASKS_KV_PREFIX}${def.name}/`;
+  const tasks = tools.hasTasks
+    ? new TaskEngine({
+        state: stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, taskPrefix),
+        instance: () => instanceId ?? "stdio",
+        logger: log,
+      })
+    : undefined;
+  const capabilities = { logging: {}, ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}), ...def.capabilities };
+  const { serverFor, fastToolCalls } = agentServing({ def, deps, registry: tools, ledger, live, logger: log, ...(tasks ? { tasks } : {}) });
 
   if (stdio) {
     const handle = serveStdio(({ era }) => serverFor(era, true), {
@@ -197,6 +210,18 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     "agent ready",
   );
 
+  // Forget task records past their TTL.
+  const taskSweeper =
+    tasks && stateKind === "consul"
+      ? setInterval(
+          () =>
+            void sweepTaskRecords(consul, taskPrefix)
+              .then((n) => n > 0 && log.debug({ deleted: n }, "expired task records swept"))
+              .catch((e: unknown) => log.debug({ err: describeError(e) }, "task sweep failed; trying again later")),
+          TASK_SWEEP_INTERVAL_MS + Math.random() * 30_000,
+        ).unref()
+      : undefined;
+
   // Forget idempotency records no repeat can use any more (every replica sweeps, with CAS).
   const sweeper =
     stateKind === "consul"
@@ -213,12 +238,15 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const stop = (reason = "stop requested") =>
     (stopping ??= Promise.resolve().then(async () => {
       clearInterval(sweeper);
+      clearInterval(taskSweeper);
       log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
       http.startDraining();
       await registrar?.stop();
       const idle = await http.waitIdle(config.drainTimeoutMs);
       if (!idle)
         log.warn({ inFlight: http.inFlight, drainTimeoutMs: config.drainTimeoutMs }, "drain timeout: closing with calls still in flight");
+      // Tasks still running here cannot finish: their records say so (a client polling sees it).
+      await tasks?.close();
       await endpoint?.close();
       await http.close();
       await def.dispose?.(deps);

@@ -7,6 +7,8 @@ import { IdempotencyLedger } from "./idempotency.ts";
 import { callTool, installTools } from "./pipeline.ts";
 import { ToolRegistry } from "./tools.ts";
 import { registerVocabulary } from "./vocabulary.ts";
+import { installTasks } from "./taskMethods.ts";
+import { TaskEngine, TASKS_EXTENSION } from "./tasks.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
 export const DEFAULT_LIST_TTL_MS = 60_000;
@@ -65,6 +67,8 @@ export interface AgentServerParts<D> {
   registry?: ToolRegistry;
   /** Idempotency records; kept in memory for this process when omitted. */
   ledger?: IdempotencyLedger;
+  /** Task records (shared state for a registered agent); kept in memory when omitted. */
+  tasks?: TaskEngine;
   /** Where servers that outlive one request are tracked (for notifications). */
   live?: LiveServers;
   logger: Logger;
@@ -92,8 +96,16 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
   const { def, deps, logger } = parts;
   const registry = parts.registry ?? new ToolRegistry(def.tools(deps));
   const ledger = parts.ledger ?? new IdempotencyLedger({ agent: def.name, instance: () => "local", state: new MemoryState(), logger });
-  const pipeline = { agent: def.name, registry, ledger, logger };
-  const capabilities = { logging: {}, ...(def.vocabulary ? { resources: {} } : {}), ...def.capabilities };
+  const tasks = registry.hasTasks
+    ? (parts.tasks ?? new TaskEngine({ state: new MemoryState(), instance: () => "local", logger }))
+    : undefined;
+  const pipeline = { agent: def.name, registry, ledger, logger, ...(tasks ? { tasks } : {}) };
+  const capabilities = {
+    logging: {},
+    ...(def.vocabulary ? { resources: {} } : {}),
+    ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
+    ...def.capabilities,
+  };
   const vocabulary = def.vocabulary ? once(() => def.vocabulary!(deps)) : undefined;
   const subscribe = Boolean(capabilities.resources?.subscribe);
   const serverInfo = { name: `toolmesh-${def.name}`, version: def.version };
@@ -110,6 +122,7 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
       },
     });
     installTools(server, pipeline);
+    if (tasks) installTasks(server, tasks);
     def.extend?.(server, deps);
     if (vocabulary) registerVocabulary(server, def.name, vocabulary);
     if (lasting) parts.live?.add(server, era, subscribe);

@@ -49,6 +49,17 @@ export interface ToolSpec<I extends z.ZodObject = z.ZodObject, O extends z.ZodOb
   /** The shape of `structuredContent`; results are checked against it. */
   readonly output?: O;
   readonly annotations?: ToolAnnotations;
+  /**
+   * Runs as a task (the Tasks extension, SEP-2663) for clients that declare it: "optional"
+   * answers others synchronously, "required" refuses them with -32021. For long-running work.
+   */
+  readonly task?: "optional" | "required";
+  /**
+   * For a task tool: input gathered before the task starts (MRTR rounds answered in the
+   * tools/call itself, SEP-2663 §task creation). Return inputRequired(...) to ask; undefined
+   * to start the task, whose handler then sees the responses gathered.
+   */
+  readonly prepare?: (args: z.infer<I>, call: ToolCall) => InputRequiredResult | undefined | Promise<InputRequiredResult | undefined>;
   readonly _meta?: Record<string, unknown>;
   readonly handler: (args: z.infer<I>, call: ToolCall) => ToolOutcome | Promise<ToolOutcome>;
 }
@@ -135,6 +146,11 @@ export class ToolRegistry {
   get size(): number {
     return this.entries.size;
   }
+
+  /** Whether any tool can run as a task (the agent then offers the Tasks extension). */
+  get hasTasks(): boolean {
+    return [...this.entries.values()].some((e) => e.spec.task !== undefined);
+  }
 }
 
 /** The tools/list entry of a tool. */
@@ -146,6 +162,7 @@ function describeTool(spec: ToolSpec): Tool {
     inputSchema: spec.inputJsonSchema ?? (spec.input ? jsonSchema(spec.input, "input") : { type: "object", properties: {} }),
     ...(spec.output ? { outputSchema: jsonSchema(spec.output, "output") } : {}),
     ...(spec.annotations ? { annotations: spec.annotations } : {}),
+    ...(spec.task ? { execution: { taskSupport: spec.task } } : {}),
     ...(spec._meta ? { _meta: spec._meta } : {}),
   } as Tool;
 }

@@ -1,3 +1,4 @@
+import * as z from "zod";
 import {
   CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
@@ -103,7 +104,7 @@ function contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
 export async function forwardRequest<R>(
   gateway: Gateway,
   agent: string,
-  request: { method: "prompts/get" | "resources/read"; params: Record<string, unknown> },
+  request: { method: "prompts/get" | "resources/read" | "tasks/get" | "tasks/update" | "tasks/cancel"; params: Record<string, unknown> },
   ctx: ServerContext,
   via: { pool: ClientPool | undefined; session: LegacySession | undefined },
 ): Promise<R> {
@@ -118,7 +119,10 @@ export async function forwardRequest<R>(
     const result = await gateway.mesh.withAgent(
       agent,
       (c) =>
-        c.request({ method: request.method, params } as never, { signal: ctx.mcpReq.signal, allowInputRequired: true }) as Promise<
+        (request.method.startsWith("tasks/")
+          ? // Extension methods (the Tasks extension): sent with their own result schema, as the SDK asks.
+            c.request({ method: request.method, params } as never, ANY_RESULT, { signal: ctx.mcpReq.signal })
+          : c.request({ method: request.method, params } as never, { signal: ctx.mcpReq.signal, allowInputRequired: true })) as Promise<
           R & { _meta?: Record<string, unknown> }
         >,
       via.pool ? { pool: via.pool } : {},
@@ -155,6 +159,9 @@ function withoutEnvelope<T extends { _meta?: Record<string, unknown> }>(result: 
   const { _meta: _dropped, ...rest } = result;
   return (Object.keys(kept).length ? { ...rest, _meta: kept } : rest) as T;
 }
+
+/** The result of a request the gateway relays as it is (the agent validated it). */
+const ANY_RESULT = z.object({}).passthrough();
 
 /** Keys of `_meta` the MCP specification reserves for the protocol itself. */
 const RESERVED_PREFIX = "io.modelcontextprotocol/";

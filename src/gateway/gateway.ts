@@ -9,6 +9,8 @@ import {
   type ServerNotifier,
   type Tool,
 } from "@modelcontextprotocol/server";
+import * as z from "zod";
+import { TASKS_EXTENSION } from "../agent/tasks.ts";
 import type { MeshClient } from "../client/meshClient.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
@@ -54,6 +56,14 @@ interface SessionState {
   /** The session has upstream connections of its own (its client answers server requests, or set a log level). */
   relays: () => boolean;
   logLevel: () => LoggingLevel | undefined;
+}
+
+const TaskParams = z.object({ taskId: z.string().min(1).max(200) }).passthrough();
+
+/** A tasks/update's inputResponses (the SDK lifts them into the context) put back for the agent. */
+function withInputResponses(params: Record<string, unknown>, ctx: ServerContext): Record<string, unknown> {
+  const responses = params["inputResponses"] ?? ctx.mcpReq.inputResponses;
+  return responses === undefined ? params : { ...params, inputResponses: responses };
 }
 
 /** A 2025-era session a call came on: its client's capabilities and the log level it set travel with the call. */
@@ -226,10 +236,13 @@ export class Gateway {
    * 2025-era session of a view.
    */
   createServer(view: View, era: "modern" | "legacy"): Server {
+    // The passthrough of an agent with task-supporting tools offers the Tasks extension as the agent does.
+    const tasks = view.kind === "agent" && this.offersTasks(view.agent);
     const server = new Server(serverInfoOf(view), {
       capabilities: {
         tools: { listChanged: true },
         logging: {},
+        ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
         ...(view.kind === "dynamic"
           ? {}
           : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
@@ -274,6 +287,17 @@ export class Gateway {
             logger: this.logger,
           });
     server.setRequestHandler("tools/call", (request, ctx) => this.dispatch(view, request.params, ctx, relay, session));
+    if (tasks && view.kind === "agent") {
+      // tasks/get, tasks/update, tasks/cancel go to any replica of the agent: its task records are in shared state.
+      for (const method of ["tasks/get", "tasks/update", "tasks/cancel"] as const) {
+        server.setRequestHandler(method, { params: TaskParams }, (params, ctx) =>
+          forwardRequest<Record<string, unknown>>(this, view.agent, { method, params: withInputResponses(params, ctx) }, ctx, {
+            pool: relay.get(),
+            session,
+          }),
+        );
+      }
+    }
     if (era === "legacy") {
       this.sessions.set(server, { view, relays: () => relay.get() !== undefined, logLevel: () => logLevel });
       server.onclose = () => {
@@ -290,6 +314,18 @@ export class Gateway {
     this.sessions.clear();
     void this.subscriptions.close();
     void this.upstreamLists.close();
+  }
+
+  /** Whether an agent's instances offer the Tasks extension (their Consul meta says which capabilities they serve). */
+  offersTasks(agent: string): boolean {
+    return (this.mesh.catalog.agent(agent)?.instances ?? []).some((i) => {
+      try {
+        const caps = JSON.parse(i.meta["mcp_capabilities"] ?? "{}") as { extensions?: Record<string, unknown> };
+        return Boolean(caps.extensions?.[TASKS_EXTENSION]);
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** The agent and tool a name offered in this view stands for, or undefined. Looks only at the one agent's tools. */

@@ -1,0 +1,38 @@
+import { ProtocolError, ProtocolErrorCode, type McpServer } from "@modelcontextprotocol/server";
+import * as z from "zod";
+import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
+import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
+
+const TaskId = z.object({ taskId: z.string().min(1).max(200) }).passthrough();
+// inputResponses checked after the capability gate (a client without the extension gets -32021 first).
+const Update = z.object({ taskId: z.string().min(1).max(200), inputResponses: z.unknown().optional() }).passthrough();
+
+/**
+ * tasks/get, tasks/update and tasks/cancel (SEP-2663) on one server instance, for requests
+ * whose client declared the Tasks extension (others get -32021).
+ */
+export function installTasks(server: McpServer, tasks: TaskEngine): void {
+  const gate = (method: string, envelope: Record<string, unknown> | undefined) => {
+    const caps = (envelope?.[CLIENT_CAPABILITIES_META] ?? server.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
+    if (!declaresTasks(caps)) throw tasksCapabilityMissing(`${method}:`);
+  };
+  server.server.setRequestHandler("tasks/get", { params: TaskId }, (params, ctx) => {
+    gate("tasks/get", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
+    return tasks.get(params.taskId);
+  });
+  server.server.setRequestHandler("tasks/update", { params: Update }, (params, ctx) => {
+    gate("tasks/update", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
+    // The SDK lifts a request's inputResponses (an MRTR field) into the context.
+    const responses = params.inputResponses ?? ctx.mcpReq.inputResponses ?? {};
+    if (typeof responses !== "object" || responses === null || Array.isArray(responses))
+      throw new ProtocolError(
+        ProtocolErrorCode.InvalidParams,
+        "Invalid params for tasks/update: inputResponses must be an object keyed by input request.",
+      );
+    return tasks.update(params.taskId, responses as Record<string, unknown>);
+  });
+  server.server.setRequestHandler("tasks/cancel", { params: TaskId }, (params, ctx) => {
+    gate("tasks/cancel", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
+    return tasks.cancel(params.taskId);
+  });
+}

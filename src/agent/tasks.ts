@@ -1,0 +1,331 @@
+import { randomUUID } from "node:crypto";
+import {
+  isInputRequiredResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  type CallToolResult,
+  type ClientCapabilities,
+} from "@modelcontextprotocol/server";
+import type { ConsulClient } from "../consul/client.ts";
+import type { Logger } from "../logger.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
+import type { SharedState } from "../state/sharedState.ts";
+import type { ToolOutcome } from "./tools.ts";
+
+/** The Tasks extension (SEP-2663), negotiated per request on 2026-07-28. */
+export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
+/** JSON-RPC code for a capability the request's client did not declare (SEP-2575). */
+export const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
+
+/** How long a task's record is kept after it is created. @default 3600000 (1 h) */
+export const TASK_TTL_MS = 60 * 60_000;
+/** The polling interval suggested to clients. @default 1000 */
+export const TASK_POLL_INTERVAL_MS = 1_000;
+/**
+ * How often the replica running a task refreshes its record and looks for a cancel request
+ * or input responses delivered to another replica. @default 1000
+ */
+export const TASK_HEARTBEAT_MS = 1_000;
+/** How often each replica deletes task records past their TTL. @default 300000 */
+export const TASK_SWEEP_INTERVAL_MS = 5 * 60_000;
+/** A running task whose record has not been refreshed for this long lost its replica. @default 10000 */
+export const TASK_ORPHAN_AFTER_MS = 10_000;
+
+export type TaskStatus = "working" | "input_required" | "completed" | "failed" | "cancelled";
+const TERMINAL: ReadonlySet<TaskStatus> = new Set(["completed", "failed", "cancelled"]);
+
+/** A task as kept in shared state (Consul KV for a registered agent): any replica answers for it. */
+export interface TaskRecord {
+  taskId: string;
+  tool: string;
+  /** The instance running it. */
+  instance: string;
+  status: TaskStatus;
+  statusMessage?: string;
+  createdAt: string;
+  lastUpdatedAt: string;
+  /** Refreshed by the running replica every TASK_HEARTBEAT_MS. */
+  heartbeatAt: string;
+  ttlMs: number;
+  pollIntervalMs: number;
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: unknown };
+  /** Outstanding input requests (status input_required). */
+  inputRequests?: Record<string, unknown>;
+  /** Responses delivered by tasks/update, not yet seen by the handler. */
+  inputResponses?: Record<string, unknown>;
+  /** Every input request key issued so far: a key is never reused. */
+  issued?: string[];
+  cancelRequested?: boolean;
+}
+
+/** Runs the tool's handler once, with the input responses gathered so far. */
+export type TaskRun = (inputResponses: Record<string, unknown> | undefined, signal: AbortSignal) => Promise<ToolOutcome>;
+
+/** Whether the request's client declared the tasks extension. */
+export function declaresTasks(caps: ClientCapabilities): boolean {
+  const ext = (caps as { extensions?: Record<string, unknown> }).extensions;
+  return Boolean(ext && ext[TASKS_EXTENSION]);
+}
+
+/** The -32021 error for a request whose client did not declare the tasks extension. */
+export function tasksCapabilityMissing(what: string): ProtocolError {
+  return new ProtocolError(
+    MISSING_REQUIRED_CLIENT_CAPABILITY as ProtocolErrorCode,
+    `Missing required client capability: ${what} needs the ${TASKS_EXTENSION} extension in the request's client capabilities`,
+    { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
+  );
+}
+
+/**
+ * Tasks (SEP-2663) for one agent: a tools/call on a tool that supports tasks, from a client
+ * that declared the extension, is answered at once with a task handle; the handler runs in
+ * the background on this replica, and the task's record (status, input requests, result or
+ * error) lives in shared state, so tasks/get, tasks/update and tasks/cancel work on any
+ * replica and the result outlives the replica that produced it. A record whose replica stops
+ * refreshing it is failed with a message naming that replica.
+ */
+export class TaskEngine {
+  private readonly state: SharedState;
+  private readonly instance: () => string;
+  private readonly logger: Logger;
+  private readonly running = new Map<string, { abort: AbortController; wake: () => void }>();
+
+  constructor(o: { state: SharedState; instance: () => string; logger: Logger }) {
+    this.state = o.state;
+    this.instance = o.instance;
+    this.logger = o.logger;
+  }
+
+  /** Creates the task (durably: a tasks/get for it resolves before this returns) and starts it. */
+  async create(tool: string, gathered: Record<string, unknown> | undefined, run: TaskRun): Promise<Record<string, unknown>> {
+    const now = new Date().toISOString();
+    const record: TaskRecord = {
+      taskId: randomUUID(),
+      tool,
+      instance: this.instance(),
+      status: "working",
+      statusMessage: `${tool} is running.`,
+      createdAt: now,
+      lastUpdatedAt: now,
+      heartbeatAt: now,
+      ttlMs: TASK_TTL_MS,
+      pollIntervalMs: TASK_POLL_INTERVAL_MS,
+    };
+    await this.state.update<TaskRecord>(record.taskId, () => record);
+    void this.drive(record.taskId, run, gathered);
+    return { resultType: "task", ...wire(record) };
+  }
+
+  async get(taskId: string): Promise<Record<string, unknown>> {
+    let record = await this.record(taskId);
+    if (!TERMINAL.has(record.status) && !this.running.has(taskId) && Date.now() - Date.parse(record.heartbeatAt) > TASK_ORPHAN_AFTER_MS) {
+      // The replica running it is gone: say so, never leave it "working" forever.
+      record = await this.finish(taskId, {
+        status: "failed",
+        error: {
+          code: ProtocolErrorCode.InternalError,
+          message: `Instance ${record.instance} stopped while running ${record.tool} (no sign of it since ${record.heartbeatAt}); the task did not finish. Start it again.`,
+        },
+      });
+    }
+    return { resultType: "complete", ...detailed(record) };
+  }
+
+  async update(taskId: string, inputResponses: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.record(taskId);
+    const after = await this.state.update<TaskRecord>(taskId, (r) => {
+      if (!r || r.status !== "input_required") return r!;
+      // Only responses to outstanding requests count; others are ignored (SEP-2663).
+      const outstanding = r.inputRequests ?? {};
+      const accepted = Object.fromEntries(Object.entries(inputResponses).filter(([k]) => k in outstanding));
+      const left = Object.fromEntries(Object.entries(outstanding).filter(([k]) => !(k in accepted)));
+      return { ...r, inputRequests: left, inputResponses: { ...r.inputResponses, ...accepted }, lastUpdatedAt: new Date().toISOString() };
+    });
+    // Every outstanding request answered: the handler runs again (here, or on the running replica at its next heartbeat).
+    if (after.status === "input_required" && Object.keys(after.inputRequests ?? {}).length === 0) this.running.get(taskId)?.wake();
+    return { resultType: "complete" };
+  }
+
+  async cancel(taskId: string): Promise<Record<string, unknown>> {
+    const record = await this.record(taskId);
+    if (!TERMINAL.has(record.status)) {
+      await this.state.update<TaskRecord>(taskId, (r) => ({ ...r!, cancelRequested: true }));
+      this.running.get(taskId)?.abort.abort(new Error("cancelled by tasks/cancel"));
+    }
+    return { resultType: "complete" };
+  }
+
+  /** Aborts the tasks this replica runs (shutdown); their records say so. */
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.running.keys()].map((id) =>
+        this.finish(id, {
+          status: "failed",
+          error: {
+            code: ProtocolErrorCode.InternalError,
+            message: `Instance ${this.instance()} shut down while running this task; start it again.`,
+          },
+        }).catch(() => undefined),
+      ),
+    );
+    for (const r of this.running.values()) r.abort.abort(new Error("shutting down"));
+  }
+
+  private async record(taskId: string): Promise<TaskRecord> {
+    const r = await this.state.get<TaskRecord>(taskId);
+    if (!r || Date.parse(r.createdAt) + r.ttlMs < Date.now()) {
+      throw new ProtocolError(
+        ProtocolErrorCode.InvalidParams,
+        `Unknown task "${taskId}" (never created here, or expired after its ttlMs).`,
+      );
+    }
+    return r;
+  }
+
+  /** Runs the handler, again after each round of input, until it ends; keeps the record current. */
+  private async drive(taskId: string, run: TaskRun, gathered: Record<string, unknown> | undefined): Promise<void> {
+    const abort = new AbortController();
+    let wake: () => void = () => undefined;
+    this.running.set(taskId, { abort, wake: () => wake() });
+    // Heartbeat: the record shows this replica is alive; a cancel or input delivered to another replica is seen here.
+    const beat = setInterval(() => {
+      void this.state
+        .update<TaskRecord>(taskId, (r) => ({ ...r!, heartbeatAt: new Date().toISOString() }))
+        .then((r) => {
+          if (r.cancelRequested) abort.abort(new Error("cancelled by tasks/cancel"));
+          if (r.inputResponses && Object.keys(r.inputResponses).length > 0 && Object.keys(r.inputRequests ?? {}).length === 0) wake();
+        })
+        .catch((e: unknown) => this.logger.warn({ taskId, err: describeError(e) }, "cannot refresh the task's record"));
+    }, TASK_HEARTBEAT_MS);
+    beat.unref();
+    let responses: Record<string, unknown> | undefined = gathered;
+    try {
+      for (;;) {
+        const outcome = await raceAbort(run(responses, abort.signal), abort.signal);
+        if (!isInputRequiredResult(outcome)) {
+          await this.finish(taskId, { status: "completed", result: plain(outcome as CallToolResult) });
+          return;
+        }
+        // The handler needs input: park the task until every request has an answer.
+        const requests = outcome.inputRequests ?? {};
+        const current = await this.state.update<TaskRecord>(taskId, (r) => {
+          const answered = r!.inputResponses ?? {};
+          const pending = Object.fromEntries(Object.entries(requests).filter(([k]) => !(k in answered)));
+          return {
+            ...r!,
+            status: Object.keys(pending).length ? "input_required" : "working",
+            statusMessage: Object.keys(pending).length ? "Waiting for the client's input." : `${r!.tool} is running.`,
+            inputRequests: pending,
+            issued: [...new Set([...(r!.issued ?? []), ...Object.keys(requests)])],
+            lastUpdatedAt: new Date().toISOString(),
+          };
+        });
+        if (current.status === "input_required") {
+          await new Promise<void>((resolve, reject) => {
+            wake = resolve;
+            abort.signal.addEventListener("abort", () => reject(abort.signal.reason as Error), { once: true });
+          });
+        }
+        const r = await this.state.update<TaskRecord>(taskId, (x) => ({
+          ...x!,
+          status: "working",
+          statusMessage: `${x!.tool} is running.`,
+          inputRequests: {},
+          lastUpdatedAt: new Date().toISOString(),
+        }));
+        responses = { ...responses, ...r.inputResponses };
+      }
+    } catch (e) {
+      if (abort.signal.aborted) {
+        await this.finish(taskId, { status: "cancelled", statusMessage: "Cancelled at the client's request." }).catch(() => undefined);
+        return;
+      }
+      const error =
+        e instanceof ProtocolError
+          ? { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) }
+          : isMeshError(e)
+            ? { code: ProtocolErrorCode.InternalError, message: e.message, data: { code: e.code } }
+            : { code: ProtocolErrorCode.InternalError, message: describeError(e) };
+      await this.finish(taskId, { status: "failed", error }).catch((err: unknown) =>
+        this.logger.warn({ taskId, err: describeError(err) }, "cannot record the task's failure"),
+      );
+    } finally {
+      clearInterval(beat);
+      this.running.delete(taskId);
+    }
+  }
+
+  private finish(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<TaskRecord> {
+    return this.state.update<TaskRecord>(taskId, (r) => {
+      if (TERMINAL.has(r!.status)) return r!; // the first ending wins
+      const { inputRequests: _drop, inputResponses: _done, ...rest } = r!;
+      return { ...rest, ...end, lastUpdatedAt: new Date().toISOString() };
+    });
+  }
+}
+
+/** The handle a tools/call returns (CreateTaskResult = Result & Task), without internal fields. */
+function wire(r: TaskRecord): Record<string, unknown> {
+  return {
+    taskId: r.taskId,
+    status: r.status,
+    ...(r.statusMessage ? { statusMessage: r.statusMessage } : {}),
+    createdAt: r.createdAt,
+    lastUpdatedAt: r.lastUpdatedAt,
+    ttlMs: r.ttlMs,
+    pollIntervalMs: r.pollIntervalMs,
+  };
+}
+
+/** A DetailedTask: the task with its status's payload inlined. */
+function detailed(r: TaskRecord): Record<string, unknown> {
+  return {
+    ...wire(r),
+    ...(r.status === "completed" && r.result ? { result: r.result } : {}),
+    ...(r.status === "failed" && r.error ? { error: r.error } : {}),
+    ...(r.status === "input_required" ? { inputRequests: r.inputRequests ?? {} } : {}),
+  };
+}
+
+/** A tool result as a task keeps it: no resultType (it is the task's), no related-task metadata. */
+function plain(result: CallToolResult): Record<string, unknown> {
+  const { resultType: _rt, ...rest } = result as CallToolResult & { resultType?: string };
+  return rest;
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}
+
+/** Deletes the task records under `prefix` whose TTL has passed (CAS: a record changed meanwhile is kept). */
+export async function sweepTaskRecords(consul: ConsulClient, prefix: string, now = Date.now()): Promise<number> {
+  let deleted = 0;
+  for (const key of await consul.kvKeys(prefix)) {
+    const entry = await consul.kvGet(key);
+    if (!entry) continue;
+    let expired: boolean;
+    try {
+      const r = JSON.parse(entry.value) as Partial<TaskRecord>;
+      expired = Date.parse(r.createdAt ?? "") + (r.ttlMs ?? 0) < now;
+    } catch {
+      expired = false; // not ours to judge
+    }
+    if (expired && (await consul.kvDelete(key, { cas: entry.modifyIndex }))) deleted++;
+  }
+  return deleted;
+}
