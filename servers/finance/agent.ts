@@ -14,6 +14,7 @@ import { computeNetPayTool } from "./tools/computeNetPay.ts";
 import { getBudgetTool } from "./tools/getBudget.ts";
 import { listExpensesTool } from "./tools/listExpenses.ts";
 import { submitExpenseTool } from "./tools/submitExpense.ts";
+import { runPayrollTool } from "./tools/runPayroll.ts";
 
 export const FINANCE_VERSION = "1.0.0";
 
@@ -25,7 +26,7 @@ export function createFinanceDeps(state: SharedState, mesh: MeshCaller, data: Fi
   const budgets = new BudgetBook(data, state);
   const payroll = new PayrollCalculator(data);
   const hr = new HrLookup(mesh);
-  return { budgets, payroll, hr, answerer: new FinanceAnswerer(budgets, payroll, hr) };
+  return { budgets, payroll, hr, answerer: new FinanceAnswerer(budgets, payroll, hr), state };
 }
 
 /** The finance agent's tools, independent of transport (built once per process). */
@@ -35,6 +36,7 @@ export function financeTools(deps: FinanceDeps): ToolSpec[] {
     submitExpenseTool(deps),
     listExpensesTool(deps),
     computeNetPayTool(deps),
+    runPayrollTool(deps),
     askTool(
       "finance",
       "department budgets (allocated, spent, remaining), expenses and reimbursements (submit, list, per-item limits), payroll: gross and net pay, take-home salary, income tax, retirement and health insurance deductions",

@@ -1,3 +1,4 @@
+import type { SharedState } from "../../src/state/sharedState.ts";
 import type { BudgetBook } from "./domain/budgets.ts";
 import type { HrLookup } from "./domain/hrLookup.ts";
 import type { PayrollCalculator } from "./domain/payroll.ts";
@@ -8,4 +9,6 @@ export interface FinanceDeps {
   payroll: PayrollCalculator;
   hr: HrLookup;
   answerer: FinanceAnswerer;
+  /** Shared state (Consul KV when registered): recorded payrolls. */
+  state: SharedState;
 }

@@ -82,13 +82,14 @@ export async function callTool(
       }
       const gathered = sdk.mcpReq.inputResponses as Record<string, unknown> | undefined;
       const start = () =>
-        tasks.create(spec.name, gathered, (inputResponses, taskSignal) =>
+        tasks.create(spec.name, gathered, (inputResponses, taskSignal, report) =>
           runWithMeshContext({ ...ctx, deadline: undefined }, () =>
             invoke(o, spec, args, {
               signal: taskSignal,
               context: { ...ctx, deadline: undefined },
               sdk: detachedContext(sdk, inputResponses, taskSignal),
-              progress: async () => undefined,
+              // A task's progress is its status message (SEP-2663 sends no progress notifications for tasks).
+              progress: async (done, total, message) => report(message ?? (total ? `${done} of ${total}` : `${done}`)),
               clientCapabilities,
             }),
           ),

@@ -59,8 +59,15 @@ export interface TaskRecord {
   cancelRequested?: boolean;
 }
 
-/** Runs the tool's handler once, with the input responses gathered so far. */
-export type TaskRun = (inputResponses: Record<string, unknown> | undefined, signal: AbortSignal) => Promise<ToolOutcome>;
+/**
+ * Runs the tool's handler once, with the input responses gathered so far; `report` sets the
+ * task's status message (progress: "12 of 51 employees"), written at the next heartbeat.
+ */
+export type TaskRun = (
+  inputResponses: Record<string, unknown> | undefined,
+  signal: AbortSignal,
+  report: (message: string) => void,
+) => Promise<ToolOutcome>;
 
 /** Whether the request's client declared the tasks extension. */
 export function declaresTasks(caps: ClientCapabilities): boolean {
@@ -189,9 +196,22 @@ export class TaskEngine {
     let wake: () => void = () => undefined;
     this.running.set(taskId, { abort, wake: () => wake() });
     // Heartbeat: the record shows this replica is alive; a cancel or input delivered to another replica is seen here.
+    let progress: string | undefined;
+    const report = (message: string) => void (progress = message.slice(0, 500));
     const beat = setInterval(() => {
+      const message = progress;
       void this.state
-        .update<TaskRecord>(taskId, (r) => ({ ...r!, heartbeatAt: new Date().toISOString() }))
+        .update<TaskRecord>(taskId, (r) =>
+          TERMINAL.has(r!.status)
+            ? r!
+            : {
+                ...r!,
+                heartbeatAt: new Date().toISOString(),
+                ...(message && r!.status === "working" && message !== r!.statusMessage
+                  ? { statusMessage: message, lastUpdatedAt: new Date().toISOString() }
+                  : {}),
+              },
+        )
         .then((r) => {
           if (r.cancelRequested) abort.abort(new Error("cancelled by tasks/cancel"));
           if (r.inputResponses && Object.keys(r.inputResponses).length > 0 && Object.keys(r.inputRequests ?? {}).length === 0) wake();
@@ -202,7 +222,7 @@ export class TaskEngine {
     let responses: Record<string, unknown> | undefined = gathered;
     try {
       for (;;) {
-        const outcome = await raceAbort(run(responses, abort.signal), abort.signal);
+        const outcome = await raceAbort(run(responses, abort.signal, report), abort.signal);
         if (!isInputRequiredResult(outcome)) {
           await this.finish(taskId, { status: "completed", result: plain(outcome as CallToolResult) });
           return;

@@ -45,6 +45,7 @@ const CASES: Record<string, { server: () => Promise<Client>; calls: Record<strin
       submit_expense: { employee_id: "E1004", department: "Marketing", category: "software", amount: 99.5, description: "Design tool" },
       list_expenses: { department: "Marketing" },
       compute_net_pay: { employee_id: "E1004" },
+      run_payroll: { month: "2026-12", pace_ms: 0 },
       ask: { question: "What is the take-home pay of Bob Okafor?" },
     },
   },
@@ -72,6 +73,22 @@ describe.each(Object.keys(CASES))("%s server (in-memory pair)", (name) => {
     }
     await client.close();
   });
+});
+
+it("finance's run_payroll pays every employee HR knows, each through hr, and records the month's payroll", async () => {
+  const state = new MemoryState();
+  const client = await connectInMemory(financeAgent, createFinanceDeps(state, hrMesh()));
+  const r = (await client.callTool({ name: "run_payroll", arguments: { month: "2026-11", pace_ms: 0 } })) as CallToolResult;
+  const payroll = r.structuredContent as { employees: number; netTotal: number; lines: { employeeId: string; net: number }[] };
+  expect(payroll.employees).toBe(51);
+  expect(new Set(payroll.lines.map((l) => l.employeeId)).size).toBe(51);
+  expect(payroll.lines.find((l) => l.employeeId === "E1001")?.net).toBe(15667.94);
+  expect(payroll.netTotal).toBeCloseTo(
+    payroll.lines.reduce((s, l) => s + l.net, 0),
+    2,
+  );
+  expect(await state.get("payroll/2026-11")).toEqual(payroll);
+  await client.close();
 });
 
 it("finance's ask resolves a name through hr and computes net pay", async () => {

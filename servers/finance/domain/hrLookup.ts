@@ -24,8 +24,8 @@ export class HrLookup {
   }
 
   /** Employees whose record matches a name (or id), via HR's find_employee. */
-  async find(query: string, signal?: AbortSignal): Promise<PayrollEmployee[]> {
-    const result = await this.mesh.callTool(HR_AGENT, "find_employee", { query, limit: 5 }, { signal });
+  async find(query: string, signal?: AbortSignal, limit = 5): Promise<PayrollEmployee[]> {
+    const result = await this.mesh.callTool(HR_AGENT, "find_employee", { query, limit }, { signal });
     if (result.isError) throw new BusinessError(`HR agent: ${resultText(result)}`);
     return (result.structuredContent as { employees: PayrollEmployee[] }).employees;
   }

@@ -1,0 +1,153 @@
+// Tasks across the mesh (SEP-2663): a long-running finance tool started through the gateway
+// runs as a task whose record lives in Consul KV, so any replica answers for it, a cancel
+// reaches the replica running it, and the death of that replica is reported, never hidden.
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const TASKS = "io.modelcontextprotocol/tasks";
+
+let consul: TestConsul;
+let gateway: TestAgent;
+const finance: TestAgent[] = [];
+let hr: TestAgent;
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  [hr] = await Promise.all([spawnAgent("hr", consul.address)]);
+  finance.push(...(await Promise.all([spawnAgent("finance", consul.address), spawnAgent("finance", consul.address)])));
+  await eventually(async () => (await consul.client.healthService("finance", { passing: true })).value.length === 2, {
+    timeoutMs: 5_000,
+    what: "two finance replicas passing",
+  });
+  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
+}, 60_000);
+afterAll(async () => {
+  await gateway.process.stop(2_000);
+  await Promise.all([...finance, hr].map((a) => a.process.stop(2_000)));
+  await consul.stop();
+});
+
+/** One 2026-07-28 request from a client that declares the Tasks extension; returns the JSON-RPC message. */
+async function rpc(
+  url: string,
+  method: string,
+  params: Record<string, unknown>,
+  capabilities: Record<string, unknown> = { extensions: { [TASKS]: {} } },
+): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string } }> {
+  const name = method === "tools/call" ? (params["name"] as string) : (params["taskId"] as string | undefined);
+  const res = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2026-07-28",
+      "mcp-method": method,
+      ...(name ? { "mcp-name": name } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+          "io.modelcontextprotocol/clientCapabilities": capabilities,
+          "io.modelcontextprotocol/clientInfo": { name: "tasks-test", version: "1" },
+        },
+      },
+    }),
+  });
+  const text = await res.text();
+  if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    const data = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+    return data.find((m) => "result" in m || "error" in m) as never;
+  }
+  return JSON.parse(text) as never;
+}
+
+const passthrough = () => new URL("/agents/finance/mcp", gateway.url).toString();
+
+async function startPayroll(month: string, paceMs: number): Promise<string> {
+  const created = await rpc(passthrough(), "tools/call", { name: "run_payroll", arguments: { month, pace_ms: paceMs } });
+  expect(created.result).toMatchObject({ resultType: "task", status: "working" });
+  return created.result!["taskId"] as string;
+}
+
+async function until(url: string, taskId: string, statuses: string[], timeoutMs: number) {
+  const seen = await eventually(
+    async () => {
+      const r = await rpc(url, "tasks/get", { taskId });
+      return statuses.includes(r.result?.["status"] as string) ? r.result : undefined;
+    },
+    { timeoutMs, intervalMs: 200, what: `task ${taskId} ${statuses.join("/")}` },
+  );
+  return seen.value!;
+}
+
+describe("run_payroll as a task, through the gateway", () => {
+  it("answers at once with a task; progress shows in its status message; the result comes from any replica", async () => {
+    const taskId = await startPayroll("2026-10", 60);
+    const working = await until(passthrough(), taskId, ["working"], 5_000);
+    expect(working).toMatchObject({ taskId, resultType: "complete", pollIntervalMs: 1000 });
+    await eventually(
+      async () => /of 51 employees paid/.test(String((await rpc(passthrough(), "tasks/get", { taskId })).result?.["statusMessage"])),
+      {
+        timeoutMs: 10_000,
+        what: "progress in the status message",
+      },
+    );
+    const done = await until(passthrough(), taskId, ["completed"], 30_000);
+    const result = done["result"] as { structuredContent: { employees: number; month: string } };
+    expect(result.structuredContent).toMatchObject({ employees: 51, month: "2026-10" });
+    // Every replica answers for it with the same result, whichever ran it.
+    for (const replica of finance) {
+      const r = await rpc(replica.url, "tasks/get", { taskId });
+      expect(r.result).toMatchObject({ status: "completed", result: { structuredContent: { employees: 51 } } });
+    }
+  }, 60_000);
+
+  it("a cancel sent to any replica stops the task where it runs", async () => {
+    const taskId = await startPayroll("2026-09", 500);
+    await until(passthrough(), taskId, ["working"], 5_000);
+    const record = JSON.parse((await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`))!.value) as { instance: string };
+    const other = finance.find((f) => f.instanceId !== record.instance)!;
+    expect((await rpc(other.url, "tasks/cancel", { taskId })).result).toEqual(expect.objectContaining({ resultType: "complete" }));
+    const ended = await until(passthrough(), taskId, ["cancelled", "completed", "failed"], 10_000);
+    expect(ended["status"]).toBe("cancelled");
+  }, 30_000);
+
+  it("SIGKILL of the replica running it: the task is failed with a message naming that instance, answered by the survivor", async () => {
+    const taskId = await startPayroll("2026-08", 500);
+    await until(passthrough(), taskId, ["working"], 5_000);
+    const record = JSON.parse((await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`))!.value) as { instance: string };
+    const victim = finance.find((f) => f.instanceId === record.instance)!;
+    const survivor = finance.find((f) => f !== victim)!;
+    victim.process.signal("SIGKILL");
+    const failed = await until(survivor.url, taskId, ["failed", "completed"], 30_000);
+    expect(failed["status"]).toBe("failed");
+    expect((failed["error"] as { message: string }).message).toMatch(
+      new RegExp(`^Instance ${victim.instanceId} stopped while running run_payroll`),
+    );
+    // Through the gateway too (it reaches the survivor).
+    expect((await rpc(passthrough(), "tasks/get", { taskId })).result).toMatchObject({ status: "failed" });
+    // No payroll was recorded for the month: the run did not finish.
+    expect(await consul.client.kvGet("toolmesh/state/finance/payroll/2026-08")).toBeUndefined();
+  }, 60_000);
+
+  it("tasks/get for an unknown task is an invalid-params error; a client without the extension gets -32021", async () => {
+    expect((await rpc(passthrough(), "tasks/get", { taskId: "no-such-task" })).error).toMatchObject({ code: -32602 });
+    const without = await rpc(passthrough(), "tasks/get", { taskId: "no-such-task" }, {});
+    expect(without.error).toMatchObject({ code: -32021, message: expect.stringMatching(/io\.modelcontextprotocol\/tasks/) });
+    // Without the extension, run_payroll answers as a plain (long) call: no task handle.
+    const sync = await rpc(passthrough(), "tools/call", { name: "run_payroll", arguments: { month: "2026-07", pace_ms: 0 } }, {});
+    expect(sync.result).toMatchObject({ resultType: "complete", structuredContent: { employees: 51 } });
+  });
+});
