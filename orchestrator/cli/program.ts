@@ -8,6 +8,7 @@ import { callCommand } from "./commands/call.ts";
 import { deregisterCommand, registerCommand } from "./commands/register.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
+import { tasksCommand } from "./commands/tasks.ts";
 import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
 import { gatewayCommand } from "../gateway/run.ts";
@@ -41,6 +42,7 @@ confirmed (nothing changed; --yes), 70 internal error, 130 interrupted twice.`,
     agentsCommand(),
     toolsCommand(),
     callCommand(),
+    tasksCommand(),
     askCommand(),
     gatewayCommand(),
     registerCommand(),

@@ -4,6 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -150,4 +151,39 @@ describe("run_payroll as a task, through the gateway", () => {
     const sync = await rpc(passthrough(), "tools/call", { name: "run_payroll", arguments: { month: "2026-07", pace_ms: 0 } }, {});
     expect(sync.result).toMatchObject({ resultType: "complete", structuredContent: { employees: 51 } });
   });
+});
+
+describe("the CLI", () => {
+  it("mesh call --task prints a task id; mesh tasks wait follows it to its result; list shows it; get and cancel answer", async () => {
+    const c = ["--consul", consul.address];
+    const started = await mesh(["call", "finance.run_payroll", '{"month":"2026-06","pace_ms":100}', "--task", "--json", ...c]);
+    expect(started.code, started.stderr).toBe(0);
+    const { task } = JSON.parse(started.stdout) as { task: { taskId: string; status: string } };
+    expect(task.status).toBe("working");
+    const waited = await mesh(["tasks", "wait", "finance", task.taskId, ...c]);
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stderr).toMatch(/working — \d+ of 51 employees paid/); // a line per change when not on a terminal
+    expect(waited.stdout).toMatch(new RegExp(`^finance task ${task.taskId}: completed`));
+    expect(waited.stdout).toMatch(/"employees": 51/);
+    const listed = JSON.parse((await mesh(["tasks", "list", "finance", "--json", ...c])).stdout) as {
+      taskId: string;
+      status: string;
+      tool: string;
+    }[];
+    expect(listed).toContainEqual(expect.objectContaining({ taskId: task.taskId, status: "completed", tool: "run_payroll" }));
+    const unknown = await mesh(["tasks", "get", "finance", "no-such-task", ...c]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/Unknown task "no-such-task"/);
+
+    const slow = JSON.parse(
+      (await mesh(["call", "finance.run_payroll", '{"month":"2026-05","pace_ms":1000}', "--task", "--json", ...c])).stdout,
+    ) as {
+      task: { taskId: string };
+    };
+    const cancelled = await mesh(["tasks", "cancel", "finance", slow.task.taskId, ...c]);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    const end = await mesh(["tasks", "wait", "finance", slow.task.taskId, "--json", ...c]);
+    expect(JSON.parse(end.stdout)).toMatchObject({ taskId: slow.task.taskId, status: "cancelled" });
+    expect(end.code).toBe(3);
+  }, 60_000);
 });

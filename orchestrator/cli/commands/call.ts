@@ -4,8 +4,9 @@ import { fromJsonSchema, type CallToolResult, type JsonSchemaType, type Tool } f
 import { argumentProblem } from "../../../src/protocol/limits.ts";
 import { rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
-import { addMeshOptions, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
+import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
+import { TASKS_ENVELOPE } from "./tasks.ts";
 
 interface CallFlags extends MeshFlags {
   arg: string[];
@@ -13,6 +14,7 @@ interface CallFlags extends MeshFlags {
   session?: string;
   timeout: string;
   idempotencyKey?: string;
+  task?: boolean;
 }
 
 const TARGET = /^([a-z][a-z0-9-]*)\.([A-Za-z0-9_.-]+)$/;
@@ -34,6 +36,7 @@ export function callCommand(): Command {
       .option("--args-file <file>", 'read the arguments (a JSON object) from a file, or "-" for standard input')
       .option("--session <id>", "session id carried in the call's context")
       .option("--timeout <ms>", "deadline for the whole call, discovery included (1 ms to 24 h)", "30000")
+      .option("--task", "let a long-running tool run as a task: prints its id at once (follow it with mesh tasks wait <agent> <id>)")
       .option(
         "--idempotency-key <key>",
         "run a tool that changes something (submit_expense, request_leave...) at most once for this key: if the outcome was unclear (a timeout), run the same command again with the same key and get the first result instead of a second effect. One key per intended effect, e.g. a UUID (8-200 of A-Z a-z 0-9 . _ : -)",
@@ -88,7 +91,26 @@ Examples:
             ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}),
           });
           // The context carries the deadline (discovery counted); the message names the budget asked for.
-          const { result, instance } = await session.mesh.call(agentName, toolName, args, { context, timeoutMs });
+          const { result, instance } = await session.mesh.call(agentName, toolName, args, {
+            context,
+            timeoutMs,
+            ...(flags.task ? { envelope: TASKS_ENVELOPE } : {}),
+          });
+          const task = result as unknown as { resultType?: string; taskId?: string; status?: string; statusMessage?: string };
+          if (task.resultType === "task" && task.taskId) {
+            print(
+              flags,
+              {
+                target,
+                instance,
+                traceId: context.traceId,
+                task: { taskId: task.taskId, status: task.status, statusMessage: task.statusMessage },
+              },
+              () =>
+                `${target} runs as task ${task.taskId} (${task.status ?? "working"}) on ${instance}.\nFollow it:  mesh tasks wait ${agentName} ${task.taskId}`,
+            );
+            return;
+          }
           report(flags, target, result, instance, context.traceId);
         },
         { catalog: "on-demand" },

@@ -1,0 +1,216 @@
+import { CLIENT_CAPABILITIES_META_KEY } from "@modelcontextprotocol/client";
+import { Command } from "commander";
+import * as z from "zod";
+import { TASKS_EXTENSION, type TaskRecord } from "../../../src/agent/tasks.ts";
+import { TASKS_KV_PREFIX } from "../../../src/agent/run.ts";
+import { MeshError } from "../../../src/protocol/errors.ts";
+import { EXIT } from "../../../src/protocol/codes.ts";
+import { UsageError } from "../errors.ts";
+import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
+import { parseTimeout } from "../options.ts";
+import { formatTable } from "../table.ts";
+
+/** What a request must declare for an agent to answer tasks/* (and to run a call as a task). */
+export const TASKS_ENVELOPE = { [CLIENT_CAPABILITIES_META_KEY]: { extensions: { [TASKS_EXTENSION]: {} } } };
+
+const AGENT = /^[a-z][a-z0-9-]{0,62}$/;
+const TASK_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+const AnyResult = z.object({}).passthrough();
+
+type Task = {
+  taskId: string;
+  status: string;
+  statusMessage?: string;
+  pollIntervalMs?: number;
+  result?: { isError?: boolean; structuredContent?: unknown; content?: { type: string; text?: string }[] };
+  error?: { code: number; message: string };
+};
+
+function checkIds(agent: string, taskId?: string): void {
+  if (!AGENT.test(agent)) throw new UsageError(`"${agent}" is not an agent name (lowercase letters, digits and dashes).`);
+  if (taskId !== undefined && !TASK_ID.test(taskId))
+    throw new UsageError(`"${taskId}" is not a task id (as "mesh call --task" printed it).`);
+}
+
+/** One tasks/* request to a healthy instance of the agent (any: task records are shared). */
+async function taskRequest(
+  session: MeshSession,
+  agent: string,
+  method: "tasks/get" | "tasks/cancel",
+  taskId: string,
+  deadline: number,
+): Promise<Task> {
+  await requireAgent(session, agent, deadline);
+  return (await session.mesh.withAgent(agent, (c) =>
+    c.request({ method, params: { taskId, _meta: TASKS_ENVELOPE } } as never, AnyResult, {
+      signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+    }),
+  )) as unknown as Task;
+}
+
+function describeTask(agent: string, t: Task): string {
+  const head = `${agent} task ${t.taskId}: ${t.status}${t.statusMessage ? ` — ${t.statusMessage}` : ""}`;
+  if (t.status === "completed" && t.result) {
+    const body = t.result.structuredContent
+      ? JSON.stringify(t.result.structuredContent, null, 2)
+      : (t.result.content ?? []).map((c) => c.text ?? `[${c.type}]`).join("\n");
+    return `${head}\n${body}`;
+  }
+  if (t.status === "failed" && t.error) return `${head}\n${t.error.message}`;
+  return head;
+}
+
+/** Exit status of a finished task: 0 completed, 1 completed with isError, 3 failed or cancelled. */
+function settle(t: Task): void {
+  if (t.status === "completed") process.exitCode = t.result?.isError ? EXIT.TOOL_ERROR : EXIT.OK;
+  else if (t.status === "failed" || t.status === "cancelled") process.exitCode = EXIT.MESH;
+}
+
+export function tasksCommand(): Command {
+  const tasks = new Command("tasks").description("long-running calls that run as tasks (mesh call --task): list, get, wait, cancel");
+  tasks.addCommand(
+    addMeshOptions(
+      new Command("list").description("tasks recorded in Consul, newest first").argument("[agent]", "only this agent's tasks"),
+    ).action(async (agent: string | undefined, flags: MeshFlags) => {
+      if (agent !== undefined) checkIds(agent);
+      await withMesh(
+        flags,
+        async ({ consul }) => {
+          const keys = await consul.kvKeys(`${TASKS_KV_PREFIX}${agent ? `${agent}/` : ""}`, { timeoutMs: 5_000 });
+          const records = (
+            await Promise.all(
+              keys.map(async (key) => {
+                const entry = await consul.kvGet(key, { timeoutMs: 5_000 });
+                try {
+                  return entry
+                    ? { agent: key.slice(TASKS_KV_PREFIX.length).split("/")[0]!, ...(JSON.parse(entry.value) as TaskRecord) }
+                    : undefined;
+                } catch {
+                  return undefined;
+                }
+              }),
+            )
+          )
+            .filter((r): r is TaskRecord & { agent: string } => r !== undefined && typeof r.taskId === "string")
+            .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+          const rows = records.map((r) => ({
+            agent: r.agent,
+            taskId: r.taskId,
+            tool: r.tool,
+            status: r.status,
+            statusMessage: r.statusMessage ?? "",
+            instance: r.instance,
+            createdAt: r.createdAt,
+          }));
+          print(flags, rows, () =>
+            rows.length === 0
+              ? "No tasks recorded."
+              : formatTable(
+                  ["AGENT", "TASK", "TOOL", "STATUS", "MESSAGE", "INSTANCE", "CREATED"],
+                  rows.map((r) => [r.agent, r.taskId, r.tool, r.status, r.statusMessage.slice(0, 48), r.instance, r.createdAt]),
+                ),
+          );
+        },
+        { catalog: "none" },
+      );
+    }),
+  );
+  tasks.addCommand(
+    addMeshOptions(
+      new Command("get").description("a task's status, and its result once it has one").argument("<agent>").argument("<taskId>"),
+    )
+      .option("--timeout <ms>", "deadline for the answer", "10000")
+      .action(async (agent: string, taskId: string, flags: MeshFlags & { timeout: string }) => {
+        checkIds(agent, taskId);
+        const deadline = Date.now() + parseTimeout(flags.timeout);
+        await withMesh(
+          flags,
+          async (session) => {
+            const t = await taskRequest(session, agent, "tasks/get", taskId, deadline);
+            print(flags, t, () => describeTask(agent, t));
+            settle(t);
+          },
+          { catalog: "on-demand" },
+        );
+      }),
+  );
+  tasks.addCommand(
+    addMeshOptions(
+      new Command("wait")
+        .description("follow a task until it ends (a progress bar on a terminal, a line per change otherwise)")
+        .argument("<agent>")
+        .argument("<taskId>"),
+    )
+      .option("--timeout <ms>", "give up waiting after this long (the task keeps running)", "3600000")
+      .action(async (agent: string, taskId: string, flags: MeshFlags & { timeout: string }) => {
+        checkIds(agent, taskId);
+        const deadline = Date.now() + parseTimeout(flags.timeout);
+        const tty = process.stderr.isTTY && !flags.json;
+        await withMesh(
+          flags,
+          async (session) => {
+            let last = "";
+            for (;;) {
+              const t = await taskRequest(session, agent, "tasks/get", taskId, Math.min(deadline, Date.now() + 10_000));
+              const line = `${t.status}${t.statusMessage ? ` — ${t.statusMessage}` : ""}`;
+              if (line !== last && !flags.json) {
+                if (tty) process.stderr.write(`\r\x1b[2K${bar(t.statusMessage)} ${line}`.slice(0, (process.stderr.columns ?? 100) + 8));
+                else process.stderr.write(`${line}\n`);
+                last = line;
+              }
+              if (t.status === "completed" || t.status === "failed" || t.status === "cancelled") {
+                if (tty) process.stderr.write("\n");
+                print(flags, t, () => describeTask(agent, t));
+                settle(t);
+                return;
+              }
+              if (Date.now() >= deadline)
+                throw new MeshError(
+                  "TIMEOUT",
+                  `Task ${taskId} is still ${t.status} after --timeout; it keeps running: "mesh tasks wait ${agent} ${taskId}" again to follow it.`,
+                );
+              await new Promise((r) => setTimeout(r, Math.min(Math.max(t.pollIntervalMs ?? 1_000, 200), 10_000)));
+            }
+          },
+          { catalog: "on-demand" },
+        );
+      }),
+  );
+  tasks.addCommand(
+    addMeshOptions(
+      new Command("cancel")
+        .description("ask the agent to stop a task (it ends as cancelled, or finishes if it was about to)")
+        .argument("<agent>")
+        .argument("<taskId>"),
+    )
+      .option("--timeout <ms>", "deadline for the answer", "10000")
+      .action(async (agent: string, taskId: string, flags: MeshFlags & { timeout: string }) => {
+        checkIds(agent, taskId);
+        const deadline = Date.now() + parseTimeout(flags.timeout);
+        await withMesh(
+          flags,
+          async (session) => {
+            await taskRequest(session, agent, "tasks/cancel", taskId, deadline);
+            print(
+              flags,
+              { agent, taskId, cancelRequested: true },
+              () => `Cancel requested for ${agent} task ${taskId}; "mesh tasks get ${agent} ${taskId}" shows where it ended.`,
+            );
+          },
+          { catalog: "on-demand" },
+        );
+      }),
+  );
+  return tasks;
+}
+
+/** A progress bar from a status message that says "N of M". */
+function bar(message: string | undefined): string {
+  const m = /(\d+) of (\d+)/.exec(message ?? "");
+  if (!m) return "";
+  const done = Number(m[1]);
+  const total = Math.max(1, Number(m[2]));
+  const width = 24;
+  const filled = Math.round((Math.min(done, total) / total) * width);
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.round((done / total) * 100)}%`;
+}
