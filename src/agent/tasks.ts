@@ -14,6 +14,11 @@ import type { ToolOutcome } from "./tools.ts";
 
 /** The Tasks extension (SEP-2663), negotiated per request on 2026-07-28. */
 export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
+/** The request envelope of a caller that can take a task handle (and may ask tasks/*). */
+export const TASKS_ENVELOPE: Readonly<Record<string, unknown>> = Object.freeze({
+  "io.modelcontextprotocol/clientCapabilities": { extensions: { [TASKS_EXTENSION]: {} } },
+});
+
 /** JSON-RPC code for a capability the request's client did not declare (SEP-2575). */
 export const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
 

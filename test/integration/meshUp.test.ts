@@ -85,6 +85,11 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
         /^Bob Okafor's manager: Alice Chen \(E1001\)\.\n.*net 15667\.94 USD.*— hr\.get_employee, finance\.compute_net_pay/s,
       ),
     });
+    // run_payroll ran as a task, polled to its end.
+    expect(calls.find((c) => c.tool === "run_payroll")).toMatchObject({
+      ok: true,
+      text: expect.stringMatching(/^task [0-9a-f-]{36}: completed after \d+ status updates — Payroll \d{4}-\d{2}: 51 employees/),
+    });
     expect(calls.filter((c) => !c.ok).map((c) => c.tool)).toEqual(["get_employee"]); // the deliberate business error
 
     // Any MCP client can use the printed endpoints.

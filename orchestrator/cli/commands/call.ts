@@ -6,7 +6,7 @@ import { rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
-import { TASKS_ENVELOPE } from "./tasks.ts";
+import { TASKS_ENVELOPE } from "../../../src/agent/tasks.ts";
 
 interface CallFlags extends MeshFlags {
   arg: string[];

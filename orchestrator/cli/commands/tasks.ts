@@ -1,7 +1,6 @@
-import { CLIENT_CAPABILITIES_META_KEY } from "@modelcontextprotocol/client";
 import { Command } from "commander";
 import * as z from "zod";
-import { TASKS_EXTENSION, type TaskRecord } from "../../../src/agent/tasks.ts";
+import { TASKS_ENVELOPE, type TaskRecord } from "../../../src/agent/tasks.ts";
 import { TASKS_KV_PREFIX } from "../../../src/agent/run.ts";
 import { MeshError } from "../../../src/protocol/errors.ts";
 import { EXIT } from "../../../src/protocol/codes.ts";
@@ -9,9 +8,6 @@ import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
 import { formatTable } from "../table.ts";
-
-/** What a request must declare for an agent to answer tasks/* (and to run a call as a task). */
-export const TASKS_ENVELOPE = { [CLIENT_CAPABILITIES_META_KEY]: { extensions: { [TASKS_EXTENSION]: {} } } };
 
 const AGENT = /^[a-z][a-z0-9-]{0,62}$/;
 const TASK_ID = /^[A-Za-z0-9._:-]{1,200}$/;
