@@ -8,6 +8,7 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
+import { ownerOf } from "../http/principal.ts";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
@@ -82,7 +83,7 @@ export async function callTool(
       }
       const gathered = sdk.mcpReq.inputResponses as Record<string, unknown> | undefined;
       const start = () =>
-        tasks.create(spec.name, gathered, (inputResponses, taskSignal, report) =>
+        tasks.create(spec.name, ownerOf(params._meta), gathered, (inputResponses, taskSignal, report) =>
           runWithMeshContext({ ...ctx, deadline: undefined }, () =>
             invoke(o, spec, args, {
               signal: taskSignal,

@@ -1,7 +1,14 @@
 import { ProtocolError, ProtocolErrorCode, type McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
+import { ownerOf } from "../http/principal.ts";
 import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
+
+/** The request's owner (principal.ts), from its transport identity and an intermediary's _meta. */
+function owner(params: Record<string, unknown>, ctx: { mcpReq: { _meta?: Record<string, unknown> } }): string {
+  const meta = (params["_meta"] ?? ctx.mcpReq._meta) as Record<string, unknown> | undefined;
+  return ownerOf(meta);
+}
 
 const TaskId = z.object({ taskId: z.string().min(1).max(200) }).passthrough();
 // inputResponses checked after the capability gate (a client without the extension gets -32021 first).
@@ -18,7 +25,7 @@ export function installTasks(server: McpServer, tasks: TaskEngine): void {
   };
   server.server.setRequestHandler("tasks/get", { params: TaskId }, (params, ctx) => {
     gate("tasks/get", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
-    return tasks.get(params.taskId);
+    return tasks.get(params.taskId, owner(params, ctx));
   });
   server.server.setRequestHandler("tasks/update", { params: Update }, (params, ctx) => {
     gate("tasks/update", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
@@ -29,10 +36,10 @@ export function installTasks(server: McpServer, tasks: TaskEngine): void {
         ProtocolErrorCode.InvalidParams,
         "Invalid params for tasks/update: inputResponses must be an object keyed by input request.",
       );
-    return tasks.update(params.taskId, responses as Record<string, unknown>);
+    return tasks.update(params.taskId, owner(params, ctx), responses as Record<string, unknown>);
   });
   server.server.setRequestHandler("tasks/cancel", { params: TaskId }, (params, ctx) => {
     gate("tasks/cancel", ctx.mcpReq.envelope as Record<string, unknown> | undefined);
-    return tasks.cancel(params.taskId);
+    return tasks.cancel(params.taskId, owner(params, ctx));
   });
 }

@@ -42,6 +42,8 @@ const TERMINAL: ReadonlySet<TaskStatus> = new Set(["completed", "failed", "cance
 /** A task as kept in shared state (Consul KV for a registered agent): any replica answers for it. */
 export interface TaskRecord {
   taskId: string;
+  /** Who created it (principal.ts): only they see it. */
+  owner: string;
   tool: string;
   /** The instance running it. */
   instance: string;
@@ -110,10 +112,11 @@ export class TaskEngine {
   }
 
   /** Creates the task (durably: a tasks/get for it resolves before this returns) and starts it. */
-  async create(tool: string, gathered: Record<string, unknown> | undefined, run: TaskRun): Promise<Record<string, unknown>> {
+  async create(tool: string, owner: string, gathered: Record<string, unknown> | undefined, run: TaskRun): Promise<Record<string, unknown>> {
     const now = new Date().toISOString();
     const record: TaskRecord = {
       taskId: randomUUID(),
+      owner,
       tool,
       instance: this.instance(),
       status: "working",
@@ -129,8 +132,8 @@ export class TaskEngine {
     return { resultType: "task", ...wire(record) };
   }
 
-  async get(taskId: string): Promise<Record<string, unknown>> {
-    let record = await this.record(taskId);
+  async get(taskId: string, owner: string): Promise<Record<string, unknown>> {
+    let record = await this.record(taskId, owner);
     if (!TERMINAL.has(record.status) && !this.running.has(taskId) && Date.now() - Date.parse(record.heartbeatAt) > TASK_ORPHAN_AFTER_MS) {
       // The replica running it is gone: say so, never leave it "working" forever.
       record = await this.finish(taskId, {
@@ -144,8 +147,8 @@ export class TaskEngine {
     return { resultType: "complete", ...detailed(record) };
   }
 
-  async update(taskId: string, inputResponses: Record<string, unknown>): Promise<Record<string, unknown>> {
-    await this.record(taskId);
+  async update(taskId: string, owner: string, inputResponses: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.record(taskId, owner);
     const after = await this.state.update<TaskRecord>(taskId, (r) => {
       if (!r || r.status !== "input_required") return r!;
       // Only responses to outstanding requests count; others are ignored (SEP-2663).
@@ -159,8 +162,8 @@ export class TaskEngine {
     return { resultType: "complete" };
   }
 
-  async cancel(taskId: string): Promise<Record<string, unknown>> {
-    const record = await this.record(taskId);
+  async cancel(taskId: string, owner: string): Promise<Record<string, unknown>> {
+    const record = await this.record(taskId, owner);
     if (!TERMINAL.has(record.status)) {
       await this.state.update<TaskRecord>(taskId, (r) => ({ ...r!, cancelRequested: true }));
       this.running.get(taskId)?.abort.abort(new Error("cancelled by tasks/cancel"));
@@ -184,9 +187,10 @@ export class TaskEngine {
     for (const r of this.running.values()) r.abort.abort(new Error("shutting down"));
   }
 
-  private async record(taskId: string): Promise<TaskRecord> {
+  private async record(taskId: string, owner: string): Promise<TaskRecord> {
     const r = await this.state.get<TaskRecord>(taskId);
-    if (!r || Date.parse(r.createdAt) + r.ttlMs < Date.now()) {
+    // Another caller's task is answered exactly as one that does not exist: its id tells nothing.
+    if (!r || r.owner !== owner || Date.parse(r.createdAt) + r.ttlMs < Date.now()) {
       throw new ProtocolError(
         ProtocolErrorCode.InvalidParams,
         `Unknown task "${taskId}" (never created here, or expired after its ttlMs).`,

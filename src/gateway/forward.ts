@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
 import {
   CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
@@ -49,7 +50,8 @@ export async function forwardCall(
     const { result } = await gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
       context,
       // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
-      ...(pool ? {} : { envelope: envelopeOf(ctx, via.session) }),
+      // The client's identity (its token's digest) goes too: a task it starts is its alone.
+      envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
       signal: ctx.mcpReq.signal,
       ...(pool ? { pool } : {}),
       timeoutMs: gateway.maxCallMs,
@@ -111,7 +113,7 @@ export async function forwardRequest<R>(
   const requestState = ctx.mcpReq.requestState<unknown>();
   const params = {
     ...request.params,
-    ...(via.pool ? {} : { _meta: { ...envelopeOf(ctx, via.session) } }),
+    _meta: { ...(via.pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
     ...(ctx.mcpReq.inputResponses ? { inputResponses: ctx.mcpReq.inputResponses } : {}),
     ...(typeof requestState === "string" ? { requestState } : {}),
   };

@@ -4,6 +4,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
+import { principalOf, withPrincipal } from "./principal.ts";
 import type { McpEndpoint } from "./mcpEndpoint.ts";
 import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
@@ -146,7 +147,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         path === "/healthz"
           ? Promise.resolve(health(res))
           : endpoint
-            ? handleMcp(req, res, endpoint)
+            ? withPrincipal(principalOf(req.headers.authorization), () => handleMcp(req, res, endpoint))
             : Promise.resolve(
                 sendJson(res, 404, { error: `No endpoint at ${path}. MCP is served at ${options.endpointsHint}; health is /healthz.` }),
               );

@@ -38,6 +38,7 @@ async function rpc(
   method: string,
   params: Record<string, unknown>,
   capabilities: Record<string, unknown> = { extensions: { [TASKS]: {} } },
+  headers: Record<string, string> = {},
 ): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string } }> {
   const name = method === "tools/call" ? (params["name"] as string) : (params["taskId"] as string | undefined);
   const res = await fetch(url, {
@@ -48,6 +49,7 @@ async function rpc(
       "mcp-protocol-version": "2026-07-28",
       "mcp-method": method,
       ...(name ? { "mcp-name": name } : {}),
+      ...headers,
     },
     body: JSON.stringify({
       jsonrpc: "2.0",
@@ -94,7 +96,7 @@ async function until(url: string, taskId: string, statuses: string[], timeoutMs:
 }
 
 describe("run_payroll as a task, through the gateway", () => {
-  it("answers at once with a task; progress shows in its status message; the result comes from any replica", async () => {
+  it("answers at once with a task; progress shows in its status message; the result comes back through the gateway", async () => {
     const taskId = await startPayroll("2026-10", 60);
     const working = await until(passthrough(), taskId, ["working"], 5_000);
     expect(working).toMatchObject({ taskId, resultType: "complete", pollIntervalMs: 1000 });
@@ -108,21 +110,58 @@ describe("run_payroll as a task, through the gateway", () => {
     const done = await until(passthrough(), taskId, ["completed"], 30_000);
     const result = done["result"] as { structuredContent: { employees: number; month: string } };
     expect(result.structuredContent).toMatchObject({ employees: 51, month: "2026-10" });
-    // Every replica answers for it with the same result, whichever ran it.
-    for (const replica of finance) {
-      const r = await rpc(replica.url, "tasks/get", { taskId });
-      expect(r.result).toMatchObject({ status: "completed", result: { structuredContent: { employees: 51 } } });
-    }
+  }, 60_000);
+
+  it("a task started on one replica is answered, result included, by the other", async () => {
+    const [a, b] = finance as [TestAgent, TestAgent];
+    const created = await rpc(a.url, "tools/call", { name: "run_payroll", arguments: { month: "2026-04", pace_ms: 0 } });
+    const taskId = created.result!["taskId"] as string;
+    const done = await until(b.url, taskId, ["completed"], 30_000);
+    expect(done).toMatchObject({ status: "completed", result: { structuredContent: { employees: 51, month: "2026-04" } } });
   }, 60_000);
 
   it("a cancel sent to any replica stops the task where it runs", async () => {
-    const taskId = await startPayroll("2026-09", 500);
-    await until(passthrough(), taskId, ["working"], 5_000);
-    const record = JSON.parse((await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`))!.value) as { instance: string };
-    const other = finance.find((f) => f.instanceId !== record.instance)!;
-    expect((await rpc(other.url, "tasks/cancel", { taskId })).result).toEqual(expect.objectContaining({ resultType: "complete" }));
-    const ended = await until(passthrough(), taskId, ["cancelled", "completed", "failed"], 10_000);
+    const [a, b] = finance as [TestAgent, TestAgent];
+    const created = await rpc(a.url, "tools/call", { name: "run_payroll", arguments: { month: "2026-09", pace_ms: 500 } });
+    const taskId = created.result!["taskId"] as string;
+    await until(b.url, taskId, ["working"], 5_000);
+    expect((await rpc(b.url, "tasks/cancel", { taskId })).result).toEqual(expect.objectContaining({ resultType: "complete" }));
+    const ended = await until(a.url, taskId, ["cancelled", "completed", "failed"], 10_000);
     expect(ended["status"]).toBe("cancelled");
+  }, 30_000);
+
+  it("a task is visible only to the client that started it: another token at the gateway, or another caller, gets 'unknown task'", async () => {
+    const tokenA = "client-a-token-0123456789";
+    const tokenB = "client-b-token-0123456789";
+    const guarded = await spawnAgent(GATEWAY, consul.address, {
+      readyMessage: "gateway ready",
+      env: { MESH_GATEWAY_TOKEN: `${tokenA},${tokenB}` },
+    });
+    try {
+      const url = new URL("/agents/finance/mcp", guarded.url).toString();
+      const as = (token: string) => ({ authorization: `Bearer ${token}` });
+      const created = await rpc(
+        url,
+        "tools/call",
+        { name: "run_payroll", arguments: { month: "2026-03", pace_ms: 200 } },
+        undefined,
+        as(tokenA),
+      );
+      const taskId = created.result!["taskId"] as string;
+      expect((await rpc(url, "tasks/get", { taskId }, undefined, as(tokenA))).result).toMatchObject({ taskId });
+      for (const other of [
+        () => rpc(url, "tasks/get", { taskId }, undefined, as(tokenB)),
+        () => rpc(url, "tasks/cancel", { taskId }, undefined, as(tokenB)),
+        () => rpc(passthrough(), "tasks/get", { taskId }), // the open gateway: another client
+        () => rpc(finance[0]!.url, "tasks/get", { taskId }), // a mesh member asking for itself
+      ]) {
+        expect((await other()).error).toMatchObject({ code: -32602, message: expect.stringMatching(/Unknown task/) });
+      }
+      // Still running for its owner, who cancels it.
+      expect((await rpc(url, "tasks/cancel", { taskId }, undefined, as(tokenA))).result).toMatchObject({ resultType: "complete" });
+    } finally {
+      await guarded.process.stop(2_000);
+    }
   }, 30_000);
 
   it("SIGKILL of the replica running it: the task is failed with a message naming that instance, answered by the survivor", async () => {
@@ -130,15 +169,13 @@ describe("run_payroll as a task, through the gateway", () => {
     await until(passthrough(), taskId, ["working"], 5_000);
     const record = JSON.parse((await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`))!.value) as { instance: string };
     const victim = finance.find((f) => f.instanceId === record.instance)!;
-    const survivor = finance.find((f) => f !== victim)!;
     victim.process.signal("SIGKILL");
-    const failed = await until(survivor.url, taskId, ["failed", "completed"], 30_000);
+    // The gateway (the task's owner's way in) reaches the survivor.
+    const failed = await until(passthrough(), taskId, ["failed", "completed"], 30_000);
     expect(failed["status"]).toBe("failed");
     expect((failed["error"] as { message: string }).message).toMatch(
       new RegExp(`^Instance ${victim.instanceId} stopped while running run_payroll`),
     );
-    // Through the gateway too (it reaches the survivor).
-    expect((await rpc(passthrough(), "tasks/get", { taskId })).result).toMatchObject({ status: "failed" });
     // No payroll was recorded for the month: the run did not finish.
     expect(await consul.client.kvGet("toolmesh/state/finance/payroll/2026-08")).toBeUndefined();
   }, 60_000);
