@@ -58,6 +58,9 @@ interface SessionState {
   logLevel: () => LoggingLevel | undefined;
 }
 
+/** Between the agent and the agent's own task id, in the ids the whole-mesh view hands out. */
+export const TASK_ID_SEPARATOR = "~";
+
 const TaskParams = z.object({ taskId: z.string().min(1).max(200) }).passthrough();
 
 /** A tasks/update's inputResponses (the SDK lifts them into the context) put back for the agent. */
@@ -237,7 +240,8 @@ export class Gateway {
    */
   createServer(view: View, era: "modern" | "legacy"): Server {
     // The passthrough of an agent with task-supporting tools offers the Tasks extension as the agent does.
-    const tasks = view.kind === "agent" && this.offersTasks(view.agent);
+    const tasks =
+      view.kind === "agent" ? this.offersTasks(view.agent) : view.kind === "mesh" && this.healthyAgents().some((a) => this.offersTasks(a));
     const server = new Server(serverInfoOf(view), {
       capabilities: {
         tools: { listChanged: true },
@@ -287,15 +291,30 @@ export class Gateway {
             logger: this.logger,
           });
     server.setRequestHandler("tools/call", (request, ctx) => this.dispatch(view, request.params, ctx, relay, session));
-    if (tasks && view.kind === "agent") {
-      // tasks/get, tasks/update, tasks/cancel go to any replica of the agent: its task records are in shared state.
+    if (tasks && view.kind !== "dynamic") {
+      // tasks/get, tasks/update, tasks/cancel go to any replica of the agent: its task records
+      // are in shared state. Through /mcp the agent is named in the task id (agent~id).
       for (const method of ["tasks/get", "tasks/update", "tasks/cancel"] as const) {
-        server.setRequestHandler(method, { params: TaskParams }, (params, ctx) =>
-          forwardRequest<Record<string, unknown>>(this, view.agent, { method, params: withInputResponses(params, ctx) }, ctx, {
-            pool: relay.get(),
-            session,
-          }),
-        );
+        server.setRequestHandler(method, { params: TaskParams }, async (params, ctx) => {
+          let agent: string;
+          let taskParams: Record<string, unknown> = params;
+          if (view.kind === "agent") agent = view.agent;
+          else {
+            const cut = params.taskId.indexOf(TASK_ID_SEPARATOR);
+            if (cut <= 0) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task "${params.taskId}".`);
+            agent = params.taskId.slice(0, cut);
+            taskParams = { ...params, taskId: params.taskId.slice(cut + 1) };
+            if (!this.offersTasks(agent)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task "${params.taskId}".`);
+          }
+          const answer = await forwardRequest<Record<string, unknown>>(
+            this,
+            agent,
+            { method, params: withInputResponses(taskParams, ctx) },
+            ctx,
+            { pool: relay.get(), session },
+          );
+          return view.kind === "mesh" && typeof answer["taskId"] === "string" ? { ...answer, taskId: params.taskId } : answer;
+        });
       }
     }
     if (era === "legacy") {
@@ -378,7 +397,17 @@ export class Gateway {
     }
     // The arguments go on exactly as the client wrote them (only the name and _meta change).
     const raw = rawArguments?.();
-    return forwardCall(this, target, params, ctx, { pool: relay.get(), session, ...(raw !== undefined ? { rawArguments: raw } : {}) });
+    const result = await forwardCall(this, target, params, ctx, {
+      pool: relay.get(),
+      session,
+      ...(raw !== undefined ? { rawArguments: raw } : {}),
+    });
+    // Through the whole-mesh view a task's id names its agent, so tasks/* find their way back
+    // (the same id on every gateway replica).
+    const handle = result as { resultType?: string; taskId?: unknown };
+    return view.kind === "mesh" && handle.resultType === "task" && typeof handle.taskId === "string"
+      ? ({ ...result, taskId: `${target.agent}${TASK_ID_SEPARATOR}${handle.taskId}` } as CallToolResult)
+      : result;
   }
 
   private listing(view: View): Listing {

@@ -120,6 +120,17 @@ describe("run_payroll as a task, through the gateway", () => {
     expect(done).toMatchObject({ status: "completed", result: { structuredContent: { employees: 51, month: "2026-04" } } });
   }, 60_000);
 
+  it("through the whole-mesh view /mcp too: the task id names its agent, and tasks/get there follows it to the result", async () => {
+    const url = gateway.url;
+    const created = await rpc(url, "tools/call", { name: "finance__run_payroll", arguments: { month: "2026-02", pace_ms: 0 } });
+    expect(created.result).toMatchObject({ resultType: "task", taskId: expect.stringMatching(/^finance~[0-9a-f-]{36}$/) });
+    const taskId = created.result!["taskId"] as string;
+    const done = await until(url, taskId, ["completed"], 30_000);
+    expect(done).toMatchObject({ taskId, status: "completed", result: { structuredContent: { employees: 51, month: "2026-02" } } });
+    for (const bogus of ["nope", "finance~nope", "hr~whatever", "~x"])
+      expect((await rpc(url, "tasks/get", { taskId: bogus })).error).toMatchObject({ code: -32602 });
+  }, 60_000);
+
   it("a cancel sent to any replica stops the task where it runs", async () => {
     const [a, b] = finance as [TestAgent, TestAgent];
     const created = await rpc(a.url, "tools/call", { name: "run_payroll", arguments: { month: "2026-09", pace_ms: 500 } });
