@@ -233,7 +233,13 @@ export class TaskEngine {
       for (;;) {
         const outcome = await raceAbort(run(responses, abort.signal, report), abort.signal);
         if (!isInputRequiredResult(outcome)) {
-          await this.finish(taskId, { status: "completed", result: plain(outcome as CallToolResult) });
+          const result = outcome as CallToolResult;
+          const summary = result.content?.find((c) => c.type === "text")?.text;
+          await this.finish(taskId, {
+            status: "completed",
+            result: plain(result),
+            ...(summary ? { statusMessage: summary.slice(0, 500) } : {}),
+          });
           return;
         }
         // The handler needs input: park the task until every request has an answer.

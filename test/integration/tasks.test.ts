@@ -211,7 +211,7 @@ describe("the CLI", () => {
     const waited = await mesh(["tasks", "wait", "finance", task.taskId, ...c]);
     expect(waited.code, waited.stderr).toBe(0);
     expect(waited.stderr).toMatch(/working — \d+ of 51 employees paid/); // a line per change when not on a terminal
-    expect(waited.stdout).toMatch(new RegExp(`^finance task ${task.taskId}: completed`));
+    expect(waited.stdout).toMatch(new RegExp(`^finance task ${task.taskId}: completed — Payroll 2026-06: 51 employees`));
     expect(waited.stdout).toMatch(/"employees": 51/);
     const listed = JSON.parse((await mesh(["tasks", "list", "finance", "--json", ...c])).stdout) as {
       taskId: string;
