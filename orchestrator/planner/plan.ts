@@ -395,11 +395,13 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
   }
   if (focus.personal) text = text.replace(PERSONAL_POSSESSIVE, " ⟨p⟩ 's ").replace(PERSONAL, " ⟨p⟩ ");
   if (focus.last) text = text.replace(POSSESSIVE, " ⟨f⟩ 's ").replace(PRONOUN, " ⟨f⟩ ");
-  // Say the relation the way the schemas name it.
+  // Say the relation the way the schemas name it (on single spaces: mentions were padded).
   text = text
-    .replace(/\bwho (?:does|do|did) (⟨\w+⟩) (?:report|answer)s? to\b/gi, "$1 's manager")
-    .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩)/gi, "$1 's reports")
-    .replace(/\b(⟨\w+⟩) reports? to\b/gi, "$1 's manager");
+    .replace(/\s+/g, " ")
+    // A mention with its possessive chain ("⟨0⟩ 's manager") is one object.
+    .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
+    .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
+    .replace(/\b(⟨\w+⟩(?: 's [a-z-]+)*) reports? to\b/gi, "$1 's manager");
   const tokens = text
     .toLowerCase()
     .replace(/'s\b/g, " 's ")

@@ -116,6 +116,18 @@ describe("no silent wrong answers", () => {
   });
 });
 
+describe("relations said in words", () => {
+  it.each([
+    ["Who does Ines Silva report to?", "Ines Silva's manager: Bob Okafor (E1002)."],
+    ["Who does Priya Nair's manager report to?", "Priya Nair's manager's manager: Farid Haddad (E1006)."],
+    ["Who reports to Maya Cohen?", "Maya Cohen's direct reports (4): Priya Nair (E1042)"],
+    ["Who is Wanda Jensen's boss?", "Wanda Jensen's manager: Noah Schmidt (E1014)."],
+  ])("%s", async (q, expected) => {
+    const run = await runPlan(planner.plan(model, q), mesh.call);
+    expect(run.answer).toContain(expected);
+  });
+});
+
 describe("conversations", () => {
   it("a follow-up's pronoun is who the last answer was about", async () => {
     const first = planner.plan(model, "Who is Rosa Moreno's manager?");
