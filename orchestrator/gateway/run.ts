@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
 import { DEFAULT_MAX_BODY_BYTES, serveHttp } from "../../src/http/server.ts";
+import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
 import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
 import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
@@ -209,15 +210,26 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       return endpoint;
     };
     endpointFor();
+    const a2aEndpoints = new Map<string, A2aAgentEndpoint>();
     const http = await serveHttp({
       host: settings!.host,
       port: settings!.port,
       endpoint: (path) => {
         if (path === "/mcp") return endpointFor();
         const agent = AGENT_PATH.exec(path)?.[1];
-        return agent && gateway.hasAgent(agent) ? endpointFor(agent) : undefined;
+        if (agent) return gateway.hasAgent(agent) ? endpointFor(agent) : undefined;
+        // A2A: each agent kind with an ask tool (the orchestrator is the whole mesh's).
+        const a2aAgent = A2A_PATH.exec(path)?.[1];
+        if (!a2aAgent || !mesh.catalog.agent(a2aAgent)?.tools.some((t) => t.name === "ask")) return undefined;
+        let a2a = a2aEndpoints.get(a2aAgent);
+        if (!a2a) {
+          a2a = new A2aAgentEndpoint({ agent: a2aAgent, mesh, logger: log, bearer: clientTokens.length > 0 });
+          a2aEndpoints.set(a2aAgent, a2a);
+        }
+        return a2a;
       },
-      endpointsHint: "/mcp, and /agents/<name>/mcp for each agent with a healthy instance",
+      endpointsHint:
+        "/mcp, /agents/<name>/mcp for each agent with a healthy instance, and A2A at /a2a/<name> (card: /a2a/<name>/.well-known/agent-card.json)",
       verifier: new TokenVerifier(clientTokens),
       allowedHosts: settings!.allowedHosts,
       healthInfo: () => ({

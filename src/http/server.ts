@@ -5,7 +5,12 @@ import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
 import { principalOf, withPrincipal } from "./principal.ts";
-import type { McpEndpoint } from "./mcpEndpoint.ts";
+/** What serves one path: an MCP endpoint, or another JSON-RPC protocol on the same server (the gateway's A2A). */
+export interface HttpEndpoint {
+  handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
+  /** GET requests this endpoint answers without a bearer token (a public description, e.g. an A2A agent card). */
+  isPublic?(req: IncomingMessage): boolean;
+}
 import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
@@ -16,7 +21,7 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   /** The MCP endpoint serving `path`, or undefined (404). */
-  endpoint: (path: string) => McpEndpoint | undefined;
+  endpoint: (path: string) => HttpEndpoint | undefined;
   /** Says which paths serve MCP, for 404 messages, e.g. "/mcp". */
   endpointsHint: string;
   /** Bearer tokens the MCP endpoints require (401 without an accepted one). Default: open. */
@@ -73,7 +78,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     if (counters.inFlight === 0) for (const wake of idleWaiters) wake();
   };
 
-  async function handleMcp(req: IncomingMessage, res: ServerResponse, endpoint: McpEndpoint): Promise<void> {
+  async function handleMcp(req: IncomingMessage, res: ServerResponse, endpoint: HttpEndpoint): Promise<void> {
     const refused = foreignHost(req, allowed);
     if (refused) {
       req.resume();
@@ -84,7 +89,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         `Forbidden: ${refused} is not an allowed host (DNS-rebinding protection). Allowed: ${[...allowed].join(", ")}; add one with MESH_ALLOWED_HOSTS.`,
       );
     }
-    const auth = options.verifier?.check(req.headers.authorization) ?? "ok";
+    const auth = endpoint.isPublic?.(req) ? "ok" : (options.verifier?.check(req.headers.authorization) ?? "ok");
     if (auth !== "ok") {
       req.resume();
       counters.unauthorized++;

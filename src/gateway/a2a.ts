@@ -1,0 +1,321 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import {
+  A2A_PROTOCOL_VERSION,
+  A2A_VERSION_HEADER,
+  Role,
+  TaskState,
+  type AgentCard,
+  type AgentSkill,
+  type Message,
+  type Part,
+} from "@a2a-js/sdk";
+import {
+  AgentEvent,
+  DefaultRequestHandler,
+  defaultServerCallContextBuilder,
+  InMemoryTaskStore,
+  JsonRpcTransportHandler,
+  UnauthenticatedUser,
+  validateVersion,
+  type AgentExecutor,
+  type ExecutionEventBus,
+  type RequestContext,
+} from "@a2a-js/sdk/server";
+import type { CallToolResult } from "@modelcontextprotocol/server";
+import type { MeshClient } from "../client/meshClient.ts";
+import { rootContext } from "../context/meshContext.ts";
+import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
+import type { Logger } from "../logger.ts";
+import { describeError } from "../protocol/errors.ts";
+import { resultText } from "../protocol/results.ts";
+
+/** Where the gateway serves A2A: /a2a/<agent> (JSON-RPC) and /a2a/<agent>/.well-known/agent-card.json. */
+export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-card\.json)?\/?$/;
+
+/** How long one A2A message may take through the mesh. @default 120000 */
+export const A2A_CALL_TIMEOUT_MS = 120_000;
+
+/**
+ * One agent kind of the mesh as an A2A 1.0 agent (JSON-RPC over HTTP, SSE streaming), built on
+ * the official A2A JavaScript SDK: its Agent Card lists the agent's tools as skills (its `ask`
+ * tool with its example questions first), and a message is answered by the agent's `ask`
+ * through the mesh, with the A2A context id as the mesh session. Task state is the SDK's, in
+ * this gateway process.
+ */
+export class A2aAgentEndpoint {
+  private readonly agent: string;
+  private readonly mesh: MeshClient;
+  private readonly logger: Logger;
+  private readonly bearer: boolean;
+  private readonly handler: DefaultRequestHandler;
+  private readonly transport: JsonRpcTransportHandler;
+  private origin = "http://127.0.0.1";
+
+  constructor(o: { agent: string; mesh: MeshClient; logger: Logger; bearer: boolean }) {
+    this.agent = o.agent;
+    this.mesh = o.mesh;
+    this.logger = o.logger;
+    this.bearer = o.bearer;
+    this.handler = new DefaultRequestHandler(this.card(), new InMemoryTaskStore(), new AskExecutor(o.agent, o.mesh, o.logger));
+    this.transport = new JsonRpcTransportHandler(this.handler);
+  }
+
+  /** The agent card, for the address clients reach this gateway by. */
+  card(): AgentCard {
+    const info = this.mesh.catalog.agent(this.agent);
+    const tools = info?.tools ?? [];
+    const ask = tools.find((t) => t.name === "ask");
+    const examples = examplesOf(ask?.description ?? "");
+    const skills: AgentSkill[] = [
+      ...(ask
+        ? [
+            {
+              id: "ask",
+              name: ask.title ?? `Ask ${this.agent}`,
+              description: ask.description ?? "",
+              tags: info?.tags.filter((t) => t !== "mcp") ?? [],
+              examples,
+              inputModes: ["text/plain"],
+              outputModes: ["text/plain"],
+              securityRequirements: [],
+            },
+          ]
+        : []),
+      ...tools
+        .filter((t) => t.name !== "ask")
+        .map((t) => ({
+          id: t.name,
+          name: t.title ?? t.name,
+          description: `${t.description ?? ""} (an MCP tool of ${this.agent}: call it through the gateway's /mcp as ${this.agent}__${t.name}; over A2A, ask in words)`,
+          tags: [this.agent],
+          examples: [],
+          inputModes: ["text/plain"],
+          outputModes: ["text/plain"],
+          securityRequirements: [],
+        })),
+    ];
+    return {
+      name: this.agent,
+      description: info?.description ?? `The ${this.agent} agent of a toolmesh mesh.`,
+      supportedInterfaces: [
+        { url: `${this.origin}/a2a/${this.agent}`, protocolBinding: "JSONRPC", tenant: "", protocolVersion: A2A_PROTOCOL_VERSION },
+      ],
+      version: "1.0.0",
+      capabilities: { streaming: true, pushNotifications: false, extensions: [], extendedAgentCard: false },
+      securitySchemes: this.bearer
+        ? {
+            bearer: {
+              scheme: {
+                $case: "httpAuthSecurityScheme",
+                value: { scheme: "Bearer", bearerFormat: "opaque", description: "The gateway's client token (MESH_GATEWAY_TOKEN)" },
+              },
+            },
+          }
+        : {},
+      securityRequirements: this.bearer ? [{ schemes: { bearer: { list: [] } } }] : [],
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills,
+      documentationUrl: "",
+      signatures: [],
+    } as unknown as AgentCard;
+  }
+
+  /** The agent card is public (it says how to authenticate); the JSON-RPC endpoint is not. */
+  isPublic(req: IncomingMessage): boolean {
+    return req.method === "GET" && (req.url ?? "").split("?")[0]!.endsWith("/.well-known/agent-card.json");
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    this.origin = `http://${req.headers.host ?? "127.0.0.1"}`;
+    if (req.method === "GET" && (req.url ?? "").split("?")[0]!.endsWith("/agent-card.json")) {
+      const json = JSON.stringify(this.card());
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-cache" }).end(json);
+      return;
+    }
+    if (req.method !== "POST") {
+      res
+        .writeHead(405, { allow: "GET, POST", "content-type": "application/json" })
+        .end(JSON.stringify({ error: "POST JSON-RPC here; GET .well-known/agent-card.json" }));
+      return;
+    }
+    const id = (body as { id?: unknown } | undefined)?.id ?? null;
+    try {
+      const requestedVersion = header(req, A2A_VERSION_HEADER);
+      const context = defaultServerCallContextBuilder({
+        extensions: undefined,
+        user: new UnauthenticatedUser(),
+        headers: req.headers as never,
+        ...(requestedVersion ? { requestedVersion } : {}),
+      });
+      validateVersion(context.requestedVersion, this.card(), "JSONRPC");
+      const answer = await this.transport.handle(body as Record<string, unknown>, context);
+      if (typeof (answer as AsyncGenerator)[Symbol.asyncIterator] !== "function") {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
+        return;
+      }
+      const stream = answer as AsyncGenerator<unknown>;
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      try {
+        for await (const event of stream) {
+          if (res.destroyed) break;
+          res.write(`data: ${JSON.stringify(event)}\n\n`);
+        }
+      } catch (e) {
+        if (!res.destroyed)
+          res.write(
+            `event: error\ndata: ${JSON.stringify({ jsonrpc: "2.0", id, error: JsonRpcTransportHandler.mapToJSONRPCError(e) })}\n\n`,
+          );
+      } finally {
+        if (!res.writableEnded) res.end();
+      }
+    } catch (e) {
+      this.logger.debug({ agent: this.agent, err: describeError(e) }, "A2A request refused");
+      if (!res.headersSent)
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ jsonrpc: "2.0", id, error: JsonRpcTransportHandler.mapToJSONRPCError(e) }));
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Answers an A2A message with the agent's `ask` tool, through the mesh. */
+class AskExecutor implements AgentExecutor {
+  private readonly agent: string;
+  private readonly mesh: MeshClient;
+  private readonly logger: Logger;
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(agent: string, mesh: MeshClient, logger: Logger) {
+    this.agent = agent;
+    this.mesh = mesh;
+    this.logger = logger;
+  }
+
+  cancelTask = async (taskId: string, eventBus: ExecutionEventBus): Promise<void> => {
+    this.running.get(taskId)?.abort(new Error("cancelled by the A2A client"));
+    void eventBus;
+  };
+
+  async execute(rc: RequestContext, bus: ExecutionEventBus): Promise<void> {
+    const { taskId, contextId } = rc;
+    const question = rc.userMessage.parts
+      .map((p) => (p.content?.$case === "text" ? p.content.value : ""))
+      .join("\n")
+      .trim();
+    const status = (state: TaskState, text?: string, final = false) =>
+      bus.publish(
+        AgentEvent.statusUpdate({
+          taskId,
+          contextId,
+          status: { state, timestamp: new Date().toISOString(), message: text ? agentMessage(text, taskId, contextId) : undefined },
+          metadata: final ? {} : {},
+        } as never),
+      );
+    bus.publish(
+      AgentEvent.task(
+        rc.task ?? {
+          id: taskId,
+          contextId,
+          status: { state: TaskState.TASK_STATE_SUBMITTED, timestamp: new Date().toISOString(), message: undefined },
+          artifacts: [],
+          history: [rc.userMessage],
+          metadata: {},
+        },
+      ),
+    );
+    if (!question) {
+      status(TaskState.TASK_STATE_REJECTED, "Send the question as a text part.", true);
+      bus.finished();
+      return;
+    }
+    status(TaskState.TASK_STATE_WORKING, `Asking ${this.agent} through the mesh.`);
+    const abort = new AbortController();
+    this.running.set(taskId, abort);
+    try {
+      const context = rootContext({ caller: "gateway-a2a", timeoutMs: A2A_CALL_TIMEOUT_MS, sessionId: sessionFor(contextId) });
+      const { result } = await this.mesh.call(
+        this.agent,
+        "ask",
+        { question },
+        {
+          context,
+          signal: abort.signal,
+          timeoutMs: A2A_CALL_TIMEOUT_MS,
+          envelope: { [PRINCIPAL_META]: currentPrincipal() },
+        },
+      );
+      const text = answerText(result);
+      bus.publish(
+        AgentEvent.artifactUpdate({
+          taskId,
+          contextId,
+          artifact: {
+            artifactId: randomUUID(),
+            name: "answer",
+            description: `${this.agent}'s answer`,
+            parts: [textPart(text)],
+            metadata: undefined,
+            extensions: [],
+          },
+          lastChunk: true,
+          append: false,
+          metadata: undefined,
+        } as never),
+      );
+      status(result.isError ? TaskState.TASK_STATE_FAILED : TaskState.TASK_STATE_COMPLETED, text, true);
+    } catch (e) {
+      if (abort.signal.aborted) status(TaskState.TASK_STATE_CANCELED, "Cancelled at the client's request.", true);
+      else {
+        this.logger.warn({ agent: this.agent, err: describeError(e) }, "A2A message through the mesh failed");
+        status(TaskState.TASK_STATE_FAILED, `The mesh could not answer: ${describeError(e)}`, true);
+      }
+    } finally {
+      this.running.delete(taskId);
+      bus.finished();
+    }
+  }
+}
+
+/** The example questions an `ask` tool lists at the end of its description (askTool.ts). */
+function examplesOf(description: string): string[] {
+  const tail = /Examples: (.*)$/s.exec(description)?.[1] ?? "";
+  return [...tail.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+}
+
+/** A2A context ids become mesh session ids (letters, digits, . _ -). */
+function sessionFor(contextId: string): string {
+  return `a2a-${contextId.replace(/[^A-Za-z0-9._-]/g, "_")}`.slice(0, 128);
+}
+
+function answerText(r: CallToolResult): string {
+  const structured = (r.structuredContent as { answer?: unknown } | undefined)?.answer;
+  return typeof structured === "string" ? structured : resultText(r);
+}
+
+function textPart(text: string): Part {
+  return { content: { $case: "text", value: text }, metadata: undefined, filename: "", mediaType: "text/plain" } as Part;
+}
+
+function agentMessage(text: string, taskId: string, contextId: string): Message {
+  return {
+    role: Role.ROLE_AGENT,
+    messageId: randomUUID(),
+    parts: [textPart(text)],
+    taskId,
+    contextId,
+    extensions: [],
+    metadata: {},
+    referenceTaskIds: [],
+  } as Message;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
