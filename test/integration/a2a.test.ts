@@ -1,12 +1,14 @@
 // The gateway as an A2A 1.0 server (JSON-RPC + SSE), driven by software nobody here wrote: the
 // official Python A2A SDK (a2a-sdk from PyPI, its virtualenv made once by scripts/pyenv.sh).
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { mesh } from "../helpers/cli.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -82,4 +84,94 @@ describe("A2A 1.0 at the gateway", () => {
     expect(out.send.answer).toMatch(/vacation: 19 of 25 days left[\s\S]*— hr\.get_leave_balance/);
     expect(out.stream.answer).toMatch(/^Ines Silva's manager: Bob Okafor \(E1002\)/);
   }, 180_000);
+});
+
+/** A free TCP port on loopback (for the Python server, which takes one). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+describe("an A2A agent as a member of the mesh (mesh register --a2a)", () => {
+  let server: ChildProcess;
+  let bridge: ChildProcess;
+  let bridgeLog = "";
+  beforeAll(async () => {
+    const port = await freePort();
+    server = spawn(python, ["test/python/a2a_server.py", String(port)], { cwd: root, stdio: "ignore" });
+    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/.well-known/agent-card.json`).catch(() => undefined))?.ok, {
+      timeoutMs: 30_000,
+      what: "the Python A2A server",
+    });
+    bridge = spawn(
+      process.execPath,
+      ["orchestrator/cli/main.ts", "register", "--a2a", `http://127.0.0.1:${port}`, "--consul", consul.address],
+      {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    bridge.stdout!.on("data", (d: Buffer) => (bridgeLog += d.toString()));
+    bridge.stderr!.on("data", (d: Buffer) => (bridgeLog += d.toString()));
+    await eventually(async () => (await consul.client.healthService("py-calculator", { passing: true })).value.length === 1, {
+      timeoutMs: 15_000,
+      what: "the bridge registered as py-calculator",
+    });
+  }, 120_000);
+  afterAll(() => {
+    bridge?.kill("SIGTERM");
+    server?.kill("SIGTERM");
+  });
+
+  it("its skills are the bridge's tools, callable with mesh call: a task answer (polled) and a message answer", async () => {
+    expect(bridgeLog).toMatch(/bridging A2A agent "Py Calculator" \(2 skills\) into the mesh as "py-calculator"/);
+    const c = ["--consul", consul.address];
+    const tools = await mesh(["tools", "py-calculator", ...c]);
+    expect(tools.stdout).toMatch(/py-calculator\.add\(message\*: string/);
+    expect(tools.stdout).toMatch(/Examples: "add 2 and 40"/);
+    const sum = await mesh(["call", "py-calculator.add", '{"message":"add 2 and 40"}', "--json", ...c]);
+    expect(sum.code, sum.stderr).toBe(0);
+    expect(JSON.parse(sum.stdout).structuredContent).toMatchObject({ answer: "42", state: "TASK_STATE_COMPLETED" });
+    const shout = await mesh(["call", "py-calculator.shout", '{"message":"hello mesh"}', "--json", ...c]);
+    expect(JSON.parse(shout.stdout).structuredContent).toMatchObject({ answer: "HELLO MESH", state: "message" });
+  }, 60_000);
+
+  it("through the gateway like any agent, and as a mesh task for a client that takes one", async () => {
+    const c = ["--consul", consul.address];
+    await eventually(async () => (await mesh(["tools", "py-calculator", "--json", ...c])).code === 0, {
+      timeoutMs: 5_000,
+      what: "catalog",
+    });
+    const started = await mesh(["call", "py-calculator.add", '{"message":"1 + 2 + 3"}', "--task", "--json", ...c]);
+    const { task } = JSON.parse(started.stdout) as { task: { taskId: string } };
+    const waited = await mesh(["tasks", "wait", "py-calculator", task.taskId, "--json", ...c]);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ status: "completed", result: { structuredContent: { answer: "6" } } });
+    const res = await fetch(gateway.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "py-calculator__shout",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          name: "py-calculator__shout",
+          arguments: { message: "through the gateway" },
+          _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} },
+        },
+      }),
+    });
+    const text = await res.text();
+    expect(text).toMatch(/THROUGH THE GATEWAY/);
+  }, 60_000);
 });

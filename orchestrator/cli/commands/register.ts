@@ -1,5 +1,7 @@
 import type { Client } from "@modelcontextprotocol/client";
 import { Command, Option } from "commander";
+import { a2aBridgeAgent, connectA2a } from "../../../src/a2a/bridge.ts";
+import { runAgentProcess } from "../../../src/agent/main.ts";
 import { AGENT_NAME_PATTERN } from "../../../src/agent/definition.ts";
 import type { ServiceRegistration } from "../../../src/consul/client.ts";
 import { UsageError } from "../errors.ts";
@@ -9,6 +11,8 @@ import { callerTokens } from "../../../src/http/auth.ts";
 import { describeError } from "../../../src/protocol/errors.ts";
 
 interface RegisterFlags extends MeshFlags {
+  a2a?: string;
+  port: string;
   name: string;
   url: string;
   tag: string[];
@@ -29,8 +33,13 @@ export function registerCommand(): Command {
   return addMeshOptions(
     new Command("register")
       .description("register any MCP server (Streamable HTTP) in Consul so the mesh can discover and call it")
-      .requiredOption("--name <name>", "service name the mesh will know it by (lowercase, digits, dashes)")
-      .requiredOption("--url <url>", "its MCP endpoint, e.g. http://127.0.0.1:3001/mcp")
+      .option("--name <name>", "service name the mesh will know it by (lowercase, digits, dashes); required with --url")
+      .option("--url <url>", "its MCP endpoint, e.g. http://127.0.0.1:3001/mcp")
+      .option(
+        "--a2a <card-url>",
+        "instead of --url: an A2A agent (its base URL or agent card URL). Runs a bridge in the foreground, like mesh serve: an agent of the mesh, registered in Consul, whose tools are the A2A agent's skills (--name defaults to the card's name; --port picks the bridge's port)",
+      )
+      .option("-p, --port <port>", "with --a2a: the bridge's port (0 picks a free one)", "0")
       .option("--tag <tag>", "extra tag: a capability or intent (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
       .addOption(
         new Option("--check <kind>", "health check: tcp connect, http GET (--check-url), ttl (you send passes), none")
@@ -58,7 +67,23 @@ Example:
   mesh register --name everything --url http://127.0.0.1:3001/mcp --tag demo`,
     )
     .action(async (flags: RegisterFlags) => {
-      const reg = buildRegistration(flags);
+      if (flags.a2a !== undefined) {
+        if (flags.url !== undefined) throw new UsageError("Give --url (an MCP server) or --a2a (an A2A agent), not both.");
+        const deps = await connectA2a(flags.a2a);
+        const def = a2aBridgeAgent(deps.card, deps, flags.name);
+        process.stderr.write(
+          `mesh: bridging A2A agent "${deps.card.name}" (${deps.card.skills.length} skills) into the mesh as "${def.name}"\n`,
+        );
+        await runAgentProcess(def, {
+          port: flags.port,
+          ...(flags.consul ? { consul: flags.consul } : {}),
+          ...(flags.token ? { token: flags.token } : {}),
+        });
+        return;
+      }
+      if (flags.name === undefined || flags.url === undefined)
+        throw new UsageError("mesh register needs --name and --url (an MCP server), or --a2a <card-url> (an A2A agent).");
+      const reg = buildRegistration(flags as RegisterFlags & { name: string; url: string });
       await withMesh(
         flags,
         async (session) => {
