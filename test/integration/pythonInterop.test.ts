@@ -45,8 +45,14 @@ const endpoints = () => [
   { label: "the gateway's /agents/hr/mcp", url: gateway.url.replace(/\/mcp$/, "/agents/hr/mcp"), tool: "get_leave_policy" },
 ];
 
-async function client(interpreter: string, script: string, url: string, tool: string): Promise<Record<string, unknown>[]> {
-  const { stdout } = await run(interpreter, [`test/python/${script}`, url, tool, JSON.stringify({ leave_type: "sick" })], {
+async function client(
+  interpreter: string,
+  script: string,
+  url: string,
+  tool: string,
+  args: Record<string, unknown> = { leave_type: "sick" },
+): Promise<Record<string, unknown>[]> {
+  const { stdout } = await run(interpreter, [`test/python/${script}`, url, tool, JSON.stringify(args)], {
     cwd: root,
     timeout: 60_000,
   });
@@ -76,3 +82,27 @@ describe.each(["an agent", "the gateway's /mcp", "the gateway's /agents/hr/mcp"]
     expect(r!["text"]).toMatch(/Sick leave: 10 paid sick days per year/);
   });
 });
+
+it("AutoGen's McpWorkbench calls a task-capable tool through the gateway: its client declares no tasks, so the call answers synchronously", async () => {
+  const finance = await spawnAgent("finance", consul.address);
+  try {
+    await eventually(async () => (await consul.client.healthService("finance", { passing: true })).value.length === 1, {
+      timeoutMs: 5_000,
+      what: "finance passing",
+    });
+    const [r] = await eventually(
+      async () => {
+        const out = await client(python.autogen, "autogen_workbench.py", gateway.url, "finance__run_payroll", {
+          month: "2026-01",
+          pace_ms: 0,
+        });
+        return (out[0]?.["tools"] as string[] | undefined)?.includes("finance__run_payroll") ? out : undefined;
+      },
+      { timeoutMs: 20_000, what: "finance's tools at the gateway" },
+    ).then((x) => x.value!);
+    expect(r).toMatchObject({ client: "autogen-mcp-workbench", isError: false });
+    expect(r!["text"]).toMatch(/Payroll 2026-01: 51 employees/);
+  } finally {
+    await finance.process.stop(2_000);
+  }
+}, 120_000);
