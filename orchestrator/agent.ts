@@ -77,7 +77,14 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
           const message = "Not confirmed: nothing was changed.";
           return textAndStructured({ kind: "declined", message, session_id: session_id ?? "", candidates: [] }, message);
         }
-        const r = await deps.orchestrator.ask(question, { sessionId: session_id, agent, ...(agreed ? { confirm: true } : {}) });
+        // No session_id: the caller's mesh session, if it has one (the gateway's A2A bridge maps A2A contexts onto them).
+        const inherited = call.context.sessionId && SESSION_ID_PATTERN.test(call.context.sessionId) ? call.context.sessionId : undefined;
+        const sessionId = session_id ?? inherited;
+        const r = await deps.orchestrator.ask(question, {
+          ...(sessionId ? { sessionId } : {}),
+          agent,
+          ...(agreed ? { confirm: true } : {}),
+        });
         // A client that can answer an elicitation is asked there and then (an input-required
         // round trip); the others get kind "confirm" and call again with confirm: true.
         if (r.kind === "confirm" && call.clientCapabilities.elicitation) {

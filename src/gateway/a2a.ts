@@ -251,6 +251,12 @@ class AskExecutor implements AgentExecutor {
         },
       );
       const text = answerText(result);
+      // The orchestrator asks before it changes anything: over A2A that is input-required; the
+      // client's "yes" in the same context (the mesh session holds the plan) runs it.
+      if ((result.structuredContent as { kind?: unknown } | undefined)?.kind === "confirm") {
+        status(TaskState.TASK_STATE_INPUT_REQUIRED, (result.structuredContent as { message: string }).message, true);
+        return;
+      }
       bus.publish(
         AgentEvent.artifactUpdate({
           taskId,

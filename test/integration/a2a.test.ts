@@ -1,7 +1,10 @@
 // The gateway as an A2A 1.0 server (JSON-RPC + SSE), driven by software nobody here wrote: the
 // official Python A2A SDK (a2a-sdk from PyPI, its virtualenv made once by scripts/pyenv.sh).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
+import { Role, TaskState, type Task } from "@a2a-js/sdk";
+import { ClientFactory } from "@a2a-js/sdk/client";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,6 +99,36 @@ function freePort(): Promise<number> {
     s.on("error", reject);
   });
 }
+
+describe("confirmation over A2A", () => {
+  it("a plan that books something is input-required; the client's 'yes' in the same task runs it (the JS A2A SDK as the client)", async () => {
+    const client = await new ClientFactory().createFromUrl(`${a2a("orchestrator")}/.well-known/agent-card.json`, "");
+    const say = (text: string, task?: { id: string; contextId: string }) =>
+      client.sendMessage({
+        tenant: "",
+        message: {
+          role: Role.ROLE_USER,
+          messageId: randomUUID(),
+          parts: [{ content: { $case: "text", value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+          taskId: task?.id ?? "",
+          contextId: task?.contextId ?? "",
+          extensions: [],
+          metadata: {},
+          referenceTaskIds: [],
+        },
+        configuration: undefined,
+        metadata: undefined,
+      } as never) as Promise<Task>;
+    const asked = await say("Book 1 day of vacation for Keiko Sato starting 2026-12-14");
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    const question = asked.status?.message?.parts[0]?.content;
+    expect(question?.$case === "text" ? question.value : "").toMatch(/^This would change something: hr\.request_leave/);
+    const done = await say("yes", asked);
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const answer = done.artifacts?.at(-1)?.parts[0]?.content;
+    expect(answer?.$case === "text" ? answer.value : "").toMatch(/^Booked 1 working day\(s\) of vacation leave for Keiko Sato, 2026-12-14/);
+  }, 60_000);
+});
 
 describe("an A2A agent as a member of the mesh (mesh register --a2a)", () => {
   let server: ChildProcess;

@@ -46,7 +46,7 @@ describe("discovery commands", () => {
       agents: { name: string; tools: number; instances: { status: string }[] }[];
     };
     expect(json.agents.map((a) => [a.name, a.tools, a.instances.map((i) => i.status)])).toEqual([
-      ["finance", 5, ["passing"]],
+      ["finance", 6, ["passing"]],
       ["hr", 7, ["passing"]],
     ]);
   });
@@ -70,7 +70,7 @@ describe("discovery commands", () => {
       consul: { address: consul.address, reachable: true, leader: `${consul.bind}:8300` },
       agents: 2,
       instances: 2,
-      tools: 12,
+      tools: 13,
       lastDiscoveryError: null,
     });
   });
