@@ -37,6 +37,7 @@ const EXPECTED: Record<string, Record<string, { readOnly: boolean; idempotent: b
     submit_expense: { readOnly: false, idempotent: false },
     list_expenses: { readOnly: true, idempotent: true },
     compute_net_pay: { readOnly: true, idempotent: true },
+    run_payroll: { readOnly: false, idempotent: true },
     ask: { readOnly: true, idempotent: true },
   },
   knowledge: {
