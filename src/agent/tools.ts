@@ -162,7 +162,6 @@ function describeTool(spec: ToolSpec): Tool {
     inputSchema: spec.inputJsonSchema ?? (spec.input ? jsonSchema(spec.input, "input") : { type: "object", properties: {} }),
     ...(spec.output ? { outputSchema: jsonSchema(spec.output, "output") } : {}),
     ...(spec.annotations ? { annotations: spec.annotations } : {}),
-    ...(spec.task ? { execution: { taskSupport: spec.task } } : {}),
     ...(spec._meta ? { _meta: spec._meta } : {}),
   } as Tool;
 }
