@@ -6,6 +6,7 @@ import {
   type CallToolResult,
   type ClientCapabilities,
 } from "@modelcontextprotocol/server";
+import { abortable } from "../client/pool.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { Logger } from "../logger.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -231,7 +232,7 @@ export class TaskEngine {
     let responses: Record<string, unknown> | undefined = gathered;
     try {
       for (;;) {
-        const outcome = await raceAbort(run(responses, abort.signal, report), abort.signal);
+        const outcome = await abortable(run(responses, abort.signal, report), abort.signal);
         if (!isInputRequiredResult(outcome)) {
           const result = outcome as CallToolResult;
           const summary = result.content?.find((c) => c.type === "text")?.text;
@@ -323,28 +324,10 @@ function detailed(r: TaskRecord): Record<string, unknown> {
   };
 }
 
-/** A tool result as a task keeps it: no resultType (it is the task's), no related-task metadata. */
+/** A tool result as a task keeps it: without resultType (on tasks/get that is the task's own). */
 function plain(result: CallToolResult): Record<string, unknown> {
   const { resultType: _rt, ...rest } = result as CallToolResult & { resultType?: string };
   return rest;
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e as Error);
-      },
-    );
-  });
 }
 
 /** Deletes the task records under `prefix` whose TTL has passed (CAS: a record changed meanwhile is kept). */

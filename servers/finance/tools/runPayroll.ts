@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import * as z from "zod";
 import { defineTool, type ToolSpec } from "../../../src/agent/tools.ts";
 import { BusinessError, textAndStructured } from "../../../src/protocol/results.ts";
@@ -62,7 +63,7 @@ export function runPayrollTool(deps: FinanceDeps): ToolSpec {
         const p = deps.payroll.compute(employee, "monthly");
         lines.push({ employeeId: p.employeeId, name: p.name, country: p.country, currency: p.currency, gross: p.gross, net: p.net });
         await call.progress(i + 1, ids.length, `${i + 1} of ${ids.length} employees paid (${p.name})`);
-        if (pace > 0) await sleep(pace, call.signal);
+        if (pace > 0) await sleep(pace, undefined, { signal: call.signal });
       }
       const round2 = (n: number) => Math.round(n * 100) / 100;
       const payroll = {
@@ -80,20 +81,5 @@ export function runPayrollTool(deps: FinanceDeps): ToolSpec {
         `Payroll ${month}: ${payroll.employees} employees, gross ${payroll.grossTotal} ${payroll.currency}, net ${payroll.netTotal} ${payroll.currency}; recorded.`,
       );
     },
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(signal.reason as Error);
-      },
-      { once: true },
-    );
   });
 }
