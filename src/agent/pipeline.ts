@@ -9,6 +9,7 @@ import {
 } from "@modelcontextprotocol/server";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
 import { ownerOf } from "../http/principal.ts";
+import { callsInFlight, toolCalls, toolCallSeconds } from "../http/metrics.ts";
 import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import type { Logger } from "../logger.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
@@ -61,7 +62,11 @@ export async function callTool(
   const started = performance.now();
   const ctx = decode(params);
   const admitted = await admit(o, params, ctx);
-  if (!admitted.ok) return admitted.result;
+  if (!admitted.ok) {
+    // Only a known tool gets here (an unknown one is refused above): its name is a safe label.
+    toolCalls.inc({ agent: o.agent, tool: params.name, outcome: "refused" });
+    return admitted.result;
+  }
   const { spec, args } = admitted;
   checkHop(o, ctx, spec);
   const deadline = checkDeadline(o, ctx, spec);
@@ -103,6 +108,7 @@ export async function callTool(
     runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
   const work = ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run();
   let outcome: ToolOutcome | undefined;
+  callsInFlight.inc();
   try {
     outcome = await withDeadline(work, deadline, () => {
       abort.abort(new Error("deadline reached"));
@@ -111,6 +117,14 @@ export async function callTool(
     });
     return outcome;
   } finally {
+    callsInFlight.dec();
+    const seconds = (performance.now() - started) / 1_000;
+    toolCallSeconds.observe({ agent: o.agent, tool: spec.name }, seconds);
+    toolCalls.inc({
+      agent: o.agent,
+      tool: spec.name,
+      outcome: outcome === undefined ? "failed" : (outcome as CallToolResult).isError ? "tool_error" : "ok",
+    });
     o.logger.info(
       {
         traceId: ctx.traceId,

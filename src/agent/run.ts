@@ -274,6 +274,8 @@ function buildMeta(
     // connect from these without a probe.
     mcp_protocols: SERVED_PROTOCOLS.join(","),
     mcp_capabilities: JSON.stringify({ ...capabilities, tools: { listChanged: true } }).slice(0, 512),
+    // Where Prometheus scrapes it (consul_sd_configs: __meta_consul_service_metadata_metrics_path).
+    metrics_path: "/metrics",
     agent_version: def.version,
     toolmesh_version: TOOLMESH_VERSION,
     tools_hash: toolsHash,

@@ -7,6 +7,7 @@ import {
   type ClientCapabilities,
 } from "@modelcontextprotocol/server";
 import { abortable } from "../client/pool.ts";
+import { tasksRunning } from "../http/metrics.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { Logger } from "../logger.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -205,6 +206,7 @@ export class TaskEngine {
     const abort = new AbortController();
     let wake: () => void = () => undefined;
     this.running.set(taskId, { abort, wake: () => wake() });
+    tasksRunning.inc();
     // Heartbeat: the record shows this replica is alive; a cancel or input delivered to another replica is seen here.
     let progress: string | undefined;
     const report = (message: string) => void (progress = message.slice(0, 500));
@@ -288,6 +290,7 @@ export class TaskEngine {
       );
     } finally {
       clearInterval(beat);
+      tasksRunning.dec();
       this.running.delete(taskId);
     }
   }

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
+import { gatewayCalls } from "../http/metrics.ts";
 import {
   CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
@@ -66,8 +67,10 @@ export async function forwardCall(
           }
         : {}),
     });
+    gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: (result as CallToolResult).isError ? "tool_error" : "ok" });
     return withoutEnvelope(result);
   } catch (e) {
+    gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "failed" });
     if (ctx.mcpReq.signal.aborted) throw e; // the client cancelled: it expects no answer
     // The agent's own JSON-RPC error (invalid arguments, a missing client capability, a
     // tampered requestState) reaches the client as the agent sent it.

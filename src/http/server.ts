@@ -5,6 +5,7 @@ import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
 import { principalOf, withPrincipal } from "./principal.ts";
+import { exposition, METRICS_CONTENT_TYPE, overloadRefusals } from "./metrics.ts";
 /** What serves one path: an MCP endpoint, or another JSON-RPC protocol on the same server (the gateway's A2A). */
 export interface HttpEndpoint {
   handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
@@ -121,6 +122,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     if (isToolCall(body)) {
       if (counters.calls + 1 > maxCalls) {
         counters.overloaded++;
+        overloadRefusals.inc();
         // Refused before it started, so the caller may safely send it to another replica.
         return sendJsonRpcError(
           res,
@@ -147,15 +149,17 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     },
     (req, res) => {
       const path = (req.url ?? "/").split("?")[0] ?? "/";
-      const endpoint = path === "/healthz" ? undefined : options.endpoint(path);
+      const endpoint = path === "/healthz" || path === "/metrics" ? undefined : options.endpoint(path);
       const work =
         path === "/healthz"
           ? Promise.resolve(health(res))
-          : endpoint
-            ? withPrincipal(principalOf(req.headers.authorization), () => handleMcp(req, res, endpoint))
-            : Promise.resolve(
-                sendJson(res, 404, { error: `No endpoint at ${path}. MCP is served at ${options.endpointsHint}; health is /healthz.` }),
-              );
+          : path === "/metrics"
+            ? serveMetrics(req, res)
+            : endpoint
+              ? withPrincipal(principalOf(req.headers.authorization), () => handleMcp(req, res, endpoint))
+              : Promise.resolve(
+                  sendJson(res, 404, { error: `No endpoint at ${path}. MCP is served at ${options.endpointsHint}; health is /healthz.` }),
+                );
       work.catch((e: unknown) => {
         logger.error({ err: e, path, method: req.method }, "request failed");
         if (!res.headersSent) sendJsonRpcError(res, 500, -32_603, "Internal error while handling the request.");
@@ -163,6 +167,20 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
       });
     },
   );
+
+  /** Prometheus metrics, behind the same token as the MCP endpoints. */
+  async function serveMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const auth = options.verifier?.check(req.headers.authorization) ?? "ok";
+    if (auth !== "ok") {
+      counters.unauthorized++;
+      res
+        .writeHead(401, { "WWW-Authenticate": challenge(auth), "content-type": "text/plain" })
+        .end("Unauthorized: /metrics needs the same bearer token as the MCP endpoint.\n");
+      return;
+    }
+    const text = await exposition();
+    res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE }).end(text);
+  }
 
   function health(res: ServerResponse): void {
     sendJson(res, draining ? 503 : 200, {

@@ -1,0 +1,59 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * The process's Prometheus metrics (prom-client), served at /metrics by every agent and the
+ * gateway: tool calls by agent, tool and outcome with their latency, calls in flight, overload
+ * refusals, tasks running; and Node's process metrics. One registry per process.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: "toolmesh_" });
+
+/** Outcomes of a tool call: answered, answered isError (a business failure), refused before it ran, failed while running. */
+export type CallOutcome = "ok" | "tool_error" | "refused" | "failed";
+
+export const toolCalls = new Counter({
+  name: "toolmesh_tool_calls_total",
+  help: "Tool calls served, by agent, tool and outcome (ok, tool_error, refused, failed).",
+  labelNames: ["agent", "tool", "outcome"] as const,
+  registers: [registry],
+});
+
+export const toolCallSeconds = new Histogram({
+  name: "toolmesh_tool_call_duration_seconds",
+  help: "Time to answer a tool call, by agent and tool.",
+  labelNames: ["agent", "tool"] as const,
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+export const callsInFlight = new Gauge({
+  name: "toolmesh_tool_calls_in_flight",
+  help: "Tool calls running now on this process.",
+  registers: [registry],
+});
+
+export const overloadRefusals = new Counter({
+  name: "toolmesh_overload_refusals_total",
+  help: "Tool calls refused with OVERLOADED before they started (the concurrency limit).",
+  registers: [registry],
+});
+
+export const gatewayCalls = new Counter({
+  name: "toolmesh_gateway_calls_total",
+  help: "Calls the gateway forwarded, by agent, tool and outcome (ok, tool_error, failed).",
+  labelNames: ["agent", "tool", "outcome"] as const,
+  registers: [registry],
+});
+
+export const tasksRunning = new Gauge({
+  name: "toolmesh_tasks_running",
+  help: "Tasks (the MCP Tasks extension) running on this process.",
+  registers: [registry],
+});
+
+/** The exposition text (Prometheus text format). */
+export function exposition(): Promise<string> {
+  return registry.metrics();
+}
+
+export const METRICS_CONTENT_TYPE = registry.contentType;

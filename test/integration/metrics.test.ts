@@ -1,0 +1,88 @@
+// /metrics on an agent and the gateway: Prometheus text, parsed with a Prometheus text parser
+// and checked against a known number of calls.
+import { fileURLToPath } from "node:url";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const TOKEN = "metrics-test-token-0123456789";
+
+let consul: TestConsul;
+let hr: TestAgent;
+let gateway: TestAgent;
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  hr = await spawnAgent("hr", consul.address, { env: { MESH_TOKEN: TOKEN } });
+  await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 1, {
+    timeoutMs: 5_000,
+    what: "hr passing",
+  });
+  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", env: { MESH_TOKEN: TOKEN } });
+}, 60_000);
+afterAll(async () => {
+  await gateway.process.stop(2_000);
+  await hr.process.stop(2_000);
+  await consul.stop();
+});
+
+type Family = { name: string; type: string; metrics: { labels?: Record<string, string>; value?: string; count?: string }[] };
+
+let lastText = "";
+
+async function scrape(base: string): Promise<Family[]> {
+  const res = await fetch(new URL("/metrics", base), { headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  lastText = await res.text();
+  return parsePrometheusTextFormat(lastText) as Family[];
+}
+
+function sample(families: Family[], name: string, labels: Record<string, string>): number {
+  const f = families.find((x) => x.name === name);
+  const m = f?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v));
+  return Number(m?.value ?? m?.count ?? 0);
+}
+
+describe("/metrics", () => {
+  it("an agent counts its calls by tool and outcome, times them, and keeps its metrics behind its token", async () => {
+    expect((await fetch(new URL("/metrics", hr.url))).status).toBe(401);
+    const client = await connectHttp(hr.url, { token: TOKEN });
+    for (let i = 0; i < 3; i++) await client.callTool({ name: "get_leave_policy", arguments: { leave_type: "sick" } });
+    await client.callTool({ name: "get_employee", arguments: { employee_id: "E9999" } }); // a business error
+    await client.callTool({ name: "get_employee", arguments: { employee_id: 42 } }); // invalid arguments: refused
+    await client.close();
+    const families = await scrape(hr.url);
+    expect(sample(families, "toolmesh_tool_calls_total", { agent: "hr", tool: "get_leave_policy", outcome: "ok" })).toBe(3);
+    expect(sample(families, "toolmesh_tool_calls_total", { agent: "hr", tool: "get_employee", outcome: "tool_error" })).toBe(1);
+    expect(sample(families, "toolmesh_tool_calls_total", { agent: "hr", tool: "get_employee", outcome: "refused" })).toBe(1);
+    // The latency histogram (the parser drops a histogram's labels when `le` comes first, as prom-client writes it: read its count line).
+    expect(families.find((f) => f.name === "toolmesh_tool_call_duration_seconds")?.type).toBe("HISTOGRAM");
+    expect(lastText).toMatch(/^toolmesh_tool_call_duration_seconds_count\{agent="hr",tool="get_leave_policy"\} 3$/m);
+    expect(families.find((f) => f.name === "toolmesh_tool_calls_in_flight")?.type).toBe("GAUGE");
+    expect(families.some((f) => f.name === "toolmesh_process_resident_memory_bytes")).toBe(true);
+    // Consul says where to scrape.
+    const [entry] = (await consul.client.healthService("hr", { passing: true })).value;
+    expect(entry!.meta["metrics_path"]).toBe("/metrics");
+  });
+
+  it("the gateway counts the calls it forwards; the agent counts them too", async () => {
+    const before = sample(await scrape(hr.url), "toolmesh_tool_calls_total", { agent: "hr", tool: "get_leave_policy", outcome: "ok" });
+    const client = await connectHttp(gateway.url, { token: TOKEN });
+    await eventually(async () => (await client.listTools()).tools.some((t) => t.name === "hr__get_leave_policy"), {
+      timeoutMs: 5_000,
+      what: "hr at the gateway",
+    });
+    for (let i = 0; i < 2; i++) await client.callTool({ name: "hr__get_leave_policy", arguments: { leave_type: "vacation" } });
+    await client.close();
+    expect(
+      sample(await scrape(gateway.url), "toolmesh_gateway_calls_total", { agent: "hr", tool: "get_leave_policy", outcome: "ok" }),
+    ).toBe(2);
+    expect(sample(await scrape(hr.url), "toolmesh_tool_calls_total", { agent: "hr", tool: "get_leave_policy", outcome: "ok" })).toBe(
+      before + 2,
+    );
+  });
+});
