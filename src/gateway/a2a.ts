@@ -197,9 +197,9 @@ class AskExecutor implements AgentExecutor {
     this.logger = logger;
   }
 
-  cancelTask = async (taskId: string, eventBus: ExecutionEventBus): Promise<void> => {
+  /** Stops the mesh call; execute() then publishes the canceled status. */
+  cancelTask = async (taskId: string): Promise<void> => {
     this.running.get(taskId)?.abort(new Error("cancelled by the A2A client"));
-    void eventBus;
   };
 
   async execute(rc: RequestContext, bus: ExecutionEventBus): Promise<void> {
@@ -208,13 +208,13 @@ class AskExecutor implements AgentExecutor {
       .map((p) => (p.content?.$case === "text" ? p.content.value : ""))
       .join("\n")
       .trim();
-    const status = (state: TaskState, text?: string, final = false) =>
+    const status = (state: TaskState, text?: string) =>
       bus.publish(
         AgentEvent.statusUpdate({
           taskId,
           contextId,
           status: { state, timestamp: new Date().toISOString(), message: text ? agentMessage(text, taskId, contextId) : undefined },
-          metadata: final ? {} : {},
+          metadata: {},
         } as never),
       );
     bus.publish(
@@ -230,7 +230,7 @@ class AskExecutor implements AgentExecutor {
       ),
     );
     if (!question) {
-      status(TaskState.TASK_STATE_REJECTED, "Send the question as a text part.", true);
+      status(TaskState.TASK_STATE_REJECTED, "Send the question as a text part.");
       bus.finished();
       return;
     }
@@ -254,7 +254,7 @@ class AskExecutor implements AgentExecutor {
       // The orchestrator asks before it changes anything: over A2A that is input-required; the
       // client's "yes" in the same context (the mesh session holds the plan) runs it.
       if ((result.structuredContent as { kind?: unknown } | undefined)?.kind === "confirm") {
-        status(TaskState.TASK_STATE_INPUT_REQUIRED, (result.structuredContent as { message: string }).message, true);
+        status(TaskState.TASK_STATE_INPUT_REQUIRED, (result.structuredContent as { message: string }).message);
         return;
       }
       bus.publish(
@@ -274,12 +274,12 @@ class AskExecutor implements AgentExecutor {
           metadata: undefined,
         } as never),
       );
-      status(result.isError ? TaskState.TASK_STATE_FAILED : TaskState.TASK_STATE_COMPLETED, text, true);
+      status(result.isError ? TaskState.TASK_STATE_FAILED : TaskState.TASK_STATE_COMPLETED, text);
     } catch (e) {
-      if (abort.signal.aborted) status(TaskState.TASK_STATE_CANCELED, "Cancelled at the client's request.", true);
+      if (abort.signal.aborted) status(TaskState.TASK_STATE_CANCELED, "Cancelled at the client's request.");
       else {
         this.logger.warn({ agent: this.agent, err: describeError(e) }, "A2A message through the mesh failed");
-        status(TaskState.TASK_STATE_FAILED, `The mesh could not answer: ${describeError(e)}`, true);
+        status(TaskState.TASK_STATE_FAILED, `The mesh could not answer: ${describeError(e)}`);
       }
     } finally {
       this.running.delete(taskId);
