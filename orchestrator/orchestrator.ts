@@ -87,6 +87,7 @@ export class Orchestrator {
   private readonly logger: Logger;
   private readonly vocabularies = new Map<string, { at: number; entries: readonly VocabularyEntry[] }>();
   private readonly llm: LlmPlanner | undefined;
+  private lastModel: { inputs: unknown[]; model: MeshModel } | undefined;
 
   /** `llm`: plan with this model when it answers; the built-in planner otherwise (and when it fails). */
   constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger; llm?: LlmConfig }) {
@@ -249,17 +250,8 @@ export class Orchestrator {
     // The agent that answered: the one the plan names, else the last that answered.
     const last = [...steps].reverse().find((s) => s.status === "ok" && (!extra.agent || s.agent === extra.agent));
     const agent = extra.agent ?? last?.agent ?? "orchestrator";
-    const at = new Date().toISOString();
-    const sessionSaved = saved
-      ? await this.save(
-          sessionId,
-          [
-            { role: "user", text: message, at },
-            { role: "agent", text: answer, agent, at },
-          ],
-          { lastAgent: agent, pending: null, pendingCalls: null, ...extra.facts },
-        )
-      : false;
+    const sessionSaved =
+      saved && (await this.saveExchange(sessionId, message, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
     this.logger.info({ sessionId, planner, agents: used, traceId: context.traceId }, "answered");
     return {
       kind: "answer",
@@ -281,7 +273,11 @@ export class Orchestrator {
   async model(deadline: number): Promise<MeshModel> {
     const agents = this.mesh.catalog.agents().filter((a) => a.instances.length > 0);
     const vocabularies = await Promise.all(agents.map((a) => this.vocabulary(a.name, deadline)));
-    return new MeshModel(
+    // The same agents, tool lists and vocabularies (the catalog and the cache keep their arrays): the same model.
+    const inputs = agents.flatMap((a, i) => [a.name, a.description, a.tools, vocabularies[i]]);
+    if (this.lastModel && this.lastModel.inputs.length === inputs.length && this.lastModel.inputs.every((x, i) => x === inputs[i]))
+      return this.lastModel.model;
+    const model = new MeshModel(
       agents.map((a, i) => ({
         name: a.name,
         ...(a.description ? { description: a.description } : {}),
@@ -290,6 +286,8 @@ export class Orchestrator {
         vocabulary: vocabularies[i]!,
       })),
     );
+    this.lastModel = { inputs, model };
+    return model;
   }
 
   private async vocabulary(agent: string, deadline: number): Promise<readonly VocabularyEntry[]> {
@@ -311,6 +309,25 @@ export class Orchestrator {
       this.vocabularies.set(agent, { at: Date.now(), entries: cached?.entries ?? [] });
       return cached?.entries ?? [];
     }
+  }
+
+  /** Records a question and its answer (and who answered) in the session. */
+  private saveExchange(
+    sessionId: string,
+    message: string,
+    answer: string,
+    agent: string,
+    facts: Record<string, unknown>,
+  ): Promise<boolean> {
+    const at = new Date().toISOString();
+    return this.save(
+      sessionId,
+      [
+        { role: "user", text: message, at },
+        { role: "agent", text: answer, agent, at },
+      ],
+      { lastAgent: agent, ...facts },
+    );
   }
 
   private async save(sessionId: string, turns: Turn[], facts: Record<string, unknown>): Promise<boolean> {
@@ -337,17 +354,7 @@ export class Orchestrator {
     const { result, instance } = await this.mesh.call(agent, "ask", { question: message }, { context });
     const answer = answerText(result);
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
-    const at = new Date().toISOString();
-    const sessionSaved = saved
-      ? await this.save(
-          sessionId,
-          [
-            { role: "user", text: message, at },
-            { role: "agent", text: answer, agent, at },
-          ],
-          { lastAgent: agent },
-        )
-      : false;
+    const sessionSaved = saved && (await this.saveExchange(sessionId, message, answer, agent, {}));
     this.logger.info({ sessionId, agent, instance, traceId: context.traceId }, "answered");
     return {
       kind: "answer",

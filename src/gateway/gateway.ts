@@ -58,6 +58,23 @@ interface SessionState {
   logLevel: () => LoggingLevel | undefined;
 }
 
+/** Capability meta already read (asked on every 2026-07-28 request; an instance's meta rarely changes). */
+const tasksByCapabilities = new Map<string, boolean>();
+
+function declaresTasksExtension(capabilities: string): boolean {
+  let offers = tasksByCapabilities.get(capabilities);
+  if (offers === undefined) {
+    try {
+      offers = Boolean((JSON.parse(capabilities) as { extensions?: Record<string, unknown> }).extensions?.[TASKS_EXTENSION]);
+    } catch {
+      offers = false;
+    }
+    if (tasksByCapabilities.size >= 1_000) tasksByCapabilities.clear();
+    tasksByCapabilities.set(capabilities, offers);
+  }
+  return offers;
+}
+
 /** Between the agent and the agent's own task id, in the ids the whole-mesh view hands out. */
 export const TASK_ID_SEPARATOR = "~";
 
@@ -337,14 +354,7 @@ export class Gateway {
 
   /** Whether an agent's instances offer the Tasks extension (their Consul meta says which capabilities they serve). */
   offersTasks(agent: string): boolean {
-    return (this.mesh.catalog.agent(agent)?.instances ?? []).some((i) => {
-      try {
-        const caps = JSON.parse(i.meta["mcp_capabilities"] ?? "{}") as { extensions?: Record<string, unknown> };
-        return Boolean(caps.extensions?.[TASKS_EXTENSION]);
-      } catch {
-        return false;
-      }
-    });
+    return (this.mesh.catalog.agent(agent)?.instances ?? []).some((i) => declaresTasksExtension(i.meta["mcp_capabilities"] ?? "{}"));
   }
 
   /** The agent and tool a name offered in this view stands for, or undefined. Looks only at the one agent's tools. */
