@@ -318,10 +318,18 @@ export class Gateway {
           if (view.kind === "agent") agent = view.agent;
           else {
             const cut = params.taskId.indexOf(TASK_ID_SEPARATOR);
-            if (cut <= 0) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task "${params.taskId}".`);
+            if (cut <= 0)
+              throw new ProtocolError(
+                ProtocolErrorCode.InvalidParams,
+                `Unknown task "${params.taskId}": task ids from this endpoint name their agent, like finance${TASK_ID_SEPARATOR}<id>.`,
+              );
             agent = params.taskId.slice(0, cut);
             taskParams = { ...params, taskId: params.taskId.slice(cut + 1) };
-            if (!this.offersTasks(agent)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task "${params.taskId}".`);
+            if (!this.offersTasks(agent))
+              throw new ProtocolError(
+                ProtocolErrorCode.InvalidParams,
+                `Unknown task "${params.taskId}": no healthy instance of "${agent}" runs tasks.`,
+              );
           }
           const answer = await forwardRequest<Record<string, unknown>>(
             this,
