@@ -1,9 +1,13 @@
+import { hostname } from "node:os";
 import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { Command } from "commander";
 import { logLevelOption } from "../../src/agent/main.ts";
 import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts";
 import { DEFAULT_MAX_BODY_BYTES, serveHttp } from "../../src/http/server.ts";
 import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
+import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/gateway/a2aTasks.ts";
+import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS } from "../../src/agent/tasks.ts";
+import { describeError } from "../../src/protocol/errors.ts";
 import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
 import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
@@ -211,6 +215,15 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     };
     endpointFor();
     const a2aEndpoints = new Map<string, A2aAgentEndpoint>();
+    const instance = `gateway@${hostname()}/${process.pid}`;
+    // Forget A2A task records past their TTL (every gateway sweeps, with CAS).
+    const a2aSweeper = setInterval(
+      () =>
+        void sweepTaskRecords(consul, A2A_TASK_PREFIX)
+          .then((n) => n > 0 && log.debug({ deleted: n }, "expired A2A task records swept"))
+          .catch((e: unknown) => log.debug({ err: describeError(e) }, "A2A task sweep failed; trying again later")),
+      TASK_SWEEP_INTERVAL_MS + Math.random() * 30_000,
+    ).unref();
     const http = await serveHttp({
       host: settings!.host,
       port: settings!.port,
@@ -223,7 +236,9 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         if (!a2aAgent || !mesh.catalog.agent(a2aAgent)?.tools.some((t) => t.name === "ask")) return undefined;
         let a2a = a2aEndpoints.get(a2aAgent);
         if (!a2a) {
-          a2a = new A2aAgentEndpoint({ agent: a2aAgent, mesh, logger: log, bearer: clientTokens.length > 0 });
+          // Its tasks in Consul KV: any gateway replica answers for them.
+          const store = new SharedA2aTaskStore({ instance, consul, prefix: `${A2A_TASK_PREFIX}${a2aAgent}/` });
+          a2a = new A2aAgentEndpoint({ agent: a2aAgent, mesh, logger: log, bearer: clientTokens.length > 0, store });
           a2aEndpoints.set(a2aAgent, a2a);
         }
         return a2a;
@@ -241,6 +256,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     });
     log.info({ url: `${http.origin}/mcp`, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");
     closeServer = async () => {
+      clearInterval(a2aSweeper);
       await Promise.all([...endpoints.values()].map((e) => e.close()));
       await http.close();
     };

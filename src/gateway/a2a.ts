@@ -12,9 +12,7 @@ import {
 } from "@a2a-js/sdk";
 import {
   AgentEvent,
-  DefaultRequestHandler,
   defaultServerCallContextBuilder,
-  InMemoryTaskStore,
   JsonRpcTransportHandler,
   UnauthenticatedUser,
   validateVersion,
@@ -29,6 +27,7 @@ import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { resultText } from "../protocol/results.ts";
+import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./a2aTasks.ts";
 
 /** Where the gateway serves A2A: /a2a/<agent> (JSON-RPC) and /a2a/<agent>/.well-known/agent-card.json. */
 export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-card\.json)?\/?$/;
@@ -40,24 +39,26 @@ export const A2A_CALL_TIMEOUT_MS = 120_000;
  * One agent kind of the mesh as an A2A 1.0 agent (JSON-RPC over HTTP, SSE streaming), built on
  * the official A2A JavaScript SDK: its Agent Card lists the agent's tools as skills (its `ask`
  * tool with its example questions first), and a message is answered by the agent's `ask`
- * through the mesh, with the A2A context id as the mesh session. Task state is the SDK's, in
- * this gateway process.
+ * through the mesh, with the A2A context id as the mesh session. Its tasks live in the mesh's
+ * shared state (a2aTasks.ts), so every gateway replica answers for them.
  */
 export class A2aAgentEndpoint {
   private readonly agent: string;
   private readonly mesh: MeshClient;
   private readonly logger: Logger;
   private readonly bearer: boolean;
-  private readonly handler: DefaultRequestHandler;
+  private readonly handler: MeshA2aRequestHandler;
   private readonly transport: JsonRpcTransportHandler;
   private origin = "http://127.0.0.1";
 
-  constructor(o: { agent: string; mesh: MeshClient; logger: Logger; bearer: boolean }) {
+  /** `store`: where its tasks live (one per agent kind; in memory when omitted, for tests). */
+  constructor(o: { agent: string; mesh: MeshClient; logger: Logger; bearer: boolean; store?: SharedA2aTaskStore }) {
     this.agent = o.agent;
     this.mesh = o.mesh;
     this.logger = o.logger;
     this.bearer = o.bearer;
-    this.handler = new DefaultRequestHandler(this.card(), new InMemoryTaskStore(), new AskExecutor(o.agent, o.mesh, o.logger));
+    const store = o.store ?? new SharedA2aTaskStore({ instance: "gateway" });
+    this.handler = new MeshA2aRequestHandler(this.card(), store, new AskExecutor(o.agent, o.mesh, o.logger, store));
     this.transport = new JsonRpcTransportHandler(this.handler);
   }
 
@@ -189,12 +190,14 @@ class AskExecutor implements AgentExecutor {
   private readonly agent: string;
   private readonly mesh: MeshClient;
   private readonly logger: Logger;
+  private readonly store: SharedA2aTaskStore;
   private readonly running = new Map<string, AbortController>();
 
-  constructor(agent: string, mesh: MeshClient, logger: Logger) {
+  constructor(agent: string, mesh: MeshClient, logger: Logger, store: SharedA2aTaskStore) {
     this.agent = agent;
     this.mesh = mesh;
     this.logger = logger;
+    this.store = store;
   }
 
   /** Stops the mesh call; execute() then publishes the canceled status. */
@@ -234,9 +237,11 @@ class AskExecutor implements AgentExecutor {
       bus.finished();
       return;
     }
-    status(TaskState.TASK_STATE_WORKING, `Asking ${this.agent} through the mesh.`);
     const abort = new AbortController();
     this.running.set(taskId, abort);
+    // Heartbeat while it runs; a cancel recorded by another gateway replica stops it here.
+    const unwatch = watchTask(this.store, taskId, abort, this.logger);
+    status(TaskState.TASK_STATE_WORKING, `Asking ${this.agent} through the mesh.`);
     try {
       const context = rootContext({ caller: "gateway-a2a", timeoutMs: A2A_CALL_TIMEOUT_MS, sessionId: sessionFor(contextId) });
       const { result } = await this.mesh.call(
@@ -282,6 +287,7 @@ class AskExecutor implements AgentExecutor {
         status(TaskState.TASK_STATE_FAILED, `The mesh could not answer: ${describeError(e)}`);
       }
     } finally {
+      unwatch();
       this.running.delete(taskId);
       bus.finished();
     }

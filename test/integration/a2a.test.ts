@@ -208,3 +208,104 @@ describe("an A2A agent as a member of the mesh (mesh register --a2a)", () => {
     expect(text).toMatch(/THROUGH THE GATEWAY/);
   }, 60_000);
 });
+
+describe("A2A tasks live in Consul KV: any gateway replica answers for them", () => {
+  const SLOW = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
+  let slow: TestAgent;
+  let second: TestAgent;
+  const clientOf = (g: TestAgent) => new ClientFactory().createFromUrl(`${new URL("/a2a/slow", g.url)}/.well-known/agent-card.json`, "");
+  const send = async (g: TestAgent, text: string) =>
+    (await clientOf(g)).sendMessage({
+      tenant: "",
+      message: {
+        role: Role.ROLE_USER,
+        messageId: randomUUID(),
+        parts: [{ content: { $case: "text", value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+        taskId: "",
+        contextId: "",
+        extensions: [],
+        metadata: {},
+        referenceTaskIds: [],
+      },
+      configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: true },
+      metadata: undefined,
+    } as never) as Promise<Task>;
+  const text = (t: Task | undefined) => {
+    const c = t?.status?.message?.parts[0]?.content;
+    return c?.$case === "text" ? c.value : "";
+  };
+
+  beforeAll(async () => {
+    slow = await spawnAgent(SLOW, consul.address);
+    second = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
+    await eventually(
+      async () =>
+        (await fetch(`${new URL("/a2a/slow", gateway.url)}/.well-known/agent-card.json`)).ok &&
+        (await fetch(`${new URL("/a2a/slow", second.url)}/.well-known/agent-card.json`)).ok,
+      { timeoutMs: 10_000, what: "both gateways know the slow agent" },
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await second?.process.stop(2_000);
+    await slow?.process.stop(2_000);
+  });
+
+  it("started on one gateway: got, resubscribed to (status updates and the answer) and finished on the other", async () => {
+    const started = await send(gateway, "sleep 2500");
+    expect([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING]).toContain(started.status?.state);
+    const other = await clientOf(second);
+    const seen = await other.getTask({ tenant: "", id: started.id, historyLength: undefined } as never);
+    expect(seen.id).toBe(started.id);
+    expect(seen.contextId).toBe(started.contextId);
+    expect([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING]).toContain(seen.status?.state);
+    // Resubscribing where the task is not running follows its record to the end.
+    const states: TaskState[] = [];
+    let answer = "";
+    for await (const event of other.resubscribeTask({ tenant: "", id: started.id } as never)) {
+      const p = event.payload;
+      if (p?.$case === "task") states.push(p.value.status!.state);
+      if (p?.$case === "statusUpdate") states.push(p.value.status!.state);
+      if (p?.$case === "artifactUpdate") {
+        const c = p.value.artifact?.parts[0]?.content;
+        answer = c?.$case === "text" ? c.value : "";
+      }
+    }
+    expect(states.at(-1)).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(answer).toMatch(/^slept 2500 ms in \d+$/);
+    const done = await other.getTask({ tenant: "", id: started.id, historyLength: undefined } as never);
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const artifact = done.artifacts.at(-1)?.parts[0]?.content;
+    expect(artifact?.$case === "text" ? artifact.value : "").toBe(answer);
+  }, 60_000);
+
+  it("cancelled through the other gateway: the gateway running it stops the mesh call, and the task stays cancelled", async () => {
+    const started = await send(gateway, "sleep 20000");
+    const other = await clientOf(second);
+    const cancelled = await other.cancelTask({ tenant: "", id: started.id, metadata: undefined } as never);
+    expect(cancelled.status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    // The running gateway sees the cancel within a heartbeat and aborts the call to the agent.
+    await eventually(
+      async () =>
+        slow.logs().some((l) => l["msg"] === "tool call" && l["tool"] === "ask" && l["isError"] === true && Number(l["ms"]) < 10_000),
+      { timeoutMs: 5_000, what: "the slow agent's call ended early, unanswered" },
+    );
+    const later = await (await clientOf(gateway)).getTask({ tenant: "", id: started.id, historyLength: undefined } as never);
+    expect(later.status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+  }, 30_000);
+
+  it("SIGKILL of the gateway running it: the other gateway reports it failed, naming the gateway", async () => {
+    const started = await send(second, "sleep 30000");
+    second.process.signal("SIGKILL");
+    const survivor = await clientOf(gateway);
+    await eventually(
+      async () =>
+        (await survivor.getTask({ tenant: "", id: started.id, historyLength: undefined } as never)).status?.state ===
+        TaskState.TASK_STATE_FAILED,
+      { timeoutMs: 20_000, what: "the orphaned task failed" },
+    );
+    const failed = await survivor.getTask({ tenant: "", id: started.id, historyLength: undefined } as never);
+    expect(text(failed)).toMatch(
+      /^Gateway gateway@.+\/\d+ stopped while working on this task \(no sign of it since .+\); send the message again\.$/,
+    );
+  }, 40_000);
+});
