@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 /** The folders of src/, bottom up. */
-const LAYERS = ["protocol", "text", "context", "consul", "state", "http", "discovery", "client", "agent", "gateway"];
+const LAYERS = ["protocol", "text", "telemetry", "context", "consul", "state", "http", "discovery", "client", "agent", "gateway"];
 
 export default tseslint.config(
   { ignores: ["node_modules/", ".mesh/", "coverage/", "bench/autogen/.venv/"] },

@@ -14,6 +14,7 @@ import { upCommand } from "./commands/up.ts";
 import { gatewayCommand } from "../gateway/run.ts";
 import { ToolError, UsageError } from "./errors.ts";
 import { EXIT } from "../../src/protocol/codes.ts";
+import { stopTracing } from "../../src/telemetry/tracing.ts";
 
 export function buildProgram(): Command {
   const program = new Command("mesh")
@@ -57,7 +58,9 @@ confirmed (nothing changed; --yes), 70 internal error, 130 interrupted twice.`,
 export async function main(argv: readonly string[]): Promise<void> {
   try {
     await buildProgram().parseAsync([...argv]);
+    await stopTracing(); // the spans still buffered go out before the process ends
   } catch (e) {
+    await stopTracing();
     if (e instanceof CommanderError) {
       process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
     }

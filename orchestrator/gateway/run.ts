@@ -8,6 +8,7 @@ import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
 import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/gateway/a2aTasks.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS } from "../../src/agent/tasks.ts";
 import { describeError } from "../../src/protocol/errors.ts";
+import { startTracing, stopTracing } from "../../src/telemetry/tracing.ts";
 import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
 import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
@@ -138,6 +139,8 @@ function httpSettings(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
 
 /** Runs the gateway until SIGTERM/SIGINT (HTTP) or until the client closes stdin (stdio). */
 export async function runGateway(flags: GatewayFlags): Promise<void> {
+  // OpenTelemetry traces when the OTEL_* environment asks for them (off otherwise).
+  await startTracing("toolmesh-gateway", { "service.instance.id": `${hostname()}/${process.pid}` });
   const env = process.env;
   const settings = flags.stdio ? undefined : httpSettings(flags, env);
   const limits = callerLimits(flags, env);
@@ -269,6 +272,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
   gateway.close();
   await mesh.close();
   consul.destroy();
+  await stopTracing();
   log.info("gateway stopped");
 }
 

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { EXIT } from "../protocol/codes.ts";
 import { Command, Option } from "commander";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -5,6 +6,7 @@ import { LOG_LEVELS } from "../logger.ts";
 import { resolveAgentConfig, type AgentConfigInput } from "./config.ts";
 import type { AgentDefinition } from "./definition.ts";
 import { startAgent, type RunningAgent } from "./run.ts";
+import { startTracing, stopTracing } from "../telemetry/tracing.ts";
 
 /** Adds the agent process options to a command (used by servers' main.ts and `mesh serve`). */
 export function addAgentOptions(cmd: Command): Command {
@@ -88,6 +90,8 @@ export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
+    // OpenTelemetry traces when the OTEL_* environment asks for them (off otherwise).
+    await startTracing(def.name, { "service.instance.id": `${hostname()}/${process.pid}` });
     agent = await startAgent(def, resolveAgentConfig(agentFlags(flags)));
   } catch (e) {
     process.stderr.write(`${def.name}: ${describeError(e)}\n`);
@@ -95,6 +99,7 @@ export async function runAgentProcess<D>(def: AgentDefinition<D>, flags: Record<
   }
   if (stopReason) void agent.stop(stopReason);
   await agent.done;
+  await stopTracing();
   process.exit(0);
 }
 

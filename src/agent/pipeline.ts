@@ -9,8 +9,9 @@ import {
 } from "@modelcontextprotocol/server";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
 import { ownerOf } from "../http/principal.ts";
-import { callsInFlight, toolCalls, toolCallSeconds } from "../http/metrics.ts";
-import { fromMeta, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
+import { fromMeta, META_PREFIX, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import type { Logger } from "../logger.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -52,12 +53,43 @@ export function installTools(server: McpServer, o: CallPipelineOptions): void {
  * released while the handler still runs. Refusals and mesh failures are JSON-RPC errors;
  * business failures are isError results.
  */
-export async function callTool(
+export function callTool(
   o: CallPipelineOptions,
   params: CallParams,
   sdk: ServerContext,
   /** The session's client capabilities (2025-11-25), when the request's envelope declares none. */
   sessionCapabilities: () => ClientCapabilities = () => ({}),
+): Promise<ToolOutcome> {
+  if (!tracingEnabled()) return serveCall(o, params, sdk, sessionCapabilities);
+  // The SERVER span: the child of the caller's attempt (its traceparent in _meta); the handler,
+  // its onward calls and its Consul KV work run inside it.
+  const meta = params._meta ?? {};
+  const chain = meta[`${META_PREFIX}caller`];
+  return inSpan(
+    {
+      name: `tools/call ${params.name}`,
+      kind: SpanKind.SERVER,
+      ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}),
+      attributes: {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": params.name,
+        ...(sdk.sessionId ? { "mcp.session.id": sdk.sessionId } : {}),
+        "toolmesh.agent": o.agent,
+        ...(Array.isArray(chain) ? { "toolmesh.caller_chain": chain.filter((c): c is string => typeof c === "string").slice(0, 64) } : {}),
+        ...(typeof meta[`${META_PREFIX}hop`] === "number" ? { "toolmesh.hop": meta[`${META_PREFIX}hop`] as number } : {}),
+      },
+    },
+    () => serveCall(o, params, sdk, sessionCapabilities),
+    (r) => ((r as CallToolResult).isError ? "tool_error" : undefined),
+  );
+}
+
+async function serveCall(
+  o: CallPipelineOptions,
+  params: CallParams,
+  sdk: ServerContext,
+  sessionCapabilities: () => ClientCapabilities,
 ): Promise<ToolOutcome> {
   const started = performance.now();
   const ctx = decode(params);

@@ -7,7 +7,7 @@ import {
   type ClientCapabilities,
 } from "@modelcontextprotocol/server";
 import { abortable } from "../client/pool.ts";
-import { tasksRunning } from "../http/metrics.ts";
+import { tasksRunning } from "../telemetry/metrics.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { Logger } from "../logger.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";

@@ -1,5 +1,6 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, type CallToolResult, type Client } from "@modelcontextprotocol/client";
 import type { ConsulClient } from "../consul/client.ts";
+import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tracing.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
@@ -47,6 +48,9 @@ export interface CallOutcome {
   /** The context the call carried. */
   context: MeshContext;
 }
+
+/** How one attempt ended: an answer, an instance skipped (its breaker is open), or a failure to try again after. */
+type Attempt = { result: CallToolResult } | { kind: "skip" } | { kind: "retry"; same: boolean; reason: string; error: unknown };
 
 /** One call on its way: what every attempt needs. */
 interface Call {
@@ -179,9 +183,10 @@ export class MeshClient implements MeshCaller {
     try {
       let lastError: unknown;
       let overloaded = 0;
+      let attempts = 0;
       for (const [index, instance] of order.entries()) {
         for (let attempt = 0; attempt < 2; attempt++) {
-          const outcome = await this.attempt(call, instance, index < order.length - 1, bypassBreakers);
+          const outcome = await this.attempt(call, instance, index < order.length - 1, bypassBreakers, ++attempts);
           if ("result" in outcome) return { result: outcome.result, instance: instance.id, context: ctx };
           if (outcome.kind === "skip") break;
           lastError = outcome.error;
@@ -216,12 +221,41 @@ export class MeshClient implements MeshCaller {
    * no progress within half the time left, it is abandoned there and sent on. Progress
    * proves the agent is working and resets the idle timer; the deadline still holds.
    */
-  private async attempt(
+  private attempt(call: Call, instance: CatalogInstance, canMoveOn: boolean, bypassBreakers: boolean, n: number): Promise<Attempt> {
+    if (!tracingEnabled()) return this.attemptOnce(call, instance, canMoveOn, bypassBreakers);
+    // One CLIENT span per attempt (a failover shows as two), the parent of the agent's SERVER span.
+    return inSpan(
+      {
+        name: `tools/call ${call.tool}`,
+        kind: SpanKind.CLIENT,
+        traceId: call.ctx.traceId,
+        parentSpanId: call.ctx.spanId,
+        attributes: {
+          "mcp.method.name": "tools/call",
+          "gen_ai.operation.name": "execute_tool",
+          "gen_ai.tool.name": call.tool,
+          "server.address": instance.address,
+          "server.port": instance.port,
+          "toolmesh.agent": call.agent,
+          "toolmesh.instance": instance.id,
+          "toolmesh.attempt": n,
+          "toolmesh.hop": call.ctx.hop,
+          "toolmesh.caller_chain": [...call.ctx.callerChain],
+          ...(call.ctx.sessionId ? { "toolmesh.session": call.ctx.sessionId } : {}),
+        },
+      },
+      (span) => this.attemptOnce(call, instance, canMoveOn, bypassBreakers, traceparentOf(span)),
+      (a) => ("result" in a ? (a.result.isError ? "tool_error" : undefined) : "kind" in a && a.kind === "skip" ? "circuit_open" : a.reason),
+    );
+  }
+
+  private async attemptOnce(
     call: Call,
     instance: CatalogInstance,
     canMoveOn: boolean,
     bypassBreakers: boolean,
-  ): Promise<{ result: CallToolResult } | { kind: "skip" } | { kind: "retry"; same: boolean; reason: string; error: unknown }> {
+    traceparent?: string,
+  ): Promise<Attempt> {
     const { options, deadline } = call;
     options.onInstance?.(instance.id);
     const patient = new AbortController();
@@ -235,7 +269,7 @@ export class MeshClient implements MeshCaller {
     const params = {
       name: call.tool,
       arguments: call.args,
-      _meta: { ...options.envelope, ...toMeta(call.ctx) },
+      _meta: { ...options.envelope, ...toMeta(call.ctx), ...(traceparent ? { traceparent } : {}) },
       ...options.continuation,
     };
     const onProgress = (p: { progress: number; total?: number; message?: string }) => {

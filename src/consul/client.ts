@@ -2,6 +2,8 @@ import { EventEmitter } from "node:events";
 import Consul from "consul";
 import { MeshError, describeError } from "../protocol/errors.ts";
 import { parseConsulAddress, type ConsulAddress } from "./address.ts";
+import { consulKvSeconds } from "../telemetry/metrics.ts";
+import { inChildSpan } from "../telemetry/tracing.ts";
 
 /** Every network call takes these (STYLE.md rule 8). */
 export interface CallOptions {
@@ -195,11 +197,13 @@ export class ConsulClient {
   }
 
   async kvGet(key: string, options: CallOptions = {}): Promise<KvEntry | undefined> {
-    const [, body] = await this.call(
-      `read key "${key}"`,
-      loose((o) => this.consul.kv.get(o)),
-      { key },
-      options,
+    const [, body] = await this.kv("get", key, () =>
+      this.call(
+        `read key "${key}"`,
+        loose((o) => this.consul.kv.get(o)),
+        { key },
+        options,
+      ),
     );
     if (!body || typeof body !== "object") return undefined;
     const item = body as { Value?: string | null; ModifyIndex: number };
@@ -211,35 +215,55 @@ export class ConsulClient {
    * `cas` (0: only if the key does not exist); returns false when it lost that race.
    */
   async kvSet(key: string, value: string, options: CallOptions & { cas?: number } = {}): Promise<boolean> {
-    const [, body] = await this.call(
-      `write key "${key}"`,
-      loose((o) => this.consul.kv.set(o)),
-      { key, value, ...(options.cas === undefined ? {} : { cas: options.cas }) },
-      options,
+    const [, body] = await this.kv("set", key, () =>
+      this.call(
+        `write key "${key}"`,
+        loose((o) => this.consul.kv.set(o)),
+        { key, value, ...(options.cas === undefined ? {} : { cas: options.cas }) },
+        options,
+      ),
     );
     return body === true;
   }
 
   /** Keys under a prefix. */
   async kvKeys(prefix: string, options: CallOptions = {}): Promise<string[]> {
-    const [, body] = await this.call(
-      `list keys under "${prefix}"`,
-      loose((o) => this.consul.kv.keys(o)),
-      { key: prefix },
-      options,
+    const [, body] = await this.kv("keys", prefix, () =>
+      this.call(
+        `list keys under "${prefix}"`,
+        loose((o) => this.consul.kv.keys(o)),
+        { key: prefix },
+        options,
+      ),
     );
     return Array.isArray(body) ? (body as string[]) : [];
   }
 
   /** Deletes a key (or a prefix); with `cas`, only if unchanged since that index (false otherwise). */
   async kvDelete(key: string, options: CallOptions & { recurse?: boolean; cas?: number } = {}): Promise<boolean> {
-    const [, body] = await this.call(
-      `delete key "${key}"`,
-      loose((o) => this.consul.kv.del(o)),
-      { key, recurse: options.recurse ?? false, ...(options.cas === undefined ? {} : { cas: options.cas }) },
-      options,
+    const [, body] = await this.kv("delete", key, () =>
+      this.call(
+        `delete key "${key}"`,
+        loose((o) => this.consul.kv.del(o)),
+        { key, recurse: options.recurse ?? false, ...(options.cas === undefined ? {} : { cas: options.cas }) },
+        options,
+      ),
     );
     return body !== false;
+  }
+
+  /** One KV request: timed (toolmesh_consul_kv_duration_seconds) and, inside a traced call, a child span. */
+  private async kv<T>(op: "get" | "set" | "keys" | "delete", key: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await inChildSpan(
+        `consul kv.${op}`,
+        { "db.system.name": "consul", "db.operation.name": `kv.${op}`, "toolmesh.kv.key": key },
+        fn,
+      );
+    } finally {
+      consulKvSeconds.observe({ op }, (performance.now() - started) / 1_000);
+    }
   }
 
   /** Releases the HTTP agent's sockets so the process can exit. */

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomFillSync } from "node:crypto";
 import { MeshError } from "../protocol/errors.ts";
+import { activeTraceparent } from "../telemetry/tracing.ts";
 
 /** Prefix of toolmesh's own keys in `params._meta` (MCP reserves un-prefixed names). */
 export const META_PREFIX = "io.toolmesh/";
@@ -74,7 +75,9 @@ export interface RootContextOptions {
 
 /** A context for a request entering the mesh. */
 export function rootContext(o: RootContextOptions): MeshContext {
-  const parent = o.traceparent ? TRACEPARENT.exec(o.traceparent) : null;
+  // A request entering the mesh inside a span (the CLI's command, the gateway's server span) joins its trace.
+  const traceparent = o.traceparent ?? activeTraceparent();
+  const parent = traceparent ? TRACEPARENT.exec(traceparent) : null;
   return {
     traceId: parent?.[1] ?? hex(16),
     spanId: hex(8),

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
-import { gatewayCalls } from "../http/metrics.ts";
+import { gatewayCalls } from "../telemetry/metrics.ts";
 import {
   CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
@@ -13,6 +13,7 @@ import { protocolMessage } from "../client/outcome.ts";
 import type { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
+import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import type { Gateway, LegacySession } from "./gateway.ts";
 
 type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
@@ -26,7 +27,37 @@ type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unkn
  * agent asks only for what the client can give. The agent's JSON-RPC errors pass through
  * as they are; a mesh failure comes back as an isError result the model can read.
  */
-export async function forwardCall(
+export function forwardCall(
+  gateway: Gateway,
+  target: { agent: string; tool: string },
+  params: Params,
+  ctx: ServerContext,
+  via: { pool: ClientPool | undefined; session: LegacySession | undefined; rawArguments?: string },
+): Promise<CallToolResult | InputRequiredResult> {
+  if (!tracingEnabled()) return forward(gateway, target, params, ctx, via);
+  // The gateway's SERVER span (the child of the client's traceparent, or a new trace); its
+  // attempts to the agent are its children.
+  const meta = params._meta ?? {};
+  return inSpan(
+    {
+      name: `tools/call ${target.agent}__${target.tool}`,
+      kind: SpanKind.SERVER,
+      ...(typeof meta["traceparent"] === "string" ? { traceparent: meta["traceparent"] } : {}),
+      attributes: {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": `${target.agent}__${target.tool}`,
+        ...(ctx.sessionId ? { "mcp.session.id": ctx.sessionId } : {}),
+        "toolmesh.agent": target.agent,
+        "toolmesh.gateway": true,
+      },
+    },
+    () => forward(gateway, target, params, ctx, via),
+    (r) => ((r as CallToolResult).isError ? "tool_error" : undefined),
+  );
+}
+
+async function forward(
   gateway: Gateway,
   target: { agent: string; tool: string },
   params: Params,

@@ -5,7 +5,7 @@ import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
 import { principalOf, withPrincipal } from "./principal.ts";
-import { exposition, METRICS_CONTENT_TYPE, overloadRefusals } from "./metrics.ts";
+import { exposition, METRICS_CONTENT_TYPE, overloadRefusals } from "../telemetry/metrics.ts";
 /** What serves one path: an MCP endpoint, or another JSON-RPC protocol on the same server (the gateway's A2A). */
 export interface HttpEndpoint {
   handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;

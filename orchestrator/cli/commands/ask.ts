@@ -7,6 +7,7 @@ import { llmConfig } from "../../planner/llm.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
+import { SpanKind, startTracing, traced } from "../../../src/telemetry/tracing.ts";
 
 interface AskFlags extends MeshFlags {
   session?: string;
@@ -44,6 +45,7 @@ export function askCommand(): Command {
       }
       const timeoutMs = parseTimeout(flags.timeout);
       if (!message.trim()) throw new UsageError('The message is empty: ask a question, e.g. mesh ask "Who reports to Alice Chen?"');
+      await startTracing("mesh-cli");
       await withMesh(flags, async (session) => {
         const { consul, mesh } = session;
         if (flags.agent) await requireAgent(session, flags.agent, Date.now() + timeoutMs);
@@ -52,15 +54,20 @@ export function askCommand(): Command {
           ...(flags.llmBaseUrl ? { baseURL: flags.llmBaseUrl } : {}),
         });
         const orchestrator = new Orchestrator({ mesh, sessions: new SessionStore(consul), ...(llm ? { llm } : {}) });
-        let r = await orchestrator.ask(message, {
-          sessionId: flags.session,
-          agent: flags.agent,
-          timeoutMs,
-          ...(flags.yes ? { confirm: true } : {}),
-        });
+        // With OTEL_* set, each ask is a trace: the plan's calls are its children.
+        const span = { name: "mesh ask", kind: SpanKind.INTERNAL, attributes: { "toolmesh.command": "ask" } };
+        let r = await traced(span, () =>
+          orchestrator.ask(message, {
+            sessionId: flags.session,
+            agent: flags.agent,
+            timeoutMs,
+            ...(flags.yes ? { confirm: true } : {}),
+          }),
+        );
         if (r.kind === "confirm" && !flags.json && process.stdin.isTTY && process.stdout.isTTY) {
+          const sessionId = r.sessionId;
           if (await promptYes(`${r.message}\nGo ahead? [y/N] `))
-            r = await orchestrator.ask(message, { sessionId: r.sessionId, timeoutMs, confirm: true });
+            r = await traced(span, () => orchestrator.ask(message, { sessionId, timeoutMs, confirm: true }));
         }
         const result = r;
         print(flags, result, () => render(result, flags.explain === true));

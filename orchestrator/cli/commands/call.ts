@@ -7,6 +7,7 @@ import { ToolError, UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
 import { TASKS_ENVELOPE } from "../../../src/agent/tasks.ts";
+import { SpanKind, startTracing, traced } from "../../../src/telemetry/tracing.ts";
 
 interface CallFlags extends MeshFlags {
   arg: string[];
@@ -62,6 +63,7 @@ Examples:
         );
       const text = argumentsText(json, flags.argsFile);
       const deadline = Date.now() + timeoutMs;
+      await startTracing("mesh-cli");
       await withMesh(
         flags,
         async (session) => {
@@ -84,18 +86,29 @@ Examples:
               `Arguments for ${target} do not match its input schema: ${check.issues.map((i) => i.message).join("; ")}. See "mesh tools ${agentName}".`,
             );
           }
-          const context = rootContext({
-            caller: "mesh-cli",
-            timeoutMs: deadline - Date.now(),
-            ...(flags.session ? { sessionId: flags.session } : {}),
-            ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}),
-          });
-          // The context carries the deadline (discovery counted); the message names the budget asked for.
-          const { result, instance } = await session.mesh.call(agentName, toolName, args, {
-            context,
-            timeoutMs,
-            ...(flags.task ? { envelope: TASKS_ENVELOPE } : {}),
-          });
+          // With OTEL_* set, the command is the trace's root span; the attempts are its children.
+          const { context, result, instance } = await traced(
+            {
+              name: `mesh call ${target}`,
+              kind: SpanKind.INTERNAL,
+              attributes: { "toolmesh.command": "call", "toolmesh.agent": agentName, "gen_ai.tool.name": toolName },
+            },
+            async () => {
+              const context = rootContext({
+                caller: "mesh-cli",
+                timeoutMs: deadline - Date.now(),
+                ...(flags.session ? { sessionId: flags.session } : {}),
+                ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}),
+              });
+              // The context carries the deadline (discovery counted); the message names the budget asked for.
+              const outcome = await session.mesh.call(agentName, toolName, args, {
+                context,
+                timeoutMs,
+                ...(flags.task ? { envelope: TASKS_ENVELOPE } : {}),
+              });
+              return { ...outcome, context };
+            },
+          );
           const task = result as unknown as { resultType?: string; taskId?: string; status?: string; statusMessage?: string };
           if (task.resultType === "task" && task.taskId) {
             print(

@@ -51,6 +51,14 @@ export const tasksRunning = new Gauge({
   registers: [registry],
 });
 
+export const consulKvSeconds = new Histogram({
+  name: "toolmesh_consul_kv_duration_seconds",
+  help: "Consul KV requests (shared state, idempotency records, task records), by operation.",
+  labelNames: ["op"] as const,
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+  registers: [registry],
+});
+
 /** The exposition text (Prometheus text format). */
 export function exposition(): Promise<string> {
   return registry.metrics();
