@@ -7,7 +7,7 @@ import {
   type ClientCapabilities,
 } from "@modelcontextprotocol/server";
 import { abortable } from "../client/pool.ts";
-import { tasksRunning } from "../telemetry/metrics.ts";
+import { tasksEnded, tasksRunning } from "../telemetry/metrics.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { Logger } from "../logger.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -295,12 +295,16 @@ export class TaskEngine {
     }
   }
 
-  private finish(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<TaskRecord> {
-    return this.state.update<TaskRecord>(taskId, (r) => {
-      if (TERMINAL.has(r!.status)) return r!; // the first ending wins
+  private async finish(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<TaskRecord> {
+    let ended = false;
+    const record = await this.state.update<TaskRecord>(taskId, (r) => {
+      ended = !TERMINAL.has(r!.status);
+      if (!ended) return r!; // the first ending wins
       const { inputRequests: _drop, inputResponses: _done, ...rest } = r!;
       return { ...rest, ...end, lastUpdatedAt: new Date().toISOString() };
     });
+    if (ended) tasksEnded.inc({ tool: record.tool, status: record.status });
+    return record;
   }
 }
 

@@ -1,3 +1,4 @@
+import { breakerState } from "../telemetry/metrics.ts";
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from "cockatiel";
 import { silentLogger, type Logger } from "../logger.ts";
 
@@ -107,15 +108,22 @@ export class InstanceHealth {
     const subs = [
       policy.onBreak((reason) => {
         entry.openedAt = Date.now();
+        breakerState.set({ instance: id }, 2);
         const err = "error" in reason ? String(reason.error) : "isolated";
         this.logger.warn({ instance: id, cooldownMs: this.cooldownMs, err }, "instance ejected from rotation");
       }),
+      policy.onHalfOpen(() => breakerState.set({ instance: id }, 1)),
       policy.onReset(() => {
         entry.openedAt = undefined;
+        breakerState.set({ instance: id }, 0);
         this.logger.info({ instance: id }, "instance back in rotation: its trial call succeeded");
       }),
     ];
-    entry.dispose = () => subs.forEach((s) => s.dispose());
+    breakerState.set({ instance: id }, 0);
+    entry.dispose = () => {
+      subs.forEach((s) => s.dispose());
+      breakerState.remove({ instance: id });
+    };
     this.breakers.set(id, entry);
     return entry;
   }

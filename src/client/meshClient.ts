@@ -1,5 +1,6 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, type CallToolResult, type Client } from "@modelcontextprotocol/client";
 import type { ConsulClient } from "../consul/client.ts";
+import { failovers } from "../telemetry/metrics.ts";
 import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tracing.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
@@ -191,6 +192,7 @@ export class MeshClient implements MeshCaller {
           if (outcome.kind === "skip") break;
           lastError = outcome.error;
           if (outcome.reason === "overloaded") overloaded++;
+          failovers.inc({ agent, reason: outcome.reason });
           this.logger[outcome.reason === "overloaded" ? "debug" : "info"](
             { instance: instance.id, reason: outcome.reason, traceId: ctx.traceId, err: describeError(outcome.error) },
             "call failed before an answer; trying again",

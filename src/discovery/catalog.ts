@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Tool } from "@modelcontextprotocol/client";
+import { discoveryChanges, discoveryWatchErrors } from "../telemetry/metrics.ts";
 import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { instanceUrl } from "./instanceUrl.ts";
 import { describeError } from "../protocol/errors.ts";
@@ -278,7 +279,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
         { agent: name, instances: instances.map((i) => i.id), ...(unusable.length ? { unusable } : {}) },
         "instances changed",
       );
-      this.emit("change", { type: isNew ? "agents" : "instances", agent: name, ...(left.length ? { left } : {}) });
+      this.changed({ type: isNew ? "agents" : "instances", agent: name, ...(left.length ? { left } : {}) });
     }
     // toolmesh agents publish a tools hash: refetch when it moves. Other MCP servers do not:
     // refetch when their instances change. Either way, retry after a failed fetch.
@@ -371,7 +372,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
         agent.toolsError = undefined;
         if (changed) {
           this.logger.info({ agent: agent.name, tools: tools.length, toolsHash: hash, from: source.id }, "tools loaded");
-          this.emit("change", { type: "tools", agent: agent.name });
+          this.changed({ type: "tools", agent: agent.name });
         }
         return;
       } catch (e) {
@@ -390,7 +391,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     clearTimeout(this.recheck.get(name));
     this.recheck.delete(name);
     this.logger.info({ agent: name }, "agent left the mesh");
-    this.emit("change", { type: "agents", agent: name, left: a.instances.map((i) => i.id) });
+    this.changed({ type: "agents", agent: name, left: a.instances.map((i) => i.id) });
   }
 
   private contact(): void {
@@ -401,8 +402,14 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     }
   }
 
+  private changed(event: { type: "agents" | "instances" | "tools"; agent: string; left?: string[] }): void {
+    discoveryChanges.inc({ kind: event.type });
+    this.emit("change", event);
+  }
+
   private failed(e: unknown, failures: number): number {
     const message = describeError(e);
+    discoveryWatchErrors.inc();
     if (!this.consulError) {
       this.logger.warn(
         { err: message, agents: this.agentsByName.size },

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
 import type { McpServer, Server } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
+import { legacySessions, sessionsEvicted } from "../telemetry/metrics.ts";
 import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
 import { sendJsonRpcError } from "./responses.ts";
@@ -109,6 +110,7 @@ export class LegacySessions {
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         this.sessions.set(id, { transport, server, lastSeen: Date.now(), running: new Map() });
+        legacySessions.inc();
         this.o.onOpen?.(server, id);
         this.logger.debug({ session: id, sessions: this.sessions.size }, "session opened");
       },
@@ -161,6 +163,7 @@ export class LegacySessions {
   async close(): Promise<void> {
     clearInterval(this.sweep);
     const all = [...this.sessions.values()];
+    legacySessions.dec(all.length);
     this.sessions.clear();
     await Promise.allSettled(all.flatMap((s) => [s.transport.close(), s.server.close()]));
   }
@@ -169,6 +172,7 @@ export class LegacySessions {
     const s = this.sessions.get(id);
     if (!s) return;
     this.sessions.delete(id);
+    legacySessions.dec();
     this.o.onClose?.(s.server);
   }
 
@@ -184,6 +188,7 @@ export class LegacySessions {
     for (const entry of this.sessions) if (!oldest || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
     if (!oldest) return;
     this.evicted++;
+    sessionsEvicted.inc();
     this.end(oldest[0], oldest[1]);
     this.logger.warn(
       { session: oldest[0], idleMs: Date.now() - oldest[1].lastSeen, maxSessions: this.maxSessions },

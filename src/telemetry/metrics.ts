@@ -59,6 +59,52 @@ export const consulKvSeconds = new Histogram({
   registers: [registry],
 });
 
+export const breakerState = new Gauge({
+  name: "toolmesh_breaker_state",
+  help: "This caller's circuit breaker per instance it calls: 0 closed (in rotation), 1 half-open (a trial call), 2 open (ejected).",
+  labelNames: ["instance"] as const,
+  registers: [registry],
+});
+
+export const failovers = new Counter({
+  name: "toolmesh_failovers_total",
+  help: "Attempts of a call that failed before an answer and were tried again (on another instance, or the same), by agent and reason.",
+  labelNames: ["agent", "reason"] as const,
+  registers: [registry],
+});
+
+export const discoveryChanges = new Counter({
+  name: "toolmesh_discovery_changes_total",
+  help: "Changes this process's live catalog saw, by kind: agents (joined or left), instances, tools.",
+  labelNames: ["kind"] as const,
+  registers: [registry],
+});
+
+export const discoveryWatchErrors = new Counter({
+  name: "toolmesh_discovery_watch_errors_total",
+  help: "Consul watch requests that failed (the catalog serves the last-known state meanwhile).",
+  registers: [registry],
+});
+
+export const legacySessions = new Gauge({
+  name: "toolmesh_sessions",
+  help: "2025-11-25 MCP sessions open on this process (2026-07-28 is stateless).",
+  registers: [registry],
+});
+
+export const sessionsEvicted = new Counter({
+  name: "toolmesh_sessions_evicted_total",
+  help: "2025-11-25 sessions closed to make room (the session limit).",
+  registers: [registry],
+});
+
+export const tasksEnded = new Counter({
+  name: "toolmesh_tasks_ended_total",
+  help: "Tasks that ended on this process, by tool and final status (completed, failed, cancelled).",
+  labelNames: ["tool", "status"] as const,
+  registers: [registry],
+});
+
 /** The exposition text (Prometheus text format). */
 export function exposition(): Promise<string> {
   return registry.metrics();

@@ -85,4 +85,31 @@ describe("/metrics", () => {
       before + 2,
     );
   });
+
+  it("the gateway shows what its callers see: a dead instance's breaker open, the failover, discovery changes", async () => {
+    const real = (await consul.client.healthService("hr", { passing: true })).value[0]!;
+    const changesBefore = sample(await scrape(gateway.url), "toolmesh_discovery_changes_total", { kind: "instances" });
+    // Registered and passing in Consul, but nothing listens on its port.
+    await consul.client.registerService({ id: "hr-dead", name: "hr", address: "127.0.0.1", port: 9, tags: real.tags, meta: real.meta });
+    try {
+      await eventually(
+        async () => sample(await scrape(gateway.url), "toolmesh_discovery_changes_total", { kind: "instances" }) > changesBefore,
+        { timeoutMs: 5_000, what: "the gateway's catalog to see the new instance" },
+      );
+      const client = await connectHttp(gateway.url, { token: TOKEN });
+      // Round robin over two instances: within two calls one goes to the dead one first and fails over.
+      for (let i = 0; i < 2; i++) {
+        const r = await client.callTool({ name: "hr__get_leave_policy", arguments: { leave_type: "vacation" } });
+        expect(r.isError).toBeFalsy();
+      }
+      await client.close();
+      const families = await scrape(gateway.url);
+      expect(sample(families, "toolmesh_breaker_state", { instance: "hr-dead" })).toBe(2);
+      expect(sample(families, "toolmesh_breaker_state", { instance: real.id })).toBe(0);
+      expect(families.find((f) => f.name === "toolmesh_failovers_total")?.metrics.some((m) => m.labels?.["agent"] === "hr")).toBe(true);
+      expect(families.find((f) => f.name === "toolmesh_sessions")?.type).toBe("GAUGE");
+    } finally {
+      await consul.client.deregisterService("hr-dead");
+    }
+  });
 });
