@@ -34,6 +34,13 @@ export default tseslint.config(
       "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
+  {
+    // The console's page script runs in the browser.
+    files: ["src/gateway/ui/**/*.js"],
+    languageOptions: {
+      globals: { document: "readonly", window: "readonly", sessionStorage: "readonly", Node: "readonly", TextDecoderStream: "readonly" },
+    },
+  },
   // Inside src/, a folder imports only the folders below it (DESIGN.md, "The wire and the layers").
   ...LAYERS.map((folder, i) => ({
     files: [`src/${folder}/**/*.ts`],

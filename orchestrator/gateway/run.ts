@@ -6,6 +6,7 @@ import { DEFAULT_HOST, DEFAULT_SESSION_IDLE_MS } from "../../src/agent/config.ts
 import { DEFAULT_MAX_BODY_BYTES, serveHttp } from "../../src/http/server.ts";
 import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
 import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/gateway/a2aTasks.ts";
+import { CONSOLE_PATH, ConsoleEndpoint } from "../../src/gateway/console.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS } from "../../src/agent/tasks.ts";
 import { describeError } from "../../src/protocol/errors.ts";
 import { startTracing, stopTracing } from "../../src/telemetry/tracing.ts";
@@ -218,6 +219,12 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     };
     endpointFor();
     const a2aEndpoints = new Map<string, A2aAgentEndpoint>();
+    // The live web console at /ui (its API behind the same client token).
+    const sessionInfo = () => ({
+      sessions: [...endpoints.values()].reduce((n, e) => n + e.legacy.size, 0),
+      evicted: [...endpoints.values()].reduce((n, e) => n + e.legacy.evicted, 0),
+    });
+    const webConsole = new ConsoleEndpoint({ gateway, consul, logger: log, info: sessionInfo });
     const instance = `gateway@${hostname()}/${process.pid}`;
     // Forget A2A task records past their TTL (every gateway sweeps, with CAS).
     const a2aSweeper = setInterval(
@@ -232,6 +239,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       port: settings!.port,
       endpoint: (path) => {
         if (path === "/mcp") return endpointFor();
+        if (CONSOLE_PATH.test(path)) return webConsole;
         const agent = AGENT_PATH.exec(path)?.[1];
         if (agent) return gateway.hasAgent(agent) ? endpointFor(agent) : undefined;
         // A2A: each agent kind with an ask tool (the orchestrator is the whole mesh's).
@@ -247,19 +255,19 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         return a2a;
       },
       endpointsHint:
-        "/mcp, /agents/<name>/mcp for each agent with a healthy instance, and A2A at /a2a/<name> (card: /a2a/<name>/.well-known/agent-card.json)",
+        "/mcp, /agents/<name>/mcp for each agent with a healthy instance, A2A at /a2a/<name> (card: /a2a/<name>/.well-known/agent-card.json), and the console at /ui",
       verifier: new TokenVerifier(clientTokens),
       allowedHosts: settings!.allowedHosts,
-      healthInfo: () => ({
-        gateway: true,
-        sessions: [...endpoints.values()].reduce((n, e) => n + e.legacy.size, 0),
-        evicted: [...endpoints.values()].reduce((n, e) => n + e.legacy.evicted, 0),
-      }),
+      healthInfo: () => ({ gateway: true, ...sessionInfo() }),
       logger: log,
     });
-    log.info({ url: `${http.origin}/mcp`, tools: gateway.tools().length, agents: mesh.catalog.agents().length }, "gateway ready");
+    log.info(
+      { url: `${http.origin}/mcp`, console: `${http.origin}/ui`, tools: gateway.tools().length, agents: mesh.catalog.agents().length },
+      "gateway ready",
+    );
     closeServer = async () => {
       clearInterval(a2aSweeper);
+      webConsole.close();
       await Promise.all([...endpoints.values()].map((e) => e.close()));
       await http.close();
     };

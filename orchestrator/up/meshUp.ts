@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { parseConsulAddress } from "../../src/consul/address.ts";
 import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
@@ -21,7 +22,10 @@ export const RESTART_MAX_DELAY_MS = 30_000;
 /** Uptime after which an agent's restart delay starts again from the first. @default 60000 */
 export const RESTART_RESET_AFTER_MS = 60_000;
 
-/** First agent port of `mesh up` (agents take the ports after it). @default 7100 */
+/** The gateway's entry script. */
+const GATEWAY_ENTRY = fileURLToPath(new URL("../gateway/main.ts", import.meta.url));
+
+/** The gateway's port under `mesh up`; the agents take the ports after it. @default 7100 */
 export const DEFAULT_BASE_PORT = 7100;
 
 export interface MeshUpOptions {
@@ -33,6 +37,8 @@ export interface MeshUpOptions {
   onProgress?: (line: string) => void;
   /** Start an agent again when it exits on its own. @default true */
   restart?: boolean;
+  /** Also run the gateway (the whole mesh at /mcp, its console at /ui) on basePort. @default true */
+  gateway?: boolean;
 }
 
 export interface RunningInstance extends ReadyInfo {
@@ -50,6 +56,8 @@ export interface RunningMesh {
   readonly consulPid: number | undefined;
   consulLog: string | undefined;
   instances: RunningInstance[];
+  /** The gateway mesh up runs (its `url` is its /mcp endpoint). */
+  gateway: RunningInstance | undefined;
   stop(): Promise<void>;
   /** Kills everything at once (second Ctrl-C). */
   kill(): void;
@@ -134,7 +142,24 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
     await Promise.all(starts);
     await waitPassing(consul, instances, 15_000);
     instances.sort((a, b) => a.label.localeCompare(b.label));
-    if (options.restart ?? true) for (const inst of instances) supervise(inst, progress, () => stopping);
+    // The gateway: the whole mesh to MCP clients, A2A, and the console (not registered in Consul).
+    let gateway: RunningInstance | undefined;
+    if (options.gateway ?? true) {
+      const logFile = join(options.logDir, "gateway.log");
+      const proc = new AgentProcess({
+        agent: GATEWAY_ENTRY,
+        label: "gateway",
+        port: options.basePort,
+        consul: addr.url,
+        logFile,
+        env: options.token ? { CONSUL_HTTP_TOKEN: options.token } : {},
+        readyMessage: "gateway ready",
+      });
+      progress(`starting the gateway${options.basePort ? ` on port ${options.basePort}` : ""}`);
+      processes.push(proc);
+      gateway = { ...(await proc.start()), agent: "gateway", label: "gateway", logFile, process: proc };
+    }
+    if (options.restart ?? true) for (const inst of [...instances, ...(gateway ? [gateway] : [])]) supervise(inst, progress, () => stopping);
     watchingConsul = dev
       ? superviseConsul(
           () => dev!,
@@ -154,6 +179,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
       },
       consulLog,
       instances,
+      gateway,
       stop,
       kill: () => {
         for (const p of processes) p.kill();

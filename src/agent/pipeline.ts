@@ -12,6 +12,7 @@ import { ownerOf } from "../http/principal.ts";
 import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
 import { fromMeta, META_PREFIX, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
+import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
 import type { Logger } from "../logger.ts";
 import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
@@ -29,6 +30,8 @@ export interface CallPipelineOptions {
   ledger?: IdempotencyLedger;
   /** Runs the calls of task-supporting tools as tasks, for clients that declare the extension. */
   tasks?: TaskEngine;
+  /** This instance's id (named in hop reports). */
+  instance?: () => string;
   logger: Logger;
 }
 
@@ -138,7 +141,11 @@ async function serveCall(
   }
   const run = () =>
     runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
-  const work = ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run();
+  const once = () => (ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run());
+  // A caller that asked for hop reports gets this call's (and its onward calls') with the result.
+  const serverHop = ctx.reportHops ? hopId() : undefined;
+  let hops: Hop[] = [];
+  const work = serverHop ? collectHops(serverHop, once).then((c) => ((hops = c.hops), c.value)) : once();
   let outcome: ToolOutcome | undefined;
   callsInFlight.inc();
   try {
@@ -147,6 +154,21 @@ async function serveCall(
       o.logger.warn({ traceId: ctx.traceId, tool: spec.name }, "deadline reached: cancelling the call");
       return `Deadline passed while ${o.agent}.${spec.name} was running; cancelled.`;
     });
+    if (serverHop && !isInputRequiredResult(outcome)) {
+      const result = outcome as CallToolResult;
+      const own: Hop = {
+        id: serverHop,
+        ...(ctx.spanId ? { parent: ctx.spanId } : {}),
+        kind: "server",
+        service: o.agent,
+        name: `${o.agent}.${spec.name}`,
+        ...(o.instance ? { instance: o.instance() } : {}),
+        start: performance.timeOrigin + started,
+        ms: performance.now() - started,
+        ...(result.isError ? { error: "tool_error" } : {}),
+      };
+      outcome = { ...result, _meta: { ...result._meta, [HOPS_META]: [...hops, own] } };
+    }
     return outcome;
   } finally {
     callsInFlight.dec();

@@ -128,7 +128,16 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       })
     : undefined;
   const capabilities = { logging: {}, ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}), ...def.capabilities };
-  const { serverFor, fastToolCalls } = agentServing({ def, deps, registry: tools, ledger, live, logger: log, ...(tasks ? { tasks } : {}) });
+  const { serverFor, fastToolCalls } = agentServing({
+    def,
+    deps,
+    registry: tools,
+    ledger,
+    live,
+    logger: log,
+    instance: () => instanceId ?? "stdio",
+    ...(tasks ? { tasks } : {}),
+  });
 
   if (stdio) {
     const handle = serveStdio(({ era }) => serverFor(era, true), {

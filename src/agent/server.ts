@@ -71,6 +71,8 @@ export interface AgentServerParts<D> {
   tasks?: TaskEngine;
   /** Where servers that outlive one request are tracked (for notifications). */
   live?: LiveServers;
+  /** This instance's id (named in hop reports). */
+  instance?: () => string;
   logger: Logger;
 }
 
@@ -99,7 +101,14 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
   const tasks = registry.hasTasks
     ? (parts.tasks ?? new TaskEngine({ state: new MemoryState(), instance: () => "local", logger }))
     : undefined;
-  const pipeline = { agent: def.name, registry, ledger, logger, ...(tasks ? { tasks } : {}) };
+  const pipeline = {
+    agent: def.name,
+    registry,
+    ledger,
+    logger,
+    ...(tasks ? { tasks } : {}),
+    ...(parts.instance ? { instance: parts.instance } : {}),
+  };
   const capabilities = {
     logging: {},
     ...(def.vocabulary ? { resources: {} } : {}),

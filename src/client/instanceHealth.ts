@@ -55,6 +55,20 @@ export class InstanceHealth {
     }
   }
 
+  /** The breaker's state for an instance: closed (in rotation), half-open (a trial call running), open (ejected). */
+  state(id: string): "closed" | "half-open" | "open" {
+    const b = this.breakers.get(id);
+    if (!b) return "closed";
+    switch (b.policy.state) {
+      case CircuitState.Closed:
+        return "closed";
+      case CircuitState.HalfOpen:
+        return "half-open";
+      default:
+        return "open";
+    }
+  }
+
   /** Instances currently out of rotation. */
   ejected(): string[] {
     return [...this.breakers.keys()].filter((id) => !this.admits(id));

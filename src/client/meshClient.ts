@@ -1,12 +1,13 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, type CallToolResult, type Client } from "@modelcontextprotocol/client";
 import type { ConsulClient } from "../consul/client.ts";
 import { failovers } from "../telemetry/metrics.ts";
+import { currentHopParent, hopId, hopsOf, recordHops, type Hop } from "../telemetry/hops.ts";
 import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tracing.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import { MeshError, describeError } from "../protocol/errors.ts";
+import { MeshError, describeError, isMeshError } from "../protocol/errors.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
 import { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./meshCaller.ts";
 import { classify, isFault } from "./outcome.ts";
@@ -224,7 +225,16 @@ export class MeshClient implements MeshCaller {
    * proves the agent is working and resets the idle timer; the deadline still holds.
    */
   private attempt(call: Call, instance: CatalogInstance, canMoveOn: boolean, bypassBreakers: boolean, n: number): Promise<Attempt> {
-    if (!tracingEnabled()) return this.attemptOnce(call, instance, canMoveOn, bypassBreakers);
+    const reportHops = call.ctx.reportHops === true;
+    if (!tracingEnabled() && !reportHops) return this.attemptOnce(call, instance, canMoveOn, bypassBreakers);
+    // The attempt's span id travels as the traceparent's parent id: the agent's span (and hop) hangs off it.
+    const run = (traceparent: string) =>
+      reportHops
+        ? this.attemptReported(call, instance, n, traceparent, () =>
+            this.attemptOnce(call, instance, canMoveOn, bypassBreakers, traceparent),
+          )
+        : this.attemptOnce(call, instance, canMoveOn, bypassBreakers, traceparent);
+    if (!tracingEnabled()) return run(`00-${call.ctx.traceId}-${hopId()}-${call.ctx.traceFlags}`);
     // One CLIENT span per attempt (a failover shows as two), the parent of the agent's SERVER span.
     return inSpan(
       {
@@ -246,9 +256,43 @@ export class MeshClient implements MeshCaller {
           ...(call.ctx.sessionId ? { "toolmesh.session": call.ctx.sessionId } : {}),
         },
       },
-      (span) => this.attemptOnce(call, instance, canMoveOn, bypassBreakers, traceparentOf(span)),
+      (span) => run(traceparentOf(span)),
       (a) => ("result" in a ? (a.result.isError ? "tool_error" : undefined) : "kind" in a && a.kind === "skip" ? "circuit_open" : a.reason),
     );
+  }
+
+  /** An attempt of a call that reports its hops: its own, and those the agent's result brings back. */
+  private async attemptReported(
+    call: Call,
+    instance: CatalogInstance,
+    n: number,
+    traceparent: string,
+    send: () => Promise<Attempt>,
+  ): Promise<Attempt> {
+    const started = performance.now();
+    const parent = currentHopParent();
+    const own = (error?: string): Hop => ({
+      id: traceparent.slice(36, 52),
+      ...(parent ? { parent } : {}),
+      kind: "client",
+      service: this.callerName,
+      name: `${call.agent}.${call.tool}`,
+      instance: instance.id,
+      start: performance.timeOrigin + started,
+      ms: performance.now() - started,
+      attempt: n,
+      ...(error ? { error } : {}),
+    });
+    let a: Attempt;
+    try {
+      a = await send();
+    } catch (e) {
+      recordHops(own(isMeshError(e) ? e.code : e instanceof ProtocolError ? String(e.code) : "failed"));
+      throw e;
+    }
+    if ("result" in a) recordHops(own(a.result.isError ? "tool_error" : undefined), ...hopsOf(a.result._meta));
+    else recordHops(own("kind" in a && a.kind === "skip" ? "circuit_open" : a.reason));
+    return a;
   }
 
   private async attemptOnce(

@@ -226,16 +226,22 @@ export class ConsulClient {
     return body === true;
   }
 
-  /** Keys under a prefix. */
+  /** Keys under a prefix (none: an empty list; Consul answers 404). */
   async kvKeys(prefix: string, options: CallOptions = {}): Promise<string[]> {
-    const [, body] = await this.kv("keys", prefix, () =>
-      this.call(
-        `list keys under "${prefix}"`,
-        loose((o) => this.consul.kv.keys(o)),
-        { key: prefix },
-        options,
-      ),
-    );
+    let body: unknown;
+    try {
+      [, body] = await this.kv("keys", prefix, () =>
+        this.call(
+          `list keys under "${prefix}"`,
+          loose((o) => this.consul.kv.keys(o)),
+          { key: prefix },
+          options,
+        ),
+      );
+    } catch (e) {
+      if (e instanceof MeshError && e.details["status"] === 404) return [];
+      throw e;
+    }
     return Array.isArray(body) ? (body as string[]) : [];
   }
 

@@ -43,6 +43,8 @@ export interface MeshContext {
   readonly idempotencyKey?: string;
   readonly facts: Readonly<Record<string, unknown>>;
   readonly history: readonly Turn[];
+  /** Report the call's hops with its result (telemetry/hops.ts; the gateway's console asks). */
+  readonly reportHops?: boolean;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -69,6 +71,7 @@ export interface RootContextOptions {
   facts?: Record<string, unknown>;
   history?: readonly Turn[];
   idempotencyKey?: string;
+  reportHops?: boolean;
   /** Continue a trace the client started (W3C traceparent). */
   traceparent?: string;
 }
@@ -90,6 +93,7 @@ export function rootContext(o: RootContextOptions): MeshContext {
     ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
     facts: { ...o.facts },
     history: (o.history ?? []).slice(-MAX_HISTORY_TURNS),
+    ...(o.reportHops ? { reportHops: true } : {}),
   };
 }
 
@@ -125,6 +129,7 @@ export function toMeta(ctx: MeshContext): Record<string, unknown> {
     ...(ctx.idempotencyKey ? { [`${META_PREFIX}idempotency-key`]: ctx.idempotencyKey } : {}),
     ...(Object.keys(ctx.facts).length ? { [`${META_PREFIX}facts`]: ctx.facts } : {}),
     ...(ctx.history.length ? { [`${META_PREFIX}history`]: ctx.history } : {}),
+    ...(ctx.reportHops ? { [`${META_PREFIX}report-hops`]: true } : {}),
   };
 }
 
@@ -170,6 +175,7 @@ export function fromMeta(meta: unknown): MeshContext | undefined {
     ...(idempotencyKey ? { idempotencyKey } : {}),
     facts: facts && typeof facts === "object" && !Array.isArray(facts) ? (facts as Record<string, unknown>) : {},
     history: Array.isArray(history) ? (history.filter(isTurn).slice(-MAX_HISTORY_TURNS) as Turn[]) : [],
+    ...(m[`${META_PREFIX}report-hops`] === true ? { reportHops: true } : {}),
   };
 }
 

@@ -14,6 +14,8 @@ import type { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
+import { HOPS_META } from "../telemetry/hops.ts";
+import { recordedCall } from "./console.ts";
 import type { Gateway, LegacySession } from "./gateway.ts";
 
 type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
@@ -78,28 +80,37 @@ async function forward(
     ...(ctx.mcpReq.inputResponses ? { inputResponses: ctx.mcpReq.inputResponses } : {}),
     ...(typeof requestState === "string" ? { requestState } : {}),
   };
+  // While the console watches, calls report their hops (for its waterfall); the client gets
+  // them only if it asked itself.
+  const clientAsked = context.reportHops === true;
+  const watching = gateway.calls.watching;
+  if (watching) context = { ...context, reportHops: true };
+  const traced = { agent: target.agent, tool: target.tool, traceId: context.traceId, via: "mcp" as const, hops: watching };
+  const callContext = context;
   try {
-    const { result } = await gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
-      context,
-      // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
-      // The client's identity (its token's digest) goes too: a task it starts is its alone.
-      envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
-      signal: ctx.mcpReq.signal,
-      ...(pool ? { pool } : {}),
-      timeoutMs: gateway.maxCallMs,
-      idleTimeoutMs: gateway.idleTimeoutMs,
-      relayInputRequests: true,
-      ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
-      ...(Object.keys(continuation).length ? { continuation } : {}),
-      ...(progressToken !== undefined
-        ? {
-            onProgress: (p) =>
-              void ctx.mcpReq.notify({ method: "notifications/progress", params: { progressToken, ...p } }).catch(() => undefined),
-          }
-        : {}),
-    });
+    const { result } = await recordedCall(gateway.calls, traced, () =>
+      gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
+        context: callContext,
+        // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
+        // The client's identity (its token's digest) goes too: a task it starts is its alone.
+        envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
+        signal: ctx.mcpReq.signal,
+        ...(pool ? { pool } : {}),
+        timeoutMs: gateway.maxCallMs,
+        idleTimeoutMs: gateway.idleTimeoutMs,
+        relayInputRequests: true,
+        ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
+        ...(Object.keys(continuation).length ? { continuation } : {}),
+        ...(progressToken !== undefined
+          ? {
+              onProgress: (p) =>
+                void ctx.mcpReq.notify({ method: "notifications/progress", params: { progressToken, ...p } }).catch(() => undefined),
+            }
+          : {}),
+      }),
+    );
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: (result as CallToolResult).isError ? "tool_error" : "ok" });
-    return withoutEnvelope(result);
+    return withoutEnvelope(clientAsked ? result : withoutHops(result));
   } catch (e) {
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "failed" });
     if (ctx.mcpReq.signal.aborted) throw e; // the client cancelled: it expects no answer
@@ -192,6 +203,14 @@ function withoutEnvelope<T extends { _meta?: Record<string, unknown> }>(result: 
   const meta = result._meta;
   if (!meta || !Object.keys(meta).some((k) => k.startsWith(RESERVED_PREFIX))) return result;
   const kept = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith(RESERVED_PREFIX)));
+  const { _meta: _dropped, ...rest } = result;
+  return (Object.keys(kept).length ? { ...rest, _meta: kept } : rest) as T;
+}
+
+/** A result without the hop report the gateway asked for on its own account. */
+function withoutHops<T extends { _meta?: Record<string, unknown> }>(result: T): T {
+  if (!result._meta || !(HOPS_META in result._meta)) return result;
+  const { [HOPS_META]: _hops, ...kept } = result._meta;
   const { _meta: _dropped, ...rest } = result;
   return (Object.keys(kept).length ? { ...rest, _meta: kept } : rest) as T;
 }

@@ -26,6 +26,7 @@ import { ListChanges, type Listing } from "./listChanges.ts";
 import { serverInfoOf, type View } from "./views.ts";
 import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
+import { RecentCalls } from "./console.ts";
 
 /** Longest silence from an agent during a call through the gateway; progress resets it. @default 60000 */
 export const GATEWAY_IDLE_TIMEOUT_MS = 60_000;
@@ -104,6 +105,8 @@ export interface LegacySession {
  */
 export class Gateway {
   readonly mesh: MeshClient;
+  /** The calls through this gateway, for the console. */
+  readonly calls = new RecentCalls();
   private readonly visible: (agent: string, tool: string) => boolean;
   readonly dynamic: boolean;
   readonly idleTimeoutMs: number;

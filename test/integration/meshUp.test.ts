@@ -17,6 +17,7 @@ interface UpEvent {
   consul?: { address: string; started: boolean };
   agents?: { agent: string; instanceId: string; url: string; pid: number }[];
   calls?: { agent: string; tool: string; instance: string; ok: boolean; text: string }[];
+  gateway?: { url: string; console: string; pid: number };
 }
 
 it("npm start's 'mesh up' brings up Consul and every agent, answers a client, and stops everything on Ctrl-C", async () => {
@@ -99,11 +100,18 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
     expect(r.isError).toBeFalsy();
     expect((r.structuredContent as { answer: string }).answer).toMatch(/^7 people report to Alice Chen/);
     await client.close();
+    // The gateway: every agent's tools on one endpoint, and the console beside it.
+    expect(up.gateway!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const gw = await connectHttp(up.gateway!.url);
+    expect((await gw.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(["hr__ask", "finance__compute_net_pay"]));
+    await gw.close();
+    expect(up.gateway!.console).toBe(up.gateway!.url.replace(/\/mcp$/, "/ui"));
+    expect(await (await fetch(up.gateway!.console)).text()).toMatch(/<title>toolmesh console<\/title>/);
 
     child.kill("SIGINT");
     await next("down");
     expect(await exited).toBe(0);
-    for (const a of up.agents!) expect(() => process.kill(a.pid, 0), `${a.instanceId} still running`).toThrow();
+    for (const a of [...up.agents!, up.gateway!]) expect(() => process.kill(a.pid, 0), `${a.url} still running`).toThrow();
     const consul = new ConsulClient({ address: consulAddr });
     await expect(consul.leader({ timeoutMs: 1_000 })).rejects.toThrow(/unreachable/);
     consul.destroy();

@@ -109,6 +109,9 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
       pid: i.pid,
       log: i.logFile,
     })),
+    ...(mesh.gateway
+      ? { gateway: { url: mesh.gateway.url, console: mesh.gateway.url.replace(/\/mcp$/, "/ui"), pid: mesh.gateway.pid, log: mesh.gateway.logFile } }
+      : {}),
   };
 }
 
@@ -122,7 +125,12 @@ function printSummary(mesh: RunningMesh): void {
   process.stdout.write(
     `\ntoolmesh is up\n` +
       `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(dev agent started by mesh up)" : "(already running)"}\n` +
-      `  Consul UI  ${mesh.consulAddress}/ui/\n\n${table}\n` +
+      `  Consul UI  ${mesh.consulAddress}/ui/\n` +
+      (mesh.gateway
+        ? `  Gateway    ${mesh.gateway.url} (the whole mesh for MCP clients; A2A at /a2a/<agent>)\n` +
+          `  Console    ${mesh.gateway.url.replace(/\/mcp$/, "/ui")}\n`
+        : "") +
+      `\n${table}\n` +
       `  logs: ${example ? example.logFile.replace(/\/[^/]+$/, "/") : ""}\n` +
       `  try:  npx @modelcontextprotocol/inspector --cli ${example?.url ?? "<url>"} --transport http --method tools/list\n`,
   );
