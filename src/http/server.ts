@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   endpointsHint: string;
   /** Bearer tokens the MCP endpoints require (401 without an accepted one). Default: open. */
   verifier?: TokenVerifier;
+  /** Who may read /metrics, when not the same as the MCP endpoints (the gateway: its clients and the mesh's token). */
+  metricsVerifier?: TokenVerifier;
   /** Tool calls run at once; more are refused with 503 OVERLOADED before they start. Default: no limit. */
   maxConcurrentCalls?: number;
   /** @default DEFAULT_MAX_BODY_BYTES */
@@ -170,7 +172,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
 
   /** Prometheus metrics, behind the same token as the MCP endpoints. */
   async function serveMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const auth = options.verifier?.check(req.headers.authorization) ?? "ok";
+    const auth = (options.metricsVerifier ?? options.verifier)?.check(req.headers.authorization) ?? "ok";
     if (auth !== "ok") {
       counters.unauthorized++;
       res

@@ -16,6 +16,8 @@ import { mesh } from "../helpers/cli.ts";
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("../artifacts/", import.meta.url));
 const TOKEN = "console-test-client-token-0123456789";
+/** The mesh's own token (the gateway calls agents with it; a scraper may read /metrics with it). */
+const MESH_TOKEN = "console-test-mesh-token-0123456789";
 
 let consul: TestConsul;
 const hr: TestAgent[] = [];
@@ -34,7 +36,10 @@ beforeAll(async () => {
     timeoutMs: 10_000,
     what: "both hr replicas passing",
   });
-  gateway = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", env: { MESH_GATEWAY_TOKEN: TOKEN } });
+  gateway = await spawnAgent(GATEWAY, consul.address, {
+    readyMessage: "gateway ready",
+    env: { MESH_GATEWAY_TOKEN: TOKEN, MESH_TOKEN },
+  });
   origin = new URL(gateway.url).origin;
   browser = await chromium.launch({
     executablePath: await chromiumPath(),
@@ -61,6 +66,12 @@ afterAll(async () => {
 describe("the console at /ui, in headless Chromium", () => {
   it("asks for the gateway's token, and its API refuses callers without it", async () => {
     expect((await fetch(`${origin}/ui/api/topology`)).status).toBe(401);
+    // The mesh's token is not a client token: it reads /metrics (a scraper's), not the console's API.
+    const mesh = { authorization: `Bearer ${MESH_TOKEN}` };
+    expect((await fetch(`${origin}/ui/api/topology`, { headers: mesh })).status).toBe(401);
+    expect((await fetch(`${origin}/metrics`, { headers: mesh })).status).toBe(200);
+    expect((await fetch(`${origin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    expect((await fetch(`${origin}/metrics`)).status).toBe(401);
     expect((await fetch(`${origin}/ui`)).status).toBe(200); // the page holds no data
     await page.goto(`${origin}/ui`);
     await page.locator("#login").waitFor({ state: "visible" });

@@ -48,10 +48,15 @@ describe.each(Object.keys(AGENTS))("agent %s over HTTP", (name) => {
 });
 
 it("registers an HTTP health check on /healthz with deregister_critical_service_after as a safety net", async () => {
-  const res = await fetch(`${consul.address}/v1/agent/checks`);
-  const checks = Object.values((await res.json()) as Record<string, { ServiceID: string; Type: string; Status: string; Output: string }>);
   const hr = started.find((a) => a.instanceId.startsWith("hr-"))!;
-  const check = checks.find((c) => c.ServiceID === hr.instanceId)!;
+  type Check = { ServiceID: string; Type: string; Status: string; Output: string };
+  const checkOf = async () =>
+    Object.values((await (await fetch(`${consul.address}/v1/agent/checks`)).json()) as Record<string, Check>).find(
+      (c) => c.ServiceID === hr.instanceId,
+    );
+  // The check is registered passing; its output appears with Consul's first probe (within its 1 s interval, later on a busy machine).
+  await eventually(async () => Boolean((await checkOf())?.Output), { timeoutMs: 10_000, what: "Consul's first probe of /healthz" });
+  const check = (await checkOf())!;
   expect(check.Type).toBe("http");
   expect(check.Status).toBe("passing");
   expect(check.Output).toContain("/healthz");

@@ -126,7 +126,7 @@ describe("OpenTelemetry traces over OTLP", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/net/);
-    await eventually(async () => otlp.trace(traceId).filter((s) => !s.name.startsWith("consul ")).length >= 4, {
+    await eventually(async () => otlp.trace(traceId).filter((s) => !s.name.startsWith("consul ")).length >= 5, {
       timeoutMs: 10_000,
       what: "the gateway trace's spans",
     });
@@ -163,7 +163,12 @@ describe("OpenTelemetry traces over OTLP", () => {
           },
           { timeoutMs: 5_000, what: "an answer" },
         );
-        await eventually(async () => otlp.trace(traceId).some((s) => s.service === "hr"), { timeoutMs: 10_000, what: "the spans" });
+        // Each process exports on its own schedule: wait for the last span of each.
+        await eventually(
+          async () =>
+            ["hr", "finance", "toolmesh-gateway"].every((svc) => otlp.trace(traceId).some((s) => s.service === svc && s.kind === SERVER)),
+          { timeoutMs: 10_000, what: "the spans" },
+        );
         const attempts = otlp.trace(traceId).filter((s) => s.service === "toolmesh-gateway" && s.kind === CLIENT);
         if (attempts.length === 2) failover = otlp.trace(traceId);
       }

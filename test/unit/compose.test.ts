@@ -1,7 +1,7 @@
 // docker-compose.yml is a deployment people copy: it must be closed by default, keep its
 // data, and run only open-source images. (Checked by hand with `docker-compose config`
 // too; no Docker engine runs here.)
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 
@@ -18,6 +18,8 @@ const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.me
   volumes?: Record<string, unknown>;
 };
 const services = Object.entries(compose.services);
+/** The observability services (no mesh token of their own to demand). */
+const OBSERVABILITY = ["otel-collector", "jaeger", "prometheus"];
 
 describe("docker-compose.yml", () => {
   it("pins Consul to its last MPL-2.0 release (a floating 1.16 tag reaches the BSL 1.16.5+)", () => {
@@ -43,11 +45,35 @@ describe("docker-compose.yml", () => {
   });
 
   it("starts no agent or gateway without MESH_TOKEN", () => {
-    const members = services.filter(([name]) => name !== "consul");
+    const members = services.filter(([name]) => !["consul", ...OBSERVABILITY].includes(name));
     expect(members.map(([n]) => n).sort()).toEqual(["finance", "gateway", "hr-1", "hr-2", "knowledge", "orchestrator"]);
     for (const [name, service] of members) {
       expect(service.environment?.["MESH_TOKEN"], name).toMatch(/^\$\{MESH_TOKEN:\?/);
       expect(service.restart, name).toBe("unless-stopped");
     }
+  });
+
+  it("sends every member's traces to a pinned OpenTelemetry Collector, which feeds Jaeger and Prometheus (open-source images, pinned)", () => {
+    expect(compose.services["otel-collector"]!.image).toMatch(/^otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/);
+    expect(compose.services["jaeger"]!.image).toMatch(/^jaegertracing\/jaeger:\d+\.\d+\.\d+$/);
+    expect(compose.services["prometheus"]!.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    for (const [name, service] of services.filter(([n]) => !["consul", ...OBSERVABILITY].includes(n))) {
+      expect(service.environment?.["OTEL_EXPORTER_OTLP_ENDPOINT"], name).toBe("http://otel-collector:4318");
+    }
+    const collector = parse(readFileSync(new URL("../../deploy/otel-collector.yaml", import.meta.url), "utf8")) as {
+      service: { pipelines: Record<string, { receivers: string[]; exporters: string[] }> };
+      receivers: { prometheus: { config: { scrape_configs: { job_name: string; consul_sd_configs?: unknown[] }[] } } };
+      exporters: Record<string, { endpoint: string }>;
+    };
+    expect(collector.service.pipelines["traces"]).toMatchObject({ receivers: ["otlp"], exporters: ["otlp/jaeger"] });
+    expect(collector.exporters["otlp/jaeger"]!.endpoint).toBe("jaeger:4317");
+    expect(collector.service.pipelines["metrics"]!.exporters).toEqual(["prometheus"]);
+    // Agents found through Consul; the gateway by name.
+    const jobs = collector.receivers.prometheus.config.scrape_configs;
+    expect(jobs.find((j) => j.job_name === "toolmesh-agents")!.consul_sd_configs).toEqual([{ server: "consul:8500", tags: ["mcp"] }]);
+    expect(jobs.map((j) => j.job_name)).toContain("toolmesh-gateway");
+    for (const name of ["otel-collector", "prometheus"])
+      for (const v of compose.services[name]!.volumes ?? [])
+        expect(existsSync(new URL(`../../${v.split(":")[0]}`, import.meta.url)), v).toBe(true);
   });
 });
