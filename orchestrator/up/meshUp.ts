@@ -159,7 +159,8 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
       processes.push(proc);
       gateway = { ...(await proc.start()), agent: "gateway", label: "gateway", logFile, process: proc };
     }
-    if (options.restart ?? true) for (const inst of [...instances, ...(gateway ? [gateway] : [])]) supervise(inst, progress, () => stopping);
+    if (options.restart ?? true)
+      for (const inst of [...instances, ...(gateway ? [gateway] : [])]) supervise(inst, progress, () => stopping);
     watchingConsul = dev
       ? superviseConsul(
           () => dev!,

@@ -110,7 +110,14 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
       log: i.logFile,
     })),
     ...(mesh.gateway
-      ? { gateway: { url: mesh.gateway.url, console: mesh.gateway.url.replace(/\/mcp$/, "/ui"), pid: mesh.gateway.pid, log: mesh.gateway.logFile } }
+      ? {
+          gateway: {
+            url: mesh.gateway.url,
+            console: mesh.gateway.url.replace(/\/mcp$/, "/ui"),
+            pid: mesh.gateway.pid,
+            log: mesh.gateway.logFile,
+          },
+        }
       : {}),
   };
 }
