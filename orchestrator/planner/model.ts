@@ -1,7 +1,7 @@
 import type { Tool } from "@modelcontextprotocol/client";
 import type { VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import { Bm25Index } from "../../src/text/bm25.ts";
-import { stem } from "../../src/text/tokenize.ts";
+import { stem, tokenize } from "../../src/text/tokenize.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
 
 /** What the planner knows of one agent: its catalog entry, tools and published vocabulary. */
@@ -132,6 +132,42 @@ export class MeshModel {
   }
 
   /** Agents that answer in words (an `ask` tool) and are not routers. */
+  /**
+   * The things of a kind one tool reads (a document), found by the words of their names and
+   * ids rather than by naming them exactly ("my tax forms" → "Tax forms and certificates"):
+   * BM25 over each one's name, id and aliases, stemmed. Things several tools act on (an
+   * employee, a department) are not guessed at from loose words. Best first.
+   */
+  findByWords(text: string): { entity: Entity; score: number }[] {
+    this.wordIndex ??= (() => {
+      const index = new Bm25Index<Entity>({ b: 0.3 });
+      for (const e of this.entities) {
+        if (this.readOnlyBy(e.type) !== 1) continue;
+        index.add(e, [
+          [e.name, 2],
+          [e.id.replace(/[-_]+/g, " "), 2],
+        ]);
+      }
+      return index;
+    })();
+    // Only words that say something the tools do not: "expenses" is the expense tools' word,
+    // "employees" a kind of thing, not a document's name.
+    const kinds = new Set(this.types.map((t) => stem(t)));
+    const distinctive = tokenize(text).filter((t) => !kinds.has(t) && !this.index.has(t));
+    if (distinctive.length === 0) return [];
+    return this.wordIndex
+      .search(text, 5)
+      .filter((h) => tokenize(`${h.item.name} ${h.item.id.replace(/[-_]+/g, " ")}`).some((t) => distinctive.includes(t)))
+      .map((h) => ({ entity: h.item, score: h.score }));
+  }
+
+  private wordIndex: Bm25Index<Entity> | undefined;
+
+  /** How many tools take things of this type (a document: one, the tool that reads it). */
+  readOnlyBy(type: string): number {
+    return this.targets.filter((t) => t.entityParams.some((p) => p.type === type)).length;
+  }
+
   routable(): PlannerAgent[] {
     return this.agents.filter((a) => a.tools.some((t) => t.name === "ask") && !a.tags.includes(ROUTER_TAG));
   }

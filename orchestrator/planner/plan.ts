@@ -61,6 +61,10 @@ export interface PlanOptions {
 
 /** Relevance below this sends a clause to an agent's `ask` instead of a tool. */
 export const MIN_TOOL_SCORE = 1.2;
+/** A tool this relevant, twice the next, answers a question that names no one. */
+export const STRONG_TOOL_SCORE = 8;
+/** A document's name this relevant to a question's words sends it to the document's agent. */
+export const MIN_WORD_SCORE = 1.5;
 
 const PERSONAL_POSSESSIVE = /\b(his|her|their)\b/gi;
 const PERSONAL = /\b(he|she|they|them|him)\b/gi;
@@ -87,6 +91,8 @@ const WORD_NUMBERS: Record<string, number> = {
   nine: 9,
   ten: 10,
 };
+/** Words for one member of a list ("the newest member of the team", "the longest-serving person"). */
+const ELEMENT_WORDS = new Set(["member", "members", "person", "one", "employee", "people", "report"]);
 const ISO_DATE = /\b(\d{4}-\d{2}-\d{2})\b/g;
 const DURATION = /\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten) (?:working |business |full )?days?\b/i;
 
@@ -170,9 +176,16 @@ export class Planner {
     const byType = new Map<string, Chain[]>();
     for (const c of chains) byType.set(c.type, [...(byType.get(c.type) ?? []), c]);
     let best: { type: string; candidate: ReturnType<MeshModel["rank"]>[number] } | undefined;
+    // A document named beside someone is what is asked about them ("how much parental leave is
+    // Hugo Martin entitled to?"): its name's words count toward the tools for that someone.
+    const topicWords = (type: string) =>
+      chains
+        .filter((c) => c.type !== type && c.relations.length === 0 && model.readOnlyBy(c.type) === 1)
+        .map((c) => c.subject.label.toLowerCase());
     for (const [type, list] of byType) {
       const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
-      const top = model.rank(query, type, named)[0];
+      const topics = topicWords(type);
+      const top = model.rank(topics.length ? expand([...rest, ...topics].join(" ")) : query, type, named)[0];
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
@@ -217,10 +230,18 @@ export class Planner {
           { [attribute.param]: b.arg(subject) },
           `read ${subject.label}'s ${words(attribute.field)}`,
         );
+        // A field that is itself a thing the mesh knows (a department): "it" in the next clause is that.
+        const after = focusAfter(chain, hops);
+        const valueFocus: Focus | undefined = model.types.includes(attribute.field)
+          ? {
+              ...after,
+              last: { type: attribute.field, label: `${subject.label}'s ${words(attribute.field)}`, ref: { step, path: attribute.path }, list: false },
+            }
+          : undefined;
         return {
           decision: "plan",
           part: { kind: "attribute", clause, hops, step, attribute, label: subject.label },
-          focus: focusAfter(chain, hops),
+          focus: valueFocus ?? after,
           candidates: [],
         };
       }
@@ -290,9 +311,50 @@ export class Planner {
       };
     }
 
+    const routable = model.routable();
+    if (chains.length === 0) {
+      // Nothing named, but a tool that needs no one in particular fits clearly ("run payroll for
+      // 2026-12"): it is the answer, its arguments from the question (or asked for).
+      const [top, second] = model.rank(query, undefined);
+      if (
+        top &&
+        top.candidate.kind === "tool" &&
+        top.candidate.target.entityParams.length === 0 &&
+        top.score >= STRONG_TOOL_SCORE &&
+        (!second || top.score >= second.score * 2)
+      ) {
+        const target = top.candidate.target;
+        const filled = fill(target, clause, { type: "", label: "", entity: { type: "", id: "", name: "", agents: [] } }, [], b);
+        if ("args" in filled) {
+          const step = b.call(target.agent, target.tool.name, filled.args, (target.tool.title ?? target.tool.name).toLowerCase(), target.sideEffect);
+          return { decision: "plan", part: { kind: "result", clause, hops: [], steps: [step] }, candidates: [] };
+        }
+        return {
+          decision: "plan",
+          part: {
+            kind: "problem",
+            clause,
+            hops: [],
+            agent: target.agent,
+            message: `To ${(target.tool.title ?? target.tool.name).toLowerCase()} (${target.agent}.${target.tool.name}) I need ${filled.missing
+              .map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`)
+              .join(", ")}.`,
+          },
+          candidates: [],
+        };
+      }
+      // A document (or another thing one tool reads) whose name the question's words point to:
+      // its agent answers ("where are my tax forms?" → the "Tax forms and certificates" document).
+      const [doc, next] = model.findByWords(content.join(" "));
+      const owner = doc?.entity.agents.find((a) => routable.some((r) => r.name === a));
+      if (doc && owner && doc.score >= MIN_WORD_SCORE && (!next || doc.score >= next.score * 1.2)) {
+        const step = b.call(owner, "ask", { question: clause }, `ask ${owner}`);
+        return { decision: "plan", part: { kind: "ask", clause, step, agent: owner }, candidates: [] };
+      }
+    }
+
     // No tool fits well enough: the specialist's own `ask` answers, chosen by who knows the
     // entities named, else by the agents' profiles.
-    const routable = model.routable();
     const named = [...new Set(chains.flatMap((c) => ("entity" in c.subject ? c.subject.entity.agents : [])))].filter((a) =>
       routable.some((r) => r.name === a),
     );
@@ -400,8 +462,10 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\s+/g, " ")
     // A mention with its possessive chain ("⟨0⟩ 's manager") is one object.
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
-    .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
-    .replace(/\b(⟨\w+⟩(?: 's [a-z-]+)*) reports? to\b/gi, "$1 's manager");
+    // "who manages X" is X's manager (the relation said as its verb).
+    .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
+    .replace(/\b(?:who )?(?:reports?|reporting|works?|working|sits?|sitting|is|are) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
+    .replace(/\b(⟨\w+⟩(?: 's [a-z-]+)*) (?:reports?|answers?) to\b/gi, "$1 's manager");
   const tokens = text
     .toLowerCase()
     .replace(/'s\b/g, " 's ")
@@ -468,6 +532,23 @@ function findChains(model: MeshModel, tokens: string[], mentions: Map<number, Me
       chain.tokens.push(k, ...r.tokens);
       type = r.found.relation.to;
       k = r.next;
+    }
+    // Left: "the newest member of ⟨X⟩'s team", "the longest-serving person ⟨X⟩'s reports":
+    // a selector on one element of the list the chain ends in.
+    const last = chain.relations.at(-1);
+    if (last && last.relation.list && !last.pick) {
+      let e = i - 1;
+      if (tokens[e] === "of" || tokens[e] === "in" || tokens[e] === "on") e--;
+      if (ELEMENT_WORDS.has(tokens[e] ?? "")) {
+        for (const back of [3, 2, 1]) {
+          const sel = selectorAt(tokens, e - back);
+          if (sel && sel.next === e) {
+            last.pick = sel.order;
+            chain.tokens.push(...sel.tokens, ...range(e, i - e));
+            break;
+          }
+        }
+      }
     }
     // Left: [the] [selector] relation of [the] ⟨X⟩ …, nearest first.
     let j = i - 1;
@@ -642,6 +723,20 @@ function fill(
     if ((s.type === "number" || s.type === "integer") && target.required.includes(name) && numbers.length > 0) {
       args[name] = numbers.shift()!;
       continue;
+    }
+    if (s.type === "string" && s.pattern && !target.search) {
+      // A value whose shape the schema gives (a month "2026-12"): the question's word of that shape.
+      let re: RegExp | undefined;
+      try {
+        re = new RegExp(s.pattern);
+      } catch {
+        re = undefined;
+      }
+      const hit = re ? clause.split(/[\s,;?!]+/).find((w) => re.test(w)) : undefined;
+      if (hit) {
+        args[name] = hit;
+        continue;
+      }
     }
     if (s.type === "string" && target.required.includes(name)) {
       if (name === target.search) args[name] = "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
