@@ -235,7 +235,12 @@ export class Planner {
         const valueFocus: Focus | undefined = model.types.includes(attribute.field)
           ? {
               ...after,
-              last: { type: attribute.field, label: `${subject.label}'s ${words(attribute.field)}`, ref: { step, path: attribute.path }, list: false },
+              last: {
+                type: attribute.field,
+                label: `${subject.label}'s ${words(attribute.field)}`,
+                ref: { step, path: attribute.path },
+                list: false,
+              },
             }
           : undefined;
         return {
@@ -326,7 +331,13 @@ export class Planner {
         const target = top.candidate.target;
         const filled = fill(target, clause, { type: "", label: "", entity: { type: "", id: "", name: "", agents: [] } }, [], b);
         if ("args" in filled) {
-          const step = b.call(target.agent, target.tool.name, filled.args, (target.tool.title ?? target.tool.name).toLowerCase(), target.sideEffect);
+          const step = b.call(
+            target.agent,
+            target.tool.name,
+            filled.args,
+            (target.tool.title ?? target.tool.name).toLowerCase(),
+            target.sideEffect,
+          );
           return { decision: "plan", part: { kind: "result", clause, hops: [], steps: [step] }, candidates: [] };
         }
         return {
@@ -464,7 +475,10 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
     // "who manages X" is X's manager (the relation said as its verb).
     .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
-    .replace(/\b(?:who )?(?:reports?|reporting|works?|working|sits?|sitting|is|are) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
+    .replace(
+      /\b(?:who )?(?:reports?|reporting|works?|working|sits?|sitting|is|are) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi,
+      "$1 's reports",
+    )
     .replace(/\b(⟨\w+⟩(?: 's [a-z-]+)*) (?:reports?|answers?) to\b/gi, "$1 's manager");
   const tokens = text
     .toLowerCase()

@@ -5,16 +5,22 @@ import { runPlan } from "../../orchestrator/planner/run.ts";
 import type { MeshModel } from "../../orchestrator/planner/model.ts";
 import { plannerMesh } from "../helpers/plannerMesh.ts";
 
-// Routing: the tuning table; the first held-out set (seen while building the planner, so now a
-// development set); the second held-out set (never used to tune it: the measure). Compound
-// questions: the first set (built against), the second (never used to tune).
+// Routing: the tuning table; held-out sets A, B and C, each a development set once it had been
+// measured and its misses seen; set D, written before the changes made for C's misses and
+// measured once after them (never used to tune: the measure). Compound questions likewise: the
+// first set (built against), B and C (development), D (the measure).
 const json = <T>(file: string) => JSON.parse(readFileSync(new URL(`../data/${file}`, import.meta.url), "utf8")) as T;
 const TUNING = json<[string, string][]>("routing.json");
-const DEV = json<{ cases: [string, string[]][] }>("routing-heldout.json").cases;
-const HELD_OUT = json<{ cases: [string, string[]][] }>("routing-heldout-b.json").cases;
+const DEV = [
+  ...json<{ cases: [string, string[]][] }>("routing-heldout.json").cases,
+  ...json<{ cases: [string, string[]][] }>("routing-heldout-b.json").cases,
+  ...json<{ cases: [string, string[]][] }>("routing-heldout-c.json").cases,
+];
+const HELD_OUT = json<{ cases: [string, string[]][] }>("routing-heldout-d.json").cases;
 type Compound = { q: string; agents: string[]; expect: string[]; confirm?: boolean };
 const COMPOUND = json<{ cases: Compound[] }>("compound.json").cases;
-const COMPOUND_HELD_OUT = json<{ cases: Compound[] }>("compound-b.json").cases;
+const COMPOUND_DEV = [...json<{ cases: Compound[] }>("compound-b.json").cases, ...json<{ cases: Compound[] }>("compound-c.json").cases];
+const COMPOUND_HELD_OUT = json<{ cases: Compound[] }>("compound-d.json").cases;
 
 let mesh: Awaited<ReturnType<typeof plannerMesh>>;
 let model: MeshModel;
@@ -44,7 +50,7 @@ describe("routing as a person would", () => {
     expect(share, JSON.stringify(misses, null, 1)).toBeGreaterThanOrEqual(0.9);
   });
 
-  it(`development set (the first held-out set, ${DEV.length} phrasings): at least 90%`, () => {
+  it(`development sets (held-out sets A, B and C once measured, ${DEV.length} phrasings): at least 90%`, () => {
     const { share, misses } = score(DEV);
     console.log(`development routing: ${(share * 100).toFixed(1)}%; misses: ${JSON.stringify(misses)}`);
     expect(share, JSON.stringify(misses, null, 1)).toBeGreaterThanOrEqual(0.9);
@@ -77,7 +83,7 @@ describe("compound questions, answered by the built-in planner", () => {
     expect(COMPOUND.length).toBeGreaterThanOrEqual(15);
   });
 
-  it(`held-out compound questions (${COMPOUND_HELD_OUT.length}, never used to tune): measured, and no worse than when first measured (9 of 12; the aim is 90%)`, async () => {
+  it(`held-out compound questions (set D, ${COMPOUND_HELD_OUT.length}, never used to tune): at least 90% (12 of 12 when measured)`, async () => {
     const missed: string[] = [];
     for (const c of COMPOUND_HELD_OUT) {
       const plan = planner.plan(model, c.q);
@@ -86,7 +92,14 @@ describe("compound questions, answered by the built-in planner", () => {
     }
     const share = (COMPOUND_HELD_OUT.length - missed.length) / COMPOUND_HELD_OUT.length;
     console.log(`held-out compound: ${(share * 100).toFixed(1)}%; missed: ${JSON.stringify(missed, null, 1)}`);
-    expect(share).toBeGreaterThanOrEqual(0.75);
+    expect(share).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it.each(COMPOUND_DEV.map((c) => [c.q, c] as const))("development set B/C: %s", async (_q, c) => {
+    const plan = planner.plan(model, c.q);
+    expect(plan.decision).toBe("plan");
+    const run = await runPlan(plan, mesh.call);
+    for (const fact of c.expect) expect(run.answer).toContain(fact);
   });
 });
 
