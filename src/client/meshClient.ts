@@ -272,7 +272,7 @@ export class MeshClient implements MeshCaller {
     const started = performance.now();
     const parent = currentHopParent();
     const own = (error?: string): Hop => ({
-      id: traceparent.slice(36, 52),
+      id: traceparent.split("-")[2]!, // the attempt's span id: the agent's hop names it as its parent
       ...(parent ? { parent } : {}),
       kind: "client",
       service: this.callerName,

@@ -68,7 +68,7 @@ export const breakerState = new Gauge({
 
 export const failovers = new Counter({
   name: "toolmesh_failovers_total",
-  help: "Attempts of a call that failed before an answer and were tried again (on another instance, or the same), by agent and reason.",
+  help: "Attempts of a call that failed before an answer (the call then went on to the next instance, if one was left), by agent and reason.",
   labelNames: ["agent", "reason"] as const,
   registers: [registry],
 });
