@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Soak run: `npm run soak [-- --minutes 30]`. Brings up the local mesh (`mesh up`) and the
 // gateway, then for the set time makes calls in bursts (through the gateway, agent to agent,
-// the orchestrator) separated by idle gaps longer than the agents' idle-session timeout, and
+// the orchestrator, A2A) separated by idle gaps longer than the agents' idle-session timeout, and
 // floods one hr replica with sessions now and then so its session cap evicts the callers'.
+// A console viewer follows the gateway's live stream the whole time (so every call through the
+// gateway reports its hops) and reads its tasks list after each burst.
 // Reports restarts (must be 0), failed calls, and each process's memory over time; writes
 // the report to bench/results/soak.md and exits 1 if anything restarted or failed.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -54,6 +56,7 @@ const mesh = await meshUp({
   consul: values.consul,
   basePort: 0,
   logDir,
+  gateway: false, // the soak runs its own, below
   onProgress: (line) => {
     if (/exited \(code/.test(line)) restarts.push(`${new Date().toISOString()} ${line}`);
     say(line);
@@ -130,6 +133,42 @@ const record = async (path: string, fn: () => Promise<CallToolResult>) => {
   }
 };
 
+// A console viewer: the live stream (topology each second, each call as it ends), for the whole run.
+const consoleStream = { events: 0, calls: 0, ended: undefined as string | undefined };
+const consoleBase = new URL("/ui/", gatewayUrl);
+void (async () => {
+  try {
+    const res = await fetch(new URL("api/events", consoleBase));
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      consoleStream.events += (value.match(/^event: /gm) ?? []).length;
+      consoleStream.calls += (value.match(/^event: call$/gm) ?? []).length;
+    }
+    if (!finished) consoleStream.ended = "the gateway ended the console's stream";
+  } catch (e) {
+    if (!finished) consoleStream.ended = describeError(e);
+  }
+})();
+
+/** An A2A message to the orchestrator through the gateway (JSON-RPC, blocking). */
+async function viaA2a(text: string): Promise<CallToolResult> {
+  const res = await fetch(new URL("/a2a/orchestrator", gatewayUrl), {
+    method: "POST",
+    headers: { "content-type": "application/json", "a2a-version": "1.0" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendMessage",
+      params: { message: { role: "ROLE_USER", messageId: crypto.randomUUID(), parts: [{ text }] } },
+    }),
+  });
+  const body = (await res.json()) as { result?: { task?: { status?: { state?: string } } }; error?: unknown };
+  const state = body.result?.task?.status?.state;
+  return { content: [{ type: "text", text: JSON.stringify(body).slice(0, 200) }], isError: state !== "TASK_STATE_COMPLETED" };
+}
+
 /** One burst: every long-running caller makes calls that need another agent. */
 async function burst(): Promise<void> {
   for (let i = 0; i < 5; i++) {
@@ -143,8 +182,13 @@ async function burst(): Promise<void> {
         caller.callTool("orchestrator", "ask", { question: "Who does Bob Okafor report to?", agent: "hr" }),
       ),
       record("caller → knowledge", () => caller.callTool("knowledge", "search_documents", { query: "parental leave" })),
+      record("A2A client → gateway → orchestrator → hr", () => viaA2a("Who does Bob Okafor report to?")),
     ]);
   }
+  await record("console: tasks and sessions", async () => {
+    const res = await fetch(new URL("api/work", consoleBase));
+    return { content: [], isError: !res.ok || !Array.isArray(((await res.json()) as { tasks?: unknown }).tasks) };
+  });
 }
 
 /** Opens more sessions on one hr replica than it keeps: the callers' sessions are evicted. */
@@ -224,6 +268,7 @@ const report = [
   `| calls | ${outcomes.length} |`,
   `| the 2025-11-25 gateway client's sessions (a new one after each idle expiry) | ${clientSessions} |`,
   `| failed | ${failed.length} |`,
+  `| console stream: events received (topology each second, calls as they end) | ${consoleStream.events} (${consoleStream.calls} calls)${consoleStream.ended ? `; ended: ${consoleStream.ended}` : "; open to the end"} |`,
   ...paths.map(
     (p) =>
       `| ${p} | ${outcomes.filter((o) => o.path === p && o.ok).length} ok, ${outcomes.filter((o) => o.path === p && !o.ok).length} failed |`,
@@ -244,7 +289,7 @@ writeFileSync(values.out, report);
 process.stdout.write(report);
 
 finished = true;
-const failedRun = restarts.length > 0 || failed.length > 0;
+const failedRun = restarts.length > 0 || failed.length > 0 || consoleStream.ended !== undefined;
 await (await client).close().catch(() => undefined);
 await modern.close().catch(() => undefined);
 await caller.close();

@@ -88,7 +88,7 @@ export async function recordedCall(
 ): Promise<{ result: CallToolResult; instance: string; record: CallRecord }> {
   const started = performance.now();
   const at = new Date().toISOString();
-  const gatewayHop = hopId();
+  const gatewayHop = what.hops ? hopId() : "";
   const settled = what.hops
     ? await collectHopsSettled(gatewayHop, call)
     : await call().then(
