@@ -249,7 +249,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
         if (!a2a) {
           // Its tasks in Consul KV: any gateway replica answers for them.
           const store = new SharedA2aTaskStore({ instance, consul, prefix: `${A2A_TASK_PREFIX}${a2aAgent}/` });
-          a2a = new A2aAgentEndpoint({ agent: a2aAgent, mesh, logger: log, bearer: clientTokens.length > 0, store });
+          a2a = new A2aAgentEndpoint({ agent: a2aAgent, mesh, logger: log, bearer: clientTokens.length > 0, store, calls: gateway.calls });
           a2aEndpoints.set(a2aAgent, a2a);
         }
         return a2a;

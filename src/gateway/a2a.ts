@@ -28,6 +28,7 @@ import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { resultText } from "../protocol/results.ts";
 import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./a2aTasks.ts";
+import { recordedCall, RecentCalls } from "./console.ts";
 
 /** Where the gateway serves A2A: /a2a/<agent> (JSON-RPC) and /a2a/<agent>/.well-known/agent-card.json. */
 export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-card\.json)?\/?$/;
@@ -52,13 +53,17 @@ export class A2aAgentEndpoint {
   private origin = "http://127.0.0.1";
 
   /** `store`: where its tasks live (one per agent kind; in memory when omitted, for tests). */
-  constructor(o: { agent: string; mesh: MeshClient; logger: Logger; bearer: boolean; store?: SharedA2aTaskStore }) {
+  constructor(o: { agent: string; mesh: MeshClient; logger: Logger; bearer: boolean; store?: SharedA2aTaskStore; calls?: RecentCalls }) {
     this.agent = o.agent;
     this.mesh = o.mesh;
     this.logger = o.logger;
     this.bearer = o.bearer;
     const store = o.store ?? new SharedA2aTaskStore({ instance: "gateway" });
-    this.handler = new MeshA2aRequestHandler(this.card(), store, new AskExecutor(o.agent, o.mesh, o.logger, store));
+    this.handler = new MeshA2aRequestHandler(
+      this.card(),
+      store,
+      new AskExecutor(o.agent, o.mesh, o.logger, store, o.calls ?? new RecentCalls()),
+    );
     this.transport = new JsonRpcTransportHandler(this.handler);
   }
 
@@ -191,13 +196,16 @@ class AskExecutor implements AgentExecutor {
   private readonly mesh: MeshClient;
   private readonly logger: Logger;
   private readonly store: SharedA2aTaskStore;
+  /** The gateway's recent calls (the console lists A2A messages too). */
+  private readonly calls: RecentCalls;
   private readonly running = new Map<string, AbortController>();
 
-  constructor(agent: string, mesh: MeshClient, logger: Logger, store: SharedA2aTaskStore) {
+  constructor(agent: string, mesh: MeshClient, logger: Logger, store: SharedA2aTaskStore, calls: RecentCalls) {
     this.agent = agent;
     this.mesh = mesh;
     this.logger = logger;
     this.store = store;
+    this.calls = calls;
   }
 
   /** Stops the mesh call; execute() then publishes the canceled status. */
@@ -243,17 +251,28 @@ class AskExecutor implements AgentExecutor {
     const unwatch = watchTask(this.store, taskId, abort, this.logger);
     status(TaskState.TASK_STATE_WORKING, `Asking ${this.agent} through the mesh.`);
     try {
-      const context = rootContext({ caller: "gateway-a2a", timeoutMs: A2A_CALL_TIMEOUT_MS, sessionId: sessionFor(contextId) });
-      const { result } = await this.mesh.call(
-        this.agent,
-        "ask",
-        { question },
-        {
-          context,
-          signal: abort.signal,
-          timeoutMs: A2A_CALL_TIMEOUT_MS,
-          envelope: { [PRINCIPAL_META]: currentPrincipal() },
-        },
+      const watching = this.calls.watching;
+      const context = rootContext({
+        caller: "gateway-a2a",
+        timeoutMs: A2A_CALL_TIMEOUT_MS,
+        sessionId: sessionFor(contextId),
+        ...(watching ? { reportHops: true } : {}),
+      });
+      const { result } = await recordedCall(
+        this.calls,
+        { agent: this.agent, tool: "ask", traceId: context.traceId, via: "a2a", hops: watching },
+        () =>
+          this.mesh.call(
+            this.agent,
+            "ask",
+            { question },
+            {
+              context,
+              signal: abort.signal,
+              timeoutMs: A2A_CALL_TIMEOUT_MS,
+              envelope: { [PRINCIPAL_META]: currentPrincipal() },
+            },
+          ),
       );
       const text = answerText(result);
       // The orchestrator asks before it changes anything: over A2A that is input-required; the

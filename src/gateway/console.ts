@@ -30,8 +30,8 @@ export interface CallRecord {
   outcome: "ok" | "tool_error" | "failed";
   /** What failed, for a failed call. */
   error?: string;
-  /** Where it came from: an MCP client of the gateway, or the console's form. */
-  via: "mcp" | "console";
+  /** Where it came from: an MCP client of the gateway, an A2A client, or the console's form. */
+  via: "mcp" | "a2a" | "console";
   /** The call's hops (when a console was watching, or the console made it). */
   hops?: Hop[];
 }

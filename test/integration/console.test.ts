@@ -144,4 +144,24 @@ describe("the console at /ui, in headless Chromium", () => {
     await page.locator("#work-section").screenshot({ path: `${ARTIFACTS}console-tasks.png` });
     await mesh(["tasks", "cancel", "finance", task.taskId, "--consul", consul.address]);
   }, 30_000);
+
+  it("lists an A2A message through the gateway among the recent calls, with its hops", async () => {
+    const res = await fetch(`${origin}/a2a/hr`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, "a2a-version": "1.0" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "SendMessage",
+        params: { message: { role: "ROLE_USER", messageId: "console-a2a-1", parts: [{ text: "Who does Ines Silva report to?" }] } },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const row = page.locator("#calls tr.call-row", { hasText: "hr.ask" }).filter({ hasText: "a2a" });
+    await row.first().waitFor({ timeout: 10_000 });
+    await row.first().click();
+    const labels = await page.locator("#trace .waterfall .hop .label").allTextContents();
+    expect(labels[0]).toBe("gateway · hr.ask");
+    expect(labels.some((l) => /^hr · hr\.ask @ hr-/.test(l))).toBe(true);
+  }, 30_000);
 });
