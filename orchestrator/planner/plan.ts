@@ -274,9 +274,7 @@ export class Planner {
               clause,
               hops,
               agent: target.agent,
-              message: `To ${(target.tool.title ?? target.tool.name).toLowerCase()} (${target.agent}.${target.tool.name}) I need ${filled.missing
-                .map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`)
-                .join(", ")}. Say it in the question, e.g. with an employee's name or id.`,
+              message: `${needs(target, filled.missing)} Say it in the question, e.g. with an employee's name or id.`,
             },
             candidates: [],
           };
@@ -329,7 +327,7 @@ export class Planner {
         (!second || top.score >= second.score * 2)
       ) {
         const target = top.candidate.target;
-        const filled = fill(target, clause, { type: "", label: "", entity: { type: "", id: "", name: "", agents: [] } }, [], b);
+        const filled = fill(target, clause, undefined, [], b);
         if ("args" in filled) {
           const step = b.call(
             target.agent,
@@ -347,9 +345,7 @@ export class Planner {
             clause,
             hops: [],
             agent: target.agent,
-            message: `To ${(target.tool.title ?? target.tool.name).toLowerCase()} (${target.agent}.${target.tool.name}) I need ${filled.missing
-              .map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`)
-              .join(", ")}.`,
+            message: needs(target, filled.missing),
           },
           candidates: [],
         };
@@ -388,6 +384,12 @@ export class Planner {
     const step = b.call(agent, "ask", { question: clause }, `ask ${agent}`);
     return { decision: "plan", part: { kind: "ask", clause, step, agent }, candidates };
   }
+}
+
+/** What a tool still needs to be called, said with what each argument is. */
+function needs(target: Target, missing: { name: string; description?: string }[]): string {
+  const what = missing.map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`).join(", ");
+  return `To ${(target.tool.title ?? target.tool.name).toLowerCase()} (${target.agent}.${target.tool.name}) I need ${what}.`;
 }
 
 /** The agent that gives a part its answer: its last step's, or the one a problem is about. */
@@ -694,7 +696,8 @@ class Builder {
 function fill(
   target: Target,
   clause: string,
-  subject: Subject,
+  /** Who the call is about (none: a tool that needs no one in particular). */
+  subject: Subject | undefined,
   others: Subject[],
   b: Builder,
 ): { args: Record<string, Arg> } | { missing: { name: string; description?: string }[] } {
@@ -712,7 +715,7 @@ function fill(
   for (const [name, s] of Object.entries(target.properties)) {
     const ep = target.entityParams.find((p) => p.param === name);
     if (ep) {
-      if (!subjectUsed && ep.type === subject.type) {
+      if (subject && !subjectUsed && ep.type === subject.type) {
         args[name] = b.arg(subject);
         subjectUsed = true;
         continue;
@@ -738,7 +741,7 @@ function fill(
       args[name] = numbers.shift()!;
       continue;
     }
-    if (s.type === "string" && s.pattern && !target.search) {
+    if (s.type === "string" && s.pattern) {
       // A value whose shape the schema gives (a month "2026-12"): the question's word of that shape.
       let re: RegExp | undefined;
       try {
@@ -753,7 +756,7 @@ function fill(
       }
     }
     if (s.type === "string" && target.required.includes(name)) {
-      if (name === target.search) args[name] = "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
+      if (name === target.search) args[name] = subject && "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
       else if (/description|what|reason|note/i.test(name)) args[name] = clause.trim().slice(0, 500);
     }
   }
