@@ -150,18 +150,32 @@ export class MeshModel {
       }
       return index;
     })();
-    // Only words that say something the tools do not: "expenses" is the expense tools' word,
-    // "employees" a kind of thing, not a document's name.
+    // Only words that point to no other agent's tools count: "expenses" is the expense tools'
+    // word, "employees" a kind of thing, not a document's name.
     const kinds = new Set(this.types.map((t) => stem(t)));
-    const distinctive = tokenize(text).filter((t) => !kinds.has(t) && !this.index.has(t));
-    if (distinctive.length === 0) return [];
+    const terms = tokenize(text).filter((t) => !kinds.has(t));
+    const distinctiveFor = (owners: readonly string[]) =>
+      terms.filter((t) => [...(this.toolTerms.get(t) ?? [])].every((a) => owners.includes(a)));
     return this.wordIndex
       .search(text, 5)
-      .filter((h) => tokenize(`${h.item.name} ${h.item.id.replace(/[-_]+/g, " ")}`).some((t) => distinctive.includes(t)))
+      .filter((h) => {
+        const own = distinctiveFor(h.item.agents);
+        return tokenize(`${h.item.name} ${h.item.id.replace(/[-_]+/g, " ")}`).some((t) => own.includes(t));
+      })
       .map((h) => ({ entity: h.item, score: h.score }));
   }
 
   private wordIndex: Bm25Index<Entity> | undefined;
+  /** Which agents' tools use each (stemmed) word. */
+  private readonly toolTerms = new Map<string, Set<string>>();
+
+  /**
+   * The kind of thing that relations lead from and back to (employees manage employees): what a
+   * "who" question asks for. Undefined when no relation does.
+   */
+  get personType(): string | undefined {
+    return this.relations.find((r) => r.from === r.to)?.from;
+  }
 
   /** How many tools take things of this type (a document: one, the tool that reads it). */
   readOnlyBy(type: string): number {
@@ -231,7 +245,7 @@ export class MeshModel {
     };
     this.targets.push(target);
     const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");
-    this.index.add({ kind: "tool", target }, [
+    const fields: [string, number][] = [
       [words(tool.name), 3],
       [tool.title ?? "", 2],
       [tool.description ?? "", 1],
@@ -241,7 +255,10 @@ export class MeshModel {
           .join(" "),
         1,
       ],
-    ]);
+    ];
+    this.index.add({ kind: "tool", target }, fields);
+    for (const [text] of fields)
+      for (const term of tokenize(text)) (this.toolTerms.get(term) ?? this.toolTerms.set(term, new Set()).get(term)!).add(agent);
     // Relations and attributes come from read-only tools that take one entity.
     const only = entityParams.filter((p) => p.required);
     if (only.length !== 1 || required.length !== 1 || a.readOnlyHint !== true) return;

@@ -62,7 +62,7 @@ export interface PlanOptions {
 /** Relevance below this sends a clause to an agent's `ask` instead of a tool. */
 export const MIN_TOOL_SCORE = 1.2;
 /** A tool this relevant, twice the next, answers a question that names no one. */
-export const STRONG_TOOL_SCORE = 8;
+export const STRONG_TOOL_SCORE = 5;
 /** A document's name this relevant to a question's words sends it to the document's agent. */
 export const MIN_WORD_SCORE = 1.5;
 
@@ -170,7 +170,10 @@ export class Planner {
     const used = new Set(chains.flatMap((c) => c.tokens));
     const rest = tokens.filter((t, i) => !used.has(i) && !t.startsWith("⟨"));
     const content = rest.filter((t) => !IDENTITY_WORDS.test(t) && !STOPWORDS.has(t));
-    const query = expand(rest.join(" "));
+    // "Who …" asks for a person: with no person named, the people the mesh knows are the answer's kind.
+    const person = model.personType;
+    const asksWho = /^\s*(who|whom|whose)\b/i.test(clause) && person !== undefined && !chains.some((c) => c.type === person);
+    const query = expand([...rest, ...(asksWho ? [person!] : [])].join(" "));
 
     // The subjects: the chains of the type the best tool or field is about.
     const byType = new Map<string, Chain[]>();
@@ -185,7 +188,7 @@ export class Planner {
     for (const [type, list] of byType) {
       const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
       const topics = topicWords(type);
-      const top = model.rank(topics.length ? expand([...rest, ...topics].join(" ")) : query, type, named)[0];
+      const top = model.rank(topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query, type, named)[0];
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
