@@ -5,22 +5,23 @@ import { runPlan } from "../../orchestrator/planner/run.ts";
 import type { MeshModel } from "../../orchestrator/planner/model.ts";
 import { plannerMesh } from "../helpers/plannerMesh.ts";
 
-// Routing: the tuning table; held-out sets A, B and C, each a development set once it had been
-// measured and its misses seen; set D, written before the changes made for C's misses and
+// Routing: the tuning table; held-out sets A to D, each a development set once it had been
+// measured and its misses seen; set E, written before the changes made for D's misses and
 // measured once after them (never used to tune: the measure). Compound questions likewise: the
-// first set (built against), B and C (development), D (the measure).
+// first set (built against), B to D (development), E (the measure).
 const json = <T>(file: string) => JSON.parse(readFileSync(new URL(`../data/${file}`, import.meta.url), "utf8")) as T;
 const TUNING = json<[string, string][]>("routing.json");
 const DEV = [
   ...json<{ cases: [string, string[]][] }>("routing-heldout.json").cases,
   ...json<{ cases: [string, string[]][] }>("routing-heldout-b.json").cases,
   ...json<{ cases: [string, string[]][] }>("routing-heldout-c.json").cases,
+  ...json<{ cases: [string, string[]][] }>("routing-heldout-d.json").cases,
 ];
-const HELD_OUT = json<{ cases: [string, string[]][] }>("routing-heldout-d.json").cases;
+const HELD_OUT = json<{ cases: [string, string[]][] }>("routing-heldout-e.json").cases;
 type Compound = { q: string; agents: string[]; expect: string[]; confirm?: boolean };
 const COMPOUND = json<{ cases: Compound[] }>("compound.json").cases;
-const COMPOUND_DEV = [...json<{ cases: Compound[] }>("compound-b.json").cases, ...json<{ cases: Compound[] }>("compound-c.json").cases];
-const COMPOUND_HELD_OUT = json<{ cases: Compound[] }>("compound-d.json").cases;
+const COMPOUND_DEV = ["compound-b.json", "compound-c.json", "compound-d.json"].flatMap((f) => json<{ cases: Compound[] }>(f).cases);
+const COMPOUND_HELD_OUT = json<{ cases: Compound[] }>("compound-e.json").cases;
 
 let mesh: Awaited<ReturnType<typeof plannerMesh>>;
 let model: MeshModel;
@@ -50,7 +51,7 @@ describe("routing as a person would", () => {
     expect(share, JSON.stringify(misses, null, 1)).toBeGreaterThanOrEqual(0.9);
   });
 
-  it(`development sets (held-out sets A, B and C once measured, ${DEV.length} phrasings): at least 90%`, () => {
+  it(`development sets (held-out sets A to D once measured, ${DEV.length} phrasings): at least 90%`, () => {
     const { share, misses } = score(DEV);
     console.log(`development routing: ${(share * 100).toFixed(1)}%; misses: ${JSON.stringify(misses)}`);
     expect(share, JSON.stringify(misses, null, 1)).toBeGreaterThanOrEqual(0.9);
@@ -83,7 +84,7 @@ describe("compound questions, answered by the built-in planner", () => {
     expect(COMPOUND.length).toBeGreaterThanOrEqual(15);
   });
 
-  it(`held-out compound questions (set D, ${COMPOUND_HELD_OUT.length}, never used to tune): at least 90% (12 of 12 when measured)`, async () => {
+  it(`held-out compound questions (set E, ${COMPOUND_HELD_OUT.length}, never used to tune): at least 90% (11 of 12 when measured)`, async () => {
     const missed: string[] = [];
     for (const c of COMPOUND_HELD_OUT) {
       const plan = planner.plan(model, c.q);
@@ -95,7 +96,7 @@ describe("compound questions, answered by the built-in planner", () => {
     expect(share).toBeGreaterThanOrEqual(0.9);
   });
 
-  it.each(COMPOUND_DEV.map((c) => [c.q, c] as const))("development set B/C: %s", async (_q, c) => {
+  it.each(COMPOUND_DEV.map((c) => [c.q, c] as const))("development sets B-D: %s", async (_q, c) => {
     const plan = planner.plan(model, c.q);
     expect(plan.decision).toBe("plan");
     const run = await runPlan(plan, mesh.call);
