@@ -172,7 +172,10 @@ export class Planner {
     const content = rest.filter((t) => !IDENTITY_WORDS.test(t) && !STOPWORDS.has(t));
     // "Who …" asks for a person: with no person named, the people the mesh knows are the answer's kind.
     const person = model.personType;
-    const asksWho = /^\s*(who|whom|whose)\b/i.test(clause) && person !== undefined && !chains.some((c) => c.type === person);
+    const asksWho =
+      (/^\s*(who|whom|whose)\b/i.test(clause) || rest.some((t) => /^(people|persons|everyone|staff|employees|members)$/.test(t))) &&
+      person !== undefined &&
+      !chains.some((c) => c.type === person);
     const query = expand([...rest, ...(asksWho ? [person!] : [])].join(" "));
 
     // The subjects: the chains of the type the best tool or field is about.
@@ -192,7 +195,15 @@ export class Planner {
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
-    if (chains.length > 0 && content.length === 0) {
+    // "Is Olga Ivanova in Engineering?": a person and a thing their record names (a department):
+    // the answer is that field of their record.
+    if (content.length === 0 && chains.length === 2 && chains.every((c) => c.relations.length === 0)) {
+      const who = chains.find((c) => c.type === person);
+      const what = chains.find((c) => c !== who);
+      const field = who && what ? model.attributes.find((a) => a.type === person && a.field === what.type) : undefined;
+      if (who && field) return readAttribute(model, b, clause, who, field);
+    }
+    if (chains.length > 0 && content.length === 0 && !asksWho) {
       const chain = chains[0]!;
       if (chain.relations.length > 0 || chains.length > 1) {
         // "Who is Rosa Moreno's manager?": the answer is who the relations lead to.
@@ -223,36 +234,7 @@ export class Planner {
     if (best && best.candidate.score >= MIN_TOOL_SCORE) {
       const { candidate } = best;
       const subjects = byType.get(best.type)!;
-      if (candidate.candidate.kind === "attribute") {
-        const attribute = candidate.candidate.attribute;
-        const chain = subjects[0]!;
-        const { hops, subject } = b.follow(chain);
-        const step = b.call(
-          attribute.agent,
-          attribute.tool,
-          { [attribute.param]: b.arg(subject) },
-          `read ${subject.label}'s ${words(attribute.field)}`,
-        );
-        // A field that is itself a thing the mesh knows (a department): "it" in the next clause is that.
-        const after = focusAfter(chain, hops);
-        const valueFocus: Focus | undefined = model.types.includes(attribute.field)
-          ? {
-              ...after,
-              last: {
-                type: attribute.field,
-                label: `${subject.label}'s ${words(attribute.field)}`,
-                ref: { step, path: attribute.path },
-                list: false,
-              },
-            }
-          : undefined;
-        return {
-          decision: "plan",
-          part: { kind: "attribute", clause, hops, step, attribute, label: subject.label },
-          focus: valueFocus ?? after,
-          candidates: [],
-        };
-      }
+      if (candidate.candidate.kind === "attribute") return readAttribute(model, b, clause, subjects[0]!, candidate.candidate.attribute);
       const target = candidate.candidate.target;
       const others = chains.filter((c) => c.type !== best.type);
       const hops: Hop[] = [];
@@ -321,7 +303,8 @@ export class Planner {
     if (chains.length === 0) {
       // Nothing named, but a tool that needs no one in particular fits clearly ("run payroll for
       // 2026-12"): it is the answer, its arguments from the question (or asked for).
-      const [top, second] = model.rank(query, undefined);
+      const ranked = model.rank(query, undefined);
+      const [top, second] = ranked;
       if (
         top &&
         top.candidate.kind === "tool" &&
@@ -361,6 +344,16 @@ export class Planner {
         const step = b.call(owner, "ask", { question: clause }, `ask ${owner}`);
         return { decision: "plan", part: { kind: "ask", clause, step, agent: owner }, candidates: [] };
       }
+      // The tools that fit best, several of them, all belong to one agent ("the leave policy for
+      // sick days": hr's leave tools): that agent answers, in its own words. (One tool alone is
+      // too thin: "report a phishing email" is not about direct reports.)
+      const near = top ? ranked.filter((r) => r.score >= top.score / 2) : [];
+      const nearAgents = new Set(near.map((r) => (r.candidate.kind === "tool" ? r.candidate.target.agent : r.candidate.attribute.agent)));
+      const only = nearAgents.size === 1 ? [...nearAgents][0]! : undefined;
+      if (top && top.score >= STRONG_TOOL_SCORE && near.length >= 2 && only && routable.some((r) => r.name === only)) {
+        const step = b.call(only, "ask", { question: clause }, `ask ${only}`);
+        return { decision: "plan", part: { kind: "ask", clause, step, agent: only }, candidates: [] };
+      }
     }
 
     // No tool fits well enough: the specialist's own `ask` answers, chosen by who knows the
@@ -387,6 +380,42 @@ export class Planner {
     const step = b.call(agent, "ask", { question: clause }, `ask ${agent}`);
     return { decision: "plan", part: { kind: "ask", clause, step, agent }, candidates };
   }
+}
+
+/** A clause answered by one field of a subject's record ("Rosa Moreno's department"). */
+function readAttribute(
+  model: MeshModel,
+  b: Builder,
+  clause: string,
+  chain: Chain,
+  attribute: Attribute,
+): { decision: "plan"; part: Part; focus: Focus; candidates: RouteCandidate[] } {
+  const { hops, subject } = b.follow(chain);
+  const step = b.call(
+    attribute.agent,
+    attribute.tool,
+    { [attribute.param]: b.arg(subject) },
+    `read ${subject.label}'s ${words(attribute.field)}`,
+  );
+  // A field that is itself a thing the mesh knows (a department): "it" in the next clause is that.
+  const after = focusAfter(chain, hops);
+  const valueFocus: Focus | undefined = model.types.includes(attribute.field)
+    ? {
+        ...after,
+        last: {
+          type: attribute.field,
+          label: `${subject.label}'s ${words(attribute.field)}`,
+          ref: { step, path: attribute.path },
+          list: false,
+        },
+      }
+    : undefined;
+  return {
+    decision: "plan",
+    part: { kind: "attribute", clause, hops, step, attribute, label: subject.label },
+    focus: valueFocus ?? after,
+    candidates: [],
+  };
 }
 
 /** What a tool still needs to be called, said with what each argument is. */

@@ -11,7 +11,7 @@ export const THESAURUS: readonly (readonly [RegExp, string])[] = [
   [/\b(boss|supervisor|line manager)\b/, "manager"],
   [/\b(team|reportees|subordinates)\b/, "reports"],
   [/\b(based|city|office|located|work from|where)\b/, "location"],
-  [/\b(joined|join|started|start date|hired|how long|been with|tenure|seniority)\b/, "hire date"],
+  [/\b(joined|join|started|start date|hired|how long|been with|tenure|seniority)\b|\bwhen did\b.*\bstart\b/, "hire date"],
   [/\b(role|job|position)\b/, "title"],
   [/\b(e-?mail|contact|address)\b/, "email"],
   [/\b(holiday|holidays|pto|time off|days off|vacation)\b/, "vacation leave"],
