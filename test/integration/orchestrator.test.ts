@@ -124,7 +124,8 @@ describe("mesh ask", () => {
   });
 
   it("reports ambiguity instead of guessing, and says how to choose", async () => {
-    const r = await mesh(["ask", "What's the vacation policy?", "--json", ...c]);
+    // Which policy, from which side: a person would ask back too.
+    const r = await mesh(["ask", "What's the policy?", "--json", ...c]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { kind: string; message: string; candidates: { agent: string }[] };
     expect(out.kind).toBe("ambiguous");
