@@ -509,10 +509,9 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
     // "who manages X" is X's manager (the relation said as its verb).
     .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
-    .replace(
-      /\b(?:who )?(?:reports?|reporting|works?|working|sits?|sitting|is|are) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi,
-      "$1 's reports",
-    )
+    .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
+    // "who sits under X", "who is under X" (not "is for X": an expense may be for someone).
+    .replace(/\b(?:who )?(?:sits?|sitting|is|are) (?:directly )?under (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
     .replace(/\b(⟨\w+⟩(?: 's [a-z-]+)*) (?:reports?|answers?) to\b/gi, "$1 's manager");
   const tokens = text
     .toLowerCase()
