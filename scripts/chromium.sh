@@ -9,13 +9,18 @@ set -euo pipefail
 
 log() { printf '[chromium.sh] %s\n' "$*" >&2; }
 
-for candidate in "${CHROMIUM_BIN:-}" /usr/bin/chromium /usr/bin/chromium-browser; do
+for candidate in "${CHROMIUM_BIN:-}" /usr/bin/chromium /usr/bin/chromium-browser \
+  "/Applications/Chromium.app/Contents/MacOS/Chromium" "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"; do
   if [ -n "$candidate" ] && [ -x "$candidate" ]; then
     echo "$candidate"
     exit 0
   fi
 done
 
+if ! command -v apt-get >/dev/null 2>&1; then
+  log "no Chromium found, and no apt-get to install Debian's package: install Chromium or Chrome, or set CHROMIUM_BIN."
+  exit 1
+fi
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=""
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then

@@ -2,7 +2,13 @@
 import { access } from "node:fs/promises";
 
 export async function chromiumPath(): Promise<string> {
-  const candidates = [process.env["CHROMIUM_BIN"], "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter((p): p is string => Boolean(p));
+  const candidates = [
+    process.env["CHROMIUM_BIN"],
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+  ].filter((p): p is string => Boolean(p));
   for (const p of candidates) {
     try {
       await access(p);
