@@ -248,8 +248,15 @@ describe("idempotency keys", () => {
     // Restore two replicas, then the same with a key: it runs (once) on the survivor.
     const replacement = await spawnAgent(PROBE, consul.address, { env });
     running.push(replacement);
-    await untilInstances(client, "failover", 2);
     const live = [agents.find((a) => a.instanceId !== target)!, replacement];
+    // Exactly the two live ones (on a busy machine the killed one can still be listed for a moment).
+    await eventually(
+      async () => {
+        const ids = ((await client.catalog.instances("failover")) as { id: string }[]).map((i) => i.id).sort();
+        return JSON.stringify(ids) === JSON.stringify(live.map((a) => a.instanceId).sort());
+      },
+      { timeoutMs: 10_000, what: "the survivor and the replacement, and only them, in the catalog" },
+    );
     let keyedTarget: string | undefined;
     const keyed = client.call(
       "failover",
