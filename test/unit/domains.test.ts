@@ -175,4 +175,19 @@ describe("knowledge", () => {
     expect(a.answer).toMatch(/^The company documents do not mention .*"dog"\. The closest passage, which may not answer the question:/);
     expect(answerFromCorpus(corpus, "How long is parental leave?").answer).not.toMatch(/do not mention/);
   });
+
+  it("words about the asking ('rules', 'read', 'say') do not choose the passage; the topic does", () => {
+    // Before: the corporate card policy (it says "rules") and the onboarding page (it says "read").
+    for (const q of ["Which rules apply to leave?", "Where can I read about leave?"]) {
+      const a = answerFromCorpus(corpus, q);
+      expect(
+        a.sources.some((s) => /leave|offboarding/.test(s)),
+        `${q} → ${a.sources.join(", ")}`,
+      ).toBe(true);
+      expect(a.sources).not.toContain("docs/corporate-card.md");
+      expect(a.sources).not.toContain("docs/onboarding.md");
+    }
+    // A question made only of such words still finds what it can.
+    expect(answerFromCorpus(corpus, "What are the rules?").sources.length).toBeGreaterThan(0);
+  });
 });

@@ -31,6 +31,25 @@ const GENERIC = new Set(
   ),
 );
 
+/**
+ * Words about asking or reading rather than a topic ("which rules apply to leave", "where can I
+ * read about leave"): left out of the search when the question has other words, so a passage is
+ * not chosen for saying "rules" or "read".
+ */
+const ABOUT_THE_ASKING = new Set(
+  "rule rules policy policies apply applies applied read reading say says said document documents guideline guidelines".split(" "),
+);
+
+/** The question without the words that ask nothing about a topic (unless nothing else is left). */
+function topicOf(question: string): string {
+  const words = question.split(/\s+/);
+  const kept = words.filter((w) => {
+    const bare = w.toLowerCase().replace(/[^\p{L}\p{N}'-]/gu, "");
+    return !GENERIC.has(bare) && !ABOUT_THE_ASKING.has(bare);
+  });
+  return tokenize(kept.join(" ")).length > 0 ? kept.join(" ") : question;
+}
+
 /** Answers by quoting the best-ranked passages, always with their sources. */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
   // What the question asks about that no document mentions: the best passage is then only
@@ -47,7 +66,7 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
     named && corpus.unknownWords(rest).length < tokenize(rest).length
       ? corpus.search(expandQuestion(rest), 50).filter((h) => h.docId === named.id)
       : [];
-  const hits = (within.length > 0 ? within : corpus.search(expandQuestion(question), 5))
+  const hits = (within.length > 0 ? within : corpus.search(expandQuestion(topicOf(question)), 5))
     .map((h) => ({ ...h, score: h.index === 0 ? h.score * LEAD_PARAGRAPH_BOOST : h.score }))
     .sort((a, b) => b.score - a.score)
     .slice(0, 3);
