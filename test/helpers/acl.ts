@@ -5,13 +5,14 @@ import { startTestConsul, type TestConsul } from "./consul.ts";
 
 /** The least-privilege policies of a toolmesh mesh, as the README documents them (HCL). */
 export const POLICIES = {
-  /** One agent: write its own service, read the others (to call them), its own KV. */
+  /** One agent: write its own service, read the others (to call them), its own KV (state, idempotency, tasks). */
   agent: (name: string) => `
 service "${name}" { policy = "write" }
 service_prefix "" { policy = "read" }
 node_prefix "" { policy = "read" }
 key_prefix "toolmesh/state/${name}/" { policy = "write" }
 key_prefix "toolmesh/idempotency/${name}/" { policy = "write" }
+key_prefix "toolmesh/tasks/${name}/" { policy = "write" }
 `,
   /** The orchestrator: an agent that also writes the session store. */
   orchestrator: `
@@ -22,7 +23,15 @@ key_prefix "toolmesh/sessions/" { policy = "write" }
 key_prefix "toolmesh/state/orchestrator/" { policy = "write" }
 key_prefix "toolmesh/idempotency/orchestrator/" { policy = "write" }
 `,
-  /** The gateway, the CLI's read commands: discovery only. */
+  /** The gateway: discovery, its A2A tasks, and what its console shows (task records, how many sessions). */
+  gateway: `
+service_prefix "" { policy = "read" }
+node_prefix "" { policy = "read" }
+key_prefix "toolmesh/a2a-tasks/" { policy = "write" }
+key_prefix "toolmesh/tasks/" { policy = "read" }
+key_prefix "toolmesh/sessions/" { policy = "list" }
+`,
+  /** The CLI's read commands: discovery only. */
   reader: `
 service_prefix "" { policy = "read" }
 node_prefix "" { policy = "read" }

@@ -3,6 +3,7 @@
 // `mesh register`; a token lacking a right gets an error that names it.
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { resultText } from "../../src/protocol/results.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
@@ -11,6 +12,8 @@ import { startAclConsul, POLICIES, type AclConsul } from "../helpers/acl.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { eventually, untilInstances } from "../helpers/eventually.ts";
+
+const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 
 let consul: AclConsul;
 const agents: Record<string, TestAgent> = {};
@@ -22,6 +25,7 @@ beforeAll(async () => {
   for (const name of ["hr", "finance", "knowledge"]) tokens[name] = await consul.token(name, POLICIES.agent(name));
   tokens["orchestrator"] = await consul.token("orchestrator", POLICIES.orchestrator);
   tokens["reader"] = await consul.token("reader", POLICIES.reader);
+  tokens["gateway"] = await consul.token("gateway", POLICIES.gateway);
   tokens["registrar"] = await consul.token("registrar", POLICIES.registrar);
   const started = await Promise.all(
     ["hr", "finance", "knowledge", "orchestrator"].map((n) => spawnAgent(n, consul.address, { env: { CONSUL_HTTP_TOKEN: tokens[n] } })),
@@ -126,3 +130,47 @@ it("no Consul token appears in the agents' logs, in mesh status or in Consul met
   const leaks = secrets.filter((s) => texts.some((t) => t.includes(s)));
   expect(leaks).toEqual([]);
 });
+
+it("tasks with least privilege: an agent's task records under its own prefix, the gateway's A2A tasks under its, and its console reads both", async () => {
+  const gateway = await spawnAgent(GATEWAY, consul.address, {
+    readyMessage: "gateway ready",
+    env: { CONSUL_HTTP_TOKEN: tokens["gateway"]! },
+  });
+  try {
+    const c = ["--consul", consul.address, "--token", tokens["reader"]!];
+    // finance runs a payroll as a task: its record in toolmesh/tasks/finance/ with finance's own token.
+    const started = await mesh(["call", "finance.run_payroll", '{"month":"2026-02","pace_ms":0}', "--task", "--json", ...c]);
+    expect(started.code, started.stderr).toBe(0);
+    const { task } = JSON.parse(started.stdout) as { task: { taskId: string } };
+    const waited = await mesh(["tasks", "wait", "finance", task.taskId, "--json", ...c]);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ status: "completed" });
+    expect(await consul.client.kvKeys("toolmesh/tasks/finance/")).toContain(`toolmesh/tasks/finance/${task.taskId}`);
+    // An A2A message through the gateway: its task in toolmesh/a2a-tasks/ with the gateway's token.
+    const a2a = await fetch(new URL("/a2a/hr", gateway.url), {
+      method: "POST",
+      headers: { "content-type": "application/json", "a2a-version": "1.0" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "SendMessage",
+        params: { message: { role: "ROLE_USER", messageId: "acl-a2a-1", parts: [{ text: "Who does Ines Silva report to?" }] } },
+      }),
+    });
+    const sent = (await a2a.json()) as { result?: { task?: { id: string; status?: { state?: string } } }; error?: unknown };
+    expect(sent.result?.task?.status?.state, JSON.stringify(sent)).toBe("TASK_STATE_COMPLETED");
+    expect((await consul.client.kvKeys("toolmesh/a2a-tasks/hr/")).length).toBe(1);
+    // The console lists both (and counts sessions) with nothing more than the gateway's token.
+    const work = await fetch(new URL("/ui/api/work", gateway.url));
+    expect(work.status).toBe(200);
+    const listed = (await work.json()) as { tasks: { kind: string; taskId: string }[]; conversations: number };
+    expect(listed.tasks).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: "mcp", taskId: task.taskId }),
+        expect.objectContaining({ kind: "a2a", taskId: sent.result!.task!.id }),
+      ]),
+    );
+    expect(listed.conversations).toBeGreaterThanOrEqual(1); // the orchestrator's session above
+  } finally {
+    await gateway.process.stop(2_000);
+  }
+}, 60_000);
