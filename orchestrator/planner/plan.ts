@@ -214,8 +214,7 @@ export class Planner {
       // get?"): that agent tells about it. Known to several: ask which side is meant.
       const owner = "entity" in chain.subject ? chain.subject.entity.agents.filter((a) => model.routable().some((r) => r.name === a)) : [];
       if (owner.length === 1) {
-        const step = b.call(owner[0]!, "ask", { question: clause }, `ask ${owner[0]!}`);
-        return { decision: "plan", part: { kind: "ask", clause, step, agent: owner[0]! }, focus: focusAfter(chain, []), candidates: [] };
+        return { ...askAgent(b, clause, owner[0]!), focus: focusAfter(chain, []) };
       }
       const what = model.rank(expand(chain.subject.type), chain.subject.type).slice(0, 4);
       const agents = [
@@ -341,8 +340,7 @@ export class Planner {
       const [doc, next] = model.findByWords(content.join(" "));
       const owner = doc?.entity.agents.find((a) => routable.some((r) => r.name === a));
       if (doc && owner && doc.score >= MIN_WORD_SCORE && (!next || doc.score >= next.score * 1.2)) {
-        const step = b.call(owner, "ask", { question: clause }, `ask ${owner}`);
-        return { decision: "plan", part: { kind: "ask", clause, step, agent: owner }, candidates: [] };
+        return askAgent(b, clause, owner);
       }
       // The tools that fit best, several of them, all belong to one agent ("the leave policy for
       // sick days": hr's leave tools): that agent answers, in its own words. (One tool alone is
@@ -351,8 +349,7 @@ export class Planner {
       const nearAgents = new Set(near.map((r) => (r.candidate.kind === "tool" ? r.candidate.target.agent : r.candidate.attribute.agent)));
       const only = nearAgents.size === 1 ? [...nearAgents][0]! : undefined;
       if (top && top.score >= STRONG_TOOL_SCORE && near.length >= 2 && only && routable.some((r) => r.name === only)) {
-        const step = b.call(only, "ask", { question: clause }, `ask ${only}`);
-        return { decision: "plan", part: { kind: "ask", clause, step, agent: only }, candidates: [] };
+        return askAgent(b, clause, only);
       }
     }
 
@@ -377,9 +374,19 @@ export class Planner {
         else return { decision: decision.kind, message: decision.message, candidates };
       } else agent = decision.agent;
     }
-    const step = b.call(agent, "ask", { question: clause }, `ask ${agent}`);
-    return { decision: "plan", part: { kind: "ask", clause, step, agent }, candidates };
+    return askAgent(b, clause, agent, candidates);
   }
+}
+
+/** A clause handed to one agent's `ask`, in the user's words. */
+function askAgent(
+  b: Builder,
+  clause: string,
+  agent: string,
+  candidates: RouteCandidate[] = [],
+): { decision: "plan"; part: Part; candidates: RouteCandidate[] } {
+  const step = b.call(agent, "ask", { question: clause }, `ask ${agent}`);
+  return { decision: "plan", part: { kind: "ask", clause, step, agent }, candidates };
 }
 
 /** A clause answered by one field of a subject's record ("Rosa Moreno's department"). */
