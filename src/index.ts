@@ -22,7 +22,8 @@ export {
   type DevConsul,
   type DevConsulOptions,
 } from "./consul/devAgent.ts";
-export { type SharedState, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "./state/sharedState.ts";
+export { type SharedState, type Versioned, MemoryState, ConsulKvState, MAX_CAS_ATTEMPTS } from "./state/sharedState.ts";
+export { claimStillHeld, currentFence, type Fence } from "./state/fence.ts";
 export { DEFAULT_CALL_TIMEOUT_MS, type CallToolOptions, type MeshCaller } from "./client/meshCaller.ts";
 export { MeshClient, type MeshClientOptions, type CallOutcome } from "./client/meshClient.ts";
 export { instanceUrl } from "./discovery/instanceUrl.ts";
@@ -42,6 +43,9 @@ export {
 } from "./discovery/catalog.ts";
 export {
   DEFAULT_HOP_LIMIT,
+  IDEMPOTENCY_KEY_META,
+  IDEMPOTENCY_KEY_PATTERN,
+  idempotencyKeyProblem,
   META_PREFIX,
   MAX_HISTORY_TURNS,
   childContext,
@@ -98,7 +102,14 @@ export { Bm25Index, DEFAULT_B, DEFAULT_K1, type Bm25Hit } from "./text/bm25.ts";
 export { askTool, type Answer, type Answerer } from "./agent/askTool.ts";
 export { defineTool, ToolRegistry, type ToolCall, type ToolOutcome, type ToolSpec } from "./agent/tools.ts";
 export { installTools, callTool, type CallPipelineOptions } from "./agent/pipeline.ts";
-export { IdempotencyLedger, requestDigest, sweepIdempotencyRecords, type IdempotencyOptions } from "./agent/idempotency.ts";
+export {
+  DEFAULT_CLAIM_LEASE_MS,
+  IdempotencyLedger,
+  requestDigest,
+  sweepIdempotencyRecords,
+  type IdempotencyOptions,
+  type KeyedCall,
+} from "./agent/idempotency.ts";
 export {
   Gateway,
   GATEWAY_IDLE_TIMEOUT_MS,

@@ -5,6 +5,7 @@ import { MeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
 import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from "../http/legacySessions.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../http/server.ts";
+import { DEFAULT_CLAIM_LEASE_MS } from "./idempotency.ts";
 
 /** Interface the agent binds to. Loopback unless told otherwise. @default "127.0.0.1" */
 export const DEFAULT_HOST = "127.0.0.1";
@@ -70,6 +71,8 @@ export const AgentConfigSchema = z
     reconcileIntervalMs: z.coerce.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
     sessionIdleMs: z.coerce.number().int().min(1_000).default(DEFAULT_SESSION_IDLE_MS),
     maxConcurrentCalls: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_MAX_CONCURRENT_CALLS),
+    /** How long an idempotency claim holds without renewal (DEFAULT_CLAIM_LEASE_MS): another replica takes a key over only after it lapses. */
+    claimLeaseMs: z.coerce.number().int().min(500).max(600_000).default(DEFAULT_CLAIM_LEASE_MS),
     /** Sessions kept at once; a new one evicts the least recently used. */
     maxSessions: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SESSIONS),
     /** Largest request body accepted. */
@@ -118,6 +121,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   MESH_DEREGISTER_AFTER: "deregisterAfter",
   MESH_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   MESH_MAX_CONCURRENT_CALLS: "maxConcurrentCalls",
+  MESH_CLAIM_LEASE_MS: "claimLeaseMs",
   MESH_MAX_SESSIONS: "maxSessions",
   MESH_SESSION_IDLE_MS: "sessionIdleMs",
   MESH_LOG_LEVEL: "logLevel",

@@ -1,8 +1,9 @@
-import { IDEMPOTENCY_CONFLICT_ERROR_CODE, IN_PROGRESS_ERROR_CODE } from "../protocol/codes.ts";
+import { IDEMPOTENCY_CONFLICT_ERROR_CODE, IN_PROGRESS_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { createHash } from "node:crypto";
 import { isInputRequiredResult } from "@modelcontextprotocol/server";
 import type { ToolOutcome } from "./tools.ts";
-import { describeError } from "../protocol/errors.ts";
+import { describeError, isMeshError } from "../protocol/errors.ts";
+import { claimLost, withFence, type Fence, type FenceGuard } from "../state/fence.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ConsulClient } from "../consul/client.ts";
@@ -13,9 +14,12 @@ export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
 /**
  * How long a claim holds without renewal. The instance running the call renews it every
  * third of this while the handler runs, so a claim outlives any deadline of the caller and
- * lapses only when its holder dies. @default 15000
+ * lapses only when its holder stops (dies, is paused, or is cut off from Consul) for this
+ * long; only then may another replica take the key over (if no effect of it committed). A
+ * keyed call whose holder died is run elsewhere after at most this. Env MESH_CLAIM_LEASE_MS.
+ * @default 10000
  */
-export const DEFAULT_CLAIM_LEASE_MS = 15_000;
+export const DEFAULT_CLAIM_LEASE_MS = 10_000;
 /** Results larger than this are not kept (Consul KV values are limited to 512 KiB). @default 262144 */
 export const MAX_KEPT_RESULT_BYTES = 256 * 1024;
 
@@ -28,6 +32,11 @@ interface KeyRecord {
   instance: string;
   /** running: until when the claim holds unless renewed. */
   leaseUntil?: number;
+  /**
+   * running: an effect of this call committed (fenced, in one transaction with this record):
+   * the call must never run again under this key, even if its holder never comes back.
+   */
+  applied?: boolean;
   /** done: the first result, replayed to repeats (absent if too large to keep). */
   result?: unknown;
   /** done: after this, the key is forgotten. */
@@ -42,30 +51,35 @@ export interface IdempotencyOptions {
   state: SharedState;
   windowMs?: number;
   leaseMs?: number;
-  /** Whether an instance is alive (Consul reports it passing): a dead holder's claim is taken over. */
+  /** Whether an instance is alive (Consul reports it passing): said to a repeat that waits on it. */
   isAlive?: (instance: string) => Promise<boolean>;
   logger: Logger;
 }
 
-/** Thrown inside a claim update to stop it: the key is already taken. */
-class Claimed extends Error {
-  readonly record: KeyRecord;
-  constructor(record: KeyRecord) {
-    super("claimed");
-    this.record = record;
-  }
+/** One keyed call as the ledger sees it. */
+export interface KeyedCall {
+  tool: string;
+  args: unknown;
+  deadline: number | undefined;
+  traceId: string;
+  /** Who is asking (ownerOf): a key is scoped to its caller, another caller's key is another key. */
+  owner: string;
 }
 
 /**
- * Runs side effects at most once per idempotency key, across every replica of an agent.
- * The first call claims the key (check-and-set in shared state), bound to a digest of its
- * tool and arguments, and runs; the claim is renewed while the handler runs and released
- * only when the handler has really finished: its result is recorded then (even if the
- * caller's deadline passed long before), and every repeat gets that result without the
- * tool running again. A repeat while the first still runs waits for its result, until its
- * own deadline. A key reused for another tool or other arguments is refused. A claim whose
- * holder died is taken over (the first run may or may not have had its effect: that is
- * the price of a crash). A handler that throws did not complete: the key is released.
+ * Runs side effects exactly once per idempotency key and caller, across every replica of an
+ * agent, and fences them. The first call claims the key (check-and-set), bound to a digest of
+ * its tool and arguments; the claim record's version is a fencing token. While the handler
+ * runs, the claim is renewed (check-and-set on that version) and every write the handler makes
+ * to shared state commits in one Consul transaction with the claim, so it lands only while the
+ * claim is still this holder's, and marks the claim applied. The result is recorded the same
+ * way. A claim is taken over only when its lease lapsed (its holder stopped renewing: dead,
+ * paused or cut off) and no effect of it committed; a holder that resumes after losing its claim
+ * finds its next write refused (CLAIM_LOST) and never overwrites the taker's record. A repeat
+ * gets the first result; one made while the first still runs waits for it until its own
+ * deadline. A key reused for another tool or other arguments is refused. A handler that throws
+ * before any effect did not complete: the key is released. Effects outside Consul KV cannot be
+ * fenced (assertClaimHeld narrows the window): exactly-once ends there.
  */
 export class IdempotencyLedger {
   private readonly o: IdempotencyOptions;
@@ -78,121 +92,273 @@ export class IdempotencyLedger {
     this.leaseMs = options.leaseMs ?? DEFAULT_CLAIM_LEASE_MS;
   }
 
-  /** Runs `handler` once for `key` (or replays its first result). */
-  async run(
-    key: string,
-    call: { tool: string; args: unknown; deadline: number | undefined; traceId: string },
-    handler: () => Promise<ToolOutcome>,
-  ): Promise<ToolOutcome> {
-    const id = createHash("sha256").update(key).digest("base64url");
+  /** Runs `handler` once for `key` of this caller (or replays its first result). */
+  async run(key: string, call: KeyedCall, handler: () => Promise<ToolOutcome>): Promise<ToolOutcome> {
+    const id = keyId(call.owner, key);
     const digest = requestDigest(call.tool, call.args);
     const me = this.o.instance();
-    let deadHolder: string | undefined;
     for (let wait = 25; ; wait = Math.min(wait * 2, 500)) {
-      try {
-        await this.o.state.update<KeyRecord | null>(id, (cur) => {
-          const now = Date.now();
-          const live = cur && (cur.state === "done" ? (cur.expiresAt ?? 0) > now : (cur.leaseUntil ?? 0) > now);
-          const abandoned = cur?.state === "running" && cur.instance === deadHolder;
-          if (live && !abandoned) throw new Claimed(cur);
-          return { state: "running", tool: call.tool, digest, instance: me, leaseUntil: now + this.leaseMs };
-        });
-      } catch (e) {
-        if (!(e instanceof Claimed)) throw e; // the ledger is unreachable: nothing ran, the caller may retry
-        const rec = e.record;
-        if (rec.tool !== call.tool || (rec.digest !== undefined && rec.digest !== digest)) {
+      const { value: cur, version } = await this.ledgerStep("read the key's record", () => this.o.state.read<KeyRecord | null>(id));
+      const now = Date.now();
+      if (cur && (cur.state === "done" ? (cur.expiresAt ?? 0) > now : true)) {
+        if (cur.tool !== call.tool || (cur.digest !== undefined && cur.digest !== digest)) {
           throw new CallRefusal(
             IDEMPOTENCY_CONFLICT_ERROR_CODE,
-            `This idempotency key was first used for ${this.o.agent}.${rec.tool} with ${rec.tool === call.tool ? "other arguments" : "another tool"}; a key stands for one request. Nothing ran. Use a new key for a new request.`,
+            `This idempotency key was first used for ${this.o.agent}.${cur.tool} with ${cur.tool === call.tool ? "other arguments" : "another tool"}; a key stands for one request. Nothing ran. Use a new key for a new request.`,
           );
         }
-        if (rec.state === "done") {
-          this.o.logger.info(
-            { tool: call.tool, firstRanOn: rec.instance, traceId: call.traceId },
-            "repeated idempotency key: returning the first result",
-          );
-          return rec.result !== undefined
-            ? (rec.result as ToolOutcome)
-            : {
-                isError: true,
-                content: [
-                  {
-                    type: "text",
-                    text: `${this.o.agent}.${call.tool} already ran with this idempotency key; its result was too large to keep.`,
-                  },
-                ],
-              };
-        }
-        if (rec.instance !== me && this.o.isAlive && !(await this.o.isAlive(rec.instance).catch(() => true))) {
-          this.o.logger.warn(
-            { tool: call.tool, holder: rec.instance, traceId: call.traceId },
-            "idempotency key held by a dead instance; running the call here",
-          );
-          deadHolder = rec.instance;
+        if (cur.state === "done") return this.replay(cur, call);
+        const lapsed = (cur.leaseUntil ?? 0) <= now;
+        if (!(lapsed && !cur.applied)) {
+          if (call.deadline !== undefined && Date.now() + wait >= call.deadline) throw await this.stillRunning(cur, call);
+          await new Promise((r) => setTimeout(r, wait));
           continue;
         }
-        if (call.deadline !== undefined && Date.now() + wait >= call.deadline) {
-          throw new CallRefusal(
-            IN_PROGRESS_ERROR_CODE,
-            `${this.o.agent}.${call.tool} with this idempotency key is still running on ${rec.instance}; it did not finish before this call's deadline. Call again with the same key later for its result.`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, wait));
-        continue;
+        this.o.logger.warn(
+          { tool: call.tool, holder: cur.instance, traceId: call.traceId },
+          "idempotency claim lapsed (its holder stopped renewing it) before any effect: running the call here",
+        );
       }
-      return this.runClaimed(id, me, call, handler);
+      const record: KeyRecord = { state: "running", tool: call.tool, digest, instance: me, leaseUntil: now + this.leaseMs };
+      const claimed = await this.ledgerStep("claim the key", () => this.o.state.writeIf(id, record, version));
+      if (claimed === undefined) continue; // another caller wrote first: look again
+      const fence = new ClaimFence({
+        store: this.o.state,
+        id,
+        index: claimed,
+        record,
+        label: `${this.o.agent}.${call.tool}`,
+        leaseMs: this.leaseMs,
+        claimedAt: now,
+      });
+      return this.runClaimed(fence, call, handler);
     }
   }
 
-  private async runClaimed(
-    id: string,
-    me: string,
-    call: { tool: string; traceId: string },
-    handler: () => Promise<ToolOutcome>,
-  ): Promise<ToolOutcome> {
+  private replay(rec: KeyRecord, call: KeyedCall): ToolOutcome {
+    this.o.logger.info(
+      { tool: call.tool, firstRanOn: rec.instance, traceId: call.traceId },
+      "repeated idempotency key: returning the first result",
+    );
+    return rec.result !== undefined
+      ? (rec.result as ToolOutcome)
+      : {
+          isError: true,
+          content: [
+            { type: "text", text: `${this.o.agent}.${call.tool} already ran with this idempotency key; its result was too large to keep.` },
+          ],
+        };
+  }
+
+  /** The refusal for a repeat whose deadline comes while the first call still holds the key. */
+  private async stillRunning(rec: KeyRecord, call: KeyedCall): Promise<CallRefusal> {
+    const what = `${this.o.agent}.${call.tool} with this idempotency key`;
+    if (!rec.applied || (rec.leaseUntil ?? 0) > Date.now()) {
+      return new CallRefusal(
+        IN_PROGRESS_ERROR_CODE,
+        `${what} is still running on ${rec.instance}; it did not finish before this call's deadline. Call again with the same key later for its result.`,
+      );
+    }
+    const alive = this.o.isAlive ? await this.o.isAlive(rec.instance).catch(() => undefined) : undefined;
+    return new CallRefusal(
+      IN_PROGRESS_ERROR_CODE,
+      `${what} ran on ${rec.instance} and its effect is committed, but ${rec.instance} ${alive === false ? "is not passing its health check" : "stopped renewing its claim"} and has not recorded the result yet. It will not run again. Call again with the same key later: the result is returned once ${rec.instance} records it.`,
+    );
+  }
+
+  private async runClaimed(fence: ClaimFence, call: KeyedCall, handler: () => Promise<ToolOutcome>): Promise<ToolOutcome> {
     const renew = setInterval(() => {
-      void this.o.state
-        .update<KeyRecord | null>(id, (cur) =>
-          cur?.instance === me && cur.state === "running" ? { ...cur, leaseUntil: Date.now() + this.leaseMs } : (cur ?? null),
-        )
-        .catch((e: unknown) => this.o.logger.warn({ err: describeError(e), tool: call.tool }, "could not renew an idempotency claim"));
+      void fence
+        .renew()
+        .catch((e: unknown) =>
+          this.o.logger.warn({ err: describeError(e), tool: call.tool, traceId: call.traceId }, "could not renew an idempotency claim"),
+        );
     }, this.leaseMs / 3);
     renew.unref();
-    const release = () =>
-      this.o.state
-        .update<KeyRecord | null>(id, (cur) => (cur?.instance === me && cur.state === "running" ? null : (cur ?? null)))
-        .catch((err: unknown) => this.o.logger.warn({ err: describeError(err), tool: call.tool }, "could not release an idempotency key"));
     let result: ToolOutcome;
     try {
-      result = await handler();
+      result = await withFence(fence, handler);
     } catch (e) {
       clearInterval(renew);
-      await release(); // not completed: let a repeat run it
+      if (fence.isLost) throw e; // the taker owns the key now: nothing of ours to release or record
+      if (fence.applied) {
+        // Part of the effect committed: the key must not run again. Record the failure as its result.
+        await this.finish(fence, call, {
+          isError: true,
+          content: [
+            {
+              type: "text",
+              text: `${fence.label} failed after committing part of its effect: ${describeError(e)}. It will not run again with this key.`,
+            },
+          ],
+        });
+        throw e;
+      }
+      await this.release(fence, call); // not completed: let a repeat run it
       throw e;
     }
     clearInterval(renew);
     // A request for the client's input is no final result: the retry that answers it claims again.
-    if (isInputRequiredResult(result)) {
-      await release();
+    if (isInputRequiredResult(result) && !fence.applied) {
+      await this.release(fence, call);
       return result;
     }
-    const keep = JSON.stringify(result).length <= MAX_KEPT_RESULT_BYTES;
-    await this.o.state
-      .update<KeyRecord>(id, (cur) => ({
-        state: "done",
-        tool: call.tool,
-        ...(cur?.digest ? { digest: cur.digest } : {}),
-        instance: me,
-        ...(keep ? { result } : {}),
-        expiresAt: Date.now() + this.windowMs,
-      }))
-      .catch((e: unknown) =>
-        this.o.logger.warn(
-          { err: describeError(e), tool: call.tool, traceId: call.traceId },
-          "could not keep the result for an idempotency key; a repeat after the claim lapses may run again",
-        ),
-      );
+    await this.finish(fence, call, result);
     return result;
+  }
+
+  /** Records the result, only while the claim is still ours. */
+  private async finish(fence: ClaimFence, call: KeyedCall, result: ToolOutcome): Promise<void> {
+    const keep = JSON.stringify(result).length <= MAX_KEPT_RESULT_BYTES;
+    const done: KeyRecord = {
+      state: "done",
+      tool: call.tool,
+      ...(fence.record.digest ? { digest: fence.record.digest } : {}),
+      instance: fence.record.instance,
+      ...(keep ? { result } : {}),
+      expiresAt: Date.now() + this.windowMs,
+    };
+    const written = await fence.close(done).catch((e: unknown) => {
+      this.o.logger.warn(
+        { err: describeError(e), tool: call.tool, traceId: call.traceId },
+        "could not keep the result for an idempotency key; a repeat after the claim lapses may run again unless an effect committed",
+      );
+      return true;
+    });
+    if (!written) {
+      this.o.logger.warn(
+        { tool: call.tool, traceId: call.traceId },
+        "idempotency claim was taken over before the result was recorded; the taker's record stands",
+      );
+    }
+  }
+
+  private async release(fence: ClaimFence, call: KeyedCall): Promise<void> {
+    await fence
+      .close(null)
+      .catch((err: unknown) => this.o.logger.warn({ err: describeError(err), tool: call.tool }, "could not release an idempotency key"));
+  }
+
+  /** The ledger's own reads and writes: an unreachable ledger is a retryable mesh failure, and nothing ran. */
+  private async ledgerStep<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = isMeshError(e) ? e.code : undefined;
+      throw new CallRefusal(
+        MESH_FAILURE_ERROR_CODE,
+        `${this.o.agent} could not ${what} in its shared state (${code ?? describeError(e)}); nothing ran. Try again with the same key.`,
+        { code: code === "CONSUL_FORBIDDEN" ? code : "CONSUL_UNREACHABLE", retryable: code !== "CONSUL_FORBIDDEN" },
+      );
+    }
+  }
+}
+
+/** Where a caller's key is kept: a digest of the caller and the key, so one caller never reaches another's. */
+function keyId(owner: string, key: string): string {
+  return createHash("sha256").update(owner).update("\0").update(key).digest("base64url");
+}
+
+/**
+ * The fence of one held claim: the claim record's version as this holder last wrote it.
+ * Renewals, fenced effects (sharedState) and the final record take turns through one chain,
+ * each a check-and-set on that version.
+ */
+class ClaimFence implements Fence {
+  readonly label: string;
+  record: KeyRecord;
+  private index: number;
+  /** Local time just before the claim's last successful write: its lease runs from then. */
+  private confirmedAt: number;
+  private readonly leaseMs: number;
+  private chain: Promise<unknown> = Promise.resolve();
+  private state: "held" | "lost" | "closed" = "held";
+  private effect = false;
+  private readonly store: SharedState;
+  private readonly id: string;
+
+  constructor(o: { store: SharedState; id: string; index: number; record: KeyRecord; label: string; leaseMs: number; claimedAt: number }) {
+    this.store = o.store;
+    this.id = o.id;
+    this.index = o.index;
+    this.record = o.record;
+    this.label = o.label;
+    this.leaseMs = o.leaseMs;
+    this.confirmedAt = o.claimedAt;
+  }
+
+  get open(): boolean {
+    return this.state === "held";
+  }
+  get applied(): boolean {
+    return this.effect;
+  }
+  get isLost(): boolean {
+    return this.state === "lost";
+  }
+
+  guard(): FenceGuard | undefined {
+    const key = this.store.kvKey(this.id);
+    if (key === undefined || this.state !== "held") return undefined;
+    const sentAt = Date.now();
+    return { key, index: this.index, sentAt, value: JSON.stringify({ ...this.record, applied: true, leaseUntil: sentAt + this.leaseMs }) };
+  }
+
+  committed(claimIndex: number, sentAt: number): void {
+    this.index = claimIndex;
+    this.confirmedAt = sentAt;
+    this.effect = true;
+    this.record = { ...this.record, applied: true, leaseUntil: sentAt + this.leaseMs };
+  }
+
+  lost(detail?: string): never {
+    if (this.state === "held") this.state = "lost";
+    throw claimLost(this.label, detail);
+  }
+
+  assertHeld(): void {
+    if (this.state === "lost") throw claimLost(this.label);
+  }
+
+  async verify(): Promise<void> {
+    this.assertHeld();
+    // A taker needs the lease to have lapsed; a third of it is left for the effect itself and for
+    // clock skew between hosts. Past that (this process was paused, or renewals failed), renew now.
+    if (Date.now() - this.confirmedAt < (this.leaseMs * 2) / 3) return;
+    await this.renew();
+    this.assertHeld();
+  }
+
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Extends the lease (check-and-set on our version); a changed record means the claim was taken. */
+  renew(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.state !== "held") return;
+      const sent = Date.now();
+      const record = { ...this.record, leaseUntil: sent + this.leaseMs };
+      const v = await this.store.writeIf(this.id, record, this.index);
+      if (v === undefined) {
+        this.state = "lost";
+        return;
+      }
+      this.index = v;
+      this.record = record;
+      this.confirmedAt = sent;
+    });
+  }
+
+  /** Writes the final record (null: releases the key) if the claim is still ours; false if it was taken. */
+  close(final: KeyRecord | null): Promise<boolean> {
+    return this.exclusive(async () => {
+      if (this.state === "lost") return false;
+      this.state = "closed";
+      return (await this.store.writeIf(this.id, final, this.index)) !== undefined;
+    });
   }
 }
 

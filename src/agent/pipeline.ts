@@ -10,7 +10,15 @@ import {
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
 import { ownerOf } from "../http/principal.ts";
 import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
-import { fromMeta, META_PREFIX, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import {
+  fromMeta,
+  IDEMPOTENCY_KEY_META,
+  idempotencyKeyProblem,
+  META_PREFIX,
+  rootContext,
+  runWithMeshContext,
+  type MeshContext,
+} from "../context/meshContext.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
 import type { Logger } from "../logger.ts";
@@ -96,6 +104,8 @@ async function serveCall(
 ): Promise<ToolOutcome> {
   const started = performance.now();
   const ctx = decode(params);
+  const keyProblem = idempotencyKeyProblem(params._meta?.[IDEMPOTENCY_KEY_META]);
+  if (keyProblem) refuse(o, ctx, ProtocolErrorCode.InvalidParams, `Invalid request for ${o.agent}.${params.name}: ${keyProblem}.`);
   const admitted = await admit(o, params, ctx);
   if (!admitted.ok) {
     // Only a known tool gets here (an unknown one is refused above): its name is a safe label.
@@ -135,13 +145,13 @@ async function serveCall(
             }),
           ),
         ) as Promise<ToolOutcome>;
-      return ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, start) : start();
+      return ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, params._meta, spec, args, start) : start();
     }
     if (spec.task === "required") throw tasksCapabilityMissing(`${o.agent}.${spec.name} runs only as a task;`);
   }
   const run = () =>
     runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
-  const once = () => (ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, spec, args, run) : run());
+  const once = () => (ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, params._meta, spec, args, run) : run());
   // A caller that asked for hop reports gets this call's (and its onward calls') with the result.
   const serverHop = ctx.reportHops ? hopId() : undefined;
   let hops: Hop[] = [];
@@ -246,15 +256,30 @@ function checkDeadline(o: CallPipelineOptions, ctx: MeshContext, spec: ToolSpec)
   return ctx.deadline;
 }
 
-/** Steps 5-7: the idempotency claim, the handler, the record. A request for input is no final result: the key is released. */
-function claimAndRun(
+/**
+ * Steps 5-7: the idempotency claim, the handler, the record. The key is the caller's own
+ * (scoped to who is asking). A request for input is no final result: the key is released.
+ * The ledger's refusals (conflict, in progress, shared state unreachable) are JSON-RPC errors
+ * with their own codes, never an internal error.
+ */
+async function claimAndRun(
   ledger: IdempotencyLedger,
   ctx: MeshContext,
+  meta: Record<string, unknown> | undefined,
   spec: ToolSpec,
   args: Record<string, unknown>,
   run: () => Promise<ToolOutcome>,
 ): Promise<ToolOutcome> {
-  return ledger.run(ctx.idempotencyKey!, { tool: spec.name, args, deadline: ctx.deadline, traceId: ctx.traceId }, run);
+  try {
+    return await ledger.run(
+      ctx.idempotencyKey!,
+      { tool: spec.name, args, deadline: ctx.deadline, traceId: ctx.traceId, owner: ownerOf(meta) },
+      run,
+    );
+  } catch (e) {
+    if (e instanceof CallRefusal) throw new ProtocolError(e.code, e.message, e.data);
+    throw e;
+  }
 }
 
 /** Step 6: the handler. Business failures become isError results; refusals and mesh failures, JSON-RPC errors. */

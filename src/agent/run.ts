@@ -103,7 +103,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
 
-  // Whether a sibling instance is alive, per Consul (for taking over a dead one's idempotency claims).
+  // Whether a sibling instance is alive, per Consul (said to a repeat waiting on its idempotency claim).
   const isAlive = async (id: string) =>
     (await consul.healthService(def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
   let instanceId = config.instanceId;
@@ -111,6 +111,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     agent: def.name,
     instance: () => instanceId ?? "stdio",
     state: keyState,
+    leaseMs: config.claimLeaseMs,
     ...(stdio ? {} : { isAlive }),
     logger: log,
   });

@@ -73,6 +73,16 @@ export interface KvEntry {
   modifyIndex: number;
 }
 
+/** One operation of a KV transaction (Consul's verbs, the few toolmesh uses). */
+export type KvTxnOp =
+  | { verb: "cas"; key: string; value: string; index: number }
+  | { verb: "set"; key: string; value: string }
+  | { verb: "check-index"; key: string; index: number }
+  | { verb: "delete-cas"; key: string; index: number };
+
+export type KvTxnResult =
+  { ok: true; results: { key: string; modifyIndex: number }[] } | { ok: false; failed: { op: number; what: string }[] };
+
 type Res = { statusCode: number; headers: Record<string, string | string[] | undefined>; body: unknown };
 type Call = (opts: Record<string, unknown>) => Promise<unknown>;
 // The client's option types omit ctx/index/wait/timeout; this is the one cast for all calls.
@@ -258,8 +268,53 @@ export class ConsulClient {
     return body !== false;
   }
 
+  /**
+   * Applies KV operations atomically (`PUT /v1/txn`): all of them or none. `cas` writes only
+   * if the key's ModifyIndex is still `index` (0: only if absent); `check-index` only checks.
+   * Returns the new ModifyIndex of each written key, or, when a check failed, which
+   * operations failed (their positions): nothing was written then.
+   */
+  async kvTxn(ops: readonly KvTxnOp[], options: CallOptions = {}): Promise<KvTxnResult> {
+    const operations = ops.map((op) => ({
+      KV: {
+        Verb: op.verb,
+        Key: op.key,
+        ...("value" in op ? { Value: Buffer.from(op.value, "utf8").toString("base64") } : {}),
+        ...("index" in op ? { Index: op.index } : {}),
+      },
+    }));
+    let body: unknown;
+    try {
+      [, body] = await this.kv("txn", ops[0]?.key ?? "", () =>
+        this.call(
+          `apply a transaction of ${ops.length} key operations`,
+          loose((o: { operations: unknown[] }) => this.consul.transaction.create(o.operations as never, o as never)),
+          { operations },
+          options,
+        ),
+      );
+    } catch (e) {
+      // 409: a check failed and nothing was written; Consul says which operations.
+      if (e instanceof MeshError && e.details["status"] === 409) {
+        const raw = (e.cause as { response?: Res } | undefined)?.response?.body;
+        const parsed = typeof raw === "string" || Buffer.isBuffer(raw) ? safeJson(raw.toString()) : raw;
+        const errors = ((parsed as { Errors?: { OpIndex?: number; What?: string }[] } | undefined)?.Errors ?? []).map((x) => ({
+          op: x.OpIndex ?? -1,
+          what: x.What ?? "",
+        }));
+        return { ok: false, failed: errors };
+      }
+      throw e;
+    }
+    const results = ((body as { Results?: { KV?: { Key: string; ModifyIndex: number } }[] } | undefined)?.Results ?? []).map((r) => ({
+      key: r.KV?.Key ?? "",
+      modifyIndex: r.KV?.ModifyIndex ?? 0,
+    }));
+    return { ok: true, results };
+  }
+
   /** One KV request: timed (toolmesh_consul_kv_duration_seconds) and, inside a traced call, a child span. */
-  private async kv<T>(op: "get" | "set" | "keys" | "delete", key: string, fn: () => Promise<T>): Promise<T> {
+  private async kv<T>(op: "get" | "set" | "keys" | "delete" | "txn", key: string, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
       return await inChildSpan(
@@ -344,6 +399,14 @@ export function parseDurationMs(d: string): number {
 function consulIndex(res: Res | undefined): string {
   const raw = res?.headers["x-consul-index"];
   return (Array.isArray(raw) ? raw[0] : raw) ?? "0";
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function bodyText(res: Res | undefined): string {

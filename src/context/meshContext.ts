@@ -47,6 +47,35 @@ export interface MeshContext {
   readonly reportHops?: boolean;
 }
 
+/** The `_meta` key of a call's idempotency key. */
+export const IDEMPOTENCY_KEY_META = `${META_PREFIX}idempotency-key`;
+/**
+ * What an idempotency key may be, at every entry point (agent, gateway, CLI): 8 to 200 of
+ * A-Z a-z 0-9 . _ : + / = - — a UUID, a request number, a base64 digest. Shorter keys collide
+ * by accident; other characters are refused rather than silently dropped.
+ */
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9._:+/=-]{8,200}$/;
+
+/**
+ * Why a value is no idempotency key (what was expected and what came), or undefined when it
+ * is one or absent. A key that is present but malformed is refused, never ignored: ignoring it
+ * would run a side effect twice that the caller meant to run once.
+ */
+export function idempotencyKeyProblem(value: unknown): string | undefined {
+  if (value === undefined || (typeof value === "string" && IDEMPOTENCY_KEY_PATTERN.test(value))) return undefined;
+  const got =
+    typeof value === "string"
+      ? value.length < 8 || value.length > 200
+        ? `a string of ${value.length} characters`
+        : "a string with other characters"
+      : value === null
+        ? "null"
+        : Array.isArray(value)
+          ? "an array"
+          : `a ${typeof value}`;
+  return `the idempotency key (${IDEMPOTENCY_KEY_META}) must be a string of 8 to 200 characters from A-Z a-z 0-9 . _ : + / = - (a UUID works); got ${got}. Nothing ran`;
+}
+
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** Random bytes drawn from a pool refilled 4 KiB at a time (one syscall per ~170 trace ids, not per id). */
@@ -126,7 +155,7 @@ export function toMeta(ctx: MeshContext): Record<string, unknown> {
     [`${META_PREFIX}hop`]: ctx.hop,
     [`${META_PREFIX}hop-limit`]: ctx.hopLimit,
     ...(ctx.deadline !== undefined ? { [`${META_PREFIX}deadline`]: new Date(ctx.deadline).toISOString() } : {}),
-    ...(ctx.idempotencyKey ? { [`${META_PREFIX}idempotency-key`]: ctx.idempotencyKey } : {}),
+    ...(ctx.idempotencyKey ? { [IDEMPOTENCY_KEY_META]: ctx.idempotencyKey } : {}),
     ...(Object.keys(ctx.facts).length ? { [`${META_PREFIX}facts`]: ctx.facts } : {}),
     ...(ctx.history.length ? { [`${META_PREFIX}history`]: ctx.history } : {}),
     ...(ctx.reportHops ? { [`${META_PREFIX}report-hops`]: true } : {}),
@@ -160,7 +189,8 @@ export function fromMeta(meta: unknown): MeshContext | undefined {
   const sessionId = str(`${META_PREFIX}session`);
   const tracestate = str("tracestate", 512);
   const baggage = str("baggage", 8192);
-  const idempotencyKey = str(`${META_PREFIX}idempotency-key`);
+  const key = m[IDEMPOTENCY_KEY_META];
+  const idempotencyKey = idempotencyKeyProblem(key) === undefined && typeof key === "string" ? key : undefined;
   return {
     traceId: tp?.[1] ?? hex(16),
     spanId: tp?.[2] ?? hex(8),

@@ -78,12 +78,8 @@ export class SharedA2aTaskStore implements TaskStore {
       this.keys = async () => (await consul.kvKeys(prefix)).map((k) => k.slice(prefix.length));
     } else {
       const state = new MemoryState();
-      const ids = new Set<string>();
-      this.state = {
-        get: (k) => state.get(k),
-        update: (k, fn) => (ids.add(k), state.update(k, fn)),
-      };
-      this.keys = async () => [...ids];
+      this.state = state;
+      this.keys = async () => state.keys();
     }
   }
 

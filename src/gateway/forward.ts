@@ -5,13 +5,22 @@ import {
   CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
   ProtocolError,
+  ProtocolErrorCode,
   type CallToolResult,
   type InputRequiredResult,
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { protocolMessage } from "../client/outcome.ts";
 import type { ClientPool } from "../client/pool.ts";
-import { childContext, fromMeta, META_PREFIX, rootContext, type MeshContext } from "../context/meshContext.ts";
+import {
+  childContext,
+  fromMeta,
+  IDEMPOTENCY_KEY_META,
+  idempotencyKeyProblem,
+  META_PREFIX,
+  rootContext,
+  type MeshContext,
+} from "../context/meshContext.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { HOPS_META } from "../telemetry/hops.ts";
@@ -69,6 +78,9 @@ async function forward(
   const pool = via.pool;
   const meta = params._meta ?? {};
   const progressToken = ctx.mcpReq._meta?.progressToken;
+  const keyProblem = idempotencyKeyProblem(meta[IDEMPOTENCY_KEY_META]);
+  if (keyProblem)
+    throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid request for ${target.agent}__${target.tool}: ${keyProblem}.`);
   let context: MeshContext;
   try {
     context = contextFor(meta, target.agent);

@@ -20,6 +20,7 @@ export type MeshErrorCode =
   | "HOP_LIMIT"
   | "DELIVERY_UNKNOWN"
   | "IDEMPOTENCY_CONFLICT"
+  | "CLAIM_LOST"
   | "ABORTED";
 
 export interface MeshErrorOptions {

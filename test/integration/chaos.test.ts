@@ -69,7 +69,8 @@ it(
   async () => {
     const ledger = join(mkdtempSync(join(tmpdir(), "toolmesh-chaos-")), "ledger.jsonl");
     writeFileSync(ledger, "");
-    const env = { PROBE_NAME: "chaos", PROBE_LEDGER: ledger };
+    // A killed holder's idempotency claim is taken over once its lease lapses (shortened here from 10 s).
+    const env = { PROBE_NAME: "chaos", PROBE_LEDGER: ledger, MESH_CLAIM_LEASE_MS: "2000" };
     const live: TestAgent[] = await Promise.all([1, 2, 3].map(() => spawnAgent(PROBE, consul.address, { env })));
     running.push(...live);
     const client = await meshClient("chaos", 3);

@@ -226,7 +226,8 @@ describe("idempotency keys", () => {
   it("with a key, a non-idempotent call whose replica dies mid-call fails over instead of 'delivery unknown'", async () => {
     const ledger = join(mkdtempSync(join(tmpdir(), "toolmesh-ledger-")), "ledger.jsonl");
     writeFileSync(ledger, "");
-    const env = { PROBE_NAME: "failover", PROBE_LEDGER: ledger };
+    // A dead holder's claim is taken over once its lease lapses (shortened here from 10 s).
+    const env = { PROBE_NAME: "failover", PROBE_LEDGER: ledger, MESH_CLAIM_LEASE_MS: "2000" };
     const agents = [await spawnAgent(PROBE, consul.address, { env }), await spawnAgent(PROBE, consul.address, { env })];
     running.push(...agents);
     const client = await meshClient("failover", 2);

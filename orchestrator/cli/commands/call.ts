@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { fromJsonSchema, type CallToolResult, type JsonSchemaType, type Tool } from "@modelcontextprotocol/client";
 import { argumentProblem } from "../../../src/protocol/limits.ts";
-import { rootContext } from "../../../src/context/meshContext.ts";
+import { IDEMPOTENCY_KEY_PATTERN, rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
@@ -19,8 +19,6 @@ interface CallFlags extends MeshFlags {
 }
 
 const TARGET = /^([a-z][a-z0-9-]*)\.([A-Za-z0-9_.-]+)$/;
-/** What an idempotency key may look like: a UUID, a request number, any short token. */
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,200}$/;
 
 export function callCommand(): Command {
   return addMeshOptions(
@@ -57,9 +55,9 @@ Examples:
       if (!m) throw new UsageError(`"${target}" is not agent.tool, e.g. hr.get_leave_balance.`);
       const [, agentName, toolName] = m as unknown as [string, string, string];
       const timeoutMs = parseTimeout(flags.timeout);
-      if (flags.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(flags.idempotencyKey))
+      if (flags.idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(flags.idempotencyKey))
         throw new UsageError(
-          `--idempotency-key "${flags.idempotencyKey}" is invalid: 8 to 200 of A-Z a-z 0-9 . _ : - (a UUID works, e.g. from uuidgen).`,
+          `--idempotency-key "${flags.idempotencyKey}" is invalid: 8 to 200 of A-Z a-z 0-9 . _ : + / = - (a UUID works, e.g. from uuidgen).`,
         );
       const text = argumentsText(json, flags.argsFile);
       const deadline = Date.now() + timeoutMs;
