@@ -1,0 +1,116 @@
+// Conversations belong to whoever started them: two clients of one gateway (two bearer tokens),
+// over MCP, with real agent processes, a real gateway and Consul.
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import type { CallToolResult, Client } from "@modelcontextprotocol/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resultText } from "../../src/protocol/results.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
+
+const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const TOKEN_A = "client-a-token-0123456789";
+const TOKEN_B = "client-b-token-9876543210";
+/** Where hr keeps the leave it booked (one record per employee). */
+const LEAVE = "toolmesh/state/hr/leave/";
+
+let consul: TestConsul;
+const agents: TestAgent[] = [];
+let gateway: TestAgent;
+
+beforeAll(async () => {
+  consul = await startTestConsul();
+  agents.push(...(await Promise.all(["hr", "finance", "orchestrator"].map((a) => spawnAgent(a, consul.address)))));
+  await eventually(
+    async () =>
+      (
+        await Promise.all(
+          ["hr", "finance", "orchestrator"].map(async (n) => (await consul.client.healthService(n, { passing: true })).value),
+        )
+      ).every((v) => v.length === 1),
+    { timeoutMs: 5_000, what: "hr, finance and the orchestrator passing" },
+  );
+  gateway = await spawnAgent(GATEWAY, consul.address, {
+    readyMessage: "gateway ready",
+    env: { MESH_GATEWAY_TOKEN: `${TOKEN_A},${TOKEN_B}` },
+  });
+}, 60_000);
+afterAll(async () => {
+  await gateway?.process.stop(2_000);
+  await Promise.all(agents.map((a) => a.process.stop(2_000)));
+  await consul?.stop();
+});
+
+/** Every leave request hr has booked for one employee (none: an empty list). */
+async function booked(employeeId: string): Promise<{ startDate: string; leaveType: string }[]> {
+  const entry = await consul.client.kvGet(`${LEAVE}${employeeId}`);
+  return entry ? (JSON.parse(entry.value) as { requests: { startDate: string; leaveType: string }[] }).requests : [];
+}
+
+const REFUSED = /this session belongs to another caller; start a new one \(omit session_id\)/;
+
+describe("orchestrator sessions through the gateway, two clients", () => {
+  let a: Client;
+  let b: Client;
+  beforeAll(async () => {
+    const url = new URL("/agents/orchestrator/mcp", gateway.url).toString();
+    await eventually(async () => (await fetch(url, { method: "POST" })).status !== 404, {
+      timeoutMs: 10_000,
+      what: "the gateway's orchestrator view",
+    });
+    a = await connectHttp(url, { token: TOKEN_A, name: "client-a" });
+    b = await connectHttp(url, { token: TOKEN_B, name: "client-b" });
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+  });
+  const ask = (client: Client, question: string, session_id?: string) =>
+    client.callTool({ name: "ask", arguments: { question, ...(session_id ? { session_id } : {}) } }) as Promise<CallToolResult>;
+
+  it("B cannot confirm A's pending booking (nothing booked, nothing of it shown); A still can", async () => {
+    const session = `own-book-${randomUUID()}`;
+    const asked = await ask(a, "Book 1 day of vacation for Keiko Sato starting 2026-12-14", session);
+    expect(asked.structuredContent).toMatchObject({
+      kind: "confirm",
+      session_id: session,
+      effects: [{ agent: "hr", tool: "request_leave" }],
+    });
+    const employee = /"employee_id":"(E\d+)"/.exec(resultText(asked))![1]!;
+
+    const stolen = await ask(b, "yes", session);
+    expect(stolen.isError, resultText(stolen)).toBe(true);
+    expect(resultText(stolen)).toMatch(REFUSED);
+    expect(resultText(stolen)).not.toMatch(/Keiko|request_leave|2026-12-14|vacation/);
+    // Nor through the mesh context's session instead of session_id.
+    const viaContext = (await b.callTool({
+      name: "ask",
+      arguments: { question: "yes" },
+      _meta: { "io.toolmesh/session": session },
+    })) as CallToolResult;
+    expect(viaContext.isError, resultText(viaContext)).toBe(true);
+    expect(resultText(viaContext)).toMatch(REFUSED);
+    expect(await booked(employee)).toEqual([]);
+
+    const yes = await ask(a, "yes", session);
+    expect(yes.isError, resultText(yes)).toBeFalsy();
+    expect(resultText(yes)).toMatch(/^Booked 1 working day\(s\) of vacation leave for Keiko Sato, 2026-12-14/);
+    expect(await booked(employee)).toEqual([expect.objectContaining({ startDate: "2026-12-14", leaveType: "vacation" })]);
+  }, 60_000);
+
+  it("B cannot continue A's conversation (its follow-up is not answered from A's focus); A continues it", async () => {
+    const session = `own-follow-${randomUUID()}`;
+    expect(resultText(await ask(a, "Who is Rosa Moreno's manager?", session))).toMatch(/^Rosa Moreno's manager: Ines Silva \(E1009\)\./);
+    const other = await ask(b, "and her manager?", session);
+    expect(other.isError, resultText(other)).toBe(true);
+    expect(resultText(other)).toMatch(REFUSED);
+    expect(resultText(other)).not.toMatch(/Ines|Rosa|Bob Okafor/);
+    // A's conversation is untouched by B's attempt: the follow-up is about Ines Silva.
+    expect(resultText(await ask(a, "and her manager?", session))).toMatch(/^Ines Silva's manager: Bob Okafor \(E1002\)\./);
+    // B's own conversations work as before.
+    const own = await ask(b, "Who is Rosa Moreno's manager?");
+    expect(resultText(own)).toMatch(/^Rosa Moreno's manager: Ines Silva/);
+    const ownSession = (own.structuredContent as { session_id: string }).session_id;
+    expect(resultText(await ask(b, "and her manager?", ownSession))).toMatch(/^Ines Silva's manager: Bob Okafor/);
+  }, 60_000);
+});
