@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   A2A_PROTOCOL_VERSION,
   A2A_VERSION_HEADER,
@@ -40,8 +40,9 @@ export const A2A_CALL_TIMEOUT_MS = 120_000;
  * One agent kind of the mesh as an A2A 1.0 agent (JSON-RPC over HTTP, SSE streaming), built on
  * the official A2A JavaScript SDK: its Agent Card lists the agent's tools as skills (its `ask`
  * tool with its example questions first), and a message is answered by the agent's `ask`
- * through the mesh, with the A2A context id as the mesh session. Its tasks live in the mesh's
- * shared state (a2aTasks.ts), so every gateway replica answers for them.
+ * through the mesh, with the A2A context as the mesh session (one per client and context id:
+ * sessionFor). Its tasks live in the mesh's shared state (a2aTasks.ts), so every gateway
+ * replica answers for them, to the client that created them only.
  */
 export class A2aAgentEndpoint {
   private readonly agent: string;
@@ -255,7 +256,7 @@ class AskExecutor implements AgentExecutor {
       const context = rootContext({
         caller: "gateway-a2a",
         timeoutMs: A2A_CALL_TIMEOUT_MS,
-        sessionId: sessionFor(contextId),
+        sessionId: sessionFor(currentPrincipal(), contextId),
         ...(watching ? { reportHops: true } : {}),
       });
       const { result } = await recordedCall(
@@ -319,9 +320,15 @@ function examplesOf(description: string): string[] {
   return [...tail.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
 }
 
-/** A2A context ids become mesh session ids (letters, digits, . _ -). */
-function sessionFor(contextId: string): string {
-  return `a2a-${contextId.replace(/[^A-Za-z0-9._-]/g, "_")}`.slice(0, 128);
+/**
+ * The mesh session of an A2A context: a digest of the whole context id and the client it
+ * belongs to (its principal), so two context ids (`x/ctx/1`, `x_ctx_1`), or two clients' equal
+ * ones, never share a session. A valid session id (SESSION_ID_PATTERN), 68 characters.
+ */
+function sessionFor(principal: string, contextId: string): string {
+  return `a2a-${createHash("sha256")
+    .update(JSON.stringify([principal, contextId]))
+    .digest("hex")}`;
 }
 
 function answerText(r: CallToolResult): string {

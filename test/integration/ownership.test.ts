@@ -1,7 +1,9 @@
 // Conversations belong to whoever started them: two clients of one gateway (two bearer tokens),
-// over MCP, with real agent processes, a real gateway and Consul.
+// over MCP and over A2A, with real agent processes, a real gateway and Consul.
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { Role, TaskState, type Task } from "@a2a-js/sdk";
+import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, type Client as A2aClient } from "@a2a-js/sdk/client";
 import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultText } from "../../src/protocol/results.ts";
@@ -112,5 +114,66 @@ describe("orchestrator sessions through the gateway, two clients", () => {
     expect(resultText(own)).toMatch(/^Rosa Moreno's manager: Ines Silva/);
     const ownSession = (own.structuredContent as { session_id: string }).session_id;
     expect(resultText(await ask(b, "and her manager?", ownSession))).toMatch(/^Ines Silva's manager: Bob Okafor/);
+  }, 60_000);
+});
+
+describe("A2A contexts at the gateway, two clients", () => {
+  const card = () => new URL("/a2a/orchestrator/.well-known/agent-card.json", gateway.url).toString();
+
+  /** The JS A2A SDK's client, sending this bearer token. */
+  async function a2aClient(token: string): Promise<A2aClient> {
+    const fetchImpl: typeof fetch = (input, init) => {
+      const headers = new Headers(init?.headers);
+      headers.set("authorization", `Bearer ${token}`);
+      return fetch(input, { ...init, headers });
+    };
+    const options = ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+      transports: [new JsonRpcTransportFactory({ fetchImpl })],
+    });
+    return new ClientFactory(options).createFromUrl(card(), "");
+  }
+  const say = (client: A2aClient, text: string, contextId: string, taskId = "") =>
+    client.sendMessage({
+      tenant: "",
+      message: {
+        role: Role.ROLE_USER,
+        messageId: randomUUID(),
+        parts: [{ content: { $case: "text", value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+        taskId,
+        contextId,
+        extensions: [],
+        metadata: {},
+        referenceTaskIds: [],
+      },
+      configuration: undefined,
+      metadata: undefined,
+    } as never) as Promise<Task>;
+  const statusText = (t: Task) => {
+    const c = t.status?.message?.parts[0]?.content;
+    return c?.$case === "text" ? c.value : "";
+  };
+
+  it("contexts x/ctx/1 and x_ctx_1 are separate sessions, and B's context never lands in A's: only A's 'yes' in A's context books", async () => {
+    await eventually(async () => (await fetch(card())).ok, { timeoutMs: 10_000, what: "the orchestrator's agent card" });
+    const a = await a2aClient(TOKEN_A);
+    const b = await a2aClient(TOKEN_B);
+    const asked = await say(a, "Book 1 day of personal leave for Tomas Horvat starting 2026-12-15", "x/ctx/1");
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    expect(statusText(asked)).toMatch(/^This would change something: hr\.request_leave/);
+    const employee = /"employee_id":"(E\d+)"/.exec(statusText(asked))![1]!;
+
+    // The same client in a context whose id differs only in its punctuation: another conversation.
+    const lookalike = await say(a, "yes", "x_ctx_1");
+    // Another client in the very same context id: its own conversation, not A's.
+    const other = await say(b, "yes", "x/ctx/1");
+    for (const t of [lookalike, other]) expect(JSON.stringify(t)).not.toMatch(/Tomas|Booked|request_leave/);
+    // Nor in A's task itself: B does not see it.
+    await expect(say(b, "yes", "x/ctx/1", asked.id)).rejects.toThrow(/not found/i);
+    expect(await booked(employee)).toEqual([]);
+
+    const done = await say(a, "yes", "x/ctx/1", asked.id);
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(statusText(done)).toMatch(/^Booked 1 working day\(s\) of personal leave for Tomas Horvat, 2026-12-15/);
+    expect(await booked(employee)).toEqual([expect.objectContaining({ startDate: "2026-12-15", leaveType: "personal" })]);
   }, 60_000);
 });
