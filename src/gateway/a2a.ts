@@ -20,12 +20,14 @@ import {
   type ExecutionEventBus,
   type RequestContext,
 } from "@a2a-js/sdk/server";
+import { RequestMalformedError } from "@a2a-js/sdk/errors";
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import type { MeshClient } from "../client/meshClient.ts";
 import { rootContext } from "../context/meshContext.ts";
 import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../protocol/limits.ts";
 import { resultText } from "../protocol/results.ts";
 import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./a2aTasks.ts";
 import { recordedCall, RecentCalls } from "./console.ts";
@@ -35,6 +37,13 @@ export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-ca
 
 /** How long one A2A message may take through the mesh. @default 120000 */
 export const A2A_CALL_TIMEOUT_MS = 120_000;
+
+/**
+ * Deepest nesting of a JSON-RPC request at /a2a: the A2A envelope's own levels (at most 8,
+ * e.g. params.message.parts[i].data) plus what a tool's arguments may have. Checked before
+ * the SDK walks the request (recursively). @default 40
+ */
+export const A2A_MAX_DEPTH = MAX_ARGUMENT_DEPTH + 8;
 
 /**
  * One agent kind of the mesh as an A2A 1.0 agent (JSON-RPC over HTTP, SSE streaming), built on
@@ -147,8 +156,14 @@ export class A2aAgentEndpoint {
         .end(JSON.stringify({ error: "POST JSON-RPC here; GET .well-known/agent-card.json" }));
       return;
     }
-    const id = (body as { id?: unknown } | undefined)?.id ?? null;
+    // Only an id JSON-RPC allows is echoed (a nested one is no id).
+    const given = (body as { id?: unknown } | undefined)?.id;
+    const id = typeof given === "string" || typeof given === "number" ? given : null;
     try {
+      if (nestsDeeperThan(body, A2A_MAX_DEPTH))
+        throw new RequestMalformedError(
+          `Invalid params: the request nests deeper than ${A2A_MAX_DEPTH} levels (its metadata or data parts); send flatter JSON.`,
+        );
       const requestedVersion = header(req, A2A_VERSION_HEADER);
       const context = defaultServerCallContextBuilder({
         extensions: undefined,

@@ -119,6 +119,7 @@ describe("orchestrator sessions through the gateway, two clients", () => {
 
 describe("A2A contexts at the gateway, two clients", () => {
   const card = () => new URL("/a2a/orchestrator/.well-known/agent-card.json", gateway.url).toString();
+  const endpoint = () => new URL("/a2a/orchestrator", gateway.url).toString();
 
   /** The JS A2A SDK's client, sending this bearer token. */
   async function a2aClient(token: string): Promise<A2aClient> {
@@ -175,5 +176,39 @@ describe("A2A contexts at the gateway, two clients", () => {
     expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
     expect(statusText(done)).toMatch(/^Booked 1 working day\(s\) of personal leave for Tomas Horvat, 2026-12-15/);
     expect(await booked(employee)).toEqual([expect.objectContaining({ startDate: "2026-12-15", leaveType: "personal" })]);
+  }, 60_000);
+
+  it("metadata nested 3,000 deep (or a nested id) is refused with a JSON-RPC error, never a stack overflow; the gateway keeps serving", async () => {
+    const deep = (n: number) => `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
+    const post = async (body: string) => {
+      const res = await fetch(endpoint(), {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN_A}`, "a2a-version": "1.0" },
+        body,
+      });
+      return { status: res.status, json: (await res.json()) as { id?: unknown; error?: { code: number; message: string } } };
+    };
+    const message = (metadata: string) =>
+      `{"role":"ROLE_USER","messageId":"${randomUUID()}","parts":[{"text":"Who is Rosa Moreno's manager?"}],"metadata":${metadata}}`;
+    for (const body of [
+      `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(deep(3_000))}}}`,
+      `{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":${message(deep(3_000))}}}`,
+      `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message("{}")},"metadata":${deep(3_000)}}}`,
+      `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(deep(100_000))}}}`,
+    ]) {
+      const r = await post(body);
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ id: 7, error: { code: -32602, message: expect.stringMatching(/nests deeper than \d+ levels/) } });
+      expect(r.json.error!.message).not.toMatch(/call stack/i);
+    }
+    // A nested id is no id: refused as an invalid request, answered with id null.
+    const nestedId = await post(`{"jsonrpc":"2.0","id":${deep(100_000)},"method":"SendMessage","params":{}}`);
+    expect(nestedId.status).toBe(200);
+    expect(nestedId.json).toMatchObject({ id: null, error: { code: expect.any(Number), message: expect.any(String) } });
+    expect(nestedId.json.error!.message).not.toMatch(/call stack/i);
+    // Shallow metadata is fine, and the gateway answers as before.
+    const fine = await post(`{"jsonrpc":"2.0","id":8,"method":"SendMessage","params":{"message":${message(deep(5))}}}`);
+    expect(fine.json.error, JSON.stringify(fine.json)).toBeUndefined();
+    expect(JSON.stringify(fine.json)).toMatch(/Rosa Moreno's manager: Ines Silva/);
   }, 60_000);
 });
