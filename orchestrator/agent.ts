@@ -5,6 +5,7 @@ import { defineAgent } from "../src/agent/definition.ts";
 import { businessError, textAndStructured } from "../src/protocol/results.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { MeshError } from "../src/protocol/errors.ts";
+import { ownerOf } from "../src/http/principal.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { llmConfig } from "./planner/llm.ts";
 import { ROUTER_TAG } from "./router/classifier.ts";
@@ -80,8 +81,10 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         // No session_id: the caller's mesh session, if it has one (the gateway's A2A bridge maps A2A contexts onto them).
         const inherited = call.context.sessionId && SESSION_ID_PATTERN.test(call.context.sessionId) ? call.context.sessionId : undefined;
         const sessionId = session_id ?? inherited;
+        // The session is the asker's alone: its caller, or the client a gateway names (principal.ts).
         const r = await deps.orchestrator.ask(question, {
           ...(sessionId ? { sessionId } : {}),
+          owner: ownerOf(call.sdk.mcpReq._meta),
           agent,
           ...(agreed ? { confirm: true } : {}),
         });

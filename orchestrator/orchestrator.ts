@@ -11,6 +11,7 @@ import {
 } from "../src/context/meshContext.ts";
 import { describeError, isMeshError } from "../src/protocol/errors.ts";
 import { silentLogger, type Logger } from "../src/logger.ts";
+import { currentPrincipal } from "../src/http/principal.ts";
 import type { Candidate } from "./router/classifier.ts";
 import type { SessionStore } from "./session/sessionStore.ts";
 import { createHash } from "node:crypto";
@@ -27,8 +28,13 @@ export const CONFIRMATION = /^(y|yes|yes please|confirm|confirmed|ok|okay|go ahe
 export const VOCABULARY_TTL_MS = 60_000;
 
 export interface AskOptions {
-  /** Continue this session (created when new). */
+  /** Continue this session (created when new). Only its owner may: another caller gets SessionRefused. */
   sessionId?: string;
+  /**
+   * Who is asking (principal.ts `ownerOf`): the owner of a session it starts, and the only
+   * caller that may continue it. @default currentPrincipal() ("anonymous" for the CLI)
+   */
+  owner?: string;
   /** Skip classification and ask this agent. */
   agent?: string;
   /** @default 30000 */
@@ -78,7 +84,8 @@ export type AskResult =
  * the MeshContext continued (independent steps in parallel), asks before anything that
  * changes data, and records the exchange and who it was about in the session (Consul KV), so
  * a follow-up ("and her manager?", "yes"), possibly through another orchestrator process,
- * continues the conversation. `agent` skips planning and asks that agent's `ask` tool.
+ * continues the conversation — the follow-up of the caller that started it, no other's.
+ * `agent` skips planning and asks that agent's `ask` tool.
  */
 export class Orchestrator {
   private readonly mesh: MeshClient;
@@ -97,30 +104,32 @@ export class Orchestrator {
     this.logger = (options.logger ?? silentLogger).child({ component: "orchestrator" });
   }
 
+  /** Throws SessionRefused (a business error) for a session that is not the asker's. */
   async ask(message: string, options: AskOptions = {}): Promise<AskResult> {
     const sessionId = options.sessionId ?? this.sessions.newId();
+    const owner = options.owner ?? currentPrincipal();
     // Consul KV down must not cost the answer: continue without history, and say so.
     let sessionSaved = true;
-    const session = await this.sessions.load(sessionId).catch((e: unknown) => {
+    const session = await this.sessions.load(sessionId, owner).catch((e: unknown) => {
       if (!isMeshError(e) || !e.retryable) throw e;
       sessionSaved = false;
       this.logger.warn({ sessionId, err: describeError(e) }, "cannot read the session; answering without its history");
       return undefined;
     });
     const timeoutMs = options.timeoutMs ?? 30_000;
-    if (options.agent) return this.forward(message, options.agent, sessionId, timeoutMs, session, sessionSaved);
+    if (options.agent) return this.forward(message, options.agent, sessionId, owner, timeoutMs, session, sessionSaved);
 
     // "yes" to a question that asked for confirmation runs what it described: the model's
     // exact calls (LLM planner), or the question planned again (built-in, deterministic).
     const yes = CONFIRMATION.test(message.trim());
     const pendingCalls = asCalls(session?.facts["pendingCalls"]);
-    if (yes && pendingCalls) return this.runConfirmed(message, pendingCalls, sessionId, timeoutMs, session, sessionSaved);
+    if (yes && pendingCalls) return this.runConfirmed(message, pendingCalls, sessionId, owner, timeoutMs, session, sessionSaved);
     const pending = typeof session?.facts["pending"] === "string" ? session.facts["pending"] : undefined;
     const confirming = pending !== undefined && yes;
     const question = confirming ? pending : message;
     const model = await this.model(Date.now() + Math.min(timeoutMs, 5_000));
     if (this.llm && !confirming) {
-      const answered = await this.askLlm(message, model, sessionId, timeoutMs, session, sessionSaved, options.confirm === true);
+      const answered = await this.askLlm(message, model, sessionId, owner, timeoutMs, session, sessionSaved, options.confirm === true);
       if (answered) return answered;
     }
     const focus = asEntity(session?.facts["focus"]);
@@ -133,7 +142,7 @@ export class Orchestrator {
       const effects = plan.steps.filter((s) => s.sideEffect).map((s) => ({ agent: s.agent, tool: s.tool, args: literalArgs(s.args) }));
       const text = confirmMessage(effects);
       if (sessionSaved)
-        await this.save(sessionId, [{ role: "user", text: message, at: new Date().toISOString() }], {
+        await this.save(sessionId, owner, [{ role: "user", text: message, at: new Date().toISOString() }], {
           pending: question,
           pendingCalls: null,
         });
@@ -150,7 +159,7 @@ export class Orchestrator {
     );
     const named = plan.focus && "entity" in plan.focus ? plan.focus.entity : undefined;
     const focusAfter = run.focus ?? (named ? { type: named.type, id: named.id, name: named.name } : undefined);
-    return this.answered(message, run.answer, "built-in", run.steps, run.used, run.unanswered, sessionId, context, sessionSaved, {
+    return this.answered(message, run.answer, "built-in", run.steps, run.used, run.unanswered, sessionId, owner, context, sessionSaved, {
       agent: primary,
       candidates: plan.candidates,
       facts: focusAfter ? { focus: focusAfter } : {},
@@ -162,6 +171,7 @@ export class Orchestrator {
     message: string,
     model: MeshModel,
     sessionId: string,
+    owner: string,
     timeoutMs: number,
     session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
     saved: boolean,
@@ -192,10 +202,10 @@ export class Orchestrator {
     }
     const at = new Date().toISOString();
     if (outcome.kind === "confirm") {
-      if (saved) await this.save(sessionId, [{ role: "user", text: message, at }], { pendingCalls: outcome.effects, pending: null });
+      if (saved) await this.save(sessionId, owner, [{ role: "user", text: message, at }], { pendingCalls: outcome.effects, pending: null });
       return { kind: "confirm", message: confirmMessage(outcome.effects), sessionId, effects: outcome.effects, candidates: [] };
     }
-    return this.answered(message, outcome.answer, "llm", outcome.steps, outcome.used, [], sessionId, context, saved);
+    return this.answered(message, outcome.answer, "llm", outcome.steps, outcome.used, [], sessionId, owner, context, saved);
   }
 
   /** Runs the calls a "yes" confirmed, exactly as they were shown. */
@@ -203,6 +213,7 @@ export class Orchestrator {
     message: string,
     calls: LlmCall[],
     sessionId: string,
+    owner: string,
     timeoutMs: number,
     session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
     saved: boolean,
@@ -231,7 +242,7 @@ export class Orchestrator {
     }
     const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
     const answer = `${texts.join("\n")}${used.length ? `\n\n— ${used.join(", ")}` : ""}`;
-    return this.answered(message, answer, "llm", steps, used, [], sessionId, context, saved);
+    return this.answered(message, answer, "llm", steps, used, [], sessionId, owner, context, saved);
   }
 
   /** Records an answer in the session and shapes the result. */
@@ -243,6 +254,7 @@ export class Orchestrator {
     used: string[],
     unanswered: string[],
     sessionId: string,
+    owner: string,
     context: MeshContext,
     saved: boolean,
     extra: { agent?: string; candidates?: Candidate[]; facts?: Record<string, unknown> } = {},
@@ -251,7 +263,7 @@ export class Orchestrator {
     const last = [...steps].reverse().find((s) => s.status === "ok" && (!extra.agent || s.agent === extra.agent));
     const agent = extra.agent ?? last?.agent ?? "orchestrator";
     const sessionSaved =
-      saved && (await this.saveExchange(sessionId, message, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
+      saved && (await this.saveExchange(sessionId, owner, message, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
     this.logger.info({ sessionId, planner, agents: used, traceId: context.traceId }, "answered");
     return {
       kind: "answer",
@@ -314,6 +326,7 @@ export class Orchestrator {
   /** Records a question and its answer (and who answered) in the session. */
   private saveExchange(
     sessionId: string,
+    owner: string,
     message: string,
     answer: string,
     agent: string,
@@ -322,6 +335,7 @@ export class Orchestrator {
     const at = new Date().toISOString();
     return this.save(
       sessionId,
+      owner,
       [
         { role: "user", text: message, at },
         { role: "agent", text: answer, agent, at },
@@ -330,8 +344,8 @@ export class Orchestrator {
     );
   }
 
-  private async save(sessionId: string, turns: Turn[], facts: Record<string, unknown>): Promise<boolean> {
-    return this.sessions.record(sessionId, turns, facts).then(
+  private async save(sessionId: string, owner: string, turns: Turn[], facts: Record<string, unknown>): Promise<boolean> {
+    return this.sessions.record(sessionId, owner, turns, facts).then(
       () => true,
       (e: unknown) => {
         if (!isMeshError(e) || !e.retryable) throw e;
@@ -346,6 +360,7 @@ export class Orchestrator {
     message: string,
     agent: string,
     sessionId: string,
+    owner: string,
     timeoutMs: number,
     session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
     saved: boolean,
@@ -354,7 +369,7 @@ export class Orchestrator {
     const { result, instance } = await this.mesh.call(agent, "ask", { question: message }, { context });
     const answer = answerText(result);
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
-    const sessionSaved = saved && (await this.saveExchange(sessionId, message, answer, agent, {}));
+    const sessionSaved = saved && (await this.saveExchange(sessionId, owner, message, answer, agent, {}));
     this.logger.info({ sessionId, agent, instance, traceId: context.traceId }, "answered");
     return {
       kind: "answer",

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ConsulClient } from "../../src/consul/client.ts";
 import { MAX_HISTORY_TURNS, type Turn } from "../../src/context/meshContext.ts";
+import { BusinessError } from "../../src/protocol/results.ts";
 import { ConsulKvState } from "../../src/state/sharedState.ts";
 
 /** KV prefix of orchestrator sessions. @default "toolmesh/sessions/" */
@@ -12,6 +13,11 @@ export const SESSION_MAX_BYTES = 64 * 1024;
 
 export interface Session {
   id: string;
+  /**
+   * Who started it (principal.ts `ownerOf`): the only caller that may read, continue or
+   * confirm in it. Absent only in sessions recorded before sessions had owners.
+   */
+  owner?: string;
   history: Turn[];
   facts: Record<string, unknown>;
   createdAt: string;
@@ -22,9 +28,17 @@ export interface Session {
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
+ * A caller asked for a session that is not theirs: another principal's, or one recorded
+ * before sessions had owners (nobody can show it is theirs, so nobody continues it). A
+ * business error: the message says what to do and tells nothing of the session's content.
+ */
+export class SessionRefused extends BusinessError {}
+
+/**
  * Multi-turn sessions in Consul KV, written with check-and-set, so any orchestrator process
- * can continue any session. Bounded (last turns only, capped size) and expiring when idle
- * (an expired session reads as new; sweep() deletes expired ones).
+ * can continue any session. Each belongs to the principal that started it: load and record
+ * refuse every other (SessionRefused). Bounded (last turns only, capped size) and expiring
+ * when idle (an expired session reads as new, for whoever asks; sweep() deletes expired ones).
  */
 export class SessionStore {
   private readonly state: ConsulKvState;
@@ -41,15 +55,17 @@ export class SessionStore {
     return randomUUID();
   }
 
-  async load(id: string): Promise<Session> {
+  /** The session as `owner` may see it: new (theirs) when absent or expired; SessionRefused when another's. */
+  async load(id: string, owner: string): Promise<Session> {
     const s = await this.state.get<Session>(id);
-    return s && !this.expired(s) ? s : fresh(id);
+    if (!s || this.expired(s)) return fresh(id, owner);
+    return ownedBy(s, owner);
   }
 
-  /** Appends turns and merges facts atomically; returns the stored session. */
-  async record(id: string, turns: readonly Turn[], facts: Record<string, unknown> = {}): Promise<Session> {
+  /** Appends turns and merges facts atomically, as `owner` (who starts it if it is new); returns the stored session. */
+  async record(id: string, owner: string, turns: readonly Turn[], facts: Record<string, unknown> = {}): Promise<Session> {
     return this.state.update<Session>(id, (cur) => {
-      const base = cur && !this.expired(cur) ? cur : fresh(id);
+      const base = cur && !this.expired(cur) ? ownedBy(cur, owner) : fresh(id, owner);
       const next: Session = {
         ...base,
         history: [...base.history, ...turns].slice(-MAX_HISTORY_TURNS),
@@ -79,7 +95,16 @@ export class SessionStore {
   }
 }
 
-function fresh(id: string): Session {
+function fresh(id: string, owner: string): Session {
   const now = new Date().toISOString();
-  return { id, history: [], facts: {}, createdAt: now, updatedAt: now };
+  return { id, owner, history: [], facts: {}, createdAt: now, updatedAt: now };
+}
+
+function ownedBy(s: Session, owner: string): Session {
+  if (s.owner === owner) return s;
+  throw new SessionRefused(
+    s.owner === undefined
+      ? `Session "${s.id}" cannot be continued: it was started before sessions recorded who started them, so it is nobody's to continue; start a new one (omit session_id).`
+      : `Session "${s.id}" is not yours: this session belongs to another caller; start a new one (omit session_id).`,
+  );
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   A2A_PROTOCOL_VERSION,
   A2A_VERSION_HEADER,
@@ -20,12 +20,14 @@ import {
   type ExecutionEventBus,
   type RequestContext,
 } from "@a2a-js/sdk/server";
+import { RequestMalformedError } from "@a2a-js/sdk/errors";
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import type { MeshClient } from "../client/meshClient.ts";
 import { rootContext } from "../context/meshContext.ts";
 import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../protocol/limits.ts";
 import { resultText } from "../protocol/results.ts";
 import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./a2aTasks.ts";
 import { recordedCall, RecentCalls } from "./console.ts";
@@ -37,11 +39,19 @@ export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-ca
 export const A2A_CALL_TIMEOUT_MS = 120_000;
 
 /**
+ * Deepest nesting of a JSON-RPC request at /a2a: the A2A envelope's own levels (at most 8,
+ * e.g. params.message.parts[i].data) plus what a tool's arguments may have. Checked before
+ * the SDK walks the request (recursively). @default 40
+ */
+export const A2A_MAX_DEPTH = MAX_ARGUMENT_DEPTH + 8;
+
+/**
  * One agent kind of the mesh as an A2A 1.0 agent (JSON-RPC over HTTP, SSE streaming), built on
  * the official A2A JavaScript SDK: its Agent Card lists the agent's tools as skills (its `ask`
  * tool with its example questions first), and a message is answered by the agent's `ask`
- * through the mesh, with the A2A context id as the mesh session. Its tasks live in the mesh's
- * shared state (a2aTasks.ts), so every gateway replica answers for them.
+ * through the mesh, with the A2A context as the mesh session (one per client and context id:
+ * sessionFor). Its tasks live in the mesh's shared state (a2aTasks.ts), so every gateway
+ * replica answers for them, to the client that created them only.
  */
 export class A2aAgentEndpoint {
   private readonly agent: string;
@@ -146,8 +156,14 @@ export class A2aAgentEndpoint {
         .end(JSON.stringify({ error: "POST JSON-RPC here; GET .well-known/agent-card.json" }));
       return;
     }
-    const id = (body as { id?: unknown } | undefined)?.id ?? null;
+    // Only an id JSON-RPC allows is echoed (a nested one is no id).
+    const given = (body as { id?: unknown } | undefined)?.id;
+    const id = typeof given === "string" || typeof given === "number" ? given : null;
     try {
+      if (nestsDeeperThan(body, A2A_MAX_DEPTH))
+        throw new RequestMalformedError(
+          `Invalid params: the request nests deeper than ${A2A_MAX_DEPTH} levels (its metadata or data parts); send flatter JSON.`,
+        );
       const requestedVersion = header(req, A2A_VERSION_HEADER);
       const context = defaultServerCallContextBuilder({
         extensions: undefined,
@@ -255,7 +271,7 @@ class AskExecutor implements AgentExecutor {
       const context = rootContext({
         caller: "gateway-a2a",
         timeoutMs: A2A_CALL_TIMEOUT_MS,
-        sessionId: sessionFor(contextId),
+        sessionId: sessionFor(currentPrincipal(), contextId),
         ...(watching ? { reportHops: true } : {}),
       });
       const { result } = await recordedCall(
@@ -319,9 +335,15 @@ function examplesOf(description: string): string[] {
   return [...tail.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
 }
 
-/** A2A context ids become mesh session ids (letters, digits, . _ -). */
-function sessionFor(contextId: string): string {
-  return `a2a-${contextId.replace(/[^A-Za-z0-9._-]/g, "_")}`.slice(0, 128);
+/**
+ * The mesh session of an A2A context: a digest of the whole context id and the client it
+ * belongs to (its principal), so two context ids (`x/ctx/1`, `x_ctx_1`), or two clients' equal
+ * ones, never share a session. A valid session id (SESSION_ID_PATTERN), 68 characters.
+ */
+function sessionFor(principal: string, contextId: string): string {
+  return `a2a-${createHash("sha256")
+    .update(JSON.stringify([principal, contextId]))
+    .digest("hex")}`;
 }
 
 function answerText(r: CallToolResult): string {

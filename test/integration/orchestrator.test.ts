@@ -10,7 +10,7 @@ import { MeshClient } from "../../src/client/meshClient.ts";
 import { rootContext } from "../../src/context/meshContext.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Orchestrator } from "../../orchestrator/orchestrator.ts";
-import { SESSION_PREFIX, SessionStore } from "../../orchestrator/session/sessionStore.ts";
+import { SESSION_PREFIX, SessionRefused, SessionStore } from "../../orchestrator/session/sessionStore.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
@@ -161,16 +161,16 @@ describe("sessions in Consul KV", () => {
   it("keep only the last turns and expire when idle", async () => {
     const store = new SessionStore(consul.client, { idleTtlMs: 300 });
     for (let i = 0; i < 15; i++) {
-      await store.record("bounded", [
+      await store.record("bounded", "test", [
         { role: "user", text: `q${i}`, at: new Date().toISOString() },
         { role: "agent", text: `a${i}`, at: new Date().toISOString() },
       ]);
     }
-    const s = await store.load("bounded");
+    const s = await store.load("bounded", "test");
     expect(s.history).toHaveLength(20);
     expect(s.history[0]!.text).toBe("q5");
     await new Promise((r) => setTimeout(r, 400));
-    expect((await store.load("bounded")).history).toEqual([]);
+    expect((await store.load("bounded", "test")).history).toEqual([]);
     expect(await store.sweep()).toBeGreaterThanOrEqual(1);
     expect(await consul.client.kvGet(`${SESSION_PREFIX}bounded`)).toBeUndefined();
   });
@@ -178,9 +178,60 @@ describe("sessions in Consul KV", () => {
   it("concurrent writers to one session lose no turn (CAS)", async () => {
     const stores = [new SessionStore(consul.client), new SessionStore(new ConsulClient({ address: consul.address }))];
     await Promise.all(
-      Array.from({ length: 8 }, (_, i) => stores[i % 2]!.record("busy", [{ role: "user", text: `m${i}`, at: new Date().toISOString() }])),
+      Array.from({ length: 8 }, (_, i) =>
+        stores[i % 2]!.record("busy", "test", [{ role: "user", text: `m${i}`, at: new Date().toISOString() }]),
+      ),
     );
-    expect((await stores[0]!.load("busy")).history.map((t) => t.text).sort()).toEqual(["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    expect((await stores[0]!.load("busy", "test")).history.map((t) => t.text).sort()).toEqual([
+      "m0",
+      "m1",
+      "m2",
+      "m3",
+      "m4",
+      "m5",
+      "m6",
+      "m7",
+    ]);
+  });
+
+  it("belong to whoever started them: another owner can neither read nor write one; one recorded before owners is refused to all until it expires", async () => {
+    const store = new SessionStore(consul.client);
+    const turn = (text: string) => ({ role: "user" as const, text, at: new Date().toISOString() });
+    const id = `owned-${Date.now()}`;
+    await store.record(id, "token:alice", [turn("my salary question")], { pending: "Book 1 day for Alice" });
+    expect((await store.load(id, "token:alice")).history.map((t) => t.text)).toEqual(["my salary question"]);
+    const refused = /^Session "[\w-]+" is not yours: this session belongs to another caller; start a new one \(omit session_id\)\.$/;
+    await expect(store.load(id, "token:bob")).rejects.toThrow(refused);
+    await expect(store.load(id, "token:bob")).rejects.toBeInstanceOf(SessionRefused);
+    await expect(store.record(id, "token:bob", [turn("yes")])).rejects.toThrow(refused);
+    // The owner's session is as it was: nothing of the refused caller was written.
+    const kept = await store.load(id, "token:alice");
+    expect(kept).toMatchObject({ owner: "token:alice", facts: { pending: "Book 1 day for Alice" } });
+    expect(kept.history.map((t) => t.text)).toEqual(["my salary question"]);
+
+    // Recorded before sessions had owners: nobody can show it is theirs, so nobody continues it...
+    const legacy = `legacy-${Date.now()}`;
+    const now = new Date().toISOString();
+    await consul.client.kvSet(
+      `${SESSION_PREFIX}${legacy}`,
+      JSON.stringify({ id: legacy, history: [turn("old")], facts: { pending: "Book leave" }, createdAt: now, updatedAt: now }),
+    );
+    for (const who of ["token:alice", "token:bob", "anonymous"]) {
+      await expect(store.load(legacy, who)).rejects.toThrow(
+        /started before sessions recorded who started them.*start a new one \(omit session_id\)/,
+      );
+      await expect(store.record(legacy, who, [turn("yes")])).rejects.toBeInstanceOf(SessionRefused);
+    }
+    // ...until it expires like any idle session (here: after 1 ms): then the id starts afresh, for whoever asks first.
+    const impatient = new SessionStore(consul.client, { idleTtlMs: 1 });
+    const { value: fresh } = await eventually(() => impatient.load(legacy, "token:bob"), {
+      timeoutMs: 5_000,
+      what: "the legacy session to expire",
+    });
+    expect(fresh).toMatchObject({ owner: "token:bob", history: [], facts: {} });
+    expect((await impatient.record(legacy, "token:bob", [turn("new")])).owner).toBe("token:bob");
+    expect((await store.load(legacy, "token:bob")).history.map((t) => t.text)).toEqual(["new"]);
+    await expect(store.load(legacy, "token:alice")).rejects.toThrow(refused);
   });
 
   it("with Consul KV unreachable, the orchestrator still answers from its last-known catalog, without history", async () => {
