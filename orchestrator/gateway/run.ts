@@ -155,8 +155,8 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     token: flags.token ?? env["CONSUL_HTTP_TOKEN"],
   });
   // Tokens clients must present (HTTP only; a stdio client spawned the gateway itself).
-  // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT> / MESH_TOKEN),
-  // never the client's.
+  // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT>, else the agent's
+  // credential derived from MESH_TOKEN), never the client's.
   const clientTokens =
     flags.clientTokenFile || env["MESH_GATEWAY_TOKEN"] || env["MESH_GATEWAY_TOKEN_FILE"]
       ? loadTokens({
