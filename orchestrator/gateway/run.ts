@@ -257,12 +257,14 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       endpointsHint:
         "/mcp, /agents/<name>/mcp for each agent with a healthy instance, A2A at /a2a/<name> (card: /a2a/<name>/.well-known/agent-card.json), and the console at /ui",
       verifier: new TokenVerifier(clientTokens),
-      // A scraper that holds the mesh's token reads every agent's /metrics; the gateway's too.
+      // A scraper that holds the mesh's token, or its own metrics-only MESH_METRICS_TOKEN, reads
+      // every agent's /metrics; the gateway's too.
       ...(clientTokens.length
         ? {
             metricsVerifier: new TokenVerifier([
               ...clientTokens,
               ...loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" }),
+              ...loadTokens({ value: env["MESH_METRICS_TOKEN"], what: "MESH_METRICS_TOKEN" }),
             ]),
           }
         : {}),

@@ -57,6 +57,12 @@ export const AgentConfigSchema = z
     meshToken: z.string().min(1).optional(),
     /** A file of accepted mesh tokens, one per line (the first keys the credentials sent on onward calls). */
     meshTokenFile: z.string().min(1).optional(),
+    /**
+     * A token that opens /metrics only, never the MCP endpoint, for a scraper: Prometheus finds
+     * every instance tagged mcp in Consul, a forged registration too, so what it sends should
+     * open nothing else. Env MESH_METRICS_TOKEN (comma-separated during a rotation).
+     */
+    metricsToken: z.string().min(1).optional(),
     /** Register in Consul (HTTP transport only). */
     register: z.boolean().default(true),
     /**
@@ -115,6 +121,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   CONSUL_HTTP_TOKEN: "consulToken",
   MESH_TOKEN: "meshToken",
   MESH_TOKEN_FILE: "meshTokenFile",
+  MESH_METRICS_TOKEN: "metricsToken",
   MESH_REGISTER: "register",
   MESH_STATE: "state",
   MESH_INSTANCE_ID: "instanceId",

@@ -55,6 +55,8 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   // derived from each); on its onward calls it sends each agent that agent's credential,
   // derived from the first (unless MESH_TOKEN_<AGENT> names a token for that agent).
   const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
+  const accepted = agentTokens(def.name, tokens);
+  const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
   const mesh: MeshCaller = new MeshClient({
     consul,
     callerName: def.name,
@@ -176,7 +178,9 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     endpointsHint: config.mcpPath,
     maxConcurrentCalls: config.maxConcurrentCalls,
     maxBodyBytes: config.maxBodyBytes,
-    verifier: new TokenVerifier(agentTokens(def.name, tokens)),
+    verifier: new TokenVerifier(accepted),
+    // A scraper's own token reads /metrics and nothing else (where a token is required at all).
+    ...(accepted.length > 0 && metricsTokens.length > 0 ? { metricsVerifier: new TokenVerifier([...accepted, ...metricsTokens]) } : {}),
     healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,

@@ -17,6 +17,8 @@ import { registerForged, startForgedMember, type ForgedMember } from "../helpers
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const MESH_TOKEN = "identity-test-mesh-token-0123456789abcdef";
+/** What the metrics scraper holds: it finds every instance tagged mcp in Consul, forged ones too. */
+const METRICS_TOKEN = "identity-test-metrics-only-token-0123456789";
 
 const initialize = (url: string, authorization: string | undefined) =>
   fetch(url, {
@@ -65,7 +67,9 @@ describe.each([
     const consulEnv = (role: string) => (tokens[role] ? { CONSUL_HTTP_TOKEN: tokens[role] } : {});
     cli = { CONSUL_HTTP_ADDR: consul.address, MESH_TOKEN, ...consulEnv("reader") };
     const [hr, finance] = await Promise.all(
-      ["hr", "finance"].map((name) => spawnAgent(name, consul.address, { env: { MESH_TOKEN, ...consulEnv(name) } })),
+      ["hr", "finance"].map((name) =>
+        spawnAgent(name, consul.address, { env: { MESH_TOKEN, MESH_METRICS_TOKEN: METRICS_TOKEN, ...consulEnv(name) } }),
+      ),
     );
     Object.assign(agents, { hr, finance });
     forged = await startForgedMember();
@@ -99,7 +103,7 @@ describe.each([
     forged.phase = "gateway";
     gateway = await spawnAgent(GATEWAY, consul.address, {
       readyMessage: "gateway ready",
-      env: { MESH_TOKEN, ...(tokens["gateway"] ? { CONSUL_HTTP_TOKEN: tokens["gateway"] } : {}) },
+      env: { MESH_TOKEN, MESH_METRICS_TOKEN: METRICS_TOKEN, ...(tokens["gateway"] ? { CONSUL_HTTP_TOKEN: tokens["gateway"] } : {}) },
     });
     client = await connectHttp(gateway.url, { token: MESH_TOKEN });
     const steal = await eventually(async () => (await client!.listTools()).tools.find((t) => t.name.includes("steal"))?.name, {
@@ -146,5 +150,20 @@ describe.each([
     expect(
       (await fetch(agents["hr"]!.url.replace(/\/mcp$/, "/metrics"), { headers: { authorization: `Bearer ${MESH_TOKEN}` } })).status,
     ).toBe(200);
+  });
+
+  it("a scraper's metrics-only token (MESH_METRICS_TOKEN) reads /metrics at hr and the gateway, and opens no MCP endpoint", async () => {
+    const metrics = (url: string, token: string) =>
+      fetch(url.replace(/\/mcp$/, "/metrics"), { headers: { authorization: `Bearer ${token}` } }).then(async (res) => {
+        await res.body?.cancel();
+        return res.status;
+      });
+    for (const url of [agents["hr"]!.url, agents["finance"]!.url, gateway!.url]) {
+      expect(await metrics(url, METRICS_TOKEN), url).toBe(200);
+      expect(await initialize(url, `Bearer ${METRICS_TOKEN}`), url).toBe(401);
+    }
+    // What the forged member got opens no /metrics either.
+    const captured = forged.seen.find((s) => s.authorization)!.authorization!.replace(/^Bearer /, "");
+    expect(await metrics(agents["hr"]!.url, captured)).toBe(401);
   });
 });
