@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentCredential } from "../../src/http/auth.ts";
+import { MeshClient } from "../../src/client/meshClient.ts";
 import { resultText } from "../../src/protocol/results.ts";
 import { startAclConsul, POLICIES } from "../helpers/acl.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
@@ -165,5 +166,50 @@ describe.each([
     // What the forged member got opens no /metrics either.
     const captured = forged.seen.find((s) => s.authorization)!.authorization!.replace(/^Bearer /, "");
     expect(await metrics(agents["hr"]!.url, captured)).toBe(401);
+  });
+});
+
+describe("the limit, without Consul ACLs: a forged instance registered as hr itself", () => {
+  let consul: TestConsul;
+  const agents: Record<string, TestAgent> = {};
+  let forged: ForgedMember;
+  let caller: MeshClient;
+
+  beforeAll(async () => {
+    consul = await startTestConsul();
+    const [hr, finance] = await Promise.all(["hr", "finance"].map((name) => spawnAgent(name, consul.address, { env: { MESH_TOKEN } })));
+    Object.assign(agents, { hr, finance });
+    forged = await startForgedMember();
+    expect((await registerForged(consul.address, forged, "hr")).status).toBe(200);
+    // This caller talks to finance only (with the mesh token): whatever the forged hr gets comes from finance.
+    caller = new MeshClient({
+      consul: consul.client,
+      callerName: "test",
+      token: (agent) => (agent === "finance" ? MESH_TOKEN : undefined),
+    });
+  });
+  afterAll(async () => {
+    await caller?.close();
+    await Promise.all(Object.values(agents).map((a) => a.process.stop(2_000)));
+    await forged?.close();
+    await consul?.stop();
+  });
+
+  it("is sent hr's credential by an agent calling hr (finance), never the mesh token", async () => {
+    await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 2, {
+      timeoutMs: 10_000,
+      what: "the real and the forged hr passing",
+    });
+    await eventually(
+      async () => {
+        await caller.callTool("finance", "compute_net_pay", { employee_id: "E1002" }).catch(() => undefined);
+        return forged.seen.some((s) => s.method === "tools/call");
+      },
+      { timeoutMs: 15_000, what: "finance to call the forged hr" },
+    );
+    const captured = [...new Set(forged.seen.map((s) => s.authorization))];
+    // What Consul ACLs are for: without them, registering as hr is receiving hr's credential.
+    expect(captured).toEqual([`Bearer ${agentCredential(MESH_TOKEN, "hr")}`]);
+    expect(await initialize(agents["finance"]!.url, captured[0])).toBe(401);
   });
 });
