@@ -27,7 +27,8 @@ export function buildProgram(): Command {
 Environment:
   CONSUL_HTTP_ADDR     Consul's HTTP address (default http://127.0.0.1:8500)
   CONSUL_HTTP_TOKEN    Consul ACL token
-  MESH_TOKEN           bearer token(s) agents require and callers send (comma-separated during a rotation)
+  MESH_TOKEN           the mesh token(s) agents accept (comma-separated during a rotation); callers send
+                       each agent a credential for it alone, derived from the first, never the token
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
   MESH_LOG_LEVEL       log level of the processes mesh starts
 

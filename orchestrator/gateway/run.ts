@@ -155,8 +155,8 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     token: flags.token ?? env["CONSUL_HTTP_TOKEN"],
   });
   // Tokens clients must present (HTTP only; a stdio client spawned the gateway itself).
-  // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT> / MESH_TOKEN),
-  // never the client's.
+  // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT>, else the agent's
+  // credential derived from MESH_TOKEN), never the client's.
   const clientTokens =
     flags.clientTokenFile || env["MESH_GATEWAY_TOKEN"] || env["MESH_GATEWAY_TOKEN_FILE"]
       ? loadTokens({
@@ -257,12 +257,14 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       endpointsHint:
         "/mcp, /agents/<name>/mcp for each agent with a healthy instance, A2A at /a2a/<name> (card: /a2a/<name>/.well-known/agent-card.json), and the console at /ui",
       verifier: new TokenVerifier(clientTokens),
-      // A scraper that holds the mesh's token reads every agent's /metrics; the gateway's too.
+      // A scraper that holds the mesh's token, or its own metrics-only MESH_METRICS_TOKEN, reads
+      // every agent's /metrics; the gateway's too.
       ...(clientTokens.length
         ? {
             metricsVerifier: new TokenVerifier([
               ...clientTokens,
               ...loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" }),
+              ...loadTokens({ value: env["MESH_METRICS_TOKEN"], what: "MESH_METRICS_TOKEN" }),
             ]),
           }
         : {}),

@@ -50,10 +50,20 @@ export const AgentConfigSchema = z
       .default(DEFAULT_MCP_PATH),
     consulAddr: z.string().default(DEFAULT_CONSUL_ADDR),
     consulToken: z.string().min(1).optional(),
-    /** Bearer token(s) this agent requires and sends on its onward calls: env MESH_TOKEN only (never a flag: argv is visible to every user). */
+    /**
+     * Mesh token(s) this agent accepts (with its own kind's credential derived from each), the
+     * first also the key of the credentials it sends on its onward calls: env MESH_TOKEN only
+     * (never a flag: argv is visible to every user).
+     */
     meshToken: z.string().min(1).optional(),
-    /** A file of accepted tokens, one per line (the first is sent on onward calls). */
+    /** A file of accepted mesh tokens, one per line (the first keys the credentials sent on onward calls). */
     meshTokenFile: z.string().min(1).optional(),
+    /**
+     * A token that opens /metrics only, never the MCP endpoint, for a scraper: Prometheus finds
+     * every instance tagged mcp in Consul, a forged registration too, so what it sends should
+     * open nothing else. Env MESH_METRICS_TOKEN (comma-separated during a rotation).
+     */
+    metricsToken: z.string().min(1).optional(),
     /** Register in Consul (HTTP transport only). */
     register: z.boolean().default(true),
     /**
@@ -114,6 +124,7 @@ export const AGENT_ENV: Readonly<Record<string, keyof AgentConfigInput>> = {
   CONSUL_HTTP_TOKEN: "consulToken",
   MESH_TOKEN: "meshToken",
   MESH_TOKEN_FILE: "meshTokenFile",
+  MESH_METRICS_TOKEN: "metricsToken",
   MESH_REGISTER: "register",
   MESH_STATE: "state",
   MESH_INSTANCE_ID: "instanceId",

@@ -12,7 +12,7 @@ import { McpEndpoint } from "../http/mcpEndpoint.ts";
 import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine, TASKS_EXTENSION } from "./tasks.ts";
-import { callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
+import { agentTokens, callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
 import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
 import { ToolRegistry, type ToolSpec } from "./tools.ts";
@@ -51,9 +51,12 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const log =
     logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
   const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
-  // Bearer tokens: the ones this agent requires, the first also sent on its onward calls
-  // (unless MESH_TOKEN_<AGENT> names another for that agent).
+  // Bearer tokens: the mesh tokens this agent accepts (with the credential for its own kind
+  // derived from each); on its onward calls it sends each agent that agent's credential,
+  // derived from the first (unless MESH_TOKEN_<AGENT> names a token for that agent).
   const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
+  const accepted = agentTokens(def.name, tokens);
+  const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
   const mesh: MeshCaller = new MeshClient({
     consul,
     callerName: def.name,
@@ -176,7 +179,9 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     endpointsHint: config.mcpPath,
     maxConcurrentCalls: config.maxConcurrentCalls,
     maxBodyBytes: config.maxBodyBytes,
-    verifier: new TokenVerifier(tokens),
+    verifier: new TokenVerifier(accepted),
+    // A scraper's own token reads /metrics and nothing else (where a token is required at all).
+    ...(accepted.length > 0 && metricsTokens.length > 0 ? { metricsVerifier: new TokenVerifier([...accepted, ...metricsTokens]) } : {}),
     healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),
     allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
     logger: log,

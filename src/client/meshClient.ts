@@ -26,7 +26,7 @@ export interface MeshClientOptions {
   picker?: InstancePicker;
   /** Passive health: how failing instances are ejected and re-admitted. */
   health?: InstanceHealthOptions;
-  /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else MESH_TOKEN for toolmesh agents (callerTokens) */
+  /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else for toolmesh agents the agent's credential derived from MESH_TOKEN (callerTokens) */
   token?: TokenFor;
   /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
@@ -463,8 +463,8 @@ export class MeshClient implements MeshCaller {
     const toolmesh = isToolmesh(instance.meta);
     const sent = this.tokenFor(agent, toolmesh) !== undefined;
     const remedy = toolmesh
-      ? `Set ${agentTokenVariable(agent)} (for ${agent} only) or MESH_TOKEN to a token it accepts.`
-      : `It is not a toolmesh agent, so the mesh-wide MESH_TOKEN is never sent to it; set ${agentTokenVariable(agent)} to the token it expects.`;
+      ? `Set ${agentTokenVariable(agent)} (for ${agent} only) to a token it accepts, or MESH_TOKEN to one of the mesh tokens it accepts (callers send ${agent} a credential derived from it, never the token itself).`
+      : `It is not a toolmesh agent, so nothing derived from MESH_TOKEN is sent to it; set ${agentTokenVariable(agent)} to the token it expects.`;
     return new MeshError(
       "UNAUTHORIZED",
       `${instance.id} refused the call: ${sent ? "it does not accept this caller's bearer token" : "it requires a bearer token and this caller sent none"}. ${remedy}`,

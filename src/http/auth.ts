@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { MeshError } from "../protocol/errors.ts";
 
@@ -77,18 +77,48 @@ export function agentTokenVariable(agent: string): string {
   return `MESH_TOKEN_${agent.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
 }
 
+/** How a credential for one agent kind begins: recognisable in a header, never mistaken for a mesh token. */
+export const AGENT_CREDENTIAL_PREFIX = "tmk1.";
+/** What the HMAC of a kind's credential covers before the kind's name (versioned: a new scheme gets a new label). */
+const AGENT_CREDENTIAL_LABEL = "toolmesh agent credential v1\0";
+
 /**
- * Who may receive a bearer token. MESH_TOKEN opens every toolmesh agent, so it goes only to
- * toolmesh agents; a server added with `mesh register` gets only a token configured for it
- * by name (MESH_TOKEN_<NAME>), never the mesh-wide one.
+ * The credential callers send to the toolmesh agents of one kind (one Consul service name):
+ * `tmk1.` + base64url(HMAC-SHA256(key = the mesh token, message = label + kind)). It opens that
+ * kind only, and the mesh token cannot be recovered from it. So what a server receives by
+ * registering as `ext-evil` opens no other member: the right to a kind's credential is the
+ * right to register its service name, which Consul ACLs grant per name (service:write).
+ */
+export function agentCredential(meshToken: string, agent: string): string {
+  const mac = createHmac("sha256", meshToken)
+    .update(AGENT_CREDENTIAL_LABEL + agent, "utf8")
+    .digest("base64url");
+  return `${AGENT_CREDENTIAL_PREFIX}${mac}`;
+}
+
+/**
+ * The bearer tokens an agent of one kind accepts: each of its mesh tokens (operators and the
+ * metrics scraper hold them; no caller sends one to an agent any more) and the credential for
+ * its own kind derived from each (several during a rotation).
+ */
+export function agentTokens(agent: string, meshTokens: readonly string[]): string[] {
+  return [...meshTokens, ...meshTokens.map((t) => agentCredential(t, agent))];
+}
+
+/**
+ * Who may receive a bearer token. A toolmesh agent (one that says so in its Consul meta) gets
+ * the credential of the kind it registered as, derived from MESH_TOKEN: never MESH_TOKEN itself,
+ * which opens every agent. A server added with `mesh register` gets only a token configured
+ * for it by name (MESH_TOKEN_<NAME>), nothing derived from the mesh's.
  */
 export type TokenFor = (agent: string, toolmesh: boolean) => string | undefined;
 
 /**
  * The token a caller sends to an agent: MESH_TOKEN_<AGENT> (per-agent tokens), else, for
- * toolmesh agents only, the first of MESH_TOKEN / MESH_TOKEN_FILE (one mesh-wide token;
- * during a rotation the first is the new one). Undefined when none applies. Every token is
- * checked when this is built: a malformed one is a CONFIG_INVALID error naming its variable.
+ * toolmesh agents only, the agent's credential derived from the first of MESH_TOKEN /
+ * MESH_TOKEN_FILE (during a rotation the first is the new one). Undefined when none applies.
+ * Every token is checked when this is built: a malformed one is a CONFIG_INVALID error naming
+ * its variable.
  */
 export function callerTokens(env: NodeJS.ProcessEnv = process.env, shared?: readonly string[]): TokenFor {
   const mesh = shared ?? loadTokens({ value: env["MESH_TOKEN"], file: env["MESH_TOKEN_FILE"], what: "MESH_TOKEN" });
@@ -98,7 +128,9 @@ export function callerTokens(env: NodeJS.ProcessEnv = process.env, shared?: read
     const token = loadTokens({ value, what: variable })[0];
     if (token) own.set(variable, token);
   }
-  return (agent, toolmesh) => own.get(agentTokenVariable(agent)) ?? (toolmesh ? mesh[0] : undefined);
+  const key = mesh[0];
+  return (agent, toolmesh) =>
+    own.get(agentTokenVariable(agent)) ?? (toolmesh && key !== undefined ? agentCredential(key, agent) : undefined);
 }
 
 /** The WWW-Authenticate header for a refused request (RFC 6750). */

@@ -53,6 +53,17 @@ describe("docker-compose.yml", () => {
     }
   });
 
+  it("gives the scraper MESH_METRICS_TOKEN (which opens /metrics only) when set, else MESH_TOKEN, and every member accepts it", () => {
+    expect(compose.services["otel-collector"]!.environment).toEqual({
+      MESH_METRICS_TOKEN: expect.stringMatching(/^\$\{MESH_METRICS_TOKEN:-\$\{MESH_TOKEN:\?[^}]*\}\}$/),
+    });
+    for (const [name, service] of services.filter(([n]) => !["consul", ...OBSERVABILITY].includes(n)))
+      expect(service.environment?.["MESH_METRICS_TOKEN"], name).toBe("${MESH_METRICS_TOKEN:-}");
+    const collector = readFileSync(new URL("../../deploy/otel-collector.yaml", import.meta.url), "utf8");
+    expect(collector).not.toContain("${env:MESH_TOKEN}");
+    expect(collector.match(/credentials: \$\{env:MESH_METRICS_TOKEN\}/g)).toHaveLength(2);
+  });
+
   it("sends every member's traces to a pinned OpenTelemetry Collector, which feeds Jaeger and Prometheus (open-source images, pinned)", () => {
     expect(compose.services["otel-collector"]!.image).toMatch(/^otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/);
     expect(compose.services["jaeger"]!.image).toMatch(/^jaegertracing\/jaeger:\d+\.\d+\.\d+$/);
