@@ -146,7 +146,14 @@ export const orchestratorAgent = defineAgent<OrchestratorDeps>({
   async createDeps(runtime) {
     if (!runtime.consul)
       throw new MeshError("CONFIG_INVALID", "The orchestrator needs Consul (discovery and sessions); set CONSUL_HTTP_ADDR.");
-    const mesh = new MeshClient({ consul: runtime.consul, callerName: "orchestrator", catalogMode: "all", logger: runtime.logger });
+    const mesh = new MeshClient({
+      consul: runtime.consul,
+      callerName: "orchestrator",
+      catalogMode: "all",
+      logger: runtime.logger,
+      // The credentials the kit derived from the tokens it was given (--mesh-token-file too), not the environment's alone.
+      ...(runtime.tokenFor ? { token: runtime.tokenFor } : {}),
+    });
     await mesh.start();
     // OPENAI_MODEL (with OPENAI_BASE_URL, OPENAI_API_KEY) turns the LLM planner on.
     const llm = llmConfig({});

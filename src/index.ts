@@ -89,7 +89,16 @@ export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOpti
 export { McpEndpoint, PROTOCOL_VERSION_META, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
 export { type FastToolCalls, type FastCall } from "./http/fastCalls.ts";
 export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./http/legacySessions.ts";
-export { TokenVerifier, loadTokens, callerTokens, agentTokenVariable, type TokenFor } from "./http/auth.ts";
+export {
+  AGENT_CREDENTIAL_PREFIX,
+  TokenVerifier,
+  agentCredential,
+  agentTokens,
+  loadTokens,
+  callerTokens,
+  agentTokenVariable,
+  type TokenFor,
+} from "./http/auth.ts";
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
 export { hashTools } from "./agent/toolsHash.ts";
 export { agentServerFactory, agentServing, LiveServers, type AgentServerParts } from "./agent/server.ts";

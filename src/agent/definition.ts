@@ -5,6 +5,7 @@ import type { Logger } from "../logger.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
+import type { TokenFor } from "../http/auth.ts";
 import { MeshError } from "../protocol/errors.ts";
 
 /** What the kit hands an agent when it builds the agent's shared dependencies. */
@@ -33,6 +34,11 @@ export interface AgentRuntime {
    * refresh their catalog) and list_changed to its clients follow.
    */
   addTool(spec: ToolSpec): void;
+  /**
+   * The credential this agent sends to another agent (its kind's, derived from the mesh token
+   * the agent was given, or MESH_TOKEN_<AGENT>): for a MeshClient of the agent's own.
+   */
+  readonly tokenFor?: TokenFor;
 }
 
 /**

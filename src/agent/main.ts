@@ -20,7 +20,7 @@ export function addAgentOptions(cmd: Command): Command {
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
     .option(
       "--mesh-token-file <path>",
-      "bearer tokens this agent requires, one per line (env MESH_TOKEN_FILE; or MESH_TOKEN, comma-separated); the first is sent on its own calls",
+      "bearer tokens this agent requires, one per line (env MESH_TOKEN_FILE; or MESH_TOKEN, comma-separated); the credentials it sends to other agents are derived from the first",
     )
     .option("--no-register", "do not register in Consul")
     .addOption(

@@ -57,12 +57,8 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
   const accepted = agentTokens(def.name, tokens);
   const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
-  const mesh: MeshCaller = new MeshClient({
-    consul,
-    callerName: def.name,
-    logger: log,
-    token: callerTokens(process.env, tokens),
-  });
+  const tokenFor = callerTokens(process.env, tokens);
+  const mesh: MeshCaller = new MeshClient({ consul, callerName: def.name, logger: log, token: tokenFor });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
@@ -96,7 +92,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     void registrar?.updateMeta({ tools_hash: hashTools(registry.listing), tools_count: String(registry.size) });
     notify.toolsChanged();
   };
-  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool };
+  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor };
   // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
   // repeat that fails over to another instance still gets the first result.
   const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;

@@ -223,7 +223,11 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
         index = Number(r.index) < Number(index) ? "0" : r.index;
         this.contact();
         failures = 0;
-        await this.applyInstances(name, r.value);
+        // Consul matches service names without regard to case: "HR" is not "hr", and gets none of its calls.
+        await this.applyInstances(
+          name,
+          r.value.filter((e) => e.service === name),
+        );
         ready();
       } catch (e) {
         if (signal.aborted || this.stopped.signal.aborted) return;

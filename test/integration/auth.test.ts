@@ -1,5 +1,7 @@
 // Bearer tokens on every MCP endpoint, with real agent processes, a real gateway and Consul.
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -152,6 +154,22 @@ describe("no token / wrong token / right token", () => {
     const ok = await mesh(["call", "hr.get_leave_policy", "--arg", "leave_type=sick"], { ...env, MESH_TOKEN_HR: T.hr });
     expect(ok.code, ok.stderr).toBe(0);
     expect(`${refused.stdout}${refused.stderr}${ok.stdout}${ok.stderr}`).not.toContain(T.hr);
+  });
+
+  it("an orchestrator given its token in a file (--mesh-token-file, no MESH_TOKEN) sends the credentials derived from it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "toolmesh-tokens-"));
+    writeFileSync(join(dir, "tokens"), `# hr's token\n${T.hr}\n`);
+    const orchestrator = await spawnAgent("orchestrator", consul.address, { args: ["--mesh-token-file", join(dir, "tokens")] });
+    try {
+      const c = await client(orchestrator.url, T.hr);
+      const r = (await c.callTool({ name: "ask", arguments: { question: "What is the sick leave policy?" } })) as CallToolResult;
+      await c.close();
+      expect(r.isError).toBeFalsy();
+      expect(resultText(r)).toMatch(/sick/i);
+      expect(resultText(r)).not.toMatch(/unauthori[sz]ed|401/i);
+    } finally {
+      await orchestrator.process.stop(2_000);
+    }
   });
 
   it("a token too short to be safe stops the agent at start with a clear error (exit 2), not naming the token", async () => {

@@ -212,4 +212,22 @@ describe("the limit, without Consul ACLs: a forged instance registered as hr its
     expect(captured).toEqual([`Bearer ${agentCredential(MESH_TOKEN, "hr")}`]);
     expect(await initialize(agents["finance"]!.url, captured[0])).toBe(401);
   });
+
+  it("a service registered as HR (Consul matches names without case) is not an hr instance", async () => {
+    const upper = await startForgedMember();
+    try {
+      expect((await registerForged(consul.address, upper, "HR")).status).toBe(200);
+      // Consul's own answer for "hr" lists it beside the real hr and the forged one...
+      await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 3, {
+        timeoutMs: 10_000,
+        what: "Consul to list HR under hr",
+      });
+      // ...discovery does not.
+      const listed = async () => ((await caller.catalog.instances("hr")) as { id: string; service?: string }[]).map((i) => i.id);
+      await eventually(async () => (await listed()).length === 2, { timeoutMs: 10_000, what: "hr's two instances in the catalog" });
+      expect((await listed()).some((id) => id.includes(String(upper.port)))).toBe(false);
+    } finally {
+      await upper.close();
+    }
+  });
 });
