@@ -184,10 +184,12 @@ async function serveCall(
     callsInFlight.dec();
     const seconds = (performance.now() - started) / 1_000;
     toolCallSeconds.observe({ agent: o.agent, tool: spec.name }, seconds);
+    // A call its caller withdrew is an outcome of its own, whatever the handler made of it.
+    const cancelled = sdk.mcpReq.signal.aborted;
     toolCalls.inc({
       agent: o.agent,
       tool: spec.name,
-      outcome: outcome === undefined ? "failed" : (outcome as CallToolResult).isError ? "tool_error" : "ok",
+      outcome: cancelled ? "cancelled" : outcome === undefined ? "failed" : (outcome as CallToolResult).isError ? "tool_error" : "ok",
     });
     o.logger.info(
       {
@@ -196,9 +198,9 @@ async function serveCall(
         caller: ctx.callerChain.at(-1),
         hop: ctx.hop,
         ms: Math.round(performance.now() - started),
-        isError: outcome === undefined || Boolean((outcome as CallToolResult).isError),
+        ...(cancelled ? { cancelled: true } : { isError: outcome === undefined || Boolean((outcome as CallToolResult).isError) }),
       },
-      "tool call",
+      cancelled ? "tool call cancelled by its caller" : "tool call",
     );
   }
 }
@@ -296,6 +298,8 @@ async function invoke(o: CallPipelineOptions, spec: ToolSpec, args: Record<strin
     }
     if (e instanceof BusinessError) return businessError(e.message);
     if (e instanceof ProtocolError) throw e;
+    // The caller withdrew the call and the handler stopped: no failure of the handler's, no one waits for the answer.
+    if (call.sdk.mcpReq.signal.aborted) return businessError(`${o.agent}.${spec.name} was cancelled by its caller.`);
     o.logger.error({ err: e, tool: spec.name }, "tool handler failed");
     return businessError(`${o.agent}.${spec.name} failed: ${describeError(e)}`);
   }

@@ -13,7 +13,7 @@ export type CallOutcome = "ok" | "tool_error" | "refused" | "failed";
 
 export const toolCalls = new Counter({
   name: "toolmesh_tool_calls_total",
-  help: "Tool calls served, by agent, tool and outcome (ok, tool_error, refused, failed).",
+  help: "Tool calls served, by agent, tool and outcome (ok, tool_error, refused, failed, cancelled: the caller withdrew it).",
   labelNames: ["agent", "tool", "outcome"] as const,
   registers: [registry],
 });

@@ -8,15 +8,18 @@ import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 const TOKEN = "metrics-test-token-0123456789";
 
 let consul: TestConsul;
 let hr: TestAgent;
 let gateway: TestAgent;
+let probe: TestAgent;
 
 beforeAll(async () => {
   consul = await startTestConsul();
   hr = await spawnAgent("hr", consul.address, { env: { MESH_TOKEN: TOKEN } });
+  probe = await spawnAgent(PROBE, consul.address, { env: { MESH_TOKEN: TOKEN, PROBE_NAME: "slow" } });
   await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 1, {
     timeoutMs: 5_000,
     what: "hr passing",
@@ -26,6 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway.process.stop(2_000);
   await hr.process.stop(2_000);
+  await probe.process.stop(2_000);
   await consul.stop();
 });
 
@@ -67,6 +71,33 @@ describe("/metrics", () => {
     // Consul says where to scrape.
     const [entry] = (await consul.client.healthService("hr", { passing: true })).value;
     expect(entry!.meta["metrics_path"]).toBe("/metrics");
+  });
+
+  it("a call its client cancels is counted as cancelled, not as a failure, and logs no error", async () => {
+    const client = await connectHttp(probe.url, { token: TOKEN });
+    const withdrawn = new AbortController();
+    const call = client.callTool({ name: "sleep", arguments: { ms: 30_000, fail_on_abort: true } }, { signal: withdrawn.signal });
+    call.catch(() => undefined);
+    await eventually(async () => sample(await scrape(probe.url), "toolmesh_tool_calls_in_flight", {}) === 1, {
+      timeoutMs: 10_000,
+      what: "the call running at the agent",
+    });
+    withdrawn.abort();
+    await expect(call).rejects.toThrow();
+    await eventually(
+      async () => sample(await scrape(probe.url), "toolmesh_tool_calls_total", { tool: "sleep", outcome: "cancelled" }) === 1,
+      {
+        timeoutMs: 10_000,
+        what: "the cancelled call counted",
+      },
+    );
+    const families = await scrape(probe.url);
+    expect(sample(families, "toolmesh_tool_calls_total", { tool: "sleep", outcome: "tool_error" })).toBe(0);
+    expect(sample(families, "toolmesh_tool_calls_total", { tool: "sleep", outcome: "failed" })).toBe(0);
+    // Logged as what it is (info), with no error line and no stack trace.
+    expect(probe.logs().filter((l) => Number(l["level"]) >= 50)).toEqual([]);
+    expect(probe.logs().some((l) => l["msg"] === "tool call cancelled by its caller")).toBe(true);
+    await client.close();
   });
 
   it("the gateway counts the calls it forwards; the agent counts them too", async () => {
