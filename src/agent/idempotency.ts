@@ -79,7 +79,7 @@ export interface KeyedCall {
  * gets the first result; one made while the first still runs waits for it until its own
  * deadline. A key reused for another tool or other arguments is refused. A handler that throws
  * before any effect did not complete: the key is released. Effects outside Consul KV cannot be
- * fenced (assertClaimHeld narrows the window): exactly-once ends there.
+ * fenced (claimStillHeld narrows the window): exactly-once ends there.
  */
 export class IdempotencyLedger {
   private readonly o: IdempotencyOptions;
@@ -110,7 +110,10 @@ export class IdempotencyLedger {
         if (cur.state === "done") return this.replay(cur, call);
         const lapsed = (cur.leaseUntil ?? 0) <= now;
         if (!(lapsed && !cur.applied)) {
-          if (call.deadline !== undefined && Date.now() + wait >= call.deadline) throw await this.stillRunning(cur, call);
+          // A caller without a deadline waits while the holder renews; for an applied claim that
+          // lapsed (its holder stopped after the effect), one more lease for it to come back.
+          const giveUp = call.deadline ?? (lapsed ? (cur.leaseUntil ?? 0) + this.leaseMs : undefined);
+          if (giveUp !== undefined && Date.now() + wait >= giveUp) throw await this.stillRunning(cur, call);
           await new Promise((r) => setTimeout(r, wait));
           continue;
         }

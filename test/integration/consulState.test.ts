@@ -140,6 +140,10 @@ describe("fencing: an idempotency claim guards the effects made under it", () =>
     await expect(b.run("fence-key-0004", { ...call(), deadline: Date.now() + 500 }, async () => (await effect(), ok))).rejects.toThrow(
       /its effect is committed.*will not run again/,
     );
+    // A caller that sent no deadline is answered too, after one more lease for the holder to come back.
+    await expect(
+      ledgerOn("c", 600).run("fence-key-0004", { ...call(), deadline: undefined }, async () => (await effect(), ok)),
+    ).rejects.toThrow(/its effect is committed/);
     expect((await book.get<{ n: number }>("bookings"))?.n).toBe(1);
     resume();
     await first;
