@@ -10,6 +10,7 @@ import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, within } from "../helpers/eventually.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
 const TASKS = "io.modelcontextprotocol/tasks";
 
 let consul: TestConsul;
@@ -59,6 +60,7 @@ async function rpc(
       params: {
         ...params,
         _meta: {
+          ...(params["_meta"] as Record<string, unknown> | undefined),
           "io.modelcontextprotocol/protocolVersion": "2026-07-28",
           "io.modelcontextprotocol/clientCapabilities": capabilities,
           "io.modelcontextprotocol/clientInfo": { name: "tasks-test", version: "1" },
@@ -372,4 +374,38 @@ describe("task ids, and a Consul that fails under running tasks", () => {
     expect(r.stderr).toMatch(/^mesh: .*; retrying until --timeout$/m);
     await meshBack();
   }, 90_000);
+});
+
+describe("a keyed --task call, repeated", () => {
+  let jobs: TestAgent;
+  beforeAll(async () => {
+    jobs = await spawnAgent(EVERYTHING, consul.address, { env: { AGENT_NAME: "jobs" } });
+    await eventually(async () => (await consul.client.healthService("jobs", { passing: true })).value.length === 1, {
+      timeoutMs: 10_000,
+      what: "jobs passing",
+    });
+  }, 30_000);
+  afterAll(() => jobs.process.stop(2_000));
+
+  it("after its task failed answers the failure (exit 3, with its error), not the stale 'working' handle", async () => {
+    const c = ["--consul", consul.address];
+    const call = ["call", "jobs.protocol_error_job", "{}", "--task", "--idempotency-key", `job-${Date.now()}`, ...c];
+    const first = await mesh([...call, "--json"]);
+    expect(first.code, first.stderr).toBe(0);
+    const { task } = JSON.parse(first.stdout) as { task: { taskId: string; status: string } };
+    expect(task.status).toBe("working");
+    const ended = await mesh(["tasks", "wait", "jobs", task.taskId, "--json", ...c]);
+    expect(JSON.parse(ended.stdout)).toMatchObject({ taskId: task.taskId, status: "failed" });
+    // The same call again, seconds later: the same task, as it is now.
+    const again = await mesh([...call, "--json"]);
+    expect(again.code, again.stderr).toBe(3);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      task: { taskId: task.taskId, status: "failed", error: { message: expect.stringMatching(/^The job crashed/) } },
+    });
+    const text = await mesh(call);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toMatch(
+      new RegExp(`^jobs\\.protocol_error_job ran as task ${task.taskId} with this idempotency key; it is failed: The job crashed`),
+    );
+  }, 60_000);
 });
