@@ -73,10 +73,12 @@ export const WAIT_VANISHED_GRACE_MS = 20_000;
  * Whether an error of one tasks/get may pass: a retryable mesh error (Consul unreachable or
  * without a leader, no healthy instance yet, an instance not answering), the agent's own
  * retryable mesh failure (-32017), a transport error; and, for a task already seen, "unknown"
- * task or agent for a while (a Consul that restarted without its data).
+ * task or agent for a while (a Consul that restarted without its data). Before the task has
+ * answered once, an unreachable Consul fails the command at once (a wrong --consul, most likely).
  */
 function transient(e: unknown, seen: boolean): boolean {
-  if (isMeshError(e)) return e.retryable;
+  // A Consul that never answered this wait is more likely the wrong address: said at once, as every command does.
+  if (isMeshError(e)) return e.retryable && (seen || e.code !== "CONSUL_UNREACHABLE");
   if (e instanceof ProtocolError) {
     if (e.code === MESH_FAILURE_ERROR_CODE) return (e.data as { retryable?: unknown } | undefined)?.retryable === true;
     return seen && e.code === ProtocolErrorCode.InvalidParams && /Unknown task/.test(e.message);
