@@ -329,4 +329,8 @@ it("with Consul unreachable, commands fail with the address and how to start one
   expect(r.stderr).toBe(
     `mesh: Consul at ${addr} is unreachable (ECONNREFUSED) while trying to read the raft leader. Start one with "mesh up" or set CONSUL_HTTP_ADDR.\n`,
   );
+  // mesh tasks wait rides out an outage once it has seen its task, not a Consul that never answered (a wrong address).
+  const wait = await mesh(["tasks", "wait", "finance", "0b4a18da-430a-4287-812d-31a743940e99", "--consul", addr]);
+  expect(wait.code).toBe(3);
+  expect(wait.stderr).toMatch(/^mesh: Consul at .* is unreachable/);
 });
