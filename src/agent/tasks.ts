@@ -39,6 +39,13 @@ export const TASK_SWEEP_INTERVAL_MS = 5 * 60_000;
 /** A running task whose record has not been refreshed for this long lost its replica. @default 10000 */
 export const TASK_ORPHAN_AFTER_MS = 10_000;
 
+/**
+ * How long the replica that ran a task keeps trying to record its end while shared state is
+ * unreachable (Consul restarting, a leader election); the task keeps its heartbeat meanwhile.
+ * @default 600000 (10 min)
+ */
+export const TASK_END_RETRY_MS = 10 * 60_000;
+
 /** A task id as this engine makes them (randomUUID): any other is unknown without asking shared state. */
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -116,6 +123,7 @@ export class TaskEngine {
    * back at its next heartbeat.
    */
   private readonly local = new Map<string, TaskRecord>();
+  private closing = false;
 
   constructor(o: { state: SharedState; instance: () => string; logger: Logger }) {
     this.state = o.state;
@@ -211,6 +219,7 @@ export class TaskEngine {
 
   /** Aborts the tasks this replica runs (shutdown); their records say so. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(
       [...this.running.keys()].map((id) =>
         this.finish(id, {
@@ -320,7 +329,7 @@ export class TaskEngine {
         if (!isInputRequiredResult(outcome)) {
           const result = outcome as CallToolResult;
           const summary = result.content?.find((c) => c.type === "text")?.text;
-          await this.finish(taskId, {
+          await this.end(taskId, {
             status: "completed",
             result: plain(result),
             ...(summary ? { statusMessage: summary.slice(0, 500) } : {}),
@@ -358,16 +367,11 @@ export class TaskEngine {
       }
     } catch (e) {
       if (abort.signal.aborted) {
-        await this.finish(taskId, { status: "cancelled", statusMessage: "Cancelled at the client's request." }).catch(() => undefined);
+        await this.end(taskId, { status: "cancelled", statusMessage: "Cancelled at the client's request." }).catch(() => undefined);
         return;
       }
-      const error =
-        e instanceof ProtocolError
-          ? { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) }
-          : isMeshError(e)
-            ? { code: ProtocolErrorCode.InternalError, message: e.message, data: { code: e.code } }
-            : { code: ProtocolErrorCode.InternalError, message: describeError(e) };
-      await this.finish(taskId, { status: "failed", error }).catch((err: unknown) =>
+      const error = this.taskError(taskId, e);
+      await this.end(taskId, { status: "failed", error }).catch((err: unknown) =>
         this.logger.warn({ taskId, err: describeError(err) }, "cannot record the task's failure"),
       );
     } finally {
@@ -376,6 +380,47 @@ export class TaskEngine {
       this.running.delete(taskId);
       this.local.delete(taskId);
     }
+  }
+
+  /**
+   * Records the end of a task this replica ran. While shared state is unreachable it keeps
+   * trying (backoff up to 5 s, for TASK_END_RETRY_MS), the heartbeat going, so a result is not
+   * lost to a Consul that is restarting; the record is written back if Consul lost it.
+   */
+  private async end(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<void> {
+    const since = Date.now();
+    for (let pause = 250, said = false; ; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        await this.finish(taskId, end);
+        if (said) this.logger.info({ taskId, status: end.status }, "the task's end is recorded");
+        return;
+      } catch (e) {
+        const retryable = e instanceof ProtocolError && (e.data as { retryable?: unknown } | undefined)?.retryable === true;
+        if (!retryable || this.closing || Date.now() - since > TASK_END_RETRY_MS) throw e;
+        if (!said) this.logger.warn({ taskId, status: end.status }, "the task ended; recording its end once its Consul answers again");
+        said = true;
+        await new Promise((r) => setTimeout(r, pause).unref());
+      }
+    }
+  }
+
+  /**
+   * The error a failed task reports. A failure of the agent's Consul under the handler is said
+   * without Consul's address or key paths (the log has them).
+   */
+  private taskError(taskId: string, e: unknown): NonNullable<TaskRecord["error"]> {
+    const code = isMeshError(e) ? e.code : e instanceof ProtocolError ? (e.data as { code?: unknown } | undefined)?.code : undefined;
+    if (typeof code === "string" && code.startsWith("CONSUL_")) {
+      this.logger.warn({ taskId, code, err: describeError(e) }, "a task failed: its agent's Consul failed under it");
+      return {
+        code: e instanceof ProtocolError ? e.code : MESH_FAILURE_ERROR_CODE,
+        message: `The task could not finish: this agent's Consul failed under it (${code}). Start it again.`,
+        data: { code, retryable: true },
+      };
+    }
+    if (e instanceof ProtocolError) return { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) };
+    if (isMeshError(e)) return { code: ProtocolErrorCode.InternalError, message: e.message, data: { code: e.code } };
+    return { code: ProtocolErrorCode.InternalError, message: describeError(e) };
   }
 
   private async finish(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<TaskRecord> {

@@ -354,6 +354,33 @@ describe("task ids, and a Consul that fails under running tasks", () => {
     expect(String(warning["msg"])).toMatch(/bookings, expenses, payrolls, task records.*idempotency records.*-dev/);
   }, 90_000);
 
+  it("a task that ends while its Consul is down has its end recorded once Consul is back, said without internals", async () => {
+    const runner = finance[0]!;
+    const taskId = await startPayrollAt(runner, "2025-10", 40); // about 2 s; it records the payroll in Consul at the end
+    await until(runner.url, taskId, ["working"], 5_000);
+    consul.agent.kill("SIGKILL");
+    await consul.agent.exited;
+    try {
+      await eventually(
+        () => runner.logs().some((l) => l["taskId"] === taskId && /^the task ended; recording its end/.test(String(l["msg"]))),
+        { timeoutMs: 20_000, what: "the task ending while Consul is down" },
+      );
+    } finally {
+      await consul.restart(); // empty: the record is written back from the replica's copy
+    }
+    const ended = await until(finance[1]!.url, taskId, ["completed", "failed"], 15_000);
+    // It could not record its payroll: failed, and says why without Consul's address or keys.
+    expect(ended).toMatchObject({
+      status: "failed",
+      error: {
+        code: -32017,
+        message: expect.stringMatching(/^The task could not finish: this agent's Consul failed under it \(CONSUL_UNREACHABLE\)/),
+      },
+    });
+    noInternals(JSON.stringify(ended));
+    await meshBack();
+  }, 60_000);
+
   it("mesh tasks wait rides out a Consul outage (saying it retries on stderr) and ends with the task's result", async () => {
     const taskId = await startPayrollAt(finance[1]!, "2025-11", 120);
     const waiting = meshLive(["tasks", "wait", "finance", taskId, "--consul", consul.address]);
