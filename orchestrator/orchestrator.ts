@@ -236,7 +236,10 @@ export class Orchestrator {
         });
         run.instance = instance;
         run.status = result.isError ? "error" : "ok";
-        if (result.isError) [run.failure, run.error] = ["business", resultText(result)];
+        if (result.isError) {
+          run.failure = "business";
+          run.error = resultText(result);
+        }
         texts.push(resultText(result));
       } catch (e) {
         run.failure = "mesh";
