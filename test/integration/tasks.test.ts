@@ -329,7 +329,6 @@ describe("task ids, and a Consul that fails under running tasks", () => {
     const taskId = await startPayrollAt(finance[0]!, "2025-12", 150);
     await until(finance[1]!.url, taskId, ["working"], 5_000);
     await consul.restart(); // a fresh -dev agent: every key and registration is gone
-    expect(await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`)).toBeUndefined();
     // The replica running it writes its record back: any replica answers for it again, and the CLI too.
     for (const agent of finance) await until(agent.url, taskId, ["working", "completed"], 10_000);
     await meshBack();
