@@ -1,4 +1,5 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
+import { ProtocolError } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../src/client/meshClient.ts";
 import { resultText } from "../src/protocol/results.ts";
 import {
@@ -18,7 +19,7 @@ import { createHash } from "node:crypto";
 import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../src/agent/vocabulary.ts";
 import { MeshModel, type Entity } from "./planner/model.ts";
 import { Planner, type Plan } from "./planner/plan.ts";
-import { runPlan, type StepRun } from "./planner/run.ts";
+import { failuresOf, runPlan, type AskFailure, type StepRun } from "./planner/run.ts";
 import { LlmPlanner, type LlmCall, type LlmConfig, type LlmOutcome } from "./planner/llm.ts";
 
 /** A reply that confirms the side effects the previous answer asked about. */
@@ -67,6 +68,10 @@ export type AskResult =
       /** agent.tool of every step that answered. */
       used: string[];
       explanation?: Explanation;
+      /** True when everything asked was done: every step answered, every confirmed change made. */
+      complete: boolean;
+      /** What did not happen, and why (empty when complete). */
+      failures: AskFailure[];
     }
   | {
       kind: "confirm";
@@ -95,6 +100,8 @@ export class Orchestrator {
   private readonly vocabularies = new Map<string, { at: number; entries: readonly VocabularyEntry[] }>();
   private readonly llm: LlmPlanner | undefined;
   private lastModel: { inputs: unknown[]; model: MeshModel } | undefined;
+  /** Agents whose vocabulary could not be read for the latest model, with why. */
+  private readonly unreadVocabularies = new Map<string, string>();
 
   /** `llm`: plan with this model when it answers; the built-in planner otherwise (and when it fails). */
   constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger; llm?: LlmConfig }) {
@@ -222,7 +229,15 @@ export class Orchestrator {
     const steps: StepRun[] = [];
     const texts: string[] = [];
     for (const [i, c] of calls.entries()) {
-      const run: StepRun = { id: `c${i + 1}`, agent: c.agent, tool: c.tool, args: c.args, why: "confirmed by the user", status: "error" };
+      const run: StepRun = {
+        id: `c${i + 1}`,
+        agent: c.agent,
+        tool: c.tool,
+        args: c.args,
+        why: "confirmed by the user",
+        status: "error",
+        changes: true,
+      };
       steps.push(run);
       const t0 = performance.now();
       try {
@@ -232,8 +247,13 @@ export class Orchestrator {
         });
         run.instance = instance;
         run.status = result.isError ? "error" : "ok";
+        if (result.isError) {
+          run.failure = "business";
+          run.error = resultText(result);
+        }
         texts.push(resultText(result));
       } catch (e) {
+        run.failure = "mesh";
         run.error = describeError(e);
         texts.push(`${c.agent}.${c.tool} failed: ${run.error}`);
       } finally {
@@ -265,6 +285,7 @@ export class Orchestrator {
     const sessionSaved =
       saved && (await this.saveExchange(sessionId, owner, message, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
     this.logger.info({ sessionId, planner, agents: used, traceId: context.traceId }, "answered");
+    const failures = failuresOf(steps, unanswered).map((f) => this.explainUnanswered(f));
     return {
       kind: "answer",
       answer,
@@ -278,7 +299,26 @@ export class Orchestrator {
       candidates: extra.candidates ?? [],
       used,
       explanation: { planner, steps, unanswered },
+      complete: failures.length === 0,
+      failures,
     };
+  }
+
+  /**
+   * A part left unanswered while an agent could not be read (its vocabulary, so the names it
+   * knows) or had no usable instance is a failure of the mesh, not of the question: said so.
+   */
+  private explainUnanswered(f: AskFailure): AskFailure {
+    if (f.kind !== "unanswered") return f;
+    const down = this.mesh.catalog
+      .agents()
+      .filter((a) => a.instances.length === 0)
+      .map((a) => `${a.name} has no usable instance`);
+    const unread = [...this.unreadVocabularies].map(([agent, err]) => `${agent} did not answer (${err})`);
+    const why = [...down, ...unread];
+    if (why.length === 0) return f;
+    const message = `${f.message} But ${why.join(" and ")}, so what only it knows could not be looked up; ask again once it is back (see "mesh agents").`;
+    return { ...f, kind: "mesh", message };
   }
 
   /** The mesh as the planner reads it: healthy agents, their tools and vocabularies. */
@@ -314,10 +354,13 @@ export class Orchestrator {
         ? parsed.entries.filter((e) => e && typeof e.type === "string" && typeof e.id === "string" && typeof e.name === "string")
         : [];
       this.vocabularies.set(agent, { at: Date.now(), entries });
+      this.unreadVocabularies.delete(agent);
       return entries;
     } catch (e) {
       // An agent that publishes none (most MCP servers) is planned from its tools alone.
       this.logger.debug({ agent, err: describeError(e) }, "no vocabulary");
+      // An agent that publishes none answers "not found"; one that did not answer is a mesh failure.
+      if (!cached && !answeredWithout(e)) this.unreadVocabularies.set(agent, describeError(e));
       this.vocabularies.set(agent, { at: Date.now(), entries: cached?.entries ?? [] });
       return cached?.entries ?? [];
     }
@@ -371,6 +414,7 @@ export class Orchestrator {
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
     const sessionSaved = saved && (await this.saveExchange(sessionId, owner, message, answer, agent, {}));
     this.logger.info({ sessionId, agent, instance, traceId: context.traceId }, "answered");
+    const failures: AskFailure[] = result.isError ? [{ kind: "business", agent, tool: "ask", changes: false, message: answer }] : [];
     return {
       kind: "answer",
       answer,
@@ -383,6 +427,8 @@ export class Orchestrator {
       traceId: context.traceId,
       candidates: [],
       used: [`${agent}.ask`],
+      complete: failures.length === 0,
+      failures,
     };
   }
 }
@@ -447,4 +493,9 @@ function contextForCall(
 function answerText(r: CallToolResult): string {
   const structured = (r.structuredContent as { answer?: unknown } | undefined)?.answer;
   return typeof structured === "string" ? structured : resultText(r);
+}
+
+/** The agent answered, with no (usable) vocabulary: a protocol error (no such resource) or one that is not JSON. */
+function answeredWithout(e: unknown): boolean {
+  return e instanceof ProtocolError || e instanceof SyntaxError;
 }

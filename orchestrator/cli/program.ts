@@ -32,10 +32,12 @@ Environment:
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
   MESH_LOG_LEVEL       log level of the processes mesh starts
 
-Exit codes: 0 ok, 1 a tool answered isError, 2 usage or configuration error (flags, arguments
-an agent refuses, malformed tokens, unknown agents), 3 mesh error (Consul, no usable instance,
-connections, deadlines, delivery unknown, authorization), 4 mesh ask planned a change that was not
-confirmed (nothing changed; --yes), 70 internal error, 130 interrupted twice.`,
+Exit codes: 0 ok, 1 a tool answered isError (mesh ask: an agent refused a step, or part of the
+question was not answered), 2 usage or configuration error (flags, arguments an agent refuses,
+malformed tokens, unknown agents), 3 mesh error (Consul, no usable instance, connections,
+deadlines, delivery unknown, authorization; mesh ask: a step failed in the mesh), 4 mesh ask
+planned a change that was not confirmed (nothing changed; --yes), 70 internal error, 130
+interrupted twice.`,
     )
     .exitOverride();
   for (const cmd of [

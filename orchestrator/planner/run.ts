@@ -16,6 +16,48 @@ export interface StepRun {
   instance?: string;
   ms?: number;
   error?: string;
+  /** Why it did not answer: the tool refused (a business failure, isError) or the call failed in the mesh. */
+  failure?: "business" | "mesh";
+  /** The step would change something (book, file): it ran only because the change was confirmed. */
+  changes?: boolean;
+}
+
+/** Something the question asked for that did not happen (`mesh ask` exits non-zero when there is any). */
+export interface AskFailure {
+  /** business: an agent refused (isError); mesh: a call failed under it; unanswered: a part no step could answer. */
+  kind: "business" | "mesh" | "unanswered";
+  /** The step (and its agent and tool), when a step failed. */
+  step?: string;
+  agent?: string;
+  tool?: string;
+  /** A change (a booking, an expense) that did not happen. */
+  changes: boolean;
+  message: string;
+}
+
+/**
+ * What did not happen in a run: each step that failed or was skipped (a change not made,
+ * an answer not read) and each part of the question left unanswered. Empty when everything
+ * asked for was done.
+ */
+export function failuresOf(steps: readonly StepRun[], unanswered: readonly string[] = []): AskFailure[] {
+  const failures: AskFailure[] = [];
+  for (const s of steps) {
+    if (s.status === "ok") continue;
+    // A skipped read-only step shows in the part it could not answer; a skipped change is a change not made.
+    if (s.status === "skipped" && !s.changes) continue;
+    failures.push({
+      kind: s.status === "skipped" ? "unanswered" : (s.failure ?? "business"),
+      step: s.id,
+      agent: s.agent,
+      tool: s.tool,
+      changes: s.changes === true,
+      message: s.error ?? (s.status === "skipped" ? "not run" : "failed"),
+    });
+  }
+  const said = new Set(failures.map((f) => f.message));
+  for (const u of unanswered) if (![...said].some((m) => u.endsWith(m))) failures.push({ kind: "unanswered", changes: false, message: u });
+  return failures;
 }
 
 export interface PlanRun {
@@ -40,7 +82,15 @@ export async function runPlan(plan: Plan, call: StepCaller): Promise<PlanRun> {
     let p = outcomes.get(step.id);
     if (p) return p;
     p = (async (): Promise<Outcome> => {
-      const run: StepRun = { id: step.id, agent: step.agent, tool: step.tool, args: {}, why: step.why, status: "skipped" };
+      const run: StepRun = {
+        id: step.id,
+        agent: step.agent,
+        tool: step.tool,
+        args: {},
+        why: step.why,
+        status: "skipped",
+        ...(step.sideEffect ? { changes: true } : {}),
+      };
       runs.set(step.id, run);
       const args: Record<string, unknown> = {};
       for (const [k, a] of Object.entries(step.args)) {
@@ -59,6 +109,7 @@ export async function runPlan(plan: Plan, call: StepCaller): Promise<PlanRun> {
         run.ms = Math.round((performance.now() - t0) * 10) / 10;
         if (result.isError) {
           run.status = "error";
+          run.failure = "business";
           run.error = resultText(result);
           return { ok: false, error: run.error };
         }
@@ -67,6 +118,7 @@ export async function runPlan(plan: Plan, call: StepCaller): Promise<PlanRun> {
       } catch (e) {
         run.ms = Math.round((performance.now() - t0) * 10) / 10;
         run.status = "error";
+        run.failure = "mesh";
         run.error = describeError(e);
         return { ok: false, error: run.error };
       }

@@ -39,6 +39,18 @@ export interface MeshUpOptions {
   restart?: boolean;
   /** Also run the gateway (the whole mesh at /mcp, its console at /ui) on basePort. @default true */
   gateway?: boolean;
+  /**
+   * When mesh up starts Consul: keep its data under this directory (one subdirectory per
+   * address, see consulDataDir), so bookings, expenses, task and idempotency records survive
+   * a restart of that Consul. Undefined: an in-memory -dev agent that keeps nothing.
+   * (`mesh up` passes .mesh/consul unless told --no-data-dir.) @default undefined
+   */
+  dataDir?: string;
+}
+
+/** Where mesh up keeps the data of the Consul it starts on `host:port` under `dataDir` (a server's raft state is tied to its address). */
+export function consulDataDir(dataDir: string, host: string, port: number): string {
+  return join(dataDir, `${host}-${port}`);
 }
 
 export interface RunningInstance extends ReadyInfo {
@@ -50,11 +62,13 @@ export interface RunningInstance extends ReadyInfo {
 
 export interface RunningMesh {
   consulAddress: string;
-  /** True when mesh up started the Consul dev agent (and will stop it). */
+  /** True when mesh up started Consul (and will stop it). */
   startedConsul: boolean;
-  /** The pid of the Consul dev agent mesh up runs now (it changes when it is started again). */
+  /** The pid of the Consul mesh up runs now (it changes when it is started again). */
   readonly consulPid: number | undefined;
   consulLog: string | undefined;
+  /** Where the Consul mesh up started keeps its data (undefined: in memory, a -dev agent, or a Consul it did not start). */
+  consulDataDir: string | undefined;
   instances: RunningInstance[];
   /** The gateway mesh up runs (its `url` is its /mcp endpoint). */
   gateway: RunningInstance | undefined;
@@ -75,6 +89,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
   const consul = new ConsulClient({ address: addr.url, token: options.token });
   let dev: DevConsul | undefined;
   let consulLog: string | undefined;
+  let dataDir: string | undefined;
   const instances: RunningInstance[] = [];
   // Every spawned process, ready or not, so a failed start never leaves one behind.
   const processes: AgentProcess[] = [];
@@ -105,15 +120,16 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
           `Consul at ${addr.url} has no leader, and it is not on this machine, so mesh up cannot start one there. Start it, or use --consul with a loopback address.`,
         );
       }
-      progress(`no Consul at ${addr.url}; starting a dev agent (consul agent -dev)`);
+      const bindAddress = addr.host === "localhost" ? "127.0.0.1" : addr.host;
+      dataDir = options.dataDir === undefined ? undefined : consulDataDir(options.dataDir, bindAddress, addr.port);
+      progress(
+        dataDir
+          ? `no Consul at ${addr.url}; starting one (a single server keeping its data in ${dataDir})`
+          : `no Consul at ${addr.url}; starting a dev agent (consul agent -dev: in memory, nothing kept when it stops)`,
+      );
       const binary = await resolveConsulBinary(progress);
       consulLog = join(options.logDir, "consul.log");
-      devOptions = {
-        bindAddress: addr.host === "localhost" ? "127.0.0.1" : addr.host,
-        httpPort: addr.port,
-        binary,
-        logFile: consulLog,
-      };
+      devOptions = { bindAddress, httpPort: addr.port, binary, logFile: consulLog, ...(dataDir ? { dataDir } : {}) };
       dev = await startDevConsul(devOptions);
     } else {
       progress(`using the Consul agent already running at ${addr.url}`);
@@ -170,6 +186,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
           },
           progress,
           () => stopping,
+          dataDir,
         )
       : watchConsul(consul, addr.url, progress, () => stopping);
     return {
@@ -179,6 +196,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
         return dev?.process.pid;
       },
       consulLog,
+      consulDataDir: dataDir,
       instances,
       gateway,
       stop,
@@ -227,32 +245,39 @@ function supervise(inst: RunningInstance, progress: (line: string) => void, stop
 export const CONSUL_CHECK_INTERVAL_MS = 5_000;
 
 /**
- * Starts the Consul dev agent again whenever it exits while the mesh is up (after 1 s,
- * doubling to 30 s while it keeps failing), saying so. The agents notice the empty catalog
- * and register again by themselves (their reconcile loop).
+ * Starts the Consul mesh up runs again whenever it exits while the mesh is up (after 1 s,
+ * doubling to 30 s while it keeps failing), saying so. With a data directory it comes back
+ * with everything it had; a -dev agent comes back empty, and the agents notice the empty
+ * catalog and register again by themselves (their reconcile loop), saying their data is lost.
  */
 function superviseConsul(
   current: () => DevConsul,
   restart: () => Promise<DevConsul>,
   progress: (line: string) => void,
   stopping: () => boolean,
+  dataDir: string | undefined,
 ): { stop(): void } {
+  const kind = dataDir ? "Consul" : "the Consul dev agent";
   let delay = RESTART_FIRST_DELAY_MS;
   let stopped = false;
   const watch = (agent: DevConsul) =>
     void agent.exited.then(async (code) => {
       if (stopped || stopping()) return;
-      progress(`the Consul dev agent exited (code ${code}); starting it again in ${delay / 1_000} s (agents keep serving meanwhile)`);
+      progress(`${kind} exited (code ${code}); starting it again in ${delay / 1_000} s (agents keep serving meanwhile)`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
       if (stopped || stopping()) return;
       try {
         const fresh = await restart();
         delay = RESTART_FIRST_DELAY_MS;
-        progress(`Consul is back at ${fresh.address} (pid ${fresh.process.pid}); the agents register again within seconds`);
+        progress(
+          dataDir
+            ? `Consul is back at ${fresh.address} (pid ${fresh.process.pid}) with its data (${dataDir})`
+            : `Consul is back at ${fresh.address} (pid ${fresh.process.pid}), empty (a dev agent keeps nothing); the agents register again within seconds`,
+        );
         watch(fresh);
       } catch (e) {
-        progress(`the Consul dev agent did not start again: ${describeError(e)}; trying again`);
+        progress(`${kind} did not start again: ${describeError(e)}; trying again`);
         watch({ ...current(), exited: Promise.resolve(null) });
       }
     });

@@ -8,9 +8,21 @@ export interface RegistrarOptions {
   /** How often to confirm that Consul still knows this instance. */
   reconcileIntervalMs: number;
   logger?: Logger;
+  /**
+   * A Consul KV key this instance keeps while it is registered. When Consul forgets the
+   * instance and this key is gone too, Consul lost its data (a restarted -dev agent keeps
+   * nothing), not just the registration: the registrar says so once, loudly. False: no key.
+   * @default presenceKey(service, id)
+   */
+  presenceKey?: string | false;
 }
 
-export type RegistrarEvent = "registered" | "reregistered" | "consul-unreachable" | "deregistered";
+/** Where an instance notes in Consul KV that it is registered (under its agent's state prefix, which its ACL policy may write). */
+export function presenceKey(service: string, id: string): string {
+  return `toolmesh/state/${service}/_instances/${id}`;
+}
+
+export type RegistrarEvent = "registered" | "reregistered" | "consul-data-lost" | "consul-unreachable" | "deregistered";
 
 /**
  * Keeps one service instance registered. Consul is a cache of who is alive, not the
@@ -27,12 +39,14 @@ export class Registrar {
   private loop: Promise<void> | undefined;
   private everRegistered = false;
   private outage = false;
+  private readonly presence: string | undefined;
   private readonly listeners = new Set<(e: RegistrarEvent) => void>();
 
   constructor(options: RegistrarOptions) {
     this.consul = options.consul;
     this.reg = options.registration;
     this.intervalMs = options.reconcileIntervalMs;
+    this.presence = options.presenceKey === false ? undefined : (options.presenceKey ?? presenceKey(this.reg.name, this.reg.id));
     this.logger = (options.logger ?? silentLogger).child({ component: "registrar", serviceId: this.reg.id });
   }
 
@@ -69,6 +83,7 @@ export class Registrar {
   async stop(timeoutMs = 3_000): Promise<void> {
     this.stopped.abort();
     await this.loop;
+    if (this.presence) await this.consul.kvDelete(this.presence, { timeoutMs }).catch(() => undefined);
     try {
       await this.consul.deregisterService(this.reg.id, { timeoutMs });
       this.logger.info("deregistered from Consul");
@@ -96,7 +111,18 @@ export class Registrar {
     try {
       const known = this.everRegistered && (await this.consul.hasAgentService(this.reg.id, { signal }));
       if (!known) {
+        // Forgotten: did Consul lose only the registration, or its data (the presence key too)?
+        const lost = this.everRegistered && this.presence !== undefined && (await this.presenceGone(signal));
         await this.consul.registerService(this.reg, { signal });
+        if (lost) {
+          this.logger.warn(
+            { consul: this.consul.address.url, presenceKey: this.presence },
+            "Consul lost its data: it had forgotten this instance and the key this instance keeps in its KV store is gone too. " +
+              "Everything toolmesh kept in that Consul is lost: bookings, expenses, payrolls, task records, sessions, and idempotency records (a repeat of an earlier keyed call may run again). " +
+              "A Consul agent started with -dev keeps everything in memory, so a restart empties it; run Consul with a data directory (mesh up does, under .mesh/consul) or as a server cluster",
+          );
+          this.emit("consul-data-lost");
+        }
         if (this.everRegistered) {
           this.logger.warn("Consul had forgotten this instance (agent restarted?); registered it again");
           this.emit("reregistered");
@@ -105,6 +131,7 @@ export class Registrar {
           this.emit("registered");
         }
         this.everRegistered = true;
+        await this.markPresent(signal);
       }
       if (this.outage) this.logger.info("Consul is reachable again");
       this.outage = false;
@@ -121,6 +148,24 @@ export class Registrar {
       this.outage = true;
       return false;
     }
+  }
+
+  /** Whether the presence key is gone (false when it cannot be read: nothing is claimed then). */
+  private async presenceGone(signal: AbortSignal): Promise<boolean> {
+    try {
+      return (await this.consul.kvGet(this.presence!, { signal })) === undefined;
+    } catch (e) {
+      this.logger.debug({ err: describeError(e) }, "cannot read this instance's presence key");
+      return false;
+    }
+  }
+
+  /** Writes the presence key (best effort: without it, a lost Consul is reported only as a re-registration). */
+  private async markPresent(signal: AbortSignal): Promise<void> {
+    if (!this.presence) return;
+    await this.consul
+      .kvSet(this.presence, JSON.stringify({ id: this.reg.id, registeredAt: new Date().toISOString() }), { signal })
+      .catch((e: unknown) => this.logger.debug({ err: describeError(e) }, "cannot write this instance's presence key"));
   }
 
   private emit(e: RegistrarEvent): void {

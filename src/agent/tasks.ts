@@ -10,6 +10,7 @@ import { abortable } from "../client/pool.ts";
 import { tasksEnded, tasksRunning } from "../telemetry/metrics.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { Logger } from "../logger.ts";
+import { MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ToolOutcome } from "./tools.ts";
@@ -37,6 +38,16 @@ export const TASK_HEARTBEAT_MS = 1_000;
 export const TASK_SWEEP_INTERVAL_MS = 5 * 60_000;
 /** A running task whose record has not been refreshed for this long lost its replica. @default 10000 */
 export const TASK_ORPHAN_AFTER_MS = 10_000;
+
+/**
+ * How long the replica that ran a task keeps trying to record its end while shared state is
+ * unreachable (Consul restarting, a leader election); the task keeps its heartbeat meanwhile.
+ * @default 600000 (10 min)
+ */
+export const TASK_END_RETRY_MS = 10 * 60_000;
+
+/** A task id as this engine makes them (randomUUID): any other is unknown without asking shared state. */
+const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type TaskStatus = "working" | "input_required" | "completed" | "failed" | "cancelled";
 const TERMINAL: ReadonlySet<TaskStatus> = new Set(["completed", "failed", "cancelled"]);
@@ -106,6 +117,13 @@ export class TaskEngine {
   private readonly instance: () => string;
   private readonly logger: Logger;
   private readonly running = new Map<string, { abort: AbortController; wake: () => void }>();
+  /**
+   * The last record written for each task this replica runs: if shared state loses it
+   * (Consul restarted without its data), this replica still answers for it and writes it
+   * back at its next heartbeat.
+   */
+  private readonly local = new Map<string, TaskRecord>();
+  private closing = false;
 
   constructor(o: { state: SharedState; instance: () => string; logger: Logger }) {
     this.state = o.state;
@@ -129,12 +147,38 @@ export class TaskEngine {
       ttlMs: TASK_TTL_MS,
       pollIntervalMs: TASK_POLL_INTERVAL_MS,
     };
-    await this.state.update<TaskRecord>(record.taskId, () => record);
+    await this.shared(record.taskId, () => this.state.update<TaskRecord>(record.taskId, () => record));
+    this.local.set(record.taskId, record);
     void this.drive(record.taskId, run, gathered);
     return { resultType: "task", ...wire(record) };
   }
 
   async get(taskId: string, owner: string): Promise<Record<string, unknown>> {
+    return { resultType: "complete", ...detailed(await this.now(taskId, owner)) };
+  }
+
+  /**
+   * A task handle as it is now. A repeated keyed call is answered with the handle its first
+   * call returned (the idempotency ledger keeps it); the task may have moved on since (failed,
+   * completed): this is the handle with the task's current status, its result or error inlined.
+   * Anything that is not a task handle of this engine is returned as it is.
+   */
+  async current(outcome: ToolOutcome, owner: string): Promise<ToolOutcome> {
+    const handle = outcome as { resultType?: unknown; taskId?: unknown };
+    if (handle.resultType !== "task" || typeof handle.taskId !== "string") return outcome;
+    try {
+      return { resultType: "task", ...detailed(await this.now(handle.taskId, owner)) } as unknown as ToolOutcome;
+    } catch (e) {
+      this.logger.warn(
+        { taskId: handle.taskId, err: describeError(e) },
+        "cannot read a replayed task's record; answering its first handle",
+      );
+      return outcome;
+    }
+  }
+
+  /** The task's record, failed first if the replica running it is gone. */
+  private async now(taskId: string, owner: string): Promise<TaskRecord> {
     let record = await this.record(taskId, owner);
     if (!TERMINAL.has(record.status) && !this.running.has(taskId) && Date.now() - Date.parse(record.heartbeatAt) > TASK_ORPHAN_AFTER_MS) {
       // The replica running it is gone: say so, never leave it "working" forever.
@@ -146,13 +190,13 @@ export class TaskEngine {
         },
       });
     }
-    return { resultType: "complete", ...detailed(record) };
+    return record;
   }
 
   async update(taskId: string, owner: string, inputResponses: Record<string, unknown>): Promise<Record<string, unknown>> {
     await this.record(taskId, owner);
-    const after = await this.state.update<TaskRecord>(taskId, (r) => {
-      if (!r || r.status !== "input_required") return r!;
+    const after = await this.write(taskId, (r) => {
+      if (r.status !== "input_required") return r;
       // Only responses to outstanding requests count; others are ignored (SEP-2663).
       const outstanding = r.inputRequests ?? {};
       const accepted = Object.fromEntries(Object.entries(inputResponses).filter(([k]) => k in outstanding));
@@ -167,7 +211,7 @@ export class TaskEngine {
   async cancel(taskId: string, owner: string): Promise<Record<string, unknown>> {
     const record = await this.record(taskId, owner);
     if (!TERMINAL.has(record.status)) {
-      await this.state.update<TaskRecord>(taskId, (r) => ({ ...r!, cancelRequested: true }));
+      await this.write(taskId, (r) => ({ ...r, cancelRequested: true }));
       this.running.get(taskId)?.abort.abort(new Error("cancelled by tasks/cancel"));
     }
     return { resultType: "complete" };
@@ -175,6 +219,7 @@ export class TaskEngine {
 
   /** Aborts the tasks this replica runs (shutdown); their records say so. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(
       [...this.running.keys()].map((id) =>
         this.finish(id, {
@@ -190,7 +235,10 @@ export class TaskEngine {
   }
 
   private async record(taskId: string, owner: string): Promise<TaskRecord> {
-    const r = await this.state.get<TaskRecord>(taskId);
+    // An id this engine never makes is unknown: no shared-state key is built from it.
+    const r = TASK_ID.test(taskId)
+      ? ((await this.shared(taskId, () => this.state.get<TaskRecord>(taskId))) ?? this.local.get(taskId))
+      : undefined;
     // Another caller's task is answered exactly as one that does not exist: its id tells nothing.
     if (!r || r.owner !== owner || Date.parse(r.createdAt) + r.ttlMs < Date.now()) {
       throw new ProtocolError(
@@ -199,6 +247,50 @@ export class TaskEngine {
       );
     }
     return r;
+  }
+
+  /**
+   * Read-modify-write of a task's record. A record shared state no longer has (Consul lost
+   * its data) is written again from this replica's copy when it runs the task, with a warning.
+   */
+  private async write(taskId: string, fn: (r: TaskRecord) => TaskRecord): Promise<TaskRecord> {
+    let restored = false;
+    const next = await this.shared(taskId, () =>
+      this.state.update<TaskRecord>(taskId, (r) => {
+        const cur = r ?? this.local.get(taskId);
+        restored = r === undefined && cur !== undefined;
+        if (!cur) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task "${taskId}" (it expired after its ttlMs).`);
+        return fn(cur);
+      }),
+    );
+    if (restored)
+      this.logger.warn(
+        { taskId, tool: next.tool },
+        "a running task's record was gone from Consul (Consul lost its data?); written again from this replica's copy",
+      );
+    if (this.local.has(taskId)) this.local.set(taskId, next);
+    return next;
+  }
+
+  /**
+   * A request to shared state. Its failure is told to callers as a mesh failure (-32017, with
+   * the error's code and whether a retry may succeed), never as "unknown task", and without
+   * Consul's address or key paths (those go to the log).
+   */
+  private async shared<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isMeshError(e)) throw e;
+      this.logger.warn({ taskId, code: e.code, err: describeError(e) }, "cannot read or write task records");
+      throw new ProtocolError(
+        MESH_FAILURE_ERROR_CODE as ProtocolErrorCode,
+        e.retryable
+          ? "Task records cannot be reached right now (this agent cannot reach its Consul); a running task keeps running. Ask again shortly."
+          : `This agent cannot read or write its task records (${e.code}); the reason is in its log.`,
+        { code: e.code, retryable: e.retryable },
+      );
+    }
   }
 
   /** Runs the handler, again after each round of input, until it ends; keeps the record current. */
@@ -212,18 +304,17 @@ export class TaskEngine {
     const report = (message: string) => void (progress = message.slice(0, 500));
     const beat = setInterval(() => {
       const message = progress;
-      void this.state
-        .update<TaskRecord>(taskId, (r) =>
-          TERMINAL.has(r!.status)
-            ? r!
-            : {
-                ...r!,
-                heartbeatAt: new Date().toISOString(),
-                ...(message && r!.status === "working" && message !== r!.statusMessage
-                  ? { statusMessage: message, lastUpdatedAt: new Date().toISOString() }
-                  : {}),
-              },
-        )
+      void this.write(taskId, (r) =>
+        TERMINAL.has(r.status)
+          ? r
+          : {
+              ...r,
+              heartbeatAt: new Date().toISOString(),
+              ...(message && r.status === "working" && message !== r.statusMessage
+                ? { statusMessage: message, lastUpdatedAt: new Date().toISOString() }
+                : {}),
+            },
+      )
         .then((r) => {
           if (r.cancelRequested) abort.abort(new Error("cancelled by tasks/cancel"));
           if (r.inputResponses && Object.keys(r.inputResponses).length > 0 && Object.keys(r.inputRequests ?? {}).length === 0) wake();
@@ -238,7 +329,7 @@ export class TaskEngine {
         if (!isInputRequiredResult(outcome)) {
           const result = outcome as CallToolResult;
           const summary = result.content?.find((c) => c.type === "text")?.text;
-          await this.finish(taskId, {
+          await this.end(taskId, {
             status: "completed",
             result: plain(result),
             ...(summary ? { statusMessage: summary.slice(0, 500) } : {}),
@@ -247,15 +338,15 @@ export class TaskEngine {
         }
         // The handler needs input: park the task until every request has an answer.
         const requests = outcome.inputRequests ?? {};
-        const current = await this.state.update<TaskRecord>(taskId, (r) => {
-          const answered = r!.inputResponses ?? {};
+        const current = await this.write(taskId, (r) => {
+          const answered = r.inputResponses ?? {};
           const pending = Object.fromEntries(Object.entries(requests).filter(([k]) => !(k in answered)));
           return {
-            ...r!,
+            ...r,
             status: Object.keys(pending).length ? "input_required" : "working",
-            statusMessage: Object.keys(pending).length ? "Waiting for the client's input." : `${r!.tool} is running.`,
+            statusMessage: Object.keys(pending).length ? "Waiting for the client's input." : `${r.tool} is running.`,
             inputRequests: pending,
-            issued: [...new Set([...(r!.issued ?? []), ...Object.keys(requests)])],
+            issued: [...new Set([...(r.issued ?? []), ...Object.keys(requests)])],
             lastUpdatedAt: new Date().toISOString(),
           };
         });
@@ -265,10 +356,10 @@ export class TaskEngine {
             abort.signal.addEventListener("abort", () => reject(abort.signal.reason as Error), { once: true });
           });
         }
-        const r = await this.state.update<TaskRecord>(taskId, (x) => ({
-          ...x!,
+        const r = await this.write(taskId, (x) => ({
+          ...x,
           status: "working",
-          statusMessage: `${x!.tool} is running.`,
+          statusMessage: `${x.tool} is running.`,
           inputRequests: {},
           lastUpdatedAt: new Date().toISOString(),
         }));
@@ -276,31 +367,68 @@ export class TaskEngine {
       }
     } catch (e) {
       if (abort.signal.aborted) {
-        await this.finish(taskId, { status: "cancelled", statusMessage: "Cancelled at the client's request." }).catch(() => undefined);
+        await this.end(taskId, { status: "cancelled", statusMessage: "Cancelled at the client's request." }).catch(() => undefined);
         return;
       }
-      const error =
-        e instanceof ProtocolError
-          ? { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) }
-          : isMeshError(e)
-            ? { code: ProtocolErrorCode.InternalError, message: e.message, data: { code: e.code } }
-            : { code: ProtocolErrorCode.InternalError, message: describeError(e) };
-      await this.finish(taskId, { status: "failed", error }).catch((err: unknown) =>
+      const error = this.taskError(taskId, e);
+      await this.end(taskId, { status: "failed", error }).catch((err: unknown) =>
         this.logger.warn({ taskId, err: describeError(err) }, "cannot record the task's failure"),
       );
     } finally {
       clearInterval(beat);
       tasksRunning.dec();
       this.running.delete(taskId);
+      this.local.delete(taskId);
     }
+  }
+
+  /**
+   * Records the end of a task this replica ran. While shared state is unreachable it keeps
+   * trying (backoff up to 5 s, for TASK_END_RETRY_MS), the heartbeat going, so a result is not
+   * lost to a Consul that is restarting; the record is written back if Consul lost it.
+   */
+  private async end(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<void> {
+    const since = Date.now();
+    for (let pause = 250, said = false; ; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        await this.finish(taskId, end);
+        if (said) this.logger.info({ taskId, status: end.status }, "the task's end is recorded");
+        return;
+      } catch (e) {
+        const retryable = e instanceof ProtocolError && (e.data as { retryable?: unknown } | undefined)?.retryable === true;
+        if (!retryable || this.closing || Date.now() - since > TASK_END_RETRY_MS) throw e;
+        if (!said) this.logger.warn({ taskId, status: end.status }, "the task ended; recording its end once its Consul answers again");
+        said = true;
+        await new Promise((r) => setTimeout(r, pause).unref());
+      }
+    }
+  }
+
+  /**
+   * The error a failed task reports. A failure of the agent's Consul under the handler is said
+   * without Consul's address or key paths (the log has them).
+   */
+  private taskError(taskId: string, e: unknown): NonNullable<TaskRecord["error"]> {
+    const code = isMeshError(e) ? e.code : e instanceof ProtocolError ? (e.data as { code?: unknown } | undefined)?.code : undefined;
+    if (typeof code === "string" && code.startsWith("CONSUL_")) {
+      this.logger.warn({ taskId, code, err: describeError(e) }, "a task failed: its agent's Consul failed under it");
+      return {
+        code: e instanceof ProtocolError ? e.code : MESH_FAILURE_ERROR_CODE,
+        message: `The task could not finish: this agent's Consul failed under it (${code}). Start it again.`,
+        data: { code, retryable: true },
+      };
+    }
+    if (e instanceof ProtocolError) return { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) };
+    if (isMeshError(e)) return { code: ProtocolErrorCode.InternalError, message: e.message, data: { code: e.code } };
+    return { code: ProtocolErrorCode.InternalError, message: describeError(e) };
   }
 
   private async finish(taskId: string, end: Partial<TaskRecord> & { status: TaskStatus }): Promise<TaskRecord> {
     let ended = false;
-    const record = await this.state.update<TaskRecord>(taskId, (r) => {
-      ended = !TERMINAL.has(r!.status);
-      if (!ended) return r!; // the first ending wins
-      const { inputRequests: _drop, inputResponses: _done, ...rest } = r!;
+    const record = await this.write(taskId, (r) => {
+      ended = !TERMINAL.has(r.status);
+      if (!ended) return r; // the first ending wins
+      const { inputRequests: _drop, inputResponses: _done, ...rest } = r;
       return { ...rest, ...end, lastUpdatedAt: new Date().toISOString() };
     });
     if (ended) tasksEnded.inc({ tool: record.tool, status: record.status });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { MeshError } from "../protocol/errors.ts";
 import { ConsulClient } from "./client.ts";
@@ -47,6 +47,13 @@ export interface DevConsulOptions {
   logFile?: string;
   /** ACL token used to wait for readiness when ACLs are on. */
   token?: string;
+  /**
+   * Keep Consul's data (KV, catalog, sessions) in this directory across restarts: a single
+   * server (`-server -bootstrap-expect=1 -data-dir <dir>`, same loopback binding and ports
+   * off) instead of an in-memory `-dev` agent, which forgets everything when it stops.
+   * Created if missing. @default undefined (a -dev agent)
+   */
+  dataDir?: string;
 }
 
 export interface DevConsul {
@@ -61,15 +68,22 @@ export interface DevConsul {
 }
 
 /**
- * Starts an isolated `consul agent -dev` on one loopback address: DNS, gRPC and WAN off,
- * no update check. Resolves once it has a leader.
+ * Starts an isolated Consul on one loopback address: DNS, gRPC and WAN off, no update
+ * check. An in-memory `consul agent -dev`, or with `dataDir` a single server that keeps its
+ * data there. Resolves once it has a leader.
  */
 export async function startDevConsul(options: DevConsulOptions): Promise<DevConsul> {
   const binary = options.binary ?? (await resolveConsulBinary());
   const port = options.httpPort ?? 8500;
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const mode = options.dataDir
+    ? // One server that elects itself, its raft log and state on disk; the UI as -dev has it; fast raft timers.
+      ["-server", "-bootstrap-expect=1", "-data-dir", options.dataDir, "-ui", "-hcl", "performance { raft_multiplier = 1 }"]
+    : ["-dev"];
+  const what = options.dataDir ? "consul agent -server" : "consul agent -dev";
   const args = [
     "agent",
-    "-dev",
+    ...mode,
     "-bind",
     options.bindAddress,
     "-client",
@@ -113,7 +127,7 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
       if (exitCode !== undefined) {
         throw new MeshError(
           "CONSUL_UNREACHABLE",
-          `consul agent -dev on ${address} exited with code ${exitCode} before electing a leader. Is the address or port in use? Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+          `${what} on ${address} exited with code ${exitCode} before electing a leader. Is the address or port in use? Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
         );
       }
       try {
@@ -125,7 +139,7 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
         child.kill("SIGKILL");
         throw new MeshError(
           "CONSUL_UNREACHABLE",
-          `consul agent -dev on ${address} had no leader after ${DEV_AGENT_READY_TIMEOUT_MS} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+          `${what} on ${address} had no leader after ${DEV_AGENT_READY_TIMEOUT_MS} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
         );
       }
       await new Promise((r) => setTimeout(r, 50));

@@ -78,7 +78,8 @@ it("discovery and agent-to-agent calls with read-only tokens; KV state under the
     description: "ACL test lunch",
   });
   expect(expense.isError, resultText(expense)).toBeFalsy();
-  expect((await consul.client.kvKeys("toolmesh/state/finance/")).length).toBeGreaterThan(0);
+  // (Each instance also keeps a presence key there, registrar.ts: not counted.)
+  expect((await consul.client.kvKeys("toolmesh/state/finance/")).filter((k) => !k.includes("/_instances/")).length).toBeGreaterThan(0);
 });
 
 it("orchestrator sessions live in KV under toolmesh/sessions/ and carry across calls", async () => {

@@ -131,6 +131,75 @@ function nested(depth: number): string {
   return `{"employee_id":${"[".repeat(depth)}"x"${"]".repeat(depth)}}`;
 }
 
+describe("mesh ask --yes: the exit code says whether what was asked was done", () => {
+  type Asked = {
+    kind: string;
+    complete?: boolean;
+    failures?: { kind: string; agent?: string; tool?: string; changes: boolean; message: string }[];
+  };
+  const balance = async () =>
+    (
+      JSON.parse((await mesh(["call", "hr.get_leave_balance", '{"employee_id":"E1002"}', "--json", ...c])).stdout) as {
+        structuredContent: { balances: { vacation: { remaining: number } } };
+      }
+    ).structuredContent.balances.vacation.remaining;
+
+  it("a booking the agent refuses exits 1, says it on stderr, and --json says what was not done", async () => {
+    const before = await balance();
+    const booking = "Book 2 days of vacation for Bob Okafor starting 2027-01-04";
+    const r = await mesh(["ask", booking, "--yes", ...c]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^mesh: hr\.request_leave was refused \(nothing was changed\): Only leave in 2026 can be booked now/m);
+    const json = await mesh(["ask", booking, "--yes", "--json", ...c]);
+    expect(json.code).toBe(1);
+    const out = JSON.parse(json.stdout) as Asked;
+    expect(out).toMatchObject({ kind: "answer", complete: false });
+    expect(out.failures).toEqual([
+      expect.objectContaining({
+        kind: "business",
+        agent: "hr",
+        tool: "request_leave",
+        changes: true,
+        message: expect.stringMatching(/^Only leave in 2026/),
+      }),
+    ]);
+    expect(await balance()).toBe(before);
+    // What was done is still exit 0, and says so.
+    const ok = await mesh(["ask", "Who is Bob Okafor's manager?", "--json", ...c]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ kind: "answer", complete: true, failures: [] });
+  });
+
+  it("with hr hung (SIGSTOP), a booking for someone only hr knows exits 3 (a mesh failure), not 0", async () => {
+    const hr = agents[0]!;
+    const before = await balance();
+    hr.process.signal("SIGSTOP");
+    try {
+      const r = await mesh([
+        "ask",
+        "Book 2 days of vacation for Bob Okafor starting 2026-11-16",
+        "--yes",
+        "--json",
+        "--timeout",
+        "8000",
+        ...c,
+      ]);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      const out = JSON.parse(r.stdout) as Asked;
+      expect(out.complete).toBe(false);
+      expect(out.failures).toContainEqual(expect.objectContaining({ kind: "mesh", message: expect.stringMatching(/hr /) }));
+      expect(r.stderr).toMatch(/^mesh: .*hr /m);
+    } finally {
+      hr.process.signal("SIGCONT");
+    }
+    await eventually(async () => (await consul.client.healthService("hr", { passing: true })).value.length === 1, {
+      timeoutMs: 10_000,
+      what: "hr passing again after SIGCONT",
+    });
+    expect(await balance()).toBe(before);
+  }, 40_000);
+});
+
 describe("mesh call input and configuration", () => {
   it("reads the arguments from a file (--args-file) or standard input (-)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "toolmesh-args-"));
@@ -260,4 +329,8 @@ it("with Consul unreachable, commands fail with the address and how to start one
   expect(r.stderr).toBe(
     `mesh: Consul at ${addr} is unreachable (ECONNREFUSED) while trying to read the raft leader. Start one with "mesh up" or set CONSUL_HTTP_ADDR.\n`,
   );
+  // mesh tasks wait rides out an outage once it has seen its task, not a Consul that never answered (a wrong address).
+  const wait = await mesh(["tasks", "wait", "finance", "0b4a18da-430a-4287-812d-31a743940e99", "--consul", addr]);
+  expect(wait.code).toBe(3);
+  expect(wait.stderr).toMatch(/^mesh: Consul at .* is unreachable/);
 });

@@ -9,19 +9,22 @@ import { expect, it } from "vitest";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { connectHttp } from "../helpers/agents.ts";
 import { randomLoopback } from "../helpers/consul.ts";
+import { eventually } from "../helpers/eventually.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 interface UpEvent {
   event: string;
-  consul?: { address: string; started: boolean };
+  consul?: { address: string; started: boolean; dataDir: string | null };
   agents?: { agent: string; instanceId: string; url: string; pid: number }[];
   calls?: { agent: string; tool: string; instance: string; ok: boolean; text: string }[];
   gateway?: { url: string; console: string; pid: number };
 }
 
 it("npm start's 'mesh up' brings up Consul and every agent, answers a client, and stops everything on Ctrl-C", async () => {
-  const consulAddr = `http://${randomLoopback()}:8500`;
+  const consulHost = randomLoopback();
+  const consulAddr = `http://${consulHost}:8500`;
+  const dataDir = mkdtempSync(join(tmpdir(), "mesh-data-"));
   // What `npm start` runs, with its own Consul address and free ports so tests never collide.
   const child = spawn(
     process.execPath,
@@ -35,6 +38,8 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
       consulAddr,
       "--log-dir",
       mkdtempSync(join(tmpdir(), "mesh-up-")),
+      "--data-dir",
+      dataDir,
     ],
     {
       cwd: root,
@@ -71,7 +76,8 @@ it("npm start's 'mesh up' brings up Consul and every agent, answers a client, an
 
   try {
     const up = await next("up");
-    expect(up.consul).toMatchObject({ address: consulAddr, started: true });
+    // Its Consul keeps its data, and mesh up says where.
+    expect(up.consul).toMatchObject({ address: consulAddr, started: true, dataDir: join(dataDir, `${consulHost}-8500`) });
     expect(up.agents!.map((a) => a.agent).sort()).toEqual(["finance", "hr", "hr", "knowledge", "orchestrator"]);
 
     // The sample: hr's two replicas take turns, finance reaches hr through Consul.
@@ -131,7 +137,7 @@ it("mesh up --help documents its options and exits 0; a bad flag is a usage erro
     });
   const help = await run(["up", "--help"]);
   expect(help.code).toBe(0);
-  for (const flag of ["--consul", "--base-port", "--once", "--json"]) expect(help.out).toContain(flag);
+  for (const flag of ["--consul", "--base-port", "--once", "--json", "--data-dir", "--no-data-dir"]) expect(help.out).toContain(flag);
   const bad = await run(["up", "--base-port", "seventy"]);
   expect(bad.code).toBe(2);
   expect(bad.out).toContain('--base-port must be a whole number from 0 to 65000; got "seventy"');
@@ -211,3 +217,58 @@ it("mesh up notices when its Consul dev agent dies, starts it again, and the age
     await mesh.stop();
   }
 }, 40_000);
+
+it("mesh up keeps its Consul's data across restarts of that Consul: a booking survives Consul being killed and started again", async () => {
+  const { meshUp } = await import("../../orchestrator/up/meshUp.ts");
+  const lines: string[] = [];
+  const host = randomLoopback();
+  const dataDir = mkdtempSync(join(tmpdir(), "toolmesh-data-"));
+  const mesh = await meshUp({
+    consul: `http://${host}:8500`,
+    basePort: 0,
+    logDir: mkdtempSync(join(tmpdir(), "toolmesh-up-")),
+    topology: [{ agent: "hr", replicas: 1 }],
+    gateway: false,
+    dataDir,
+    onProgress: (l) => void lines.push(l),
+  });
+  const consul = new ConsulClient({ address: mesh.consulAddress });
+  const hr = mesh.instances[0]!;
+  const client = await connectHttp(hr.url);
+  const remaining = async () =>
+    (
+      (await client.callTool({ name: "get_leave_balance", arguments: { employee_id: "E1002" } })) as CallToolResult & {
+        structuredContent: { balances: { vacation: { remaining: number } } };
+      }
+    ).structuredContent.balances.vacation.remaining;
+  try {
+    expect(mesh.consulDataDir).toBe(join(dataDir, `${host}-8500`));
+    expect(lines.some((l) => l.includes(`keeping its data in ${mesh.consulDataDir}`))).toBe(true);
+    const before = await remaining();
+    const booked = (await client.callTool({
+      name: "request_leave",
+      arguments: { employee_id: "E1002", leave_type: "vacation", start_date: "2026-12-21", end_date: "2026-12-22" },
+    })) as CallToolResult;
+    expect(booked.isError, JSON.stringify(booked.content)).toBeFalsy();
+    expect(await remaining()).toBe(before - 2);
+
+    const firstPid = mesh.consulPid!;
+    process.kill(firstPid, "SIGKILL");
+    await eventually(async () => mesh.consulPid !== firstPid && (await consul.leader({ timeoutMs: 1_000 })), {
+      timeoutMs: 20_000,
+      what: `Consul started again by mesh up; progress: ${lines.join(" | ")}`,
+    });
+    expect(lines.some((l) => l.startsWith(`Consul is back at ${mesh.consulAddress}`) && l.includes(mesh.consulDataDir!))).toBe(true);
+    // The booking is still there (hr reads it from Consul KV), and so is hr's registration: nothing was lost.
+    expect(await remaining()).toBe(before - 2);
+    expect((await consul.kvKeys("toolmesh/state/hr/")).some((k) => k.includes("E1002"))).toBe(true);
+    await eventually(async () => (await consul.healthService("hr", { passing: true })).value.some((e) => e.id === hr.instanceId), {
+      timeoutMs: 10_000,
+      what: "hr passing in the restarted Consul",
+    });
+  } finally {
+    await client.close();
+    consul.destroy();
+    await mesh.stop();
+  }
+}, 60_000);

@@ -1,14 +1,16 @@
 // Tasks across the mesh (SEP-2663): a long-running finance tool started through the gateway
 // runs as a task whose record lives in Consul KV, so any replica answers for it, a cancel
 // reaches the replica running it, and the death of that replica is reported, never hidden.
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
-import { mesh } from "../helpers/cli.ts";
+import { mesh, ROOT } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { eventually, within } from "../helpers/eventually.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
+const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
 const TASKS = "io.modelcontextprotocol/tasks";
 
 let consul: TestConsul;
@@ -58,6 +60,7 @@ async function rpc(
       params: {
         ...params,
         _meta: {
+          ...(params["_meta"] as Record<string, unknown> | undefined),
           "io.modelcontextprotocol/protocolVersion": "2026-07-28",
           "io.modelcontextprotocol/clientCapabilities": capabilities,
           "io.modelcontextprotocol/clientInfo": { name: "tasks-test", version: "1" },
@@ -233,5 +236,202 @@ describe("the CLI", () => {
     const end = await mesh(["tasks", "wait", "finance", slow.task.taskId, "--json", ...c]);
     expect(JSON.parse(end.stdout)).toMatchObject({ taskId: slow.task.taskId, status: "cancelled" });
     expect(end.code).toBe(3);
+  }, 60_000);
+});
+
+/** The mesh CLI as a running process whose stderr can be watched while it runs. */
+function meshLive(args: string[]): { stderr: () => string; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, ["orchestrator/cli/main.ts", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return {
+    stderr: () => stderr,
+    done: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr }))),
+  };
+}
+
+/** Until every agent of this file is registered and passing in the (restarted) Consul, and the gateway routes to finance. */
+async function meshBack(): Promise<void> {
+  await eventually(
+    async () =>
+      (await consul.client.healthService("finance", { passing: true })).value.length === 2 &&
+      (await consul.client.healthService("hr", { passing: true })).value.length === 1,
+    { timeoutMs: 15_000, intervalMs: 200, what: "hr and both finance replicas passing in the restarted Consul" },
+  );
+}
+
+/** A payroll task started at a finance replica directly (owned by an anonymous caller, as the CLI is here). */
+async function startPayrollAt(agent: TestAgent, month: string, paceMs: number): Promise<string> {
+  const created = await rpc(agent.url, "tools/call", { name: "run_payroll", arguments: { month, pace_ms: paceMs } });
+  expect(created.result).toMatchObject({ resultType: "task", status: "working" });
+  return created.result!["taskId"] as string;
+}
+
+/** Nothing a caller is told names Consul's address or a KV path. */
+function noInternals(text: string): void {
+  expect(text).not.toMatch(/Consul at|https?:\/\/127\.|toolmesh\/(tasks|state|idempotency)\/|\/v1\/kv/);
+}
+
+describe("task ids, and a Consul that fails under running tasks", () => {
+  // Two live finance replicas (a test above SIGKILLs one).
+  beforeAll(async () => {
+    for (const [i, f] of finance.entries()) if (!f.process.running) finance[i] = await spawnAgent("finance", consul.address);
+    await meshBack();
+  }, 30_000);
+
+  it("a malformed or unknown task id is 'Unknown task' (-32602) at an agent, at the gateway and in the CLI, naming nothing internal", async () => {
+    const bogus = ["nope", "../../../v1/agent/self", "a?recurse=true", "x y", "%2e%2e%2f", "..", "é", "0".repeat(190)];
+    for (const taskId of bogus) {
+      for (const [url, id] of [
+        [finance[0]!.url, taskId],
+        [passthrough(), taskId],
+        [gateway.url, `finance~${taskId}`],
+      ] as const) {
+        for (const method of ["tasks/get", "tasks/cancel"]) {
+          const r = await rpc(url, method, { taskId: id });
+          expect(r.error, `${method} ${id} at ${url}`).toMatchObject({ code: -32602, message: expect.stringMatching(/Unknown task/) });
+          noInternals(r.error!.message);
+        }
+      }
+    }
+    const c = ["--consul", consul.address];
+    for (const cmd of ["get", "wait", "cancel"]) {
+      const r = await mesh(["tasks", cmd, "finance", "..", ...c]);
+      expect(r.code, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/^mesh: Unknown task/);
+      noInternals(r.stderr);
+    }
+  }, 60_000);
+
+  it("with the agent's Consul down, tasks/get says so (-32017, retryable), never 'Unknown task', and names nothing internal", async () => {
+    const taskId = await startPayrollAt(finance[0]!, "2026-01", 300);
+    await until(finance[0]!.url, taskId, ["working"], 5_000);
+    consul.agent.kill("SIGKILL");
+    await consul.agent.exited;
+    try {
+      for (const agent of finance) {
+        const r = await rpc(agent.url, "tasks/get", { taskId });
+        expect(r.error).toMatchObject({ code: -32017, data: { code: "CONSUL_UNREACHABLE", retryable: true } });
+        expect(r.error!.message).not.toMatch(/Unknown task/);
+        noInternals(r.error!.message);
+      }
+    } finally {
+      await consul.restart();
+    }
+    await meshBack();
+  }, 60_000);
+
+  it("after Consul restarts without its data, a running task is found again and finishes (its payroll recorded); each agent says once that Consul lost its data", async () => {
+    const lostWarnings = (a: TestAgent) => a.logs().filter((l) => /^Consul lost its data/.test(String(l["msg"]))).length;
+    const before = finance.map(lostWarnings);
+    const taskId = await startPayrollAt(finance[0]!, "2025-12", 150);
+    await until(finance[1]!.url, taskId, ["working"], 5_000);
+    await consul.restart(); // a fresh -dev agent: every key and registration is gone
+    // The replica running it writes its record back: any replica answers for it again, and the CLI too.
+    for (const agent of finance) await until(agent.url, taskId, ["working", "completed"], 10_000);
+    await meshBack();
+    const got = await eventually(
+      async () => {
+        const r = await mesh(["tasks", "get", "finance", taskId, "--json", "--consul", consul.address]);
+        return r.code === 0 ? (JSON.parse(r.stdout) as { status: string }) : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 250, what: "mesh tasks get finding the task again" },
+    );
+    expect(["working", "completed"]).toContain(got.value.status);
+    const done = await until(finance[1]!.url, taskId, ["completed", "failed"], 30_000);
+    expect(done).toMatchObject({ status: "completed", result: { structuredContent: { employees: 51, month: "2025-12" } } });
+    expect(await consul.client.kvGet("toolmesh/state/finance/payroll/2025-12")).toBeDefined();
+    // No silent loss: one warning per replica, saying what was lost and why.
+    await eventually(() => finance.every((a, i) => lostWarnings(a) === before[i]! + 1), {
+      timeoutMs: 10_000,
+      what: "a 'Consul lost its data' warning from each finance replica",
+    });
+    const warning = finance[0]!.logs().findLast((l) => /^Consul lost its data/.test(String(l["msg"])))!;
+    expect(warning).toMatchObject({ level: 40 });
+    expect(String(warning["msg"])).toMatch(/bookings, expenses, payrolls, task records.*idempotency records.*-dev/);
+  }, 90_000);
+
+  it("a task that ends while its Consul is down has its end recorded once Consul is back, said without internals", async () => {
+    const runner = finance[0]!;
+    const taskId = await startPayrollAt(runner, "2025-10", 40); // about 2 s; it records the payroll in Consul at the end
+    await until(runner.url, taskId, ["working"], 5_000);
+    consul.agent.kill("SIGKILL");
+    await consul.agent.exited;
+    try {
+      await eventually(
+        () => runner.logs().some((l) => l["taskId"] === taskId && /^the task ended; recording its end/.test(String(l["msg"]))),
+        { timeoutMs: 20_000, what: "the task ending while Consul is down" },
+      );
+    } finally {
+      await consul.restart(); // empty: the record is written back from the replica's copy
+    }
+    const ended = await until(finance[1]!.url, taskId, ["completed", "failed"], 15_000);
+    // It could not record its payroll: failed, and says why without Consul's address or keys.
+    expect(ended).toMatchObject({
+      status: "failed",
+      error: {
+        code: -32017,
+        message: expect.stringMatching(/^The task could not finish: this agent's Consul failed under it \(CONSUL_UNREACHABLE\)/),
+      },
+    });
+    noInternals(JSON.stringify(ended));
+    await meshBack();
+  }, 60_000);
+
+  it("mesh tasks wait rides out a Consul outage (saying it retries on stderr) and ends with the task's result", async () => {
+    const taskId = await startPayrollAt(finance[1]!, "2025-11", 120);
+    const waiting = meshLive(["tasks", "wait", "finance", taskId, "--consul", consul.address]);
+    await eventually(() => /^working/m.test(waiting.stderr()), { timeoutMs: 10_000, what: "the wait following the task" });
+    consul.agent.kill("SIGKILL");
+    await consul.agent.exited;
+    try {
+      await eventually(() => /retrying until --timeout/.test(waiting.stderr()), {
+        timeoutMs: 15_000,
+        what: `mesh tasks wait saying it retries; stderr: ${waiting.stderr()}`,
+      });
+    } finally {
+      await consul.restart();
+    }
+    const r = await within(60_000, "mesh tasks wait to end", waiting.done);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^finance task ${taskId}: completed — Payroll 2025-11: 51 employees`));
+    expect(r.stderr).toMatch(/^mesh: .*; retrying until --timeout$/m);
+    await meshBack();
+  }, 90_000);
+});
+
+describe("a keyed --task call, repeated", () => {
+  let jobs: TestAgent;
+  beforeAll(async () => {
+    jobs = await spawnAgent(EVERYTHING, consul.address, { env: { AGENT_NAME: "jobs" } });
+    await eventually(async () => (await consul.client.healthService("jobs", { passing: true })).value.length === 1, {
+      timeoutMs: 10_000,
+      what: "jobs passing",
+    });
+  }, 30_000);
+  afterAll(() => jobs.process.stop(2_000));
+
+  it("after its task failed answers the failure (exit 3, with its error), not the stale 'working' handle", async () => {
+    const c = ["--consul", consul.address];
+    const call = ["call", "jobs.protocol_error_job", "{}", "--task", "--idempotency-key", `job-${Date.now()}`, ...c];
+    const first = await mesh([...call, "--json"]);
+    expect(first.code, first.stderr).toBe(0);
+    const { task } = JSON.parse(first.stdout) as { task: { taskId: string; status: string } };
+    expect(task.status).toBe("working");
+    const ended = await mesh(["tasks", "wait", "jobs", task.taskId, "--json", ...c]);
+    expect(JSON.parse(ended.stdout)).toMatchObject({ taskId: task.taskId, status: "failed" });
+    // The same call again, seconds later: the same task, as it is now.
+    const again = await mesh([...call, "--json"]);
+    expect(again.code, again.stderr).toBe(3);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      task: { taskId: task.taskId, status: "failed", error: { message: expect.stringMatching(/^The job crashed/) } },
+    });
+    const text = await mesh(call);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toMatch(
+      new RegExp(`^jobs\\.protocol_error_job ran as task ${task.taskId} with this idempotency key; it is failed: The job crashed`),
+    );
   }, 60_000);
 });

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Planner, type Plan } from "../../orchestrator/planner/plan.ts";
-import { runPlan } from "../../orchestrator/planner/run.ts";
+import { failuresOf, runPlan } from "../../orchestrator/planner/run.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
 import type { MeshModel } from "../../orchestrator/planner/model.ts";
 import { plannerMesh } from "../helpers/plannerMesh.ts";
 
@@ -133,6 +134,52 @@ describe("no silent wrong answers", () => {
     expect(run.answer).toMatch(/could not answer/i);
     expect(run.unanswered.length).toBe(1);
     expect(run.answer).not.toMatch(/net \d/);
+  });
+});
+
+describe("what did not happen is listed (mesh ask's exit code and --json)", () => {
+  const booking = "Book 2 days of vacation for Bob Okafor starting 2026-12-21";
+
+  it("everything done: no failures", async () => {
+    const run = await runPlan(planner.plan(model, "Who is Bob Okafor's manager?"), mesh.call);
+    expect(failuresOf(run.steps, run.unanswered)).toEqual([]);
+  });
+
+  it("a booking the agent refuses is a business failure of a change", async () => {
+    const plan = planner.plan(model, booking);
+    expect(plan.effects.length).toBeGreaterThan(0);
+    const run = await runPlan(plan, async (step, args) =>
+      step.sideEffect
+        ? { result: { isError: true, content: [{ type: "text", text: "Not enough vacation leave" }] }, instance: "hr-mem" }
+        : mesh.call(step, args),
+    );
+    expect(failuresOf(run.steps, run.unanswered)).toEqual([
+      expect.objectContaining({
+        kind: "business",
+        agent: "hr",
+        tool: "request_leave",
+        changes: true,
+        message: "Not enough vacation leave",
+      }),
+    ]);
+  });
+
+  it("a call that fails in the mesh is a mesh failure, listed once (not again as the part it left unanswered)", async () => {
+    const plan = planner.plan(model, booking);
+    const run = await runPlan(plan, async () => {
+      throw new MeshError("NO_HEALTHY_INSTANCE", 'Agent "hr" has no instance passing its health check.', { retryable: true });
+    });
+    const failures = failuresOf(run.steps, run.unanswered);
+    expect(failures.filter((f) => f.kind === "mesh" && f.changes)).toHaveLength(1);
+    expect(failures.map((f) => f.message)).toEqual(failures.map(() => expect.stringContaining("no instance passing")));
+    expect(failures.filter((f) => f.kind === "unanswered" && !f.step)).toEqual([]);
+  });
+
+  it("a name nobody knows is a part not answered", async () => {
+    const run = await runPlan(planner.plan(model, "What is the take-home pay of Zed Xu's manager?"), mesh.call);
+    expect(failuresOf(run.steps, run.unanswered)).toEqual([
+      { kind: "unanswered", changes: false, message: expect.stringContaining('"Zed Xu"') },
+    ]);
   });
 });
 

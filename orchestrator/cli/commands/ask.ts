@@ -3,6 +3,7 @@ import { SESSION_ID_PATTERN, SessionStore } from "../../session/sessionStore.ts"
 import { createInterface } from "node:readline/promises";
 import { EXIT } from "../../../src/protocol/codes.ts";
 import { Orchestrator, type AskResult } from "../../orchestrator.ts";
+import type { AskFailure } from "../../planner/run.ts";
 import { llmConfig } from "../../planner/llm.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
@@ -72,6 +73,12 @@ export function askCommand(): Command {
         const result = r;
         print(flags, result, () => render(result, flags.explain === true));
         if (result.kind === "confirm") process.exitCode = EXIT.NOT_CONFIRMED;
+        // Not everything asked was done (a step refused or failed, a booking not made, a part
+        // not answered): say what, and exit as the failure's kind does (a mesh failure first).
+        if (result.kind === "answer" && !result.complete) {
+          for (const f of result.failures) process.stderr.write(`mesh: ${describeFailure(f)}\n`);
+          process.exitCode = result.failures.some((f) => f.kind === "mesh") ? EXIT.MESH : EXIT.TOOL_ERROR;
+        }
       });
     });
 }
@@ -90,6 +97,15 @@ function render(r: AskResult, explain: boolean): string {
     for (const u of r.explanation.unanswered) lines.push(`  not answered: ${u}`);
   }
   return lines.join("\n");
+}
+
+/** One line per thing not done: what, where, and whether a change was left unmade. */
+export function describeFailure(f: AskFailure): string {
+  const where = f.agent && f.tool ? `${f.agent}.${f.tool}` : "";
+  const what =
+    f.kind === "mesh" ? "failed in the mesh" : f.kind === "business" ? "was refused" : f.changes ? "did not run" : "not answered";
+  const head = where ? `${where} ${what}` : `Not answered`;
+  return `${head}${f.changes ? " (nothing was changed)" : ""}: ${f.message}`;
 }
 
 async function promptYes(question: string): Promise<boolean> {

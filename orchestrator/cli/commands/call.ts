@@ -1,13 +1,17 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import * as z from "zod";
 import { fromJsonSchema, type CallToolResult, type JsonSchemaType, type Tool } from "@modelcontextprotocol/client";
 import { argumentProblem } from "../../../src/protocol/limits.ts";
 import { IDEMPOTENCY_KEY_PATTERN, rootContext } from "../../../src/context/meshContext.ts";
 import { ToolError, UsageError } from "../errors.ts";
-import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
+import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
 import { TASKS_ENVELOPE } from "../../../src/agent/tasks.ts";
 import { SpanKind, startTracing, traced } from "../../../src/telemetry/tracing.ts";
+import { EXIT } from "../../../src/protocol/codes.ts";
+
+const AnyResult = z.object({}).passthrough();
 
 interface CallFlags extends MeshFlags {
   arg: string[];
@@ -107,8 +111,23 @@ Examples:
               return { ...outcome, context };
             },
           );
-          const task = result as unknown as { resultType?: string; taskId?: string; status?: string; statusMessage?: string };
+          let task = result as unknown as TaskHandle;
           if (task.resultType === "task" && task.taskId) {
+            // With a key, the handle may be the first call's, replayed: ask where the task is now.
+            if (flags.idempotencyKey) task = await currentTask(session, agentName, task, deadline);
+            if (task.status === "completed" || task.status === "failed" || task.status === "cancelled") {
+              const problem = task.status === "failed" ? task.error?.message : task.status === "cancelled" ? task.statusMessage : undefined;
+              print(
+                flags,
+                { target, instance, traceId: context.traceId, task },
+                () =>
+                  `${target} ran as task ${task.taskId} with this idempotency key; it is ${task.status}${problem ? `: ${problem}` : "."}` +
+                  `\nIts result:  mesh tasks get ${agentName} ${task.taskId}`,
+              );
+              if (task.status !== "completed") process.exitCode = EXIT.MESH;
+              else if (task.result?.isError) process.exitCode = EXIT.TOOL_ERROR;
+              return;
+            }
             print(
               flags,
               {
@@ -127,6 +146,34 @@ Examples:
         { catalog: "on-demand" },
       );
     });
+}
+
+type TaskHandle = {
+  resultType?: string;
+  taskId?: string;
+  status?: string;
+  statusMessage?: string;
+  result?: { isError?: boolean };
+  error?: { code: number; message: string };
+};
+
+/**
+ * The task as it is now (tasks/get), for a handle a keyed call returned: a repeat of the
+ * call is answered with its first handle, and the task may have ended since. The handle as
+ * it is when the task cannot be asked about.
+ */
+async function currentTask(session: MeshSession, agent: string, handle: TaskHandle, deadline: number): Promise<TaskHandle> {
+  try {
+    const now = (await session.mesh.withAgent(agent, (c) =>
+      c.request({ method: "tasks/get", params: { taskId: handle.taskId, _meta: TASKS_ENVELOPE } } as never, AnyResult, {
+        signal: AbortSignal.timeout(Math.max(1, Math.min(deadline - Date.now(), 5_000))),
+      }),
+    )) as unknown as TaskHandle;
+    const { resultType: _complete, ...task } = now;
+    return { ...handle, ...task };
+  } catch {
+    return handle;
+  }
 }
 
 /** The arguments' JSON text from the positional argument, --args-file, or standard input ("-"). */

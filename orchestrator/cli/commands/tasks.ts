@@ -1,9 +1,10 @@
+import { ProtocolError, ProtocolErrorCode, SdkError } from "@modelcontextprotocol/client";
 import { Command } from "commander";
 import * as z from "zod";
 import { TASKS_ENVELOPE, type TaskRecord } from "../../../src/agent/tasks.ts";
 import { TASKS_KV_PREFIX } from "../../../src/agent/run.ts";
-import { MeshError } from "../../../src/protocol/errors.ts";
-import { EXIT } from "../../../src/protocol/codes.ts";
+import { describeError, isMeshError, MeshError } from "../../../src/protocol/errors.ts";
+import { EXIT, MESH_FAILURE_ERROR_CODE } from "../../../src/protocol/codes.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
@@ -54,6 +55,36 @@ function describeTask(agent: string, t: Task): string {
   }
   if (t.status === "failed" && t.error) return `${head}\n${t.error.message}`;
   return head;
+}
+
+/** First pause of `mesh tasks wait` after a transient error; doubles up to WAIT_RETRY_MAX_MS. @default 250 */
+export const WAIT_RETRY_FIRST_MS = 250;
+/** Longest pause between retries of `mesh tasks wait`. @default 5000 */
+export const WAIT_RETRY_MAX_MS = 5_000;
+/**
+ * How long `mesh tasks wait` keeps asking for a task it has seen that is suddenly unknown
+ * (its Consul lost its data: the replica running it writes its record back at its next
+ * heartbeat) or for an agent Consul suddenly does not know (it registers again within
+ * seconds). @default 20000
+ */
+export const WAIT_VANISHED_GRACE_MS = 20_000;
+
+/**
+ * Whether an error of one tasks/get may pass: a retryable mesh error (Consul unreachable or
+ * without a leader, no healthy instance yet, an instance not answering), the agent's own
+ * retryable mesh failure (-32017), a transport error; and, for a task already seen, "unknown"
+ * task or agent for a while (a Consul that restarted without its data). Before the task has
+ * answered once, an unreachable Consul fails the command at once (a wrong --consul, most likely).
+ */
+function transient(e: unknown, seen: boolean): boolean {
+  // A Consul that never answered this wait is more likely the wrong address: said at once, as every command does.
+  if (isMeshError(e)) return e.retryable && (seen || e.code !== "CONSUL_UNREACHABLE");
+  if (e instanceof ProtocolError) {
+    if (e.code === MESH_FAILURE_ERROR_CODE) return (e.data as { retryable?: unknown } | undefined)?.retryable === true;
+    return seen && e.code === ProtocolErrorCode.InvalidParams && /Unknown task/.test(e.message);
+  }
+  if (e instanceof UsageError) return seen && /^Unknown agent/.test(e.message);
+  return e instanceof SdkError;
 }
 
 /** Exit status of a finished task: 0 completed, 1 completed with isError, 3 failed or cancelled. */
@@ -142,34 +173,79 @@ export function tasksCommand(): Command {
         checkIds(agent, taskId);
         const deadline = Date.now() + parseTimeout(flags.timeout);
         const tty = process.stderr.isTTY && !flags.json;
-        await withMesh(
-          flags,
-          async (session) => {
-            let last = "";
-            for (;;) {
-              const t = await taskRequest(session, agent, "tasks/get", taskId, Math.min(deadline, Date.now() + 10_000));
-              const line = `${t.status}${t.statusMessage ? ` — ${t.statusMessage}` : ""}`;
-              if (line !== last && !flags.json) {
-                if (tty) process.stderr.write(`\r\x1b[2K${bar(t.statusMessage)} ${line}`.slice(0, (process.stderr.columns ?? 100) + 8));
-                else process.stderr.write(`${line}\n`);
-                last = line;
+        let seen = false;
+        let last = "";
+        let failing: string | undefined;
+        let failingSince = 0;
+        let pause = WAIT_RETRY_FIRST_MS;
+        // A transient error (Consul restarting, a leader election, an instance going away) is
+        // ridden out with backoff until --timeout, saying so on stderr; the task keeps running.
+        const retry = async (e: unknown): Promise<void> => {
+          const now = Date.now();
+          const vanished =
+            !isMeshError(e) && !(e instanceof SdkError) && !(e instanceof ProtocolError && e.code === MESH_FAILURE_ERROR_CODE);
+          if (failing === undefined) failingSince = now;
+          if (!transient(e, seen) || now >= deadline || (vanished && now - failingSince > WAIT_VANISHED_GRACE_MS)) {
+            if (vanished && seen)
+              throw new MeshError(
+                "CONSUL_REJECTED",
+                `${describeError(e)} It answered earlier in this wait: its Consul may have lost its data (a restarted -dev agent keeps nothing), and nothing wrote it back within ${WAIT_VANISHED_GRACE_MS / 1_000} s. Where the task ended is unknown here; see "mesh tasks list" and the agent's log.`,
+              );
+            throw e;
+          }
+          const why = describeError(e);
+          if (why !== failing) process.stderr.write(`${tty ? "\n" : ""}mesh: ${why}; retrying until --timeout\n`);
+          failing = why;
+          await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - now))));
+          pause = Math.min(pause * 2, WAIT_RETRY_MAX_MS);
+        };
+        for (;;) {
+          try {
+            await waitOnce();
+            return;
+          } catch (e) {
+            await retry(e);
+          }
+        }
+        async function waitOnce(): Promise<void> {
+          await withMesh(
+            flags,
+            async (session) => {
+              for (;;) {
+                let t: Task;
+                try {
+                  t = await taskRequest(session, agent, "tasks/get", taskId, Math.min(deadline, Date.now() + 10_000));
+                } catch (e) {
+                  if (e instanceof MeshError && e.code === "CONSUL_UNREACHABLE") throw e; // connect again from the start
+                  await retry(e);
+                  continue;
+                }
+                seen = true;
+                if (failing !== undefined) process.stderr.write(`mesh: task ${taskId} answered again\n`);
+                [failing, pause] = [undefined, WAIT_RETRY_FIRST_MS];
+                const line = `${t.status}${t.statusMessage ? ` — ${t.statusMessage}` : ""}`;
+                if (line !== last && !flags.json) {
+                  if (tty) process.stderr.write(`\r\x1b[2K${bar(t.statusMessage)} ${line}`.slice(0, (process.stderr.columns ?? 100) + 8));
+                  else process.stderr.write(`${line}\n`);
+                  last = line;
+                }
+                if (t.status === "completed" || t.status === "failed" || t.status === "cancelled") {
+                  if (tty) process.stderr.write("\n");
+                  print(flags, t, () => describeTask(agent, t));
+                  settle(t);
+                  return;
+                }
+                if (Date.now() >= deadline)
+                  throw new MeshError(
+                    "TIMEOUT",
+                    `Task ${taskId} is still ${t.status} after --timeout; it keeps running: "mesh tasks wait ${agent} ${taskId}" again to follow it.`,
+                  );
+                await new Promise((r) => setTimeout(r, Math.min(Math.max(t.pollIntervalMs ?? 1_000, 200), 10_000)));
               }
-              if (t.status === "completed" || t.status === "failed" || t.status === "cancelled") {
-                if (tty) process.stderr.write("\n");
-                print(flags, t, () => describeTask(agent, t));
-                settle(t);
-                return;
-              }
-              if (Date.now() >= deadline)
-                throw new MeshError(
-                  "TIMEOUT",
-                  `Task ${taskId} is still ${t.status} after --timeout; it keeps running: "mesh tasks wait ${agent} ${taskId}" again to follow it.`,
-                );
-              await new Promise((r) => setTimeout(r, Math.min(Math.max(t.pollIntervalMs ?? 1_000, 200), 10_000)));
-            }
-          },
-          { catalog: "on-demand" },
-        );
+            },
+            { catalog: "on-demand" },
+          );
+        }
       }),
   );
   tasks.addCommand(

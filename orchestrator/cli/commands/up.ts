@@ -14,6 +14,8 @@ interface UpOptions {
   token?: string;
   basePort: string;
   logDir: string;
+  /** A directory, or false (--no-data-dir). */
+  dataDir: string | false;
   demo: boolean;
   restart: boolean;
   once: boolean;
@@ -23,12 +25,18 @@ interface UpOptions {
 export function upCommand(): Command {
   return new Command("up")
     .description(
-      "start a local mesh: a Consul dev agent (or the one already running), hr ×2, finance, knowledge and the orchestrator; show a sample; stop all on Ctrl-C",
+      "start a local mesh: Consul (a single server keeping its data in .mesh/consul, or the one already running), hr ×2, finance, knowledge and the orchestrator; show a sample; stop all on Ctrl-C",
     )
-    .option("--consul <addr>", "Consul HTTP address; a dev agent is started there if none answers (env CONSUL_HTTP_ADDR)")
+    .option("--consul <addr>", "Consul HTTP address; a Consul is started there if none answers (env CONSUL_HTTP_ADDR)")
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
     .option("--base-port <port>", "agents listen on the ports after this one; 0 picks free ports", String(DEFAULT_BASE_PORT))
     .option("--log-dir <dir>", "where each process's log goes", ".mesh/logs")
+    .option(
+      "--data-dir <dir>",
+      "where the Consul mesh up starts keeps its data (a subdirectory per address), so bookings, expenses, tasks and idempotency records survive its restarts; stop mesh up and delete the directory to start empty",
+      ".mesh/consul",
+    )
+    .option("--no-data-dir", "run that Consul in memory (consul agent -dev): nothing is kept when it stops or restarts")
     .option("--no-demo", "skip the sample calls")
     .option("--no-restart", "do not start an agent again when it dies (default: restart with backoff, 1 s doubling to 30 s)")
     .option("--once", "stop everything after the sample (for scripts and smoke tests)")
@@ -56,6 +64,7 @@ Examples:
         token,
         basePort,
         logDir: resolve(opts.logDir),
+        ...(opts.dataDir === false ? {} : { dataDir: resolve(opts.dataDir) }),
         onProgress: say,
         restart: opts.restart !== false,
       });
@@ -66,7 +75,7 @@ Examples:
           process.exit(EXIT.INTERRUPTED);
         }
         stopping = true;
-        say(`${why}: stopping agents (drain, deregister)${mesh.startedConsul ? " and the Consul dev agent" : ""}`);
+        say(`${why}: stopping agents (drain, deregister)${mesh.startedConsul ? " and Consul" : ""}`);
         await mesh.stop();
         if (out) out({ event: "down" });
         else process.stderr.write("toolmesh stopped.\n");
@@ -99,6 +108,8 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
       ui: `${mesh.consulAddress}/ui/`,
       started: mesh.startedConsul,
       log: mesh.consulLog,
+      // Where its data lives (kept across restarts); null: in memory (-dev), or not ours.
+      dataDir: mesh.consulDataDir ?? null,
       ...(mesh.consulPid ? { pid: mesh.consulPid } : {}),
     },
     agents: mesh.instances.map((i) => ({
@@ -131,7 +142,12 @@ function printSummary(mesh: RunningMesh): void {
     .join("\n");
   process.stdout.write(
     `\ntoolmesh is up\n` +
-      `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(dev agent started by mesh up)" : "(already running)"}\n` +
+      `  Consul     ${mesh.consulAddress} ${mesh.startedConsul ? "(started by mesh up)" : "(already running)"}\n` +
+      (mesh.startedConsul
+        ? mesh.consulDataDir
+          ? `  Data       ${mesh.consulDataDir} (kept across restarts; to start empty, stop mesh up and delete it)\n`
+          : `  Data       in memory (--no-data-dir): lost when Consul stops or restarts\n`
+        : "") +
       `  Consul UI  ${mesh.consulAddress}/ui/\n` +
       (mesh.gateway
         ? `  Gateway    ${mesh.gateway.url} (the whole mesh for MCP clients; A2A at /a2a/<agent>)\n` +
