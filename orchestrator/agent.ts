@@ -56,6 +56,20 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
         trace_id: z.string().optional(),
         candidates: z.array(Candidate),
         used: z.array(z.string()).optional().describe("agent.tool of every step that answered"),
+        complete: z.boolean().optional().describe("True when everything asked was done: every step answered, every confirmed change made"),
+        failures: z
+          .array(
+            z.object({
+              kind: z.enum(["business", "mesh", "unanswered"]),
+              step: z.string().optional(),
+              agent: z.string().optional(),
+              tool: z.string().optional(),
+              changes: z.boolean().describe("A change (a booking, an expense) that did not happen"),
+              message: z.string(),
+            }),
+          )
+          .optional()
+          .describe("What did not happen, and why (empty when complete)"),
         effects: z
           .array(z.object({ agent: z.string(), tool: z.string(), arguments: z.string().describe("The call's arguments as JSON") }))
           .optional()
@@ -130,6 +144,8 @@ export function orchestratorTools(deps: OrchestratorDeps): ToolSpec[] {
             trace_id: r.traceId,
             candidates: r.candidates,
             used: r.used,
+            complete: r.complete,
+            failures: r.failures,
           },
           r.answer,
         );

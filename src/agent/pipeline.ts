@@ -145,7 +145,10 @@ async function serveCall(
             }),
           ),
         ) as Promise<ToolOutcome>;
-      return ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, params._meta, spec, args, start) : start();
+      // A repeat is answered with the first call's handle (the ledger's record): as the task is now.
+      return ctx.idempotencyKey && o.ledger
+        ? claimAndRun(o.ledger, ctx, params._meta, spec, args, start).then((handle) => tasks.current(handle, ownerOf(params._meta)))
+        : start();
     }
     if (spec.task === "required") throw tasksCapabilityMissing(`${o.agent}.${spec.name} runs only as a task;`);
   }
@@ -292,9 +295,17 @@ async function invoke(o: CallPipelineOptions, spec: ToolSpec, args: Record<strin
   } catch (e) {
     if (e instanceof CallRefusal) throw new ProtocolError(e.code, e.message, e.data);
     if (isMeshError(e)) {
-      throw e.code === "HOP_LIMIT"
-        ? new ProtocolError(HOP_LIMIT_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable })
-        : new ProtocolError(MESH_FAILURE_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
+      if (e.code === "HOP_LIMIT") throw new ProtocolError(HOP_LIMIT_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
+      // The agent's Consul failed under the handler: said without its address or key paths (the log has them).
+      if (e.code.startsWith("CONSUL_")) {
+        o.logger.warn({ tool: spec.name, code: e.code, err: e.message }, "Consul failed under a tool call");
+        throw new ProtocolError(
+          MESH_FAILURE_ERROR_CODE,
+          `${o.agent}.${spec.name} could not complete: this agent's Consul failed under it (${e.code}). ${e.retryable ? "Try again shortly (with the same idempotency key for a change)." : "The reason is in the agent's log."}`,
+          { code: e.code, retryable: e.retryable },
+        );
+      }
+      throw new ProtocolError(MESH_FAILURE_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
     }
     if (e instanceof BusinessError) return businessError(e.message);
     if (e instanceof ProtocolError) throw e;

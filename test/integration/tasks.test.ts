@@ -434,4 +434,25 @@ describe("a keyed --task call, repeated", () => {
       new RegExp(`^jobs\\.protocol_error_job ran as task ${task.taskId} with this idempotency key; it is failed: The job crashed`),
     );
   }, 60_000);
+
+  it("at the agent and through the gateway, a repeat of a keyed task call answers the task as it is now", async () => {
+    for (const url of [jobs.url, new URL("/agents/jobs/mcp", gateway.url).toString()]) {
+      const call = {
+        name: "protocol_error_job",
+        arguments: {},
+        _meta: { "io.toolmesh/idempotency-key": `rpc-${Date.now()}-${url.length}` },
+      };
+      const first = await rpc(url, "tools/call", call);
+      expect(first.result).toMatchObject({ resultType: "task", status: "working" });
+      const taskId = first.result!["taskId"] as string;
+      await until(url, taskId, ["failed"], 10_000);
+      const again = await rpc(url, "tools/call", call);
+      expect(again.result, url).toMatchObject({
+        resultType: "task",
+        taskId,
+        status: "failed",
+        error: { message: expect.stringMatching(/^The job crashed/) },
+      });
+    }
+  }, 60_000);
 });
