@@ -12,6 +12,7 @@ import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { mesh } from "../helpers/cli.ts";
+import { a2aCardProblems, type A2aAgentCardJson } from "../helpers/a2aCard.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -44,11 +45,8 @@ describe("A2A 1.0 at the gateway", () => {
   it("serves an Agent Card per agent kind: skills from its tools, the ask tool's example questions, its JSON-RPC endpoint", async () => {
     const res = await fetch(`${a2a("hr")}/.well-known/agent-card.json`);
     expect(res.status).toBe(200);
-    const card = (await res.json()) as {
-      name: string;
-      skills: { id: string; examples: string[] }[];
-      supportedInterfaces: { url: string; protocolBinding: string; protocolVersion: string }[];
-    };
+    const card = (await res.json()) as A2aAgentCardJson;
+    expect(a2aCardProblems(card)).toEqual([]);
     expect(card.name).toBe("hr");
     expect(card.supportedInterfaces).toEqual([
       expect.objectContaining({ url: a2a("hr"), protocolBinding: "JSONRPC", protocolVersion: "1.0" }),
@@ -86,6 +84,48 @@ describe("A2A 1.0 at the gateway", () => {
     expect(out.send.state).toBe("TASK_STATE_COMPLETED");
     expect(out.send.answer).toMatch(/vacation: 19 of 25 days left[\s\S]*— hr\.get_leave_balance/);
     expect(out.stream.answer).toMatch(/^Ines Silva's manager: Bob Okafor \(E1002\)/);
+  }, 180_000);
+});
+
+describe("the Agent Card of a gateway that requires a token (MESH_GATEWAY_TOKEN)", () => {
+  const TOKEN = "a2a-client-token-0123456789";
+  let guarded: TestAgent;
+  beforeAll(async () => {
+    guarded = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", env: { MESH_GATEWAY_TOKEN: TOKEN } });
+  }, 60_000);
+  afterAll(async () => {
+    await guarded?.process.stop(2_000);
+  });
+  const url = () => new URL("/a2a/hr", guarded.url).toString();
+
+  it("is a valid A2A 1.0 card: the bearer scheme and the requirement naming it in the 1.0 JSON form (a strict check); the JS SDK reads them", async () => {
+    const card = (await (await fetch(`${url()}/.well-known/agent-card.json`)).json()) as A2aAgentCardJson;
+    expect(a2aCardProblems(card)).toEqual([]);
+    expect(card.securitySchemes).toEqual({
+      bearer: {
+        httpAuthSecurityScheme: { scheme: "Bearer", bearerFormat: "opaque", description: expect.stringMatching(/MESH_GATEWAY_TOKEN/) },
+      },
+    });
+    // One requirement: the bearer scheme, no scopes (an empty list, which ProtoJSON may omit).
+    expect(card.securityRequirements?.map((r) => Object.keys(r.schemes ?? {}))).toEqual([["bearer"]]);
+    expect(card.securityRequirements?.[0]?.schemes?.["bearer"]?.list ?? []).toEqual([]);
+    // The JSON-RPC endpoint is not public: without the token, refused.
+    expect((await fetch(url(), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);
+    const js = await (await new ClientFactory().createFromUrl(`${url()}/.well-known/agent-card.json`, "")).getAgentCard();
+    expect(js.securitySchemes["bearer"]?.scheme).toEqual({
+      $case: "httpAuthSecurityScheme",
+      value: expect.objectContaining({ scheme: "Bearer", bearerFormat: "opaque" }),
+    });
+  });
+
+  it("the Python a2a-sdk: a strict parse of the card succeeds, its resolver keeps the bearer scheme, and its AuthInterceptor sends the token", async () => {
+    const { stdout } = await run(python, ["test/python/a2a_card.py", url(), TOKEN], { cwd: root, timeout: 120_000 });
+    expect(JSON.parse(stdout)).toEqual({
+      strict: "ok",
+      schemes: { bearer: { kind: "http_auth_security_scheme", scheme: "Bearer" } },
+      requirements: [["bearer"]],
+      send: "TASK_STATE_COMPLETED",
+    });
   }, 180_000);
 });
 
