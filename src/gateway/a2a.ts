@@ -3,9 +3,9 @@ import { createHash, randomUUID } from "node:crypto";
 import {
   A2A_PROTOCOL_VERSION,
   A2A_VERSION_HEADER,
+  AgentCard,
   Role,
   TaskState,
-  type AgentCard,
   type AgentSkill,
   type Message,
   type Part,
@@ -77,7 +77,10 @@ export class A2aAgentEndpoint {
     this.transport = new JsonRpcTransportHandler(this.handler);
   }
 
-  /** The agent card, for the address clients reach this gateway by. */
+  /**
+   * The agent card, for the address clients reach this gateway by, in the SDK's in-memory shape
+   * (its request handler takes that); cardJson() is what goes on the wire.
+   */
   card(): AgentCard {
     const info = this.mesh.catalog.agent(this.agent);
     const tools = info?.tools ?? [];
@@ -89,8 +92,9 @@ export class A2aAgentEndpoint {
             {
               id: "ask",
               name: ask.title ?? `Ask ${this.agent}`,
-              description: ask.description ?? "",
-              tags: info?.tags.filter((t) => t !== "mcp") ?? [],
+              description: ask.description || `Ask ${this.agent} in words.`,
+              // A skill has at least one tag (A2A 1.0 requires it).
+              tags: nonEmpty(info?.tags.filter((t) => t !== "mcp") ?? [], [this.agent]),
               examples,
               inputModes: ["text/plain"],
               outputModes: ["text/plain"],
@@ -113,7 +117,8 @@ export class A2aAgentEndpoint {
     ];
     return {
       name: this.agent,
-      description: info?.description ?? `The ${this.agent} agent of a toolmesh mesh.`,
+      description: info?.description || `The ${this.agent} agent of a toolmesh mesh.`,
+      provider: undefined,
       supportedInterfaces: [
         { url: `${this.origin}/a2a/${this.agent}`, protocolBinding: "JSONRPC", tenant: "", protocolVersion: A2A_PROTOCOL_VERSION },
       ],
@@ -133,9 +138,18 @@ export class A2aAgentEndpoint {
       defaultInputModes: ["text/plain"],
       defaultOutputModes: ["text/plain"],
       skills,
-      documentationUrl: "",
       signatures: [],
-    } as unknown as AgentCard;
+    };
+  }
+
+  /**
+   * The agent card as A2A 1.0 JSON: ProtoJSON of the card (the specification's section 5.5 and
+   * ADR-001), by the SDK's own converter. A oneof is its member's field, so the bearer scheme is
+   * `{"httpAuthSecurityScheme": {"scheme": "Bearer", …}}`, never the in-memory
+   * `{"scheme": {"$case": …}}` that strict parsers refuse and the Python SDK drops.
+   */
+  cardJson(): unknown {
+    return AgentCard.toJSON(this.card());
   }
 
   /** The agent card is public (it says how to authenticate); the JSON-RPC endpoint is not. */
@@ -146,7 +160,7 @@ export class A2aAgentEndpoint {
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     this.origin = `http://${req.headers.host ?? "127.0.0.1"}`;
     if (req.method === "GET" && (req.url ?? "").split("?")[0]!.endsWith("/agent-card.json")) {
-      const json = JSON.stringify(this.card());
+      const json = JSON.stringify(this.cardJson());
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-cache" }).end(json);
       return;
     }
@@ -327,6 +341,10 @@ class AskExecutor implements AgentExecutor {
       bus.finished();
     }
   }
+}
+
+function nonEmpty<T>(list: T[], otherwise: T[]): T[] {
+  return list.length > 0 ? list : otherwise;
 }
 
 /** The example questions an `ask` tool lists at the end of its description (askTool.ts). */

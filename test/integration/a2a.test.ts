@@ -2,6 +2,7 @@
 // official Python A2A SDK (a2a-sdk from PyPI, its virtualenv made once by scripts/pyenv.sh).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer } from "node:net";
 import { Role, TaskState, type Task } from "@a2a-js/sdk";
 import { ClientFactory } from "@a2a-js/sdk/client";
@@ -12,6 +13,7 @@ import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { mesh } from "../helpers/cli.ts";
+import { a2aCardProblems, type A2aAgentCardJson } from "../helpers/a2aCard.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -44,11 +46,8 @@ describe("A2A 1.0 at the gateway", () => {
   it("serves an Agent Card per agent kind: skills from its tools, the ask tool's example questions, its JSON-RPC endpoint", async () => {
     const res = await fetch(`${a2a("hr")}/.well-known/agent-card.json`);
     expect(res.status).toBe(200);
-    const card = (await res.json()) as {
-      name: string;
-      skills: { id: string; examples: string[] }[];
-      supportedInterfaces: { url: string; protocolBinding: string; protocolVersion: string }[];
-    };
+    const card = (await res.json()) as A2aAgentCardJson;
+    expect(a2aCardProblems(card)).toEqual([]);
     expect(card.name).toBe("hr");
     expect(card.supportedInterfaces).toEqual([
       expect.objectContaining({ url: a2a("hr"), protocolBinding: "JSONRPC", protocolVersion: "1.0" }),
@@ -86,6 +85,48 @@ describe("A2A 1.0 at the gateway", () => {
     expect(out.send.state).toBe("TASK_STATE_COMPLETED");
     expect(out.send.answer).toMatch(/vacation: 19 of 25 days left[\s\S]*— hr\.get_leave_balance/);
     expect(out.stream.answer).toMatch(/^Ines Silva's manager: Bob Okafor \(E1002\)/);
+  }, 180_000);
+});
+
+describe("the Agent Card of a gateway that requires a token (MESH_GATEWAY_TOKEN)", () => {
+  const TOKEN = "a2a-client-token-0123456789";
+  let guarded: TestAgent;
+  beforeAll(async () => {
+    guarded = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready", env: { MESH_GATEWAY_TOKEN: TOKEN } });
+  }, 60_000);
+  afterAll(async () => {
+    await guarded?.process.stop(2_000);
+  });
+  const url = () => new URL("/a2a/hr", guarded.url).toString();
+
+  it("is a valid A2A 1.0 card: the bearer scheme and the requirement naming it in the 1.0 JSON form (a strict check); the JS SDK reads them", async () => {
+    const card = (await (await fetch(`${url()}/.well-known/agent-card.json`)).json()) as A2aAgentCardJson;
+    expect(a2aCardProblems(card)).toEqual([]);
+    expect(card.securitySchemes).toEqual({
+      bearer: {
+        httpAuthSecurityScheme: { scheme: "Bearer", bearerFormat: "opaque", description: expect.stringMatching(/MESH_GATEWAY_TOKEN/) },
+      },
+    });
+    // One requirement: the bearer scheme, no scopes (an empty list, which ProtoJSON may omit).
+    expect(card.securityRequirements?.map((r) => Object.keys(r.schemes ?? {}))).toEqual([["bearer"]]);
+    expect(card.securityRequirements?.[0]?.schemes?.["bearer"]?.list ?? []).toEqual([]);
+    // The JSON-RPC endpoint is not public: without the token, refused.
+    expect((await fetch(url(), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);
+    const js = await (await new ClientFactory().createFromUrl(`${url()}/.well-known/agent-card.json`, "")).getAgentCard();
+    expect(js.securitySchemes["bearer"]?.scheme).toEqual({
+      $case: "httpAuthSecurityScheme",
+      value: expect.objectContaining({ scheme: "Bearer", bearerFormat: "opaque" }),
+    });
+  });
+
+  it("the Python a2a-sdk: a strict parse of the card succeeds, its resolver keeps the bearer scheme, and its AuthInterceptor sends the token", async () => {
+    const { stdout } = await run(python, ["test/python/a2a_card.py", url(), TOKEN], { cwd: root, timeout: 120_000 });
+    expect(JSON.parse(stdout)).toEqual({
+      strict: "ok",
+      schemes: { bearer: { kind: "http_auth_security_scheme", scheme: "Bearer" } },
+      requirements: [["bearer"]],
+      send: "TASK_STATE_COMPLETED",
+    });
   }, 180_000);
 });
 
@@ -207,6 +248,155 @@ describe("an A2A agent as a member of the mesh (mesh register --a2a)", () => {
     const text = await res.text();
     expect(text).toMatch(/THROUGH THE GATEWAY/);
   }, 60_000);
+});
+
+/** A plain HTTP server answering each request with `answer(method, path, body)` as JSON. */
+async function jsonServer(answer: (method: string, path: string, body: string) => unknown): Promise<{ origin: string; close: () => void }> {
+  const server: Server = createHttpServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () =>
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer(req.method ?? "", req.url ?? "", body))),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** Runs `mesh register --a2a <url>` (a bridge, in the foreground) and collects what it prints. */
+function bridgeTo(url: string, name?: string): { process: ChildProcess; log: () => string } {
+  let log = "";
+  const child = spawn(
+    process.execPath,
+    ["orchestrator/cli/main.ts", "register", "--a2a", url, ...(name ? ["--name", name] : []), "--consul", consul.address],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  return { process: child, log: () => log };
+}
+
+/** Waits until the bridge is a passing member of the mesh; fails with what it printed if it exits first. */
+async function bridged(bridge: { process: ChildProcess; log: () => string }, service: string): Promise<void> {
+  if (bridge.process.exitCode !== null) throw new Error(`mesh register --a2a exited (${bridge.process.exitCode}): ${bridge.log()}`);
+  let onExit: ((code: number | null) => void) | undefined;
+  const exited = new Promise<never>((_, reject) => {
+    onExit = (code) => reject(new Error(`mesh register --a2a exited (${code}) before registering: ${bridge.log()}`));
+    bridge.process.once("exit", onExit);
+  });
+  try {
+    await Promise.race([
+      exited,
+      eventually(async () => (await consul.client.healthService(service, { passing: true })).value.length === 1, {
+        timeoutMs: 15_000,
+        what: `the bridge registered as ${service}`,
+      }),
+    ]);
+  } finally {
+    bridge.process.off("exit", onExit!);
+  }
+}
+
+describe("a minimal A2A 1.0 agent as a member of the mesh: every optional field of its card absent", () => {
+  const c = () => ["--consul", consul.address];
+
+  it("the Python a2a-sdk's minimal agent (one skill: id, name, description, tags; JSON-RPC): bridged, and mesh call reaches its skill", async () => {
+    const port = await freePort();
+    const server = spawn(python, ["test/python/a2a_server.py", String(port), "--minimal"], { cwd: root, stdio: "ignore" });
+    let bridge: ReturnType<typeof bridgeTo> | undefined;
+    try {
+      const cardUrl = `http://127.0.0.1:${port}/.well-known/agent-card.json`;
+      await eventually(async () => (await fetch(cardUrl).catch(() => undefined))?.ok, { timeoutMs: 30_000, what: "the Python A2A server" });
+      const card = (await (await fetch(cardUrl)).json()) as A2aAgentCardJson;
+      expect(a2aCardProblems(card)).toEqual([]);
+      expect(card.skills[0]).toEqual({ id: "echo", name: "Echo", description: "Echoes the message back.", tags: ["echo"] });
+      bridge = bridgeTo(`http://127.0.0.1:${port}`, "a2aecho");
+      await bridged(bridge, "a2aecho");
+      expect(bridge.log()).toMatch(/bridging A2A agent "echo" \(1 skill\) into the mesh as "a2aecho"/);
+      const tools = await mesh(["tools", "a2aecho", ...c()]);
+      expect(tools.stdout).toMatch(/a2aecho\.echo\(message\*: string/);
+      const echoed = await mesh(["call", "a2aecho.echo", '{"message":"hello minimal"}', "--json", ...c()]);
+      expect(echoed.code, echoed.stderr).toBe(0);
+      expect(JSON.parse(echoed.stdout).structuredContent).toMatchObject({ answer: "echo: hello minimal", state: "message" });
+    } finally {
+      bridge?.process.kill("SIGTERM");
+      server.kill("SIGTERM");
+    }
+  }, 90_000);
+
+  it("a card with only what A2A 1.0 requires, served by a plain HTTP server, answering with bare tasks: bridged, polled to the end", async () => {
+    // Only the fields a2a.proto marks REQUIRED, and of each answer only what a Task requires.
+    let origin = "";
+    const card = () => ({
+      name: "Bare Bones",
+      description: "Answers with tasks that carry nothing optional.",
+      supportedInterfaces: [{ url: `${origin}/rpc`, protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
+      version: "0.1.0",
+      capabilities: {},
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: [{ id: "reverse", name: "Reverse", description: "Reverses the message.", tags: ["text"] }],
+    });
+    const tasks = new Map<string, string>();
+    const server = await jsonServer((method, path, body) => {
+      if (method === "GET" && path === "/.well-known/agent-card.json") return card();
+      const rpc = JSON.parse(body || "{}") as { id: number; method: string; params: Record<string, unknown> };
+      if (rpc.method === "SendMessage") {
+        const parts = (rpc.params["message"] as { parts: { text?: string }[] }).parts;
+        const id = randomUUID();
+        tasks.set(id, [...parts.map((p) => p.text ?? "").join("")].reverse().join(""));
+        return { jsonrpc: "2.0", id: rpc.id, result: { task: { id, contextId: "ctx-1", status: { state: "TASK_STATE_WORKING" } } } };
+      }
+      if (rpc.method === "GetTask") {
+        const id = rpc.params["id"] as string;
+        const message = { role: "ROLE_AGENT", messageId: "m-1", parts: [{ text: tasks.get(id) }] };
+        return { jsonrpc: "2.0", id: rpc.id, result: { id, contextId: "ctx-1", status: { state: "TASK_STATE_COMPLETED", message } } };
+      }
+      return { jsonrpc: "2.0", id: rpc.id ?? null, error: { code: -32601, message: `no method ${rpc.method}` } };
+    });
+    origin = server.origin;
+    expect(a2aCardProblems(card())).toEqual([]);
+    const bridge = bridgeTo(origin);
+    try {
+      await bridged(bridge, "bare-bones");
+      expect(bridge.log()).toMatch(/bridging A2A agent "Bare Bones" \(1 skill\) into the mesh as "bare-bones"/);
+      const reversed = await mesh(["call", "bare-bones.reverse", '{"message":"stressed"}', "--json", ...c()]);
+      expect(reversed.code, reversed.stderr).toBe(0);
+      expect(JSON.parse(reversed.stdout).structuredContent).toMatchObject({ answer: "desserts", state: "TASK_STATE_COMPLETED" });
+    } finally {
+      bridge.process.kill("SIGTERM");
+      server.close();
+    }
+  }, 60_000);
+
+  it("a card the bridge cannot use (a skill without an id, no skills) is refused with what is missing, as a usage error", async () => {
+    const base = { name: "Broken", description: "x", version: "1", capabilities: {}, defaultInputModes: ["text/plain"] };
+    let origin = "";
+    const server = await jsonServer((_method, path) => ({
+      ...base,
+      supportedInterfaces: [{ url: `${origin}/rpc`, protocolBinding: "JSONRPC", protocolVersion: "1.0" }],
+      ...(path === "/no-id.json" ? { skills: [{ name: "Nameless", description: "no id", tags: ["x"] }] } : {}),
+    }));
+    origin = server.origin;
+    try {
+      const noId = await mesh(["register", "--a2a", `${origin}/no-id.json`, ...c()]);
+      expect(noId.code).toBe(2);
+      expect(noId.stderr).toMatch(
+        /The A2A agent card at http:\/\/127\.0\.0\.1:\d+\/no-id\.json cannot be bridged: card\.skills\[0\]\.id: expected the skill's id \(the bridge names its tool after it\)\. Expected an A2A 1\.0 agent card with at least one skill, each with an id; ask the agent's owner to publish one\./,
+      );
+      const noSkills = await mesh(["register", "--a2a", `${origin}/no-skills.json`, ...c()]);
+      expect(noSkills.code).toBe(2);
+      expect(noSkills.stderr).toMatch(/cannot be bridged: card\.skills: expected a list of skills\./);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
 });
 
 describe("A2A tasks live in Consul KV: any gateway replica answers for them", () => {

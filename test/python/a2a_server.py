@@ -1,8 +1,11 @@
 """An A2A 1.0 agent made with the official Python SDK (a2a-sdk), for the mesh to bridge.
 
-Usage: python a2a_server.py <port>
+Usage: python a2a_server.py <port> [--minimal]
 Two skills: "add" sums the numbers in a message (answered as a task with an artifact, after a
 short pause, so callers poll), "shout" upper-cases the message (answered as a plain message).
+With --minimal, a minimal valid A2A 1.0 agent instead: "echo", one skill with only what the
+spec requires (id, name, description, tags: no examples, no modes), a JSON-RPC interface and
+no optional field of the card set; it answers "echo: <message>" as a plain message.
 """
 
 import asyncio
@@ -45,7 +48,35 @@ class Calculator(AgentExecutor):
         await updater.cancel()
 
 
-def main(port: int) -> None:
+class Echo(AgentExecutor):
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        text = get_message_text(context.message)
+        await event_queue.enqueue_event(new_text_message(f"echo: {text}", context_id=context.context_id))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        pass
+
+
+def minimal_card(port: int) -> AgentCard:
+    return AgentCard(
+        name="echo",
+        description="Echoes the message.",
+        version="1.0.0",
+        supported_interfaces=[AgentInterface(url=f"http://127.0.0.1:{port}/", protocol_binding="JSONRPC", protocol_version="1.0")],
+        capabilities=AgentCapabilities(),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="echo", name="Echo", description="Echoes the message back.", tags=["echo"])],
+    )
+
+
+def main(port: int, minimal: bool) -> None:
+    if minimal:
+        card = minimal_card(port)
+        handler = DefaultRequestHandler(agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card)
+        app = Starlette(routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, "/")])
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        return
     card = AgentCard(
         name="Py Calculator",
         description="Adds numbers and shouts, answered by the Python A2A SDK.",
@@ -65,4 +96,4 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), "--minimal" in sys.argv[2:])

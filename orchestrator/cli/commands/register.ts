@@ -72,7 +72,7 @@ Example:
         const deps = await connectA2a(flags.a2a);
         const def = a2aBridgeAgent(deps.card, deps, flags.name);
         process.stderr.write(
-          `mesh: bridging A2A agent "${deps.card.name}" (${deps.card.skills.length} skills) into the mesh as "${def.name}"\n`,
+          `mesh: bridging A2A agent "${deps.card.name}" (${deps.card.skills.length} skill${deps.card.skills.length === 1 ? "" : "s"}) into the mesh as "${def.name}"\n`,
         );
         await runAgentProcess(def, {
           port: flags.port,
