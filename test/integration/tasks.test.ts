@@ -437,13 +437,18 @@ describe("a keyed --task call, repeated", () => {
 
   it("at the agent and through the gateway, a repeat of a keyed task call answers the task as it is now", async () => {
     for (const url of [jobs.url, new URL("/agents/jobs/mcp", gateway.url).toString()]) {
+      // The gateway serves /agents/jobs/mcp once its catalog has a healthy jobs instance (earlier tests kill and replace replicas).
+      await eventually(async () => (await rpc(url, "tools/list", {})).result !== undefined, {
+        timeoutMs: 15_000,
+        what: `${url} answering`,
+      });
       const call = {
         name: "protocol_error_job",
         arguments: {},
         _meta: { "io.toolmesh/idempotency-key": `rpc-${Date.now()}-${url.length}` },
       };
       const first = await rpc(url, "tools/call", call);
-      expect(first.result).toMatchObject({ resultType: "task", status: "working" });
+      expect(first.result, JSON.stringify(first)).toMatchObject({ resultType: "task", status: "working" });
       const taskId = first.result!["taskId"] as string;
       await until(url, taskId, ["failed"], 10_000);
       const again = await rpc(url, "tools/call", call);
