@@ -6,7 +6,8 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { legacySessions, sessionsEvicted } from "../telemetry/metrics.ts";
 import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
-import { sendJsonRpcError } from "./responses.ts";
+import { BATCH_REVISIONS, requestRefusal } from "./requestCheck.ts";
+import { sendJsonRpcError, sendRefusal } from "./responses.ts";
 
 /**
  * Sessions one instance keeps for 2025-era clients (each holds a server instance): past
@@ -75,6 +76,9 @@ export class LegacySessions {
    * one; GET (the notification stream) and DELETE of an existing session.
    */
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    // The same check on the fast path as the SDK's session transport makes on its own.
+    const refused = requestRefusal(req, body, "legacy");
+    if (refused) return sendRefusal(res, refused);
     const sid = header(req, "mcp-session-id");
     if (sid) {
       const session = this.sessions.get(sid);
@@ -87,6 +91,17 @@ export class LegacySessions {
         );
       }
       session.lastSeen = Date.now();
+      if (Array.isArray(body)) {
+        // JSON-RPC batches exist in 2025-03-26 only (2025-06-18 removed them): elsewhere one message per POST.
+        const revision = serverOf(session.server).getNegotiatedProtocolVersion() ?? "unknown";
+        if (!BATCH_REVISIONS.includes(revision))
+          return sendJsonRpcError(
+            res,
+            400,
+            -32_600,
+            `Invalid request: this session speaks MCP ${revision}, which has no JSON-RPC batches (only ${BATCH_REVISIONS.join(", ")} had them); send each message in its own POST.`,
+          );
+      }
       const fast = this.o.fastToolCalls;
       if (fast && req.method === "POST") {
         const plain = plainToolCall(req, body, "legacy");

@@ -12,6 +12,7 @@ export interface HttpEndpoint {
   /** GET requests this endpoint answers without a bearer token (a public description, e.g. an A2A agent card). */
   isPublic?(req: IncomingMessage): boolean;
 }
+import { bodyDepthProblem } from "../protocol/limits.ts";
 import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
@@ -121,22 +122,22 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         requestId(body),
       );
     }
-    if (isToolCall(body)) {
-      if (counters.calls + 1 > maxCalls) {
+    // A batch's tool calls count as that many calls: admitted together, or refused together.
+    const calls = toolCallsIn(body);
+    if (calls > 0) {
+      if (counters.calls + calls > maxCalls) {
         counters.overloaded++;
-        overloadRefusals.inc();
+        overloadRefusals.inc(calls);
         // Refused before it started, so the caller may safely send it to another replica.
-        return sendJsonRpcError(
-          res,
-          503,
-          OVERLOADED_ERROR_CODE,
-          `Overloaded: this instance is running ${counters.calls} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`,
-          { "Retry-After": "1" },
-          requestId(body),
-        );
+        const message =
+          calls > maxCalls
+            ? `Overloaded: this batch carries ${calls} tool calls, more than this instance runs at once (${maxCalls}); none was started. Send at most ${maxCalls} per batch, or one call per request.`
+            : `Overloaded: this instance is running ${counters.calls} tool calls, its limit (${maxCalls}); the ${Array.isArray(body) ? `batch's ${calls} calls were` : "call was"} not started. Call another instance or retry shortly.`;
+        if (Array.isArray(body)) return sendOverloadedBatch(res, body, message);
+        return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestId(body));
       }
-      counters.calls++;
-      res.once("close", () => counters.calls--);
+      counters.calls += calls;
+      res.once("close", () => (counters.calls -= calls));
     }
     return endpoint.handle(req, res, body);
   }
@@ -285,10 +286,31 @@ function isToolCall(body: unknown): boolean {
   return (body as { method?: unknown } | null)?.method === "tools/call";
 }
 
-/** A request that starts work: a tool call, or a 2025-era session. */
+/** The tool calls a body carries: one request, or the members of a JSON-RPC batch. */
+function toolCallsIn(body: unknown): number {
+  if (!Array.isArray(body)) return isToolCall(body) ? 1 : 0;
+  let n = 0;
+  for (const m of body) if (isToolCall(m)) n++;
+  return n;
+}
+
+/** A refused batch: the error each of its requests would get alone (HTTP 503), nothing started. */
+function sendOverloadedBatch(res: ServerResponse, batch: unknown[], message: string): void {
+  const answers = batch
+    .map((m) => (m as { id?: unknown } | null)?.id)
+    .filter((id): id is string | number => typeof id === "string" || typeof id === "number")
+    .map((id) => ({ jsonrpc: "2.0", error: { code: OVERLOADED_ERROR_CODE, message }, id }));
+  // A batch of notifications only has no one to answer by id: one error for the request.
+  if (answers.length === 0) return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" });
+  sendJson(res, 503, answers, { "Retry-After": "1" });
+}
+
+/** A request that starts work: a tool call, or a 2025-era session (alone or in a batch). */
 function carriesNewWork(body: unknown): boolean {
-  const method = (body as { method?: unknown } | null)?.method;
-  return method === "tools/call" || method === "initialize";
+  return (Array.isArray(body) ? body : [body]).some((m) => {
+    const method = (m as { method?: unknown } | null)?.method;
+    return method === "tools/call" || method === "initialize";
+  });
 }
 
 function requestId(body: unknown): string | number | null {
@@ -321,6 +343,12 @@ async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes:
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString("utf8");
+  // Before parsing and before anything walks the value: hostile nesting never reaches a recursive step.
+  const tooDeep = bodyDepthProblem(text);
+  if (tooDeep) {
+    sendJsonRpcError(res, 400, -32_600, `Invalid request: ${tooDeep}.`);
+    return undefined;
+  }
   try {
     const body = JSON.parse(text) as unknown;
     keepRawBody(req, text);
