@@ -177,8 +177,12 @@ export class ConsoleEndpoint {
           .writeHead(200, {
             "content-type": file.type,
             "cache-control": "no-cache",
-            // Its own files only: no inline script, no other origin.
-            "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
+            // Its own files only: no inline script, no other origin; and never inside another
+            // page's frame (clickjacking: a hidden frame over a decoy could make an operator press "Call").
+            "content-security-policy":
+              "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+            // The same for browsers that predate frame-ancestors.
+            "x-frame-options": "DENY",
             "x-content-type-options": "nosniff",
           })
           .end(asset(file.file));

@@ -333,4 +333,12 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
       { timeoutMs: 10_000, what: "a normal call through the gateway" },
     );
   });
+
+  it("the console cannot be framed by another page: CSP frame-ancestors 'none' and X-Frame-Options DENY", async () => {
+    const res = await fetch(`${new URL(gateway.url!).origin}/ui`);
+    await res.text();
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+  });
 });
