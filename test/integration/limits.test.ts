@@ -13,7 +13,7 @@ import { DEFAULT_MAX_BODY_BYTES, serveHttp, type HttpServer } from "../../src/ht
 import { silentLogger } from "../../src/logger.ts";
 import { OVERLOADED_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { MAX_BODY_DEPTH } from "../../src/protocol/limits.ts";
-import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -340,5 +340,75 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
     expect(res.headers.get("x-frame-options")).toBe("DENY");
+  });
+
+  /** Calls `agent`.context through the gateway as a client that sends no deadline (or this one, in ms from now); the result. */
+  async function viaGateway(agent: string, deadlineMs?: number) {
+    const client = await connectHttp(gateway.url!);
+    try {
+      const _meta = deadlineMs === undefined ? {} : { "io.toolmesh/deadline": new Date(Date.now() + deadlineMs).toISOString() };
+      const r = await client.callTool({ name: `${agent}__context`, arguments: {}, _meta });
+      return r as { isError?: boolean; content: { type: string; text?: string }[]; structuredContent?: { pid?: number } };
+    } finally {
+      await client.close();
+    }
+  }
+  /** Waits until the gateway has sent calls of `agent` to both its replicas. */
+  async function untilBothServe(agent: string, replicas: TestAgent[]) {
+    const seen = new Set<number>();
+    await eventually(
+      async () => {
+        const r = await viaGateway(agent);
+        if (r.structuredContent?.pid) seen.add(r.structuredContent.pid);
+        return replicas.every((a) => seen.has(a.process.pid!));
+      },
+      { timeoutMs: 15_000, what: `calls of ${agent} served by both replicas` },
+    );
+  }
+
+  it("a hung replica (SIGSTOP), a client with no deadline: the read-only call fails over to the healthy replica and succeeds", async () => {
+    const [a, b] = hung.slice(0, 2) as [TestAgent, TestAgent];
+    await untilBothServe("hungone", [a, b]);
+    a.process.signal("SIGSTOP");
+    try {
+      // Round robin sends some of these to the paused replica before anyone notices it.
+      const results = await Promise.all(Array.from({ length: 4 }, () => viaGateway("hungone")));
+      for (const r of results) {
+        expect(r.isError, r.content[0]?.text).toBeFalsy();
+        expect(r.structuredContent?.pid).toBe(b.process.pid);
+      }
+      // It really went to the hung one first, and moved on.
+      expect(gateway.logs().some((l) => String(l["msg"]).includes("no answer from the instance") && l["instance"] === a.instanceId)).toBe(
+        true,
+      );
+    } finally {
+      a.process.signal("SIGCONT");
+    }
+  });
+
+  it("every replica hangs: the error names the limit really in force (the gateway's idle timeout), not a deadline of an hour", async () => {
+    const replicas = hung.slice(2, 4);
+    await untilBothServe("hungall", replicas);
+    for (const r of replicas) r.process.signal("SIGSTOP");
+    try {
+      const r = await viaGateway("hungall");
+      expect(r.isError).toBe(true);
+      const text = r.content[0]?.text ?? "";
+      expect(text).toContain(`sent no answer and no progress within ${IDLE_MS} ms`);
+      expect(text).toMatch(/TIMEOUT/);
+      expect(text).not.toContain("3600000");
+    } finally {
+      for (const r of replicas) r.process.signal("SIGCONT");
+    }
+    // A client that sent a deadline shorter than that: the error names the client's deadline.
+    await untilBothServe("hungall", replicas);
+    for (const r of replicas) r.process.signal("SIGSTOP");
+    try {
+      const r = await viaGateway("hungall", 1_200);
+      expect(r.isError).toBe(true);
+      expect(r.content[0]?.text).toMatch(/did not answer within its deadline \(1\d{3} ms\)/);
+    } finally {
+      for (const r of replicas) r.process.signal("SIGCONT");
+    }
   });
 });
