@@ -61,5 +61,5 @@ export function jsonDepth(text: string, limit = MAX_BODY_DEPTH): number {
 /** What is wrong with a request body's nesting, or undefined when it is within MAX_BODY_DEPTH. */
 export function bodyDepthProblem(text: string, limit = MAX_BODY_DEPTH): string | undefined {
   if (jsonDepth(text, limit) <= limit) return undefined;
-  return `the request body nests objects or arrays deeper than ${limit} levels (in params, _meta or id); send a flatter request`;
+  return `the request body nests objects or arrays deeper than ${limit} levels; send a flatter request`;
 }

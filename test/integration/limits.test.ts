@@ -223,8 +223,9 @@ describe("in process: one request validator, nesting refused before any walk", (
         expect(r.messages[0]?.error?.code).toBe(-32_600);
         expect(r.messages[0]?.error?.message).toContain(`deeper than ${MAX_BODY_DEPTH} levels`);
       }
-      // Brackets inside strings are text, not nesting.
+      // Brackets inside strings are text, not nesting (escaped quotes and backslashes included).
       expect((await post(url, headers, modernCall("take", { value: "[".repeat(10_000) }))).status).toBe(200);
+      expect((await post(url, headers, modernCall("take", { value: `\\"${"{".repeat(100)}\\` }))).status).toBe(200);
     },
   );
 });
