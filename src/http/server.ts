@@ -13,6 +13,7 @@ export interface HttpEndpoint {
   isPublic?(req: IncomingMessage): boolean;
 }
 import { bodyDepthProblem } from "../protocol/limits.ts";
+import { refuseBatchMembers } from "./batchAdmission.ts";
 import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
@@ -122,22 +123,28 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         requestId(body),
       );
     }
-    // A batch's tool calls count as that many calls: admitted together, or refused together.
-    const calls = toolCallsIn(body);
-    if (calls > 0) {
-      if (counters.calls + calls > maxCalls) {
+    // Each tool call of a JSON-RPC batch counts as one call: those that fit run, the excess
+    // is refused with the error a single call gets (in the batch's answer), before it starts.
+    const calls = toolCallIds(body);
+    if (calls.length > 0) {
+      const admitted = Math.min(calls.length, Math.max(0, maxCalls - counters.calls));
+      if (admitted < calls.length) {
         counters.overloaded++;
-        overloadRefusals.inc(calls);
+        overloadRefusals.inc(calls.length - admitted);
         // Refused before it started, so the caller may safely send it to another replica.
-        const message =
-          calls > maxCalls
-            ? `Overloaded: this batch carries ${calls} tool calls, more than this instance runs at once (${maxCalls}); none was started. Send at most ${maxCalls} per batch, or one call per request.`
-            : `Overloaded: this instance is running ${counters.calls} tool calls, its limit (${maxCalls}); the ${Array.isArray(body) ? `batch's ${calls} calls were` : "call was"} not started. Call another instance or retry shortly.`;
-        if (Array.isArray(body)) return sendOverloadedBatch(res, body, message);
-        return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestId(body));
+        const message = `Overloaded: this instance is running ${counters.calls + admitted} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`;
+        if (admitted === 0) {
+          if (Array.isArray(body)) return sendOverloadedBatch(res, calls, message);
+          return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestId(body));
+        }
+        refuseBatchMembers(req, {
+          ids: new Set(calls.slice(admitted).filter((id) => id !== null)),
+          code: OVERLOADED_ERROR_CODE,
+          message,
+        });
       }
-      counters.calls += calls;
-      res.once("close", () => (counters.calls -= calls));
+      counters.calls += admitted;
+      res.once("close", () => (counters.calls -= admitted));
     }
     return endpoint.handle(req, res, body);
   }
@@ -286,22 +293,24 @@ function isToolCall(body: unknown): boolean {
   return (body as { method?: unknown } | null)?.method === "tools/call";
 }
 
-/** The tool calls a body carries: one request, or the members of a JSON-RPC batch. */
-function toolCallsIn(body: unknown): number {
-  if (!Array.isArray(body)) return isToolCall(body) ? 1 : 0;
-  let n = 0;
-  for (const m of body) if (isToolCall(m)) n++;
-  return n;
+/**
+ * The tool calls a body carries, by id, in order: one request (counted even without an id,
+ * as always), or the requests of a JSON-RPC batch (a member without an id is a notification,
+ * which runs nothing; duplicate ids count once, as the batch's answer cannot tell them apart).
+ */
+function toolCallIds(body: unknown): (string | number | null)[] {
+  if (!Array.isArray(body)) return isToolCall(body) ? [requestId(body)] : [];
+  const ids = new Set<string | number>();
+  for (const m of body) {
+    const id = requestId(m);
+    if (isToolCall(m) && id !== null) ids.add(id);
+  }
+  return [...ids];
 }
 
-/** A refused batch: the error each of its requests would get alone (HTTP 503), nothing started. */
-function sendOverloadedBatch(res: ServerResponse, batch: unknown[], message: string): void {
-  const answers = batch
-    .map((m) => (m as { id?: unknown } | null)?.id)
-    .filter((id): id is string | number => typeof id === "string" || typeof id === "number")
-    .map((id) => ({ jsonrpc: "2.0", error: { code: OVERLOADED_ERROR_CODE, message }, id }));
-  // A batch of notifications only has no one to answer by id: one error for the request.
-  if (answers.length === 0) return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" });
+/** A batch none of whose tool calls fit: each gets the error it would get alone (HTTP 503), nothing started. */
+function sendOverloadedBatch(res: ServerResponse, ids: (string | number | null)[], message: string): void {
+  const answers = ids.map((id) => ({ jsonrpc: "2.0", error: { code: OVERLOADED_ERROR_CODE, message }, id }));
   sendJson(res, 503, answers, { "Retry-After": "1" });
 }
 
