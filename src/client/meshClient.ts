@@ -55,7 +55,11 @@ export interface CallOutcome {
 }
 
 /** How one attempt ended: an answer, an instance skipped (its breaker is open), or a failure to try again after. */
-type Attempt = { result: CallToolResult } | { kind: "skip" } | { kind: "retry"; same: boolean; reason: string; error: unknown };
+type Attempt =
+  | { result: CallToolResult }
+  | { kind: "skip" }
+  /** `silence`: the instance was left for staying silent, in words (which limit, how long). */
+  | { kind: "retry"; same: boolean; reason: string; error: unknown; silence?: string };
 
 /** One call on its way: what every attempt needs. */
 interface Call {
@@ -193,11 +197,20 @@ export class MeshClient implements MeshCaller {
       let lastError: unknown;
       let overloaded = 0;
       let attempts = 0;
+      // Instances left for their silence, and skipped (out of rotation meanwhile), for an error that says so.
+      const silences: string[] = [];
+      const skipped: string[] = [];
+      let otherFailures = false;
       for (const [index, instance] of order.entries()) {
         for (let attempt = 0; attempt < 2; attempt++) {
           const outcome = await this.attempt(call, instance, index < order.length - 1, bypassBreakers, ++attempts);
           if ("result" in outcome) return { result: outcome.result, instance: instance.id, context: ctx };
-          if (outcome.kind === "skip") break;
+          if (outcome.kind === "skip") {
+            skipped.push(instance.id);
+            break;
+          }
+          if (outcome.silence) silences.push(outcome.silence);
+          else otherFailures = true;
           lastError = outcome.error;
           if (outcome.reason === "overloaded") overloaded++;
           failovers.inc({ agent, reason: outcome.reason });
@@ -212,6 +225,15 @@ export class MeshClient implements MeshCaller {
         throw new MeshError(
           "OVERLOADED",
           `Every instance of agent "${agent}" is at its concurrency limit (${order.map((i) => i.id).join(", ")}); ${agent}.${tool} was not started anywhere. Retry shortly, or add replicas.`,
+          { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
+        );
+      }
+      if (silences.length > 0 && !otherFailures) {
+        // Every instance tried stayed silent (the others were out of rotation for the same reason, for other calls).
+        const out = skipped.length ? `; ${skipped.join(", ")} out of rotation after failing other calls` : "";
+        throw new MeshError(
+          "TIMEOUT",
+          `No instance of agent "${agent}" answered ${agent}.${tool}: ${silences.join("; ")}${out}. They may be hung; it is safe to call again. Trace ${ctx.traceId}.`,
           { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
         );
       }
@@ -395,7 +417,8 @@ export class MeshClient implements MeshCaller {
       if (outcome.kind === "silent") {
         // A silent instance of a repeatable call: on to the next one, as when patience ran out.
         if (!(call.repeatable && canMoveOn)) throw this.silenceError(call, instance, e);
-        return { kind: "retry", same: false, reason: "repeatable", error: e };
+        const silence = `${instance.id} sent no answer and no progress within ${options.idleTimeoutMs} ms (this caller's idle timeout)`;
+        return { kind: "retry", same: false, reason: "repeatable", error: e, silence };
       }
       if (outcome.reason === "repeatable" && patient.signal.aborted) {
         this.logger.warn(
@@ -404,7 +427,10 @@ export class MeshClient implements MeshCaller {
         );
       }
       if (outcome.dropConnection) void call.pool.drop(instance.id);
-      return { kind: "retry", same: outcome.same, reason: outcome.reason, error: e };
+      const silence = patient.signal.aborted
+        ? `${instance.id} sent no answer and no progress within ${Math.round(attemptBudget / 2)} ms (half the ${Math.round(attemptBudget)} ms one attempt may stay silent)`
+        : undefined;
+      return { kind: "retry", same: outcome.same, reason: outcome.reason, error: e, ...(silence ? { silence } : {}) };
     } finally {
       clearTimeout(patience);
     }

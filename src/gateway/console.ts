@@ -328,6 +328,8 @@ export class ConsoleEndpoint {
           this.gateway.mesh.call(agent, tool, args as Record<string, unknown>, {
             context,
             timeoutMs: this.gateway.maxCallMs,
+            // As for a client's call: a silent replica is left after half the idle timeout.
+            idleTimeoutMs: this.gateway.idleTimeoutMs,
             envelope: { [PRINCIPAL_META]: currentPrincipal() },
           }),
       );

@@ -244,7 +244,9 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
     slow = await spawnAgent(SLOW, consul.address, { args: ["--max-concurrent-calls", String(LIMIT)] });
     hung.push(
       ...(await Promise.all(
-        ["hungone", "hungone", "hungall", "hungall"].map((name) => spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: name } })),
+        ["hungone", "hungone", "hungall", "hungall", "hungtwo", "hungtwo"].map((name) =>
+          spawnAgent(PROBE, consul.address, { env: { PROBE_NAME: name } }),
+        ),
       )),
     );
     gateway = await spawnAgent(GATEWAY, consul.address, {
@@ -402,8 +404,8 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
       const r = await viaGateway("hungall");
       expect(r.isError).toBe(true);
       const text = r.content[0]?.text ?? "";
+      expect(text).toContain(`TIMEOUT): hungall.context on hungall-`);
       expect(text).toContain(`sent no answer and no progress within ${IDLE_MS} ms`);
-      expect(text).toMatch(/TIMEOUT/);
       expect(text).not.toContain("3600000");
     } finally {
       for (const r of replicas) r.process.signal("SIGCONT");
@@ -415,6 +417,29 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
       const r = await viaGateway("hungall", 1_200);
       expect(r.isError).toBe(true);
       expect(r.content[0]?.text).toMatch(/did not answer within its deadline \(1\d{3} ms\)/);
+    } finally {
+      for (const r of replicas) r.process.signal("SIGCONT");
+    }
+  });
+
+  it("every replica hangs, two calls at once (one from the console's form): each says which limit each replica ran into", async () => {
+    const replicas = hung.slice(4, 6);
+    await untilBothServe("hungtwo", replicas);
+    for (const r of replicas) r.process.signal("SIGSTOP");
+    try {
+      // Each call finds the replica the other call left out of rotation.
+      const fromConsole = fetch(`${new URL(gateway.url!).origin}/ui/api/call`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ agent: "hungtwo", tool: "context", arguments: {} }),
+      }).then((res) => res.json() as Promise<{ error?: string }>);
+      const [viaMcp, viaConsole] = await Promise.all([viaGateway("hungtwo"), fromConsole]);
+      expect(viaMcp.isError).toBe(true);
+      for (const message of [viaMcp.content[0]?.text ?? "", viaConsole.error ?? ""]) {
+        expect(message).toMatch(/no answer and no progress within \d+ ms/);
+        expect(message).toContain(`${IDLE_MS} ms`);
+        expect(message).not.toMatch(/3600000|AGENT_UNREACHABLE/);
+      }
     } finally {
       for (const r of replicas) r.process.signal("SIGCONT");
     }
