@@ -335,6 +335,12 @@ describe("real processes: batches, the gateway's limits and deadlines", () => {
       expect(r.messages[0]?.error?.code).toBe(-32_600);
       expect(JSON.stringify(r.messages)).not.toMatch(/AGENT_UNREACHABLE|DELIVERY_UNKNOWN/);
     }
+    // The same limit guards the gateway's A2A endpoint (metadata nested 3,000 deep).
+    const a2aMessage = `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"kind":"message","messageId":"m1","role":"user","parts":[{"kind":"text","text":"sleep 1"}],"metadata":${'{"a":'.repeat(3_000)}1${"}".repeat(3_000)}}}}`;
+    const a2a = await post(new URL("/a2a/slow", url).toString(), { "content-type": "application/json", accept: BOTH }, a2aMessage);
+    expect(a2a.status).toBe(400);
+    expect(a2a.messages[0]?.error?.code).toBe(-32_600);
+    expect(JSON.stringify(a2a.messages)).not.toMatch(/call stack/i);
     await eventually(
       async () => {
         const ok = await post(url, headers, modernCall("slow__sleep", { ms: 1 }));
