@@ -30,8 +30,8 @@ export interface Refusal {
  *   revision this endpoint does not serve gets 400 with the UnsupportedProtocolVersionError
  *   (-32022) listing the supported ones, as the revision requires; header and body that
  *   disagree are the SDK's HeaderMismatch (-32020), on either path;
- * - on a 2025 session, an `MCP-Protocol-Version` header naming an unknown revision gets 400,
- *   as the SDK's session transport answers it.
+ * - on a 2025 session, an `MCP-Protocol-Version` header naming an unknown revision gets 400
+ *   (but on the initialize that opens it), as the SDK's session transport answers it.
  *
  * Undefined when the request may proceed.
  */
@@ -56,7 +56,8 @@ export function requestRefusal(req: IncomingMessage, body: unknown, era: "modern
     }
     return undefined;
   }
-  if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version))
+  // As the session transport does: the header is checked on every request but the initialize itself.
+  if (version !== undefined && !isInitialize(body) && !SUPPORTED_PROTOCOL_VERSIONS.includes(version))
     return {
       status: 400,
       code: -32_000,
@@ -72,6 +73,10 @@ function envelopeVersion(body: unknown): string | undefined {
   const meta = (body as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
   const v = typeof meta === "object" && meta !== null ? meta[PROTOCOL_VERSION_META] : undefined;
   return typeof v === "string" ? v : undefined;
+}
+
+function isInitialize(body: unknown): boolean {
+  return (Array.isArray(body) ? body : [body]).some((m) => (m as { method?: unknown } | null)?.method === "initialize");
 }
 
 function requestIdOf(body: unknown): string | number | null {

@@ -207,6 +207,17 @@ describe("in process: one request validator, nesting refused before any walk", (
       expect([a.status, b.status], JSON.stringify(o)).toEqual([status, status]);
       expect(a.messages[0]?.error?.message, JSON.stringify(o)).toBe(b.messages[0]?.error?.message);
     }
+    // An initialize with an unknown MCP-Protocol-Version: the same answer on both (the SDK's HeaderMismatch).
+    const init = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "limits-test", version: "1" } },
+    });
+    const initHeaders = { "content-type": "application/json", accept: BOTH, "mcp-protocol-version": "garbage" };
+    const [a, b] = [await post(fast.url, initHeaders, init), await post(sdk.url, initHeaders, init)];
+    expect([a.status, a.messages[0]?.error?.code]).toEqual([400, -32_020]);
+    expect([b.status, b.messages[0]?.error?.message]).toEqual([a.status, a.messages[0]?.error?.message]);
   });
 
   it.each(["fast", "sdk"] as const)(
