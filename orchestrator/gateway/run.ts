@@ -19,7 +19,7 @@ import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } from "../../src/client/pool.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
-import { Gateway } from "../../src/gateway/gateway.ts";
+import { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS } from "../../src/gateway/gateway.ts";
 import type { LOG_LEVELS } from "../../src/logger.ts";
 import { createLogger } from "../../src/logger.ts";
 
@@ -38,6 +38,8 @@ export interface GatewayFlags {
   dynamic?: boolean;
   maxCallsPerInstance?: string;
   maxQueuedPerInstance?: string;
+  idleTimeoutMs?: string;
+  maxCallMs?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
 }
 
@@ -76,6 +78,14 @@ export function addGatewayOptions(cmd: Command): Command {
       "--max-queued-per-instance <n>",
       "calls that may wait for one instance; more are refused OVERLOADED (env MESH_MAX_QUEUED_PER_INSTANCE, default 256)",
     )
+    .option(
+      "--idle-timeout-ms <ms>",
+      "longest an agent may stay silent (no answer, no progress) during one attempt of a call; a read-only call moves to another replica after half of it (env MESH_GATEWAY_IDLE_TIMEOUT_MS, default 60000)",
+    )
+    .option(
+      "--max-call-ms <ms>",
+      "longest call through the gateway when its client sends no shorter deadline, progress or not (env MESH_GATEWAY_MAX_CALL_MS, default 3600000)",
+    )
     .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .addOption(logLevelOption());
 }
@@ -107,6 +117,25 @@ function callerLimits(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
       DEFAULT_MAX_QUEUED_PER_INSTANCE,
     ),
   };
+}
+
+/** How long a call through the gateway may take, and stay silent per attempt (flags win over env). */
+function deadlines(flags: GatewayFlags, env: NodeJS.ProcessEnv) {
+  const maxCallMs = whole(
+    flags.maxCallMs ?? env["MESH_GATEWAY_MAX_CALL_MS"],
+    "--max-call-ms / MESH_GATEWAY_MAX_CALL_MS",
+    100,
+    86_400_000,
+    GATEWAY_MAX_CALL_MS,
+  );
+  const idleTimeoutMs = whole(
+    flags.idleTimeoutMs ?? env["MESH_GATEWAY_IDLE_TIMEOUT_MS"],
+    "--idle-timeout-ms / MESH_GATEWAY_IDLE_TIMEOUT_MS",
+    100,
+    86_400_000,
+    GATEWAY_IDLE_TIMEOUT_MS,
+  );
+  return { maxCallMs, idleTimeoutMs };
 }
 
 /** The gateway's HTTP settings from flags and env (flags win), checked once: bad values are usage errors. */
@@ -145,6 +174,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
   const env = process.env;
   const settings = flags.stdio ? undefined : httpSettings(flags, env);
   const limits = callerLimits(flags, env);
+  const timing = deadlines(flags, env);
   const log = createLogger({
     name: "gateway",
     level: flags.logLevel ?? (env["MESH_LOG_LEVEL"] as GatewayFlags["logLevel"]) ?? "info",
@@ -180,7 +210,14 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     logger: log,
   });
   await mesh.start();
-  gateway = new Gateway({ mesh, include: flags.include, exclude: flags.exclude, dynamic: flags.dynamic ?? false, logger: log });
+  gateway = new Gateway({
+    mesh,
+    include: flags.include,
+    exclude: flags.exclude,
+    dynamic: flags.dynamic ?? false,
+    ...timing,
+    logger: log,
+  });
   let closeServer: () => Promise<void>;
   if (flags.stdio) {
     const view = gateway.viewFor();

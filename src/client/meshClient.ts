@@ -16,6 +16,9 @@ import { placeCall } from "./placement.ts";
 import { ClientPool, type ListKind } from "./pool.ts";
 import { directCallable, rawJson } from "./directCall.ts";
 
+/** A timeout this long or more before the deadline was the idle limit, not the deadline (timers are not exact). */
+const SILENCE_MARGIN_MS = 100;
+
 export interface MeshClientOptions {
   consul: ConsulClient;
   /** This caller's name: the MCP client name and its entry in the caller chain. */
@@ -52,7 +55,11 @@ export interface CallOutcome {
 }
 
 /** How one attempt ended: an answer, an instance skipped (its breaker is open), or a failure to try again after. */
-type Attempt = { result: CallToolResult } | { kind: "skip" } | { kind: "retry"; same: boolean; reason: string; error: unknown };
+type Attempt =
+  | { result: CallToolResult }
+  | { kind: "skip" }
+  /** `silence`: the instance was left for staying silent, in words (which limit, how long). */
+  | { kind: "retry"; same: boolean; reason: string; error: unknown; silence?: string };
 
 /** One call on its way: what every attempt needs. */
 interface Call {
@@ -62,6 +69,8 @@ interface Call {
   ctx: MeshContext;
   deadline: number;
   timeoutMs: number;
+  /** When the call started (Date.now()). */
+  started: number;
   /** Ends with the caller's signal or the deadline. */
   signal: AbortSignal;
   deadlineSignal: AbortSignal;
@@ -148,9 +157,10 @@ export class MeshClient implements MeshCaller {
    */
   async call(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallOutcome> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const started = Date.now();
     const current = currentMeshContext();
     let ctx = options.context ?? (current ? childContext(current, this.callerName, agent) : rootContext({ caller: this.callerName }));
-    const deadline = Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
+    const deadline = Math.min(ctx.deadline ?? Number.POSITIVE_INFINITY, started + timeoutMs);
     ctx = { ...ctx, deadline, ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) };
 
     // The deadline covers discovery too: a first call may wait for an agent's tool list.
@@ -176,6 +186,7 @@ export class MeshClient implements MeshCaller {
       ctx,
       deadline,
       timeoutMs,
+      started,
       signal,
       deadlineSignal: deadlineCtl.signal,
       repeatable,
@@ -186,11 +197,20 @@ export class MeshClient implements MeshCaller {
       let lastError: unknown;
       let overloaded = 0;
       let attempts = 0;
+      // Instances left for their silence, and skipped (out of rotation meanwhile), for an error that says so.
+      const silences: string[] = [];
+      const skipped: string[] = [];
+      let otherFailures = false;
       for (const [index, instance] of order.entries()) {
         for (let attempt = 0; attempt < 2; attempt++) {
           const outcome = await this.attempt(call, instance, index < order.length - 1, bypassBreakers, ++attempts);
           if ("result" in outcome) return { result: outcome.result, instance: instance.id, context: ctx };
-          if (outcome.kind === "skip") break;
+          if (outcome.kind === "skip") {
+            skipped.push(instance.id);
+            break;
+          }
+          if (outcome.silence) silences.push(outcome.silence);
+          else otherFailures = true;
           lastError = outcome.error;
           if (outcome.reason === "overloaded") overloaded++;
           failovers.inc({ agent, reason: outcome.reason });
@@ -208,6 +228,15 @@ export class MeshClient implements MeshCaller {
           { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
         );
       }
+      if (silences.length > 0 && !otherFailures) {
+        // Every instance tried stayed silent (the others were out of rotation for the same reason, for other calls).
+        const out = skipped.length ? `; ${skipped.join(", ")} out of rotation after failing other calls` : "";
+        throw new MeshError(
+          "TIMEOUT",
+          `No instance of agent "${agent}" answered ${agent}.${tool}: ${silences.join("; ")}${out}. They may be hung; it is safe to call again. Trace ${ctx.traceId}.`,
+          { retryable: true, cause: lastError, details: { agent, tool, traceId: ctx.traceId } },
+        );
+      }
       throw new MeshError(
         "AGENT_UNREACHABLE",
         `No healthy instance of agent "${agent}" took the call (${order.map((i) => i.id).join(", ")}): ${describeError(lastError)}`,
@@ -221,8 +250,10 @@ export class MeshClient implements MeshCaller {
   /**
    * One attempt on one instance. A repeatable call with another instance to go to does not
    * wait for a hung one (accepting, never answering) until its deadline: with no answer and
-   * no progress within half the time left, it is abandoned there and sent on. Progress
-   * proves the agent is working and resets the idle timer; the deadline still holds.
+   * no progress within half its per-attempt budget (the time left, or the caller's idle
+   * timeout if that is shorter: the gateway's 60 s within its 1 h limit), it is abandoned
+   * there and sent on. Progress proves the agent is working and resets the idle timer; the
+   * deadline still holds.
    */
   private attempt(call: Call, instance: CatalogInstance, canMoveOn: boolean, bypassBreakers: boolean, n: number): Promise<Attempt> {
     const reportHops = call.ctx.reportHops === true;
@@ -305,9 +336,11 @@ export class MeshClient implements MeshCaller {
     const { options, deadline } = call;
     options.onInstance?.(instance.id);
     const patient = new AbortController();
+    // What one attempt may spend in silence: the time left, or less if the caller allows less silence.
+    const attemptBudget = Math.min(deadline - Date.now(), options.idleTimeoutMs ?? Number.POSITIVE_INFINITY);
     const patience =
       call.repeatable && canMoveOn
-        ? setTimeout(() => patient.abort(new Error("no answer or progress within half the time left")), (deadline - Date.now()) / 2)
+        ? setTimeout(() => patient.abort(new Error(`no answer or progress within ${Math.round(attemptBudget / 2)} ms`)), attemptBudget / 2)
         : undefined;
     const attemptSignal = AbortSignal.any([call.signal, patient.signal]);
     let sent = false;
@@ -376,17 +409,28 @@ export class MeshClient implements MeshCaller {
         cancelled: cancelled(),
         deadlinePassed: call.deadlineSignal.aborted,
         abandoned: patient.signal.aborted,
+        // A timeout well before the deadline can only be the idle limit.
+        silenceLimited: options.idleTimeoutMs !== undefined && deadline - Date.now() > SILENCE_MARGIN_MS,
       });
       if (outcome.kind === "fail") throw cancelled() ? (options.signal!.reason ?? outcome.error) : outcome.error;
       if (outcome.kind === "deadline") throw this.deadlineError(call, instance, sent, e);
+      if (outcome.kind === "silent") {
+        // A silent instance of a repeatable call: on to the next one, as when patience ran out.
+        if (!(call.repeatable && canMoveOn)) throw this.silenceError(call, instance, e);
+        const silence = `${instance.id} sent no answer and no progress within ${options.idleTimeoutMs} ms (this caller's idle timeout)`;
+        return { kind: "retry", same: false, reason: "repeatable", error: e, silence };
+      }
       if (outcome.reason === "repeatable" && patient.signal.aborted) {
         this.logger.warn(
-          { instance: instance.id, traceId: call.ctx.traceId, waitedMs: Math.round(call.timeoutMs - (deadline - Date.now())) },
+          { instance: instance.id, traceId: call.ctx.traceId, waitedMs: Math.round(Date.now() - call.started) },
           "no answer from the instance; it is out of rotation and the call goes to another",
         );
       }
       if (outcome.dropConnection) void call.pool.drop(instance.id);
-      return { kind: "retry", same: outcome.same, reason: outcome.reason, error: e };
+      const silence = patient.signal.aborted
+        ? `${instance.id} sent no answer and no progress within ${Math.round(attemptBudget / 2)} ms (half the ${Math.round(attemptBudget)} ms one attempt may stay silent)`
+        : undefined;
+      return { kind: "retry", same: outcome.same, reason: outcome.reason, error: e, ...(silence ? { silence } : {}) };
     } finally {
       clearTimeout(patience);
     }
@@ -532,5 +576,30 @@ export class MeshClient implements MeshCaller {
       cause,
       details,
     });
+  }
+
+  /**
+   * The instance sent no answer and no progress for the longest silence this caller allows
+   * (`idleTimeoutMs`, the gateway's 60 s), long before the deadline: the limit that ended
+   * the call is that one, and the message names it. The request was sent (a call still
+   * waiting to be sent is bounded by the deadline only), so what may have run is as for a
+   * deadline.
+   */
+  private silenceError(call: Call, instance: CatalogInstance, cause: unknown): MeshError {
+    const { agent, tool, ctx, options } = call;
+    const details = { agent, tool, instance: instance.id, traceId: ctx.traceId, idleTimeoutMs: options.idleTimeoutMs };
+    const what = `${agent}.${tool} on ${instance.id} sent no answer and no progress within ${options.idleTimeoutMs} ms, the longest one attempt may stay silent (this caller's idle timeout)`;
+    if (!call.repeatable) {
+      return new MeshError(
+        "DELIVERY_UNKNOWN",
+        `Delivery unknown: ${what}. It may or may not have run: ${instance.id} was asked to cancel it, but ${tool} is not safe to repeat. Check its effect before calling again, or repeat it with the same idempotency key. Trace ${ctx.traceId}.`,
+        { retryable: false, cause, details },
+      );
+    }
+    return new MeshError(
+      "TIMEOUT",
+      `${what}; it may be hung, and no other instance was left to try. It is safe to call again. Trace ${ctx.traceId}.`,
+      { retryable: true, cause, details },
+    );
   }
 }

@@ -11,6 +11,11 @@ export type Outcome =
   | { kind: "fail"; error: Error }
   /** The call's deadline passed at this instance. */
   | { kind: "deadline" }
+  /**
+   * The instance sent no answer and no progress for the longest silence the caller allows
+   * (its idle timeout), well before the deadline: it may be hung; the call was abandoned there.
+   */
+  | { kind: "silent" }
   /** Try again: on the same instance (a fresh session), or on the next one. */
   | { kind: "retry"; same: boolean; reason: NotDeliveredReason | "repeatable"; dropConnection: boolean };
 
@@ -29,6 +34,8 @@ export interface AttemptFacts {
   deadlinePassed: boolean;
   /** The attempt was abandoned for lack of an answer or progress (a hung instance). */
   abandoned: boolean;
+  /** The attempt's timeout was its idle limit (silence), not the call's deadline, which is still ahead. */
+  silenceLimited?: boolean;
 }
 
 /**
@@ -46,7 +53,8 @@ export function classify(e: unknown, f: AttemptFacts): Outcome {
     if (e.code === DEADLINE_ERROR_CODE) return { kind: "deadline" };
     return { kind: "fail", error: answered(e, f) };
   }
-  if (isTimeout(e)) return { kind: "deadline" };
+  // A timeout before the deadline is the idle limit: the instance fell silent, the call's time is not up.
+  if (isTimeout(e)) return f.silenceLimited ? { kind: "silent" } : { kind: "deadline" };
   const reason = notDelivered(e);
   if (reason) return { kind: "retry", same: reason === "session-unknown", reason, dropConnection: reason !== "overloaded" };
   if (f.repeatable) return { kind: "retry", same: false, reason: "repeatable", dropConnection: true };

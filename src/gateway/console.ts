@@ -177,8 +177,12 @@ export class ConsoleEndpoint {
           .writeHead(200, {
             "content-type": file.type,
             "cache-control": "no-cache",
-            // Its own files only: no inline script, no other origin.
-            "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
+            // Its own files only: no inline script, no other origin; and never inside another
+            // page's frame (clickjacking: a hidden frame over a decoy could make an operator press "Call").
+            "content-security-policy":
+              "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+            // The same for browsers that predate frame-ancestors.
+            "x-frame-options": "DENY",
             "x-content-type-options": "nosniff",
           })
           .end(asset(file.file));
@@ -324,6 +328,8 @@ export class ConsoleEndpoint {
           this.gateway.mesh.call(agent, tool, args as Record<string, unknown>, {
             context,
             timeoutMs: this.gateway.maxCallMs,
+            // As for a client's call: a silent replica is left after half the idle timeout.
+            idleTimeoutMs: this.gateway.idleTimeoutMs,
             envelope: { [PRINCIPAL_META]: currentPrincipal() },
           }),
       );

@@ -108,7 +108,8 @@ async function forward(
         envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
         signal: ctx.mcpReq.signal,
         ...(pool ? { pool } : {}),
-        timeoutMs: gateway.maxCallMs,
+        // The deadline in force: the client's own if it sent a shorter one (errors name it), else the gateway's limit.
+        timeoutMs: budgetOf(callContext, gateway.maxCallMs),
         idleTimeoutMs: gateway.idleTimeoutMs,
         relayInputRequests: true,
         ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
@@ -135,6 +136,12 @@ async function forward(
     );
     return errorResult(e);
   }
+}
+
+/** What is left of the client's own deadline, if it sent one shorter than the gateway's limit; else the limit. */
+function budgetOf(context: MeshContext, maxCallMs: number): number {
+  if (context.deadline === undefined) return maxCallMs;
+  return Math.max(1, Math.min(maxCallMs, Math.round(context.deadline - Date.now())));
 }
 
 /**

@@ -28,7 +28,13 @@ import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 import { RecentCalls } from "./console.ts";
 
-/** Longest silence from an agent during a call through the gateway; progress resets it. @default 60000 */
+/**
+ * Longest silence (no answer, no progress) from an agent during one attempt of a call
+ * through the gateway; progress resets it. It is the gateway's per-attempt budget: a
+ * read-only or idempotent call (or one with an idempotency key) leaves a silent replica for
+ * another after half of it, as the CLI leaves one after half its deadline, and a call with
+ * nowhere else to go ends with an error naming this limit. @default 60000
+ */
 export const GATEWAY_IDLE_TIMEOUT_MS = 60_000;
 /** Longest call through the gateway, progress or not. @default 3600000 (1 h) */
 export const GATEWAY_MAX_CALL_MS = 3_600_000;

@@ -88,11 +88,7 @@ export function plainToolCall(
   // 2025 sessions: a log level or a continuation does not exist there; answers stay the SDK's.
   if (era === "legacy" && (meta[LOG_LEVEL_META] !== undefined || "requestState" in params! || "inputResponses" in params!))
     return undefined;
-  const accept = header(req, "accept") ?? "";
-  if (!accept.includes("application/json") && !accept.includes("*/*")) return undefined;
-  // A call that may stream (progress, log messages) needs a client that takes SSE.
-  const mayStream = meta["progressToken"] !== undefined || meta[LOG_LEVEL_META] !== undefined;
-  if (mayStream && !accept.includes("text/event-stream") && !accept.includes("*/*")) return undefined;
+  // Content-Type, Accept (JSON and SSE both) and the revision were checked already, for both paths alike (requestCheck.ts).
   if (era === "modern") {
     // Standard headers present and matching the body (the SDK's path answers any other case).
     if (header(req, "mcp-method") !== "tools/call" || header(req, "mcp-name") !== name) return undefined;

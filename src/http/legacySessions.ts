@@ -6,7 +6,9 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { legacySessions, sessionsEvicted } from "../telemetry/metrics.ts";
 import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
-import { sendJsonRpcError } from "./responses.ts";
+import { refusedBatchMembers, type BatchRefusals } from "./batchAdmission.ts";
+import { BATCH_REVISIONS, requestRefusal } from "./requestCheck.ts";
+import { sendJsonRpcError, sendRefusal } from "./responses.ts";
 
 /**
  * Sessions one instance keeps for 2025-era clients (each holds a server instance): past
@@ -39,6 +41,8 @@ interface Session {
   lastSeen: number;
   /** Fast-path calls running, by request id: a notifications/cancelled for one aborts it. */
   running: Map<string | number, AbortController>;
+  /** Members of the batch being handed to the transport that admission refused: answered, not run. */
+  refused: Map<string | number, BatchRefusals>;
 }
 
 /**
@@ -75,6 +79,9 @@ export class LegacySessions {
    * one; GET (the notification stream) and DELETE of an existing session.
    */
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    // The same check on the fast path as the SDK's session transport makes on its own.
+    const refused = requestRefusal(req, body, "legacy");
+    if (refused) return sendRefusal(res, refused);
     const sid = header(req, "mcp-session-id");
     if (sid) {
       const session = this.sessions.get(sid);
@@ -87,13 +94,31 @@ export class LegacySessions {
         );
       }
       session.lastSeen = Date.now();
+      if (Array.isArray(body)) {
+        // JSON-RPC batches exist in 2025-03-26 only (2025-06-18 removed them): elsewhere one message per POST.
+        const revision = serverOf(session.server).getNegotiatedProtocolVersion() ?? "unknown";
+        if (!BATCH_REVISIONS.includes(revision))
+          return sendJsonRpcError(
+            res,
+            400,
+            -32_600,
+            `Invalid request: this session speaks MCP ${revision}, which has no JSON-RPC batches (only ${BATCH_REVISIONS.join(", ")} had them); send each message in its own POST.`,
+          );
+      }
       const fast = this.o.fastToolCalls;
       if (fast && req.method === "POST") {
         const plain = plainToolCall(req, body, "legacy");
         if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(req, res, session, plain, fast);
         cancelRunning(session, body);
       }
-      return session.transport.handleRequest(req, res, body);
+      const refusals = refusedBatchMembers(req);
+      if (!refusals) return session.transport.handleRequest(req, res, body);
+      for (const id of refusals.ids) session.refused.set(id, refusals);
+      try {
+        return await session.transport.handleRequest(req, res, body);
+      } finally {
+        for (const id of refusals.ids) if (session.refused.get(id) === refusals) session.refused.delete(id);
+      }
     }
     if (req.method !== "POST") return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
     if (!isInitialize(body)) {
@@ -106,10 +131,11 @@ export class LegacySessions {
     }
     this.makeRoom();
     const server = await this.o.createServer();
+    const refusedMembers = new Map<string | number, BatchRefusals>();
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { transport, server, lastSeen: Date.now(), running: new Map() });
+        this.sessions.set(id, { transport, server, lastSeen: Date.now(), running: new Map(), refused: refusedMembers });
         legacySessions.inc();
         this.o.onOpen?.(server, id);
         this.logger.debug({ session: id, sessions: this.sessions.size }, "session opened");
@@ -123,6 +149,7 @@ export class LegacySessions {
       if (transport.sessionId) this.forget(transport.sessionId);
     };
     await server.connect(transport);
+    answerRefusedMembers(transport, refusedMembers);
     await transport.handleRequest(req, res, body);
   }
 
@@ -216,6 +243,25 @@ function cancelRunning(session: Session, body: unknown): void {
     if (typeof id === "string" || typeof id === "number")
       session.running.get(id)?.abort(new Error(typeof n.params?.reason === "string" ? n.params.reason : "cancelled by the client"));
   }
+}
+
+/**
+ * Between the transport and the session's server: a batch member admission refused is
+ * answered on the batch's own response with its error (the error a single call gets) and
+ * never reaches the server; every other message goes on as it came.
+ */
+function answerRefusedMembers(transport: NodeStreamableHTTPServerTransport, refused: Map<string | number, BatchRefusals>): void {
+  const deliver = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    const id = (message as { id?: unknown }).id;
+    const refusal = "method" in message && (typeof id === "string" || typeof id === "number") ? refused.get(id) : undefined;
+    if (refusal && (typeof id === "string" || typeof id === "number")) {
+      refused.delete(id);
+      void transport.send({ jsonrpc: "2.0", id, error: { code: refusal.code, message: refusal.message } }).catch(() => undefined);
+      return;
+    }
+    deliver?.(message, extra);
+  };
 }
 
 /** The low-level server of a session (an McpServer wraps one). */

@@ -7,6 +7,20 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** A request refused before any handler saw it (requestCheck.ts), with its error's data. */
+export function sendRefusal(
+  res: ServerResponse,
+  r: { status: number; code: number; message: string; data?: unknown; id: string | number | null },
+  headers: Record<string, string> = {},
+): void {
+  sendJson(
+    res,
+    r.status,
+    { jsonrpc: "2.0", error: { code: r.code, message: r.message, ...(r.data !== undefined ? { data: r.data } : {}) }, id: r.id },
+    headers,
+  );
+}
+
 /** A JSON-RPC error response (id null: the request could not be read or was refused before dispatch). */
 export function sendJsonRpcError(
   res: ServerResponse,

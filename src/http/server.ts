@@ -12,6 +12,8 @@ export interface HttpEndpoint {
   /** GET requests this endpoint answers without a bearer token (a public description, e.g. an A2A agent card). */
   isPublic?(req: IncomingMessage): boolean;
 }
+import { bodyDepthProblem } from "../protocol/limits.ts";
+import { refuseBatchMembers } from "./batchAdmission.ts";
 import { keepRawBody } from "./rawBody.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
@@ -121,22 +123,28 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         requestId(body),
       );
     }
-    if (isToolCall(body)) {
-      if (counters.calls + 1 > maxCalls) {
+    // Each tool call of a JSON-RPC batch counts as one call: those that fit run, the excess
+    // is refused with the error a single call gets (in the batch's answer), before it starts.
+    const calls = toolCallIds(body);
+    if (calls.length > 0) {
+      const admitted = Math.min(calls.length, Math.max(0, maxCalls - counters.calls));
+      if (admitted < calls.length) {
         counters.overloaded++;
-        overloadRefusals.inc();
+        overloadRefusals.inc(calls.length - admitted);
         // Refused before it started, so the caller may safely send it to another replica.
-        return sendJsonRpcError(
-          res,
-          503,
-          OVERLOADED_ERROR_CODE,
-          `Overloaded: this instance is running ${counters.calls} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`,
-          { "Retry-After": "1" },
-          requestId(body),
-        );
+        const message = `Overloaded: this instance is running ${counters.calls + admitted} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`;
+        if (admitted === 0) {
+          if (Array.isArray(body)) return sendOverloadedBatch(res, calls, message);
+          return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestId(body));
+        }
+        refuseBatchMembers(req, {
+          ids: new Set(calls.slice(admitted).filter((id) => id !== null)),
+          code: OVERLOADED_ERROR_CODE,
+          message,
+        });
       }
-      counters.calls++;
-      res.once("close", () => counters.calls--);
+      counters.calls += admitted;
+      res.once("close", () => (counters.calls -= admitted));
     }
     return endpoint.handle(req, res, body);
   }
@@ -285,10 +293,33 @@ function isToolCall(body: unknown): boolean {
   return (body as { method?: unknown } | null)?.method === "tools/call";
 }
 
-/** A request that starts work: a tool call, or a 2025-era session. */
+/**
+ * The tool calls a body carries, by id, in order: one request (counted even without an id,
+ * as always), or the requests of a JSON-RPC batch (a member without an id is a notification,
+ * which runs nothing; duplicate ids count once, as the batch's answer cannot tell them apart).
+ */
+function toolCallIds(body: unknown): (string | number | null)[] {
+  if (!Array.isArray(body)) return isToolCall(body) ? [requestId(body)] : [];
+  const ids = new Set<string | number>();
+  for (const m of body) {
+    const id = requestId(m);
+    if (isToolCall(m) && id !== null) ids.add(id);
+  }
+  return [...ids];
+}
+
+/** A batch none of whose tool calls fit: each gets the error it would get alone (HTTP 503), nothing started. */
+function sendOverloadedBatch(res: ServerResponse, ids: (string | number | null)[], message: string): void {
+  const answers = ids.map((id) => ({ jsonrpc: "2.0", error: { code: OVERLOADED_ERROR_CODE, message }, id }));
+  sendJson(res, 503, answers, { "Retry-After": "1" });
+}
+
+/** A request that starts work: a tool call, or a 2025-era session (alone or in a batch). */
 function carriesNewWork(body: unknown): boolean {
-  const method = (body as { method?: unknown } | null)?.method;
-  return method === "tools/call" || method === "initialize";
+  return (Array.isArray(body) ? body : [body]).some((m) => {
+    const method = (m as { method?: unknown } | null)?.method;
+    return method === "tools/call" || method === "initialize";
+  });
 }
 
 function requestId(body: unknown): string | number | null {
@@ -321,6 +352,12 @@ async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes:
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString("utf8");
+  // Before parsing and before anything walks the value: hostile nesting never reaches a recursive step.
+  const tooDeep = bodyDepthProblem(text);
+  if (tooDeep) {
+    sendJsonRpcError(res, 400, -32_600, `Invalid request: ${tooDeep}.`);
+    return undefined;
+  }
   try {
     const body = JSON.parse(text) as unknown;
     keepRawBody(req, text);

@@ -122,9 +122,16 @@ it.each(["modern", "legacy"] as const)(
   "arguments nested too deep or too large get a clear invalid-params error, and the connection keeps working (%s)",
   async (era) => {
     const client = await connectHttp(server.url, { era });
-    let deep: unknown = "leaf";
-    for (let i = 0; i < 1_000; i++) deep = [deep];
-    await expect(client.callTool({ name: "take", arguments: { value: deep } })).rejects.toThrow(/nest deeper than 32 levels/);
+    const nest = (levels: number) => {
+      let deep: unknown = "leaf";
+      for (let i = 0; i < levels; i++) deep = [deep];
+      return deep;
+    };
+    await expect(client.callTool({ name: "take", arguments: { value: nest(40) } })).rejects.toThrow(/nest deeper than 32 levels/);
+    // Far deeper: refused from the request's text before it is parsed (the whole body's limit).
+    await expect(client.callTool({ name: "take", arguments: { value: nest(1_000) } })).rejects.toThrow(
+      /Invalid request: the request body nests objects or arrays deeper than 64 levels/,
+    );
     await expect(client.callTool({ name: "take", arguments: { value: "x".repeat(MAX_ARGUMENT_BYTES + 10) } })).rejects.toThrow(
       /arguments are \d+ bytes; the limit is 1048576/,
     );

@@ -1,0 +1,90 @@
+import type { IncomingMessage } from "node:http";
+import { isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS, UnsupportedProtocolVersionError } from "@modelcontextprotocol/server";
+
+/** The revisions an endpoint serves without a session (per-request envelope). */
+export const MODERN_REVISIONS: readonly string[] = Object.freeze(["2026-07-28"]);
+/** The one session revision that allowed JSON-RPC batches: 2025-06-18 removed them. */
+export const BATCH_REVISIONS: readonly string[] = Object.freeze(["2025-03-26"]);
+
+const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
+
+/** Why a request is refused before any handler sees it: the HTTP status and the JSON-RPC error. */
+export interface Refusal {
+  status: number;
+  code: number;
+  message: string;
+  data?: unknown;
+  /** The request's id, when the answer may name it (a refusal for the whole HTTP request names none). */
+  id: string | number | null;
+}
+
+/**
+ * The one check of an MCP POST's transport-level shape, run before the fast path and the
+ * SDK's path alike, so both accept and refuse the same requests with the same errors:
+ *
+ * - `Content-Type` must be `application/json` (415), as the SDK's handlers require;
+ * - `Accept` must list both `application/json` and `text/event-stream` (406): the
+ *   Streamable HTTP transport makes that a MUST for clients (2026-07-28 and 2025-11-25 alike),
+ *   since a request's answer may be either;
+ * - on 2026-07-28, an envelope whose `MCP-Protocol-Version` (header and body agreeing) names a
+ *   revision this endpoint does not serve gets 400 with the UnsupportedProtocolVersionError
+ *   (-32022) listing the supported ones, as the revision requires; header and body that
+ *   disagree are the SDK's HeaderMismatch (-32020), on either path;
+ * - on a 2025 session, an `MCP-Protocol-Version` header naming an unknown revision gets 400
+ *   (but on the initialize that opens it), as the SDK's session transport answers it.
+ *
+ * Undefined when the request may proceed.
+ */
+export function requestRefusal(req: IncomingMessage, body: unknown, era: "modern" | "legacy"): Refusal | undefined {
+  if (req.method !== "POST") return undefined;
+  if (!isJsonContentType(header(req, "content-type")))
+    return { status: 415, code: -32_000, message: "Unsupported Media Type: Content-Type must be application/json", id: null };
+  const accept = header(req, "accept") ?? "";
+  if (!accept.includes("application/json") || !accept.includes("text/event-stream"))
+    return {
+      status: 406,
+      code: -32_000,
+      message: "Not Acceptable: Client must accept both application/json and text/event-stream",
+      id: null,
+    };
+  const version = header(req, "mcp-protocol-version");
+  if (era === "modern") {
+    const claimed = envelopeVersion(body);
+    if (claimed !== undefined && claimed === version && !MODERN_REVISIONS.includes(claimed)) {
+      const error = new UnsupportedProtocolVersionError({ supported: [...MODERN_REVISIONS], requested: claimed });
+      return { status: 400, code: error.code, message: error.message, data: error.data, id: requestIdOf(body) };
+    }
+    return undefined;
+  }
+  // As the session transport does: the header is checked on every request but the initialize itself.
+  if (version !== undefined && !isInitialize(body) && !SUPPORTED_PROTOCOL_VERSIONS.includes(version))
+    return {
+      status: 400,
+      code: -32_000,
+      message: `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`,
+      id: null,
+    };
+  return undefined;
+}
+
+/** The revision a 2026-07-28 request's envelope claims, if it is a string. */
+function envelopeVersion(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  const meta = (body as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
+  const v = typeof meta === "object" && meta !== null ? meta[PROTOCOL_VERSION_META] : undefined;
+  return typeof v === "string" ? v : undefined;
+}
+
+function isInitialize(body: unknown): boolean {
+  return (Array.isArray(body) ? body : [body]).some((m) => (m as { method?: unknown } | null)?.method === "initialize");
+}
+
+function requestIdOf(body: unknown): string | number | null {
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === "string" || typeof id === "number" ? id : null;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
