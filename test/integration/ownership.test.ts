@@ -190,6 +190,7 @@ describe("A2A contexts at the gateway, two clients", () => {
     };
     const message = (metadata: string) =>
       `{"role":"ROLE_USER","messageId":"${randomUUID()}","parts":[{"text":"Who is Rosa Moreno's manager?"}],"metadata":${metadata}}`;
+    // Past the body limit every HTTP endpoint has (64 levels), the request is refused from its text before it is parsed.
     for (const body of [
       `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(deep(3_000))}}}`,
       `{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":${message(deep(3_000))}}}`,
@@ -197,12 +198,21 @@ describe("A2A contexts at the gateway, two clients", () => {
       `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(deep(100_000))}}}`,
     ]) {
       const r = await post(body);
-      expect(r.status).toBe(200);
-      expect(r.json).toMatchObject({ id: 7, error: { code: -32602, message: expect.stringMatching(/nests deeper than \d+ levels/) } });
+      expect(r.status).toBe(400);
+      expect(r.json).toMatchObject({ error: { code: -32600, message: expect.stringMatching(/nests .* deeper than 64 levels/) } });
       expect(r.json.error!.message).not.toMatch(/call stack/i);
     }
+    // Within it but past A2A's own (40: the envelope and 32 levels of data), the A2A endpoint refuses it with the request's id.
+    for (const body of [
+      `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(deep(50))}}}`,
+      `{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":${message("{}")},"metadata":${deep(50)}}}`,
+    ]) {
+      const r = await post(body);
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ id: 7, error: { code: -32602, message: expect.stringMatching(/nests deeper than 40 levels/) } });
+    }
     // A nested id is no id: refused as an invalid request, answered with id null.
-    const nestedId = await post(`{"jsonrpc":"2.0","id":${deep(100_000)},"method":"SendMessage","params":{}}`);
+    const nestedId = await post(`{"jsonrpc":"2.0","id":${deep(50)},"method":"SendMessage","params":{}}`);
     expect(nestedId.status).toBe(200);
     expect(nestedId.json).toMatchObject({ id: null, error: { code: expect.any(Number), message: expect.any(String) } });
     expect(nestedId.json.error!.message).not.toMatch(/call stack/i);
