@@ -274,6 +274,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     const http = await serveHttp({
       host: settings!.host,
       port: settings!.port,
+      tokenHint: "clients of the gateway send one of its MESH_GATEWAY_TOKEN tokens (default: the MESH_TOKEN ones)",
       endpoint: (path) => {
         if (path === "/mcp") return endpointFor();
         if (CONSOLE_PATH.test(path)) return webConsole;

@@ -29,6 +29,11 @@ export interface HttpServerOptions {
   endpointsHint: string;
   /** Bearer tokens the MCP endpoints require (401 without an accepted one). Default: open. */
   verifier?: TokenVerifier;
+  /**
+   * Which credential a client should send, said in the 401 for a missing token.
+   * @default "toolmesh callers send the agent's credential, derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>"
+   */
+  tokenHint?: string;
   /** Who may read /metrics, when not the same as the MCP endpoints (the gateway: its clients and the mesh's token). */
   metricsVerifier?: TokenVerifier;
   /** Tool calls run at once; more are refused with 503 OVERLOADED before they start. Default: no limit. */
@@ -103,7 +108,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         401,
         -32_001,
         auth === "missing"
-          ? "Unauthorized: this endpoint requires a bearer token (Authorization: Bearer <token>; toolmesh callers send MESH_TOKEN)."
+          ? `Unauthorized: this endpoint requires a bearer token (Authorization: Bearer <token>; ${options.tokenHint ?? "toolmesh callers send the agent's credential, derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>"}).`
           : "Unauthorized: the bearer token is not accepted here.",
         { "WWW-Authenticate": challenge(auth) },
       );

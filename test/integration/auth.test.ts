@@ -156,6 +156,13 @@ describe("no token / wrong token / right token", () => {
     expect(`${refused.stdout}${refused.stderr}${ok.stdout}${ok.stderr}`).not.toContain(T.hr);
   });
 
+  it("a 401 for a missing token names the setting that applies there: MESH_GATEWAY_TOKEN at the gateway, the agent's credential at an agent", async () => {
+    const said = async (url: string) => JSON.stringify(await (await initialize(url)).json());
+    expect(await said(agents["gateway"]!.url)).toMatch(/MESH_GATEWAY_TOKEN/);
+    expect(await said(agents["hr"]!.url)).toMatch(/derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>/);
+    expect(await said(agents["hr"]!.url)).not.toMatch(/MESH_GATEWAY_TOKEN/);
+  });
+
   it("an orchestrator given its token in a file (--mesh-token-file, no MESH_TOKEN) sends the credentials derived from it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "toolmesh-tokens-"));
     writeFileSync(join(dir, "tokens"), `# hr's token\n${T.hr}\n`);
