@@ -72,7 +72,9 @@ export function idempotencyKeyProblem(value: unknown): string | undefined {
         ? "null"
         : Array.isArray(value)
           ? "an array"
-          : `a ${typeof value}`;
+          : typeof value === "object"
+            ? "an object"
+            : `a ${typeof value}`;
   return `the idempotency key (${IDEMPOTENCY_KEY_META}) must be a string of 8 to 200 characters from A-Z a-z 0-9 . _ : + / = - (a UUID works); got ${got}. Nothing ran`;
 }
 

@@ -155,7 +155,7 @@ describe("idempotency keys are validated and scoped", () => {
     ["a key of 257 characters", "k".repeat(257), /string of 257 characters/],
     ["an empty key", "", /string of 0 characters/],
     ["a number", 42, /got a number/],
-    ["an object", { id: "x" }, /got a object/],
+    ["an object", { id: "x" }, /got an object/],
     ["a key with spaces", "my key with spaces", /other characters/],
   ])("%s is refused with one clear error, and nothing is booked (through the gateway and directly)", async (_what, key, why) => {
     const before = await bookings();
