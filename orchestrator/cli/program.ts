@@ -2,6 +2,7 @@
 import { ProtocolError, ProtocolErrorCode, SdkError } from "@modelcontextprotocol/client";
 import { Command, CommanderError } from "commander";
 import { describeError, isMeshError } from "../../src/protocol/errors.ts";
+import { BusinessError } from "../../src/protocol/results.ts";
 import { agentsCommand } from "./commands/agents.ts";
 import { askCommand } from "./commands/ask.ts";
 import { callCommand } from "./commands/call.ts";
@@ -67,7 +68,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (e instanceof CommanderError) {
       process.exit(e.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
     }
-    if (e instanceof ToolError) {
+    // A business refusal raised by the orchestrator in this process (another caller's session).
+    if (e instanceof ToolError || e instanceof BusinessError) {
       process.stderr.write(`mesh: ${e.message}\n`);
       process.exit(EXIT.TOOL_ERROR);
     }

@@ -144,6 +144,16 @@ describe("mesh ask --yes: the exit code says whether what was asked was done", (
       }
     ).structuredContent.balances.vacation.remaining;
 
+  it("another caller's session is refused with exit 1 and its message, not an internal error", async () => {
+    const now = new Date().toISOString();
+    const theirs = { id: "taken-session", owner: "token:0123456789abcdef", history: [], facts: {}, createdAt: now, updatedAt: now };
+    await consul.client.kvSet("toolmesh/sessions/taken-session", JSON.stringify(theirs));
+    const r = await mesh(["ask", "Who is Bob Okafor's manager?", "--session", "taken-session", ...c]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^mesh: Session "taken-session" is not yours: this session belongs to another caller/m);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+  });
+
   it("a booking the agent refuses exits 1, says it on stderr, and --json says what was not done", async () => {
     const before = await balance();
     const booking = "Book 2 days of vacation for Bob Okafor starting 2027-01-04";
