@@ -437,9 +437,11 @@ describe("a keyed --task call, repeated", () => {
 
   it("at the agent and through the gateway, a repeat of a keyed task call answers the task as it is now", async () => {
     for (const url of [jobs.url, new URL("/agents/jobs/mcp", gateway.url).toString()]) {
-      // The gateway serves /agents/jobs/mcp once its catalog has a healthy jobs instance (earlier tests kill and replace replicas).
+      // The gateway serves /agents/jobs/mcp once its catalog has a healthy jobs instance. Earlier tests
+      // restart Consul empty: the gateway's blocking watch may wait out its 30 s before it sees the new
+      // Consul's lower index (a known limit, in the README).
       await eventually(async () => (await rpc(url, "tools/list", {})).result !== undefined, {
-        timeoutMs: 15_000,
+        timeoutMs: 45_000,
         what: `${url} answering`,
       });
       const call = {
@@ -459,5 +461,5 @@ describe("a keyed --task call, repeated", () => {
         error: { message: expect.stringMatching(/^The job crashed/) },
       });
     }
-  }, 60_000);
+  }, 120_000);
 });

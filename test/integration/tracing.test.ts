@@ -213,7 +213,8 @@ describe("OpenTelemetry traces over OTLP", () => {
     const spans = otlp.trace(traceId);
     const finance = only(spans, { service: "finance", kind: SERVER });
     const kv = spans.filter((s) => s.service === "finance" && s.name.startsWith("consul kv."));
-    expect(kv.map((s) => s.name)).toEqual(expect.arrayContaining(["consul kv.get", "consul kv.set"]));
+    // The claim and the fenced booking are written in Consul transactions (kv.txn).
+    expect(kv.map((s) => s.name)).toEqual(expect.arrayContaining(["consul kv.get", "consul kv.txn"]));
     const ids = new Set(spans.map((s) => s.spanId));
     for (const s of kv) {
       expect(ids.has(s.parentSpanId)).toBe(true);
