@@ -11,7 +11,7 @@ import { serveHttp, type HttpServer } from "../http/server.ts";
 import { McpEndpoint } from "../http/mcpEndpoint.ts";
 import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
-import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine, TASKS_EXTENSION } from "./tasks.ts";
+import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine } from "./tasks.ts";
 import { agentTokens, callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
 import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
@@ -127,8 +127,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
         logger: log,
       })
     : undefined;
-  const capabilities = { logging: {}, ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}), ...def.capabilities };
-  const { serverFor, fastToolCalls } = agentServing({
+  const { serverFor, fastToolCalls, advertised } = agentServing({
     def,
     deps,
     registry: tools,
@@ -191,7 +190,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     address,
     port: http.port,
     tags: ["mcp", ...def.intents],
-    meta: buildMeta(def, config, stateKind, toolsHash, tools.size, capabilities),
+    meta: buildMeta(def, config, stateKind, toolsHash, tools.size, advertised()),
     check: {
       name: `${def.name} MCP health`,
       http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,

@@ -1,4 +1,4 @@
-import { McpServer } from "@modelcontextprotocol/server";
+import { McpServer, type ServerCapabilities } from "@modelcontextprotocol/server";
 import { answersServerRequests, fastRequestContext, type FastToolCalls } from "../http/fastCalls.ts";
 import type { Logger } from "../logger.ts";
 import { MemoryState } from "../state/sharedState.ts";
@@ -90,10 +90,12 @@ export function agentServerFactory<D>(parts: AgentServerParts<D>): (era?: "moder
  * needs one, per 2025-11-25 session, per stdio connection); `fastToolCalls` answers plain
  * 2026-07-28 tool calls through the same pipeline without building one (construction off
  * the hot path). An agent with a requestState codec takes the SDK's path for every call.
+ * `advertised` is what its servers advertise (server/discover), for the Consul meta.
  */
 export function agentServing<D>(parts: AgentServerParts<D>): {
   serverFor: (era?: "modern" | "legacy", lasting?: boolean) => McpServer;
   fastToolCalls: FastToolCalls | undefined;
+  advertised: () => ServerCapabilities;
 } {
   const { def, deps, logger } = parts;
   const registry = parts.registry ?? new ToolRegistry(def.tools(deps));
@@ -146,7 +148,11 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
         accepts: (tool, session) => plainTools().has(tool) && !(session && answersServerRequests(session)),
         call: (request, signal) => callTool(pipeline, request.params, fastRequestContext(request, signal)),
       };
-  return { serverFor, fastToolCalls };
+  // What the agent's servers advertise, read off one: the SDK adds what its registrations
+  // imply (resources for the vocabulary, prompts or completions an extension registers), so
+  // the capabilities published in Consul are exactly those a server/discover answers.
+  const advertised = () => serverFor("modern", false).server.getCapabilities();
+  return { serverFor, fastToolCalls, advertised };
 
   /** Tools the fast path may run: all but those whose arguments travel in Mcp-Param headers (the SDK checks those). */
   function plainTools(): Set<string> {

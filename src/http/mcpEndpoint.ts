@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { rawArgumentsOf } from "./rawBody.ts";
 import { answerFast, envelopeCapabilities, plainToolCall, splitEnvelope, type FastToolCalls } from "./fastCalls.ts";
 import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
-import { requestRefusal } from "./requestCheck.ts";
+import { requestRefusal, taskNameHeader } from "./requestCheck.ts";
 import { sendRefusal } from "./responses.ts";
 
 /** The reserved `_meta` key that marks a 2026-07-28 request (the per-request envelope). */
@@ -79,6 +79,7 @@ export class McpEndpoint {
     // One check for both 2026-07-28 paths (fast and SDK): the same requests pass, the same are refused.
     const refused = inbound.kind === "modern" ? requestRefusal(req, body, "modern") : undefined;
     if (refused) return Promise.resolve(sendRefusal(res, refused));
+    if (inbound.kind === "modern") taskNameHeader(req, body);
     if (inbound.kind === "modern" && inbound.messageKind === "request" && this.fast) {
       const plain = plainToolCall(req, body, "modern");
       if (plain && this.fast.accepts(plain.name)) {

@@ -33,6 +33,12 @@ export interface Refusal {
  * - on a 2025 session, an `MCP-Protocol-Version` header naming an unknown revision gets 400
  *   (but on the initialize that opens it), as the SDK's session transport answers it.
  *
+ * The standard headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) are the SDK's to
+ * check against the body, after this; a task's methods without `Mcp-Name` are first given
+ * the one their body implies (taskNameHeader). So what a task's polls may be refused for, its
+ * tools/call is refused for too, before anything runs: no task starts whose status would
+ * then be refused.
+ *
  * Undefined when the request may proceed.
  */
 export function requestRefusal(req: IncomingMessage, body: unknown, era: "modern" | "legacy"): Refusal | undefined {
@@ -65,6 +71,36 @@ export function requestRefusal(req: IncomingMessage, body: unknown, era: "modern
       id: null,
     };
   return undefined;
+}
+
+/** The Tasks extension's methods, whose `Mcp-Name` header mirrors `params.taskId`. */
+const TASK_METHODS: readonly string[] = Object.freeze(["tasks/get", "tasks/update", "tasks/cancel"]);
+
+/**
+ * Gives a 2026-07-28 tasks/get, tasks/update or tasks/cancel that carries no `Mcp-Name` the
+ * header its body implies (`params.taskId`, Base64-sentinel encoded where the transport
+ * says so), before the SDK's check, which requires it. The Tasks extension asks clients to
+ * send it, for intermediaries that route a task's requests on it; some clients do not (the
+ * mcp-tasks client of pydantic-ai sends it on tools/call only), and refusing their polls
+ * would leave a task they started running unseen and uncancellable. Absent, the header has
+ * nothing to disagree with: the body is the one source of truth, and toolmesh routes on it
+ * (any replica answers for a task). A header that is present is left as it is, so one that
+ * disagrees with the body is still refused (-32020). Returns whether it added the header.
+ */
+export function taskNameHeader(req: IncomingMessage, body: unknown): boolean {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
+  const m = body as { method?: unknown; id?: unknown; params?: { taskId?: unknown } };
+  if (typeof m.method !== "string" || !TASK_METHODS.includes(m.method) || m.id === undefined) return false;
+  const taskId = typeof m.params === "object" && m.params !== null ? m.params.taskId : undefined;
+  if (typeof taskId !== "string" || req.headers["mcp-name"] !== undefined) return false;
+  req.headers["mcp-name"] = headerValue(taskId);
+  return true;
+}
+
+/** A value as the Streamable HTTP transport carries it in a header: as it is if it can be, else `=?base64?…?=`. */
+function headerValue(value: string): string {
+  const plain = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value) && !(value.startsWith("=?base64?") && value.endsWith("?="));
+  return plain ? value : `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
 }
 
 /** The revision a 2026-07-28 request's envelope claims, if it is a string. */

@@ -293,6 +293,32 @@ describe("resources and prompts", () => {
     expect(prompt.messages[0]!.content).toMatchObject({ type: "text", text: "Hello Ada, from probe." });
   });
 
+  it.each([
+    ["a 2026-07-28 client", (url: string) => connectHttp(url)],
+    ["a 2025-11-25 client (SDK v1)", (url: string) => connectV1(url)],
+  ])(
+    "%s that declares no capabilities sees hr's own resources at /mcp and /agents/hr/mcp, and reads them through /mcp",
+    async (_label, connect) => {
+      const vocabulary = "toolmesh://hr/vocabulary";
+      for (const url of [gateway.url, new URL("/agents/hr/mcp", gateway.url).toString()]) {
+        const c = await connect(url);
+        try {
+          const { resources } = await c.listResources();
+          expect(
+            resources.map((r) => r.uri),
+            `resources/list at ${url}`,
+          ).toContain(vocabulary);
+          const read = await c.readResource({ uri: vocabulary });
+          const content = read.contents[0] as { uri: string; text?: string };
+          expect(content.uri).toBe(vocabulary);
+          expect((JSON.parse(content.text ?? "{}") as { entries?: unknown[] }).entries?.length).toBeGreaterThan(0);
+        } finally {
+          await c.close();
+        }
+      }
+    },
+  );
+
   /** Changes the probe's info resource until `seen()` (an upstream subscription may take a moment to be made). */
   async function touchUntil(seen: () => boolean, what: string) {
     const toucher = await connectHttp(agents["probe"]!.url);

@@ -40,19 +40,21 @@ async function rpc(
   method: string,
   params: Record<string, unknown>,
   capabilities: Record<string, unknown> = { extensions: { [TASKS]: {} } },
-  headers: Record<string, string> = {},
+  /** Headers to add, or to leave out (undefined), as a client that sends other headers does. */
+  headers: Record<string, string | undefined> = {},
 ): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string } }> {
   const name = method === "tools/call" ? (params["name"] as string) : (params["taskId"] as string | undefined);
+  const sent = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-protocol-version": "2026-07-28",
+    "mcp-method": method,
+    ...(name ? { "mcp-name": name } : {}),
+    ...headers,
+  };
   const res = await fetch(url, {
     method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": "2026-07-28",
-      "mcp-method": method,
-      ...(name ? { "mcp-name": name } : {}),
-      ...headers,
-    },
+    headers: Object.fromEntries(Object.entries(sent).filter((e): e is [string, string] => e[1] !== undefined)),
     body: JSON.stringify({
       jsonrpc: "2.0",
       id: 1,
@@ -87,16 +89,91 @@ async function startPayroll(month: string, paceMs: number): Promise<string> {
   return created.result!["taskId"] as string;
 }
 
-async function until(url: string, taskId: string, statuses: string[], timeoutMs: number) {
+async function until(url: string, taskId: string, statuses: string[], timeoutMs: number, headers: Record<string, string | undefined> = {}) {
   const seen = await eventually(
     async () => {
-      const r = await rpc(url, "tasks/get", { taskId });
+      const r = await rpc(url, "tasks/get", { taskId }, undefined, headers);
       return statuses.includes(r.result?.["status"] as string) ? r.result : undefined;
     },
     { timeoutMs, intervalMs: 200, what: `task ${taskId} ${statuses.join("/")}` },
   );
   return seen.value!;
 }
+
+// pydantic-ai's mcp-tasks client sends Mcp-Name on tools/call but none on tasks/get and
+// tasks/cancel. The Tasks extension asks clients for it (the task id, for intermediaries that
+// route on it); toolmesh routes on the body, so a task it started is reported and cancelled
+// all the same, while a header that disagrees with the body is still refused.
+describe("a client that sends no Mcp-Name on tasks/get and tasks/cancel", () => {
+  const endpoints = [
+    ["finance itself", () => finance[0]!.url, "run_payroll"],
+    ["/agents/finance/mcp", passthrough, "run_payroll"],
+    ["the gateway's /mcp", () => gateway.url, "finance__run_payroll"],
+  ] as const;
+  const noName = { "mcp-name": undefined };
+
+  it.each(endpoints.map(([label, url, tool], i) => [label, url, tool, `2025-0${i + 1}`] as const))(
+    "at %s: the task it started reaches completed and its result is reported",
+    async (_label, url, tool, month) => {
+      const created = await rpc(url(), "tools/call", { name: tool, arguments: { month, pace_ms: 0 } });
+      expect(created.result).toMatchObject({ resultType: "task" });
+      const taskId = created.result!["taskId"] as string;
+      const first = await rpc(url(), "tasks/get", { taskId }, undefined, noName);
+      expect(first.error).toBeUndefined();
+      expect(first.result).toMatchObject({ taskId, resultType: "complete" });
+      const done = await until(url(), taskId, ["completed", "failed", "cancelled"], 30_000, noName);
+      expect(done).toMatchObject({ taskId, status: "completed", result: { structuredContent: { employees: 51, month } } });
+    },
+    60_000,
+  );
+
+  it.each(endpoints.map(([label, url, tool], i) => [label, url, tool, `2025-0${i + 4}`] as const))(
+    "at %s: its cancel cancels the task, and no payroll is recorded",
+    async (_label, url, tool, month) => {
+      const created = await rpc(url(), "tools/call", { name: tool, arguments: { month, pace_ms: 500 } });
+      const taskId = created.result!["taskId"] as string;
+      expect((await rpc(url(), "tasks/cancel", { taskId }, undefined, noName)).result).toMatchObject({ resultType: "complete" });
+      const ended = await until(url(), taskId, ["cancelled", "completed", "failed"], 15_000, noName);
+      expect(ended["status"]).toBe("cancelled");
+      expect(await consul.client.kvGet(`toolmesh/state/finance/payroll/${month}`)).toBeUndefined();
+    },
+    30_000,
+  );
+
+  it.each(endpoints)(
+    "at %s: an Mcp-Name that names another task is refused (-32020)",
+    async (_label, url, tool) => {
+      const created = await rpc(url(), "tools/call", { name: tool, arguments: { month: "2025-07", pace_ms: 0 } });
+      const taskId = created.result!["taskId"] as string;
+      for (const method of ["tasks/get", "tasks/cancel"])
+        expect((await rpc(url(), method, { taskId }, undefined, { "mcp-name": `${taskId}x` })).error, method).toMatchObject({
+          code: -32020,
+          message: expect.stringMatching(/Mcp-Name/),
+        });
+      await until(url(), taskId, ["completed"], 30_000);
+    },
+    60_000,
+  );
+
+  it.each(endpoints)(
+    "at %s: any task id, header-safe or not, is looked up from the body: an unknown one is 'Unknown task'",
+    async (_label, url) => {
+      for (const raw of ["é", " padded ", "=?base64?eA==?=", "no-such-task"]) {
+        const taskId = url() === gateway.url ? `finance~${raw}` : raw;
+        expect((await rpc(url(), "tasks/get", { taskId }, undefined, noName)).error, JSON.stringify(taskId)).toMatchObject({
+          code: -32602,
+          message: expect.stringMatching(/Unknown task/),
+        });
+      }
+    },
+  );
+
+  it.each(endpoints)("at %s: a tools/call without Mcp-Name is refused before any task starts (-32020)", async (_label, url, tool) => {
+    const refused = await rpc(url(), "tools/call", { name: tool, arguments: { month: "2025-08", pace_ms: 0 } }, undefined, noName);
+    expect(refused.error).toMatchObject({ code: -32020, message: expect.stringMatching(/Mcp-Name/) });
+    expect(refused.result).toBeUndefined();
+  });
+});
 
 describe("run_payroll as a task, through the gateway", () => {
   it("answers at once with a task; progress shows in its status message; the result comes back through the gateway", async () => {
