@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { spawnAgent, untilLogged, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -90,13 +90,9 @@ it("a call in flight on a replica that dies: a read-only one completes elsewhere
   const killWhereItRuns = (tool: string, args: Record<string, unknown>) => {
     let target: string | undefined;
     const call = probeClient.call("probe", tool, args, { timeoutMs: 30_000, onInstance: (id) => (target ??= id) });
-    const killed = eventually(
-      () => {
-        const probe = probes.find((p) => p.instanceId === target);
-        return probe?.logs().some((l) => l["msg"] === `${tool} started`) ? probe : undefined;
-      },
-      { timeoutMs: 10_000, intervalMs: 20, what: `${tool} to start on a probe` },
-    ).then(({ value }) => value.process.signal("SIGKILL"));
+    const killed = untilLogged(() => probes.find((p) => p.instanceId === target), `${tool} started`).then((p) =>
+      p.process.signal("SIGKILL"),
+    );
     return { call, killed, target: () => target };
   };
   try {
