@@ -5,7 +5,7 @@ import { ConsulClient } from "../../src/consul/client.ts";
 import { parseConsulAddress } from "../../src/consul/address.ts";
 import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
 import { MeshError, describeError } from "../../src/protocol/errors.ts";
-import { AgentProcess, type ReadyInfo } from "./agentProcess.ts";
+import { AgentProcess, readinessFromEnv, readinessLoadFactor, type ReadyInfo } from "./agentProcess.ts";
 
 /** Agents `mesh up` starts, with their replica counts (hr twice: horizontal scaling). */
 export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = [
@@ -156,7 +156,7 @@ export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
       }
     }
     await Promise.all(starts);
-    await waitPassing(consul, instances, 15_000);
+    await waitPassing(consul, instances);
     instances.sort((a, b) => a.label.localeCompare(b.label));
     // The gateway: the whole mesh to MCP clients, A2A, and the console (not registered in Consul).
     let gateway: RunningInstance | undefined;
@@ -305,8 +305,13 @@ function watchConsul(consul: ConsulClient, address: string, progress: (line: str
   return { stop: () => clearInterval(timer) };
 }
 
-async function waitPassing(consul: ConsulClient, instances: readonly RunningInstance[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Waits until every instance passes its Consul health check: fails at once when one of
+ * them exits, and otherwise after MESH_READY_TIMEOUT_MS scaled by the machine's load.
+ */
+async function waitPassing(consul: ConsulClient, instances: readonly RunningInstance[]): Promise<void> {
+  const { timeoutMs } = readinessFromEnv();
+  const started = Date.now();
   const pending = new Set(instances.map((i) => i.instanceId));
   while (pending.size > 0) {
     for (const agent of new Set(instances.map((i) => i.agent))) {
@@ -314,10 +319,18 @@ async function waitPassing(consul: ConsulClient, instances: readonly RunningInst
       for (const e of value) pending.delete(e.id);
     }
     if (pending.size === 0) return;
-    if (Date.now() > deadline) {
+    const gone = instances.filter((i) => pending.has(i.instanceId) && !i.process.running);
+    if (gone.length > 0) {
+      throw new MeshError(
+        "AGENT_UNREACHABLE",
+        `${gone.map((i) => i.label).join(", ")} exited before passing its Consul health check; see ${gone.map((i) => i.logFile).join(", ")}.`,
+      );
+    }
+    const allowance = timeoutMs * readinessLoadFactor();
+    if (Date.now() - started > allowance) {
       throw new MeshError(
         "TIMEOUT",
-        `These instances did not pass their Consul health check within ${timeoutMs} ms: ${[...pending].join(", ")}. See their logs.`,
+        `These instances did not pass their Consul health check within ${Math.round(allowance / 1_000)} s (MESH_READY_TIMEOUT_MS ${timeoutMs} ms, scaled by this machine's load): ${[...pending].join(", ")}. See their logs, or raise MESH_READY_TIMEOUT_MS.`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));

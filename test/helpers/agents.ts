@@ -5,6 +5,7 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { AgentProcess, type ReadyInfo } from "../../orchestrator/up/agentProcess.ts";
+import { eventually } from "./eventually.ts";
 
 export interface TestAgent extends ReadyInfo {
   process: AgentProcess;
@@ -45,6 +46,27 @@ export async function spawnAgent(
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** How many log records with message `msg` an agent has written so far. */
+export function logCount(agent: TestAgent, msg: string): number {
+  return agent.logs().filter((l) => l["msg"] === msg).length;
+}
+
+/**
+ * Waits until the agent `which()` names (asked again on each try: a call's instance may not be
+ * known yet) has logged `msg` more than `since` times, and returns it: for acting on a call in
+ * flight once it runs (the probe logs "sleep started", "effect started"), not after a guess.
+ */
+export async function untilLogged(which: () => TestAgent | undefined, msg: string, since = 0): Promise<TestAgent> {
+  const { value } = await eventually(
+    () => {
+      const agent = which();
+      return agent && logCount(agent, msg) > since ? agent : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 20, what: `"${msg}" in an agent's log` },
+  );
+  return value;
 }
 
 export interface ConnectOptions {

@@ -90,9 +90,12 @@ it(
     });
     const started = Date.now();
     let kills = 0;
+    const marks: number[] = []; // calls made by each kill
     // A kill every 10 s on the clock (a slow restart on a busy machine does not push the next one back).
+    // These waits are the scenario itself (its schedule), not a guess at how long something takes.
     while ((kills + 1) * 10_000 <= CHAOS_MS - 10_000) {
       await new Promise((r) => setTimeout(r, Math.max(0, started + (kills + 1) * 10_000 - Date.now())));
+      marks.push(run.outcomes.length);
       const victim = live.shift()!;
       killedPids.add(victim.process.pid!);
       victim.process.signal("SIGKILL");
@@ -101,7 +104,8 @@ it(
       running.push(replacement);
       live.push(replacement);
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, CHAOS_MS - (Date.now() - started))));
+    await new Promise((r) => setTimeout(r, Math.max(0, CHAOS_MS - (Date.now() - started)))); // the rest of the run's length
+    marks.push(run.outcomes.length);
     await run.stop();
 
     const executed = new Map<string, { pid: number }[]>();
@@ -141,9 +145,14 @@ it(
       return runs.length > 2 || (runs.length === 2 && !runs.some((r) => killedPids.has(r.pid)));
     });
     expect(twice).toEqual([]);
-    expect(run.outcomes.length).toBeGreaterThan(CHAOS_MS / 100); // it really was under load
+    // It really was under load: calls went on between every two kills (counts, not a rate).
+    expect(
+      marks.every((m, i) => m > (i === 0 ? 0 : marks[i - 1]!)),
+      JSON.stringify(marks),
+    ).toBe(true);
   },
-  CHAOS_MS + 60_000,
+  // Its length, plus replacements that start slowly on a busy machine.
+  CHAOS_MS + 180_000,
 );
 
 it("rolling restart of every hr replica under load: zero failed calls", async () => {
@@ -161,6 +170,7 @@ it("rolling restart of every hr replica under load: zero failed calls", async ()
     );
   });
   const restarted: string[] = [];
+  const marks: number[] = []; // calls made by the end of each restart
   for (const old of [...replicas]) {
     // Start the new one first, wait until callers can see it, then drain the old one.
     const fresh = await spawnAgent("hr", consul.address);
@@ -169,22 +179,28 @@ it("rolling restart of every hr replica under load: zero failed calls", async ()
       timeoutMs: 5_000,
       what: "the new replica in the caller's catalog",
     });
-    expect(await old.process.stop(10_000)).toBe(0); // SIGTERM: drain, deregister, exit 0
+    expect(await old.process.stop(30_000)).toBe(0); // SIGTERM: drain, deregister, exit 0
     restarted.push(old.instanceId);
+    marks.push(run.outcomes.length);
   }
-  await new Promise((r) => setTimeout(r, 500));
+  // Calls go on once every old replica is gone.
+  await eventually(() => run.outcomes.length >= marks.at(-1)! + 20, { timeoutMs: 5_000, what: "calls after the last restart" });
   await run.stop();
   const served = new Set(run.outcomes.map((o) => o.instance));
   console.log(
     `rolling restart: ${run.outcomes.length} calls, ${run.outcomes.filter((o) => !o.ok).length} failed, served by ${served.size} instances`,
   );
   expect(run.outcomes.filter((o) => !o.ok)).toEqual([]);
-  expect(run.outcomes.length).toBeGreaterThan(100);
+  // Under load throughout: calls were made during every restart (counts, not a rate).
+  expect(
+    marks.every((m, i) => m > (i === 0 ? 0 : marks[i - 1]!)),
+    JSON.stringify(marks),
+  ).toBe(true);
   // The new replicas served calls too.
   expect([...served].some((id) => id && !restarted.includes(id) && !replicas.some((r) => r.instanceId === id))).toBe(true);
-});
+}, 180_000);
 
-it("Consul gone for 30 s under load: zero failed calls to known agents; every agent registered again within 10 s of its return", async () => {
+it("Consul gone for 30 s under load: zero failed calls to known agents, calls throughout; every agent registered again once it returns", async () => {
   const agents: TestAgent[] = await Promise.all([spawnAgent("knowledge", consul.address), spawnAgent("knowledge", consul.address)]);
   running.push(...agents);
   const client = await meshClient("knowledge", 2);
@@ -195,22 +211,35 @@ it("Consul gone for 30 s under load: zero failed calls to known agents; every ag
     (n) => () =>
       outcome("idempotent", String(n), client.call("knowledge", "search_documents", { query: "referral bonus" }, { timeoutMs: 5_000 })),
   );
-  await consul.restart(30_000); // killed, 30 s down, then a fresh agent (empty catalog) on the same address
+  // Killed, 30 s down (counting the calls made in each 5 s of it), then a fresh agent (empty
+  // catalog) on the same address. The 5 s waits are the outage itself, not a guess.
+  consul.agent.kill("SIGKILL");
+  await consul.agent.exited;
+  const marks = [run.outcomes.length];
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    marks.push(run.outcomes.length);
+  }
+  await consul.restart();
   const back = performance.now();
-  const during = run.outcomes.length;
-  const { elapsedMs } = await eventually(
+  const during = run.outcomes.length - marks[0]!;
+  await eventually(
     async () => {
       const passing = (await consul.client.healthService("knowledge", { passing: true })).value.map((e) => e.id);
       return agents.every((a) => passing.includes(a.instanceId));
     },
     { timeoutMs: 10_000, intervalMs: 100, what: "every knowledge replica registered again" },
   );
-  await new Promise((r) => setTimeout(r, 1_000));
+  const registered = run.outcomes.length;
+  await eventually(() => run.outcomes.length >= registered + 10, { timeoutMs: 5_000, what: "calls after Consul returned" });
   await run.stop();
   console.log(
     `consul outage: ${during} calls during 30 s without Consul, ${run.outcomes.length} in all, ${run.outcomes.filter((o) => !o.ok).length} failed; re-registered ${Math.round(performance.now() - back)} ms after Consul returned`,
   );
   expect(run.outcomes.filter((o) => !o.ok)).toEqual([]);
-  expect(during).toBeGreaterThan(100);
-  expect(elapsedMs).toBeLessThan(10_000);
-}, 60_000);
+  // Calls went on in every 5 s of the outage (counts, not a rate).
+  expect(
+    marks.every((m, i) => i === 0 || m > marks[i - 1]!),
+    JSON.stringify(marks),
+  ).toBe(true);
+}, 180_000);
