@@ -125,8 +125,18 @@ async function forward(
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: (result as CallToolResult).isError ? "tool_error" : "ok" });
     return withoutEnvelope(clientAsked ? result : withoutHops(result));
   } catch (e) {
+    if (ctx.mcpReq.signal.aborted) {
+      // The client cancelled: an outcome of its own, not a failure. No answer reaches it (the
+      // SDK and the fast path send none to a cancelled request): the result, like the agent's
+      // own for a withdrawn call, is returned rather than thrown so no one logs it as unexpected.
+      gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "cancelled" });
+      gateway.logger.info(
+        { agent: target.agent, tool: target.tool, traceId: context.traceId },
+        "call through the gateway cancelled by its client",
+      );
+      return { isError: true, content: [{ type: "text", text: `${target.agent}__${target.tool} was cancelled by its client.` }] };
+    }
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "failed" });
-    if (ctx.mcpReq.signal.aborted) throw e; // the client cancelled: it expects no answer
     // The agent's own JSON-RPC error (invalid arguments, a missing client capability, a
     // tampered requestState) reaches the client as the agent sent it.
     if (e instanceof ProtocolError) throw new ProtocolError(e.code, protocolMessage(e), e.data);

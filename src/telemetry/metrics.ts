@@ -40,7 +40,7 @@ export const overloadRefusals = new Counter({
 
 export const gatewayCalls = new Counter({
   name: "toolmesh_gateway_calls_total",
-  help: "Calls the gateway forwarded, by agent, tool and outcome (ok, tool_error, failed).",
+  help: "Calls the gateway forwarded, by agent, tool and outcome (ok, tool_error, failed, cancelled: by its client).",
   labelNames: ["agent", "tool", "outcome"] as const,
   registers: [registry],
 });

@@ -100,6 +100,39 @@ describe("/metrics", () => {
     await client.close();
   });
 
+  it.each(["modern", "legacy"] as const)(
+    "a call through the gateway its client cancels (%s era) is counted as cancelled at the gateway, not as a failure, and logs no error",
+    async (era) => {
+      const client = await connectHttp(gateway.url, { token: TOKEN, era });
+      await eventually(async () => (await client.listTools()).tools.some((t) => t.name === "slow__sleep"), {
+        timeoutMs: 5_000,
+        what: "the probe at the gateway",
+      });
+      const inFlight = async () => sample(await scrape(probe.url), "toolmesh_tool_calls_in_flight", {});
+      await eventually(async () => (await inFlight()) === 0, { timeoutMs: 10_000, what: "no call running at the probe" });
+      const labels = { agent: "slow", tool: "sleep" };
+      const counted = async (outcome: string) => sample(await scrape(gateway.url), "toolmesh_gateway_calls_total", { ...labels, outcome });
+      const before = await counted("cancelled");
+      const started = Date.now();
+      const withdrawn = new AbortController();
+      const call = client.callTool({ name: "slow__sleep", arguments: { ms: 30_000, fail_on_abort: true } }, { signal: withdrawn.signal });
+      call.catch(() => undefined);
+      await eventually(async () => (await inFlight()) === 1, { timeoutMs: 10_000, what: "the call running at the agent" });
+      withdrawn.abort();
+      await expect(call).rejects.toThrow();
+      await eventually(async () => (await counted("cancelled")) === before + 1, {
+        timeoutMs: 10_000,
+        what: "the cancelled call counted at the gateway",
+      });
+      expect(await counted("failed")).toBe(0);
+      // Logged as what it is (info), with no error or warning line.
+      const lines = gateway.logs().filter((l) => Number(l["time"]) >= started);
+      expect(lines.filter((l) => Number(l["level"]) >= 40)).toEqual([]);
+      expect(lines.some((l) => l["msg"] === "call through the gateway cancelled by its client" && Number(l["level"]) === 30)).toBe(true);
+      await client.close();
+    },
+  );
+
   it("the gateway counts the calls it forwards; the agent counts them too", async () => {
     const before = sample(await scrape(hr.url), "toolmesh_tool_calls_total", { agent: "hr", tool: "get_leave_policy", outcome: "ok" });
     const client = await connectHttp(gateway.url, { token: TOKEN });
