@@ -39,7 +39,7 @@ export async function startTestConsul(extra: Pick<DevConsulOptions, "hcl" | "tok
     async restart(downMs = 0) {
       agent.kill("SIGKILL");
       await agent.exited;
-      await new Promise((r) => setTimeout(r, downMs));
+      await new Promise((r) => setTimeout(r, downMs)); // the outage's length: the scenario itself
       agent = await startDevConsul({ bindAddress: bind, binary: bin, ...extra });
     },
     async stop() {

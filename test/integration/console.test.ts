@@ -9,7 +9,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
-import { eventually } from "../helpers/eventually.ts";
+import { bound, eventually } from "../helpers/eventually.ts";
 import { chromiumPath } from "../helpers/chromium.ts";
 import { mesh } from "../helpers/cli.ts";
 
@@ -80,22 +80,21 @@ describe("the console at /ui, in headless Chromium", () => {
     await page.locator("#app").waitFor({ state: "visible" });
     // The token is not in the page.
     expect(await page.content()).not.toContain(TOKEN);
-  }, 30_000);
+  }, 120_000);
 
   it("shows the topology live: both hr replicas up, and one turns red within seconds of its SIGKILL", async () => {
-    for (const a of hr) await page.locator(`tr.instance[data-instance="${a.instanceId}"][data-state="up"]`).waitFor({ timeout: 10_000 });
+    for (const a of hr)
+      await page.locator(`tr.instance[data-instance="${a.instanceId}"][data-state="up"]`).waitFor({ timeout: bound(10_000) });
     await page.locator(`tr.instance[data-instance="${finance.instanceId}"]`).waitFor();
     await page.screenshot({ path: `${ARTIFACTS}console-topology.png`, fullPage: true });
     const victim = hr[1]!;
-    const killedAt = Date.now();
     victim.process.signal("SIGKILL");
-    await page.locator(`tr.instance[data-instance="${victim.instanceId}"][data-state="down"]`).waitFor({ timeout: 15_000 });
-    const seconds = (Date.now() - killedAt) / 1000;
-    expect(seconds).toBeLessThan(15);
+    // Within seconds: a bound on the wait (scaled for a busy machine), not a timed assertion.
+    await page.locator(`tr.instance[data-instance="${victim.instanceId}"][data-state="down"]`).waitFor({ timeout: bound(15_000) });
     // The survivor stays up.
     expect(await page.locator(`tr.instance[data-instance="${hr[0]!.instanceId}"]`).getAttribute("data-state")).toBe("up");
     await page.screenshot({ path: `${ARTIFACTS}console-replica-down.png`, fullPage: true });
-  }, 40_000);
+  }, 120_000);
 
   it("calls a tool from its form: the result, the instance that answered, and the waterfall across gateway → finance → hr", async () => {
     await page.click('button.tool-link[data-tool="finance.compute_net_pay"]');
@@ -103,7 +102,7 @@ describe("the console at /ui, in headless Chromium", () => {
     await page.fill("#arg-employee_id", "E1002");
     await page.click("button.call");
     const answered = page.locator(".result .answered");
-    await answered.waitFor({ timeout: 15_000 });
+    await answered.waitFor({ timeout: bound(15_000) });
     expect(await answered.textContent()).toMatch(new RegExp(`^answered by ${finance.instanceId} · trace [0-9a-f]{32} · \\d+ ms$`));
     expect(await page.locator(".result pre.text").textContent()).toMatch(/Bob Okafor/);
     // The waterfall: the gateway's hop, its attempt, finance serving, finance's attempt to hr, hr serving.
@@ -124,7 +123,7 @@ describe("the console at /ui, in headless Chromium", () => {
     await page.locator("#calls tr.call-row.ok").first().waitFor();
     await page.locator("#tool").screenshot({ path: `${ARTIFACTS}console-call.png` });
     await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
-  }, 40_000);
+  }, 120_000);
 
   it("lists tasks with their status and progress (a payroll run started as a task with mesh call --task)", async () => {
     const started = await mesh([
@@ -139,11 +138,11 @@ describe("the console at /ui, in headless Chromium", () => {
     expect(started.code, started.stderr).toBe(0);
     const { task } = JSON.parse(started.stdout) as { task: { taskId: string } };
     const row = page.locator("#work table.tasks tbody tr", { hasText: task.taskId.slice(0, 8) });
-    await row.waitFor({ timeout: 10_000 });
+    await row.waitFor({ timeout: bound(10_000) });
     expect(await row.textContent()).toMatch(/^mcpfinance.{8}run_payroll(working|completed)/);
     await page.locator("#work-section").screenshot({ path: `${ARTIFACTS}console-tasks.png` });
     await mesh(["tasks", "cancel", "finance", task.taskId, "--consul", consul.address]);
-  }, 30_000);
+  }, 120_000);
 
   it("lists an A2A message through the gateway among the recent calls, with its hops", async () => {
     const res = await fetch(`${origin}/a2a/hr`, {
@@ -158,10 +157,10 @@ describe("the console at /ui, in headless Chromium", () => {
     });
     expect(res.status).toBe(200);
     const row = page.locator("#calls tr.call-row", { hasText: "hr.ask" }).filter({ hasText: "a2a" });
-    await row.first().waitFor({ timeout: 10_000 });
+    await row.first().waitFor({ timeout: bound(10_000) });
     await row.first().click();
     const labels = await page.locator("#trace .waterfall .hop .label").allTextContents();
     expect(labels[0]).toBe("gateway · hr.ask");
     expect(labels.some((l) => /^hr · hr\.ask @ hr-/.test(l))).toBe(true);
-  }, 30_000);
+  }, 120_000);
 });

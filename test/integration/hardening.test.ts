@@ -1,6 +1,7 @@
 // HTTP hardening of the agent kit's server, in process: slow clients and hostile arguments.
 import { connect } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { bound } from "../helpers/eventually.ts";
 import { z } from "zod";
 import { defineAgent } from "../../src/agent/definition.ts";
 import { agentServerFactory } from "../../src/agent/server.ts";
@@ -61,10 +62,9 @@ afterAll(async () => {
   await http.close();
 });
 
-/** Opens a raw connection, writes `chunks` (one every `everyMs`), resolves with the ms until the server closed it. */
+/** Opens a raw connection, writes `chunks` (one every `everyMs`), resolves with how many were still unsent when the server closed it. */
 function slowClient(chunks: string[], everyMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const started = performance.now();
     const socket = connect(http.port, "127.0.0.1");
     let i = 0;
     const timer = setInterval(() => {
@@ -72,27 +72,30 @@ function slowClient(chunks: string[], everyMs: number): Promise<number> {
     }, everyMs);
     socket.on("close", () => {
       clearInterval(timer);
-      resolve(performance.now() - started);
+      resolve(chunks.length - i);
     });
     socket.on("error", () => undefined);
+    const limit = bound(10_000);
     setTimeout(() => {
       clearInterval(timer);
       socket.destroy();
-      reject(new Error("the server kept a slow client connected for 10 s"));
-    }, 10_000);
+      reject(new Error(`the server kept a slow client connected for ${limit} ms`));
+    }, limit);
   });
 }
 
+// Cut off before it was done: its 3.6 s of headers (4 s of body) against a headers timeout of
+// 0.5 s (request timeout 1 s), checked every second; an order, not a time.
 it("a client that never finishes its headers (slowloris) is cut off after the headers timeout", async () => {
   const header = ["POST /mcp HTTP/1.1\r\n", "Host: 127.0.0.1\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n"];
-  const ms = await slowClient([...header, ...header, ...header], 200);
-  expect(ms).toBeLessThan(3_000);
+  const unsent = await slowClient([...header, ...header, ...header], 200);
+  expect(unsent).toBeGreaterThan(0);
 });
 
 it("a client that trickles its body is cut off after the request timeout", async () => {
   const head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
-  const ms = await slowClient([head, ...Array.from({ length: 40 }, () => "          ")], 100);
-  expect(ms).toBeLessThan(4_000);
+  const unsent = await slowClient([head, ...Array.from({ length: 40 }, () => "          ")], 100);
+  expect(unsent).toBeGreaterThan(0);
 });
 
 it("past the session limit, a new 2025-11-25 session evicts the least recently used one; its client gets 404 and can start again", async () => {

@@ -84,17 +84,16 @@ describe("shutdown", () => {
     running.push(agent);
     await eventually(() => passing("hr", agent.instanceId), { timeoutMs: 3_000, what: "hr passing" });
     agent.process.signal("SIGKILL");
-    const { elapsedMs } = await eventually(
+    await eventually(
       async () => (await consul.client.healthService("hr")).value.find((e) => e.id === agent.instanceId)?.status === "critical",
       { timeoutMs: 5_000, what: "hr critical" },
     );
-    expect(elapsedMs).toBeLessThan(5_000);
     expect(await passing("hr", agent.instanceId)).toBe(false);
   });
 });
 
 describe("Consul restarts and outages", () => {
-  it("a fresh dev agent on the same address gets every live agent registered again within 10 s", async () => {
+  it("a fresh dev agent on the same address gets every live agent registered again, by itself", async () => {
     const agents = await Promise.all(["hr", "finance", "knowledge"].map((n) => spawnAgent(n, consul.address)));
     running.push(...agents);
     for (const a of agents)
@@ -103,14 +102,13 @@ describe("Consul restarts and outages", () => {
     await consul.restart();
     expect((await consul.client.healthService("hr")).value).toEqual([]); // the new agent knows nobody
 
-    const { elapsedMs } = await eventually(
+    await eventually(
       async () => {
         for (const a of agents) if (!(await passing(a.instanceId.split("-")[0]!, a.instanceId))) return false;
         return true;
       },
       { timeoutMs: 10_000, intervalMs: 100, what: "every agent passing in the restarted Consul" },
     );
-    expect(elapsedMs).toBeLessThan(10_000);
     // Each says why in its log (the line may reach the file a moment after Consul has it).
     for (const a of agents)
       await eventually(() => a.logs().some((l) => String(l["msg"]).startsWith("Consul had forgotten this instance")), {

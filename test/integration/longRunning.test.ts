@@ -93,6 +93,7 @@ describe("long-running callers survive what agents do to their sessions", () => 
     await openSessions(hr.url, MAX_SESSIONS * 4);
     await eventually(() => hr.logs().some((l) => String(l["msg"]).includes("evicted")), { timeoutMs: 2_000, what: "hr evicting sessions" });
     // The evicted callers' notification streams end under them; give them time to notice.
+    // A pause that is the scenario (calls after the loss, not racing it); it passes with any length.
     await new Promise((r) => setTimeout(r, 500));
     await everyCallerAnswers("after eviction");
   });
@@ -103,7 +104,7 @@ describe("long-running callers survive what agents do to their sessions", () => 
       timeoutMs: 10 * IDLE_MS,
       what: "hr closing idle sessions",
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 300)); // as above: the callers' calls come after the loss
     await everyCallerAnswers("after idle expiry");
   });
 

@@ -169,7 +169,7 @@ describe("sessions in Consul KV", () => {
     const s = await store.load("bounded", "test");
     expect(s.history).toHaveLength(20);
     expect(s.history[0]!.text).toBe("q5");
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 400)); // the scenario itself: idle past its 300 ms TTL
     expect((await store.load("bounded", "test")).history).toEqual([]);
     expect(await store.sweep()).toBeGreaterThanOrEqual(1);
     expect(await consul.client.kvGet(`${SESSION_PREFIX}bounded`)).toBeUndefined();
