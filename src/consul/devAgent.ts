@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { MeshError } from "../protocol/errors.ts";
 import { ConsulClient } from "./client.ts";
@@ -7,8 +8,16 @@ import { ConsulClient } from "./client.ts";
 /** The project's provisioning script (prints a consul binary path, building one if needed). */
 export const CONSUL_SCRIPT = fileURLToPath(new URL("../../scripts/consul.sh", import.meta.url));
 
-/** How long a dev agent may take to elect itself leader (it usually takes 0.2 s). @default 20000 */
+/**
+ * How long a dev agent may take to elect itself leader (it usually takes 0.2 s) on an idle
+ * machine; multiplied by the load per core when that is above 1 (a busy laptop). @default 20000
+ */
 export const DEV_AGENT_READY_TIMEOUT_MS = 20_000;
+
+/** The leader wait for the machine as it is now: longer under load, never shorter than the default. */
+function readyTimeoutMs(): number {
+  return Math.round(DEV_AGENT_READY_TIMEOUT_MS * Math.max(1, (loadavg()[0] ?? 0) / Math.max(1, availableParallelism())));
+}
 
 /**
  * Path of a working consul binary: $CONSUL_BIN, PATH, or the project's cached build (built
@@ -119,7 +128,8 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
   );
   const address = `http://${options.bindAddress}:${port}`;
   const consul = new ConsulClient({ address, token: options.token });
-  const deadline = Date.now() + DEV_AGENT_READY_TIMEOUT_MS;
+  const readyMs = readyTimeoutMs();
+  const deadline = Date.now() + readyMs;
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
   try {
@@ -139,7 +149,7 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
         child.kill("SIGKILL");
         throw new MeshError(
           "CONSUL_UNREACHABLE",
-          `${what} on ${address} had no leader after ${DEV_AGENT_READY_TIMEOUT_MS} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+          `${what} on ${address} had no leader after ${readyMs} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
         );
       }
       await new Promise((r) => setTimeout(r, 50));
