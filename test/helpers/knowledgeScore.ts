@@ -1,0 +1,55 @@
+import { readFileSync } from "node:fs";
+import type { Answer } from "../../src/agent/askTool.ts";
+
+/** One development question: `docs` null means the documents do not cover it. */
+export interface DevQuestion {
+  question: string;
+  docs: string[] | null;
+  expect?: string[];
+}
+
+export interface Miss {
+  question: string;
+  why: string;
+  sources: string[];
+  answer: string;
+}
+
+export interface Score {
+  answered: number;
+  total: number;
+  misses: Miss[];
+}
+
+export function loadDevQuestions(file = new URL("../data/knowledge-dev.json", import.meta.url)): DevQuestion[] {
+  return (JSON.parse(readFileSync(file, "utf8")) as { questions: DevQuestion[] }).questions;
+}
+
+/** Says the documents do not cover the question (the answerer's honest "no"). */
+export const NOT_COVERED = /^The company documents (do not|say nothing)/;
+
+/**
+ * The development set's rule (test/data/knowledge-dev.json): a covered question is answered when
+ * its first source is one of `docs`, every `expect` string is in the answer and the answer does
+ * not say the documents do not cover it; an uncovered one when no source is cited.
+ */
+export function judgeDev(q: DevQuestion, a: Answer): string | undefined {
+  if (q.docs === null)
+    return a.sources.length === 0 ? undefined : `cited ${a.sources.join(", ")} for a question the documents do not cover`;
+  const first = a.sources[0];
+  if (!first || !q.docs.some((d) => first === `docs/${d}.md`))
+    return `first source ${first ?? "(none)"}, expected one of ${q.docs.join(", ")}`;
+  if (NOT_COVERED.test(a.answer)) return "said the documents do not cover it";
+  const absent = (q.expect ?? []).filter((e) => !a.answer.toLowerCase().includes(e.toLowerCase()));
+  return absent.length ? `answer lacks ${absent.map((e) => `"${e}"`).join(", ")}` : undefined;
+}
+
+export function scoreDev(questions: readonly DevQuestion[], answer: (q: string) => Answer): Score {
+  const misses: Miss[] = [];
+  for (const q of questions) {
+    const a = answer(q.question);
+    const why = judgeDev(q, a);
+    if (why) misses.push({ question: q.question, why, sources: a.sources, answer: a.answer });
+  }
+  return { answered: questions.length - misses.length, total: questions.length, misses };
+}
