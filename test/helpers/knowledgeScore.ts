@@ -25,8 +25,8 @@ export function loadDevQuestions(file = new URL("../data/knowledge-dev.json", im
   return (JSON.parse(readFileSync(file, "utf8")) as { questions: DevQuestion[] }).questions;
 }
 
-/** Says the documents do not cover the question (the answerer's honest "no"). */
-export const NOT_COVERED = /^The company documents (do not|say nothing)/;
+/** Says the documents do not cover the question, or that the passage it quotes may not answer it. */
+export const NOT_COVERED = /^The company documents (do not|say nothing)|^The closest passage|may not answer the question/;
 
 /**
  * The development set's rule (test/data/knowledge-dev.json): a covered question is answered when
@@ -39,7 +39,7 @@ export function judgeDev(q: DevQuestion, a: Answer): string | undefined {
   const first = a.sources[0];
   if (!first || !q.docs.some((d) => first === `docs/${d}.md`))
     return `first source ${first ?? "(none)"}, expected one of ${q.docs.join(", ")}`;
-  if (NOT_COVERED.test(a.answer)) return "said the documents do not cover it";
+  if (NOT_COVERED.test(a.answer)) return "said the documents do not cover it, or that its passage may not answer it";
   const absent = (q.expect ?? []).filter((e) => !a.answer.toLowerCase().includes(e.toLowerCase()));
   return absent.length ? `answer lacks ${absent.map((e) => `"${e}"`).join(", ")}` : undefined;
 }
