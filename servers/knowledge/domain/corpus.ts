@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import MiniSearch from "minisearch";
 import { BusinessError } from "../../../src/protocol/results.ts";
-import { tokenize } from "../../../src/text/tokenize.ts";
-import { Bm25Index } from "../../../src/text/bm25.ts";
+import { ALIASES } from "./aliases.ts";
+import { compoundOf, lemmas, topicTerms } from "./language.ts";
 
 export interface Document {
   id: string;
@@ -24,31 +25,70 @@ export interface Passage {
 
 export interface SearchHit extends Passage {
   score: number;
+  /** The query's index terms this passage contains. */
+  matched: string[];
 }
+
+/**
+ * One word (or phrase) of a query as the index sees it: its own term, plus the terms of what
+ * employees also call it (ALIASES). It is matched when a passage contains any of them.
+ */
+export interface QueryWord {
+  word: string;
+  pos: string;
+  terms: string[];
+  /** How many of `terms`, from the first, are the word's own (the rest come from ALIASES). */
+  own: number;
+}
+
+/** A term a query word brings as an alias (ALIASES) counts this much as the word's own. @default 0.5 */
+export const ALIAS_BOOST = 0.5;
 
 /** Where the shipped company documents live. */
 export const DEFAULT_DOCS_DIR = fileURLToPath(new URL("../data/docs/", import.meta.url));
 
-/** Title terms count this many times a body term: a title is a strong signal. @default 3 */
-export const TITLE_WEIGHT = 3;
+/** A match in a document's title counts this many times one in the passage. @default 2 */
+export const TITLE_BOOST = 2;
 
-/** Company documents, split into paragraph passages and ranked with BM25. */
+/**
+ * Company documents, split into paragraph passages, each indexed with its document's title
+ * (boosted) and ranked with MiniSearch's BM25+. Terms come from wink-nlp (language.ts).
+ */
 export class Corpus {
   private readonly docs: Map<string, Document>;
-  private readonly index = new Bm25Index<Passage>();
+  private readonly passages = new Map<string, Passage>();
+  /** How many passages (title included) contain each term. */
+  private readonly df = new Map<string, number>();
+  private readonly index: MiniSearch<Passage & { id: string }>;
 
   constructor(documents: readonly Document[]) {
     this.docs = new Map(documents.map((d) => [d.id, d]));
+    const analysed = new Map<string, string[]>();
+    const termsOf = (text: string): string[] => {
+      let terms = analysed.get(text);
+      if (!terms) {
+        terms = topicTerms(text).flatMap((t) => t.terms);
+        analysed.set(text, terms);
+      }
+      return terms;
+    };
+    this.index = new MiniSearch<Passage & { id: string }>({
+      fields: ["title", "text"],
+      tokenize: termsOf,
+      processTerm: (t) => t,
+      searchOptions: { boost: { title: TITLE_BOOST }, tokenize: (q) => q.split(" ").filter(Boolean), processTerm: (t) => t },
+    });
     for (const d of documents) {
       d.text
         .split(/\n\s*\n/)
         .map((p) => p.trim())
         .filter(Boolean)
         .forEach((text, index) => {
-          this.index.add({ docId: d.id, title: d.title, source: d.source, index, text }, [
-            [d.title, TITLE_WEIGHT],
-            [text, 1],
-          ]);
+          const passage: Passage = { docId: d.id, title: d.title, source: d.source, index, text };
+          const id = `${d.id}#${index}`;
+          this.passages.set(id, passage);
+          this.index.add({ id, ...passage });
+          for (const t of new Set([...termsOf(d.title), ...termsOf(text)])) this.df.set(t, (this.df.get(t) ?? 0) + 1);
         });
     }
   }
@@ -81,18 +121,53 @@ export class Corpus {
   }
 
   /**
-   * Words of `text` that no document contains (after stemming), e.g. "dog" in "Can I bring
-   * my dog to the office?": what a question asks about that the documents cannot answer.
+   * The query's topic words: stop words and function words left out ("how many", "can I"),
+   * compounds written apart found ("on call" → on-call), and what employees also call a topic.
    */
-  unknownWords(text: string): string[] {
-    const words = text.match(/[\p{L}\p{N}][\p{L}\p{N}'-]*/gu) ?? [];
-    return [
-      ...new Set(words.filter((w) => tokenize(w).length > 0 && tokenize(w).every((t) => !this.index.has(t))).map((w) => w.toLowerCase())),
-    ];
+  queryWords(query: string): QueryWord[] {
+    const out: QueryWord[] = topicTerms(query).map((t) => ({ word: t.word, pos: t.pos, terms: t.terms, own: t.terms.length }));
+    const lem = lemmas(query);
+    for (let i = 0; i + 1 < lem.length; i++) {
+      const compound = compoundOf([lem[i]!, lem[i + 1]!]);
+      if (this.df.has(compound) && !out.some((w) => w.terms.includes(compound)))
+        out.push({ word: `${lem[i]} ${lem[i + 1]}`, pos: "NOUN", terms: [compound], own: 1 });
+    }
+    const phrase = ` ${lem.join(" ")} `;
+    for (const [key, also] of ALIASES) {
+      if (!phrase.includes(` ${lemmas(key).join(" ")} `)) continue;
+      const extra = topicTerms(also).flatMap((t) => t.terms);
+      const own = out.find((w) => lemmas(w.word).join(" ") === lemmas(key).join(" "));
+      if (own) own.terms = [...new Set([...own.terms, ...extra])];
+      else out.push({ word: key, pos: "NOUN", terms: extra, own: 0 });
+    }
+    return out;
   }
 
-  search(query: string, limit = 5): SearchHit[] {
-    return this.index.search(query, limit).map((h) => ({ ...h.item, score: Math.round(h.score * 1000) / 1000 }));
+  get passageCount(): number {
+    return this.passages.size;
+  }
+
+  /** Passages containing `term` (title included); 0 for a word no document uses. */
+  passagesWith(term: string): number {
+    return this.df.get(term) ?? 0;
+  }
+
+  /** How telling a term is: BM25's inverse document frequency over passages (rare terms weigh more). */
+  weight(term: string): number {
+    const n = this.passages.size;
+    const df = this.passagesWith(term);
+    return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+  }
+
+  /** Best passages for a query, best first; `words` skips analysing the query again. */
+  search(query: string, limit = 5, words: readonly QueryWord[] = this.queryWords(query)): SearchHit[] {
+    const boosts = new Map<string, number>();
+    for (const w of words) w.terms.forEach((t, i) => boosts.set(t, Math.max(boosts.get(t) ?? 0, i < w.own ? 1 : ALIAS_BOOST)));
+    if (boosts.size === 0) return [];
+    return this.index
+      .search([...boosts.keys()].join(" "), { boostTerm: (t) => boosts.get(t) ?? 1 })
+      .slice(0, limit)
+      .map((r) => ({ ...this.passages.get(String(r.id))!, score: Math.round(r.score * 1000) / 1000, matched: r.queryTerms }));
   }
 }
 

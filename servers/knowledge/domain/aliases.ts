@@ -1,0 +1,52 @@
+/**
+ * What employees call the documents' topics, in the documents' own words: a question about a
+ * "pension" is about the retirement plan, one about "maternity" leave about parental leave. The
+ * words on the right are searched too (they never replace the question's own words), so a
+ * question still matches a document that uses its words. Keys are lower-case words or phrases.
+ * Only topics the documents cover belong here; an uncovered topic ("dog", "gym") has no alias.
+ */
+export const ALIASES: readonly (readonly [string, string])[] = [
+  ["pension", "retirement"],
+  ["401k", "retirement"],
+  ["pto", "vacation"],
+  ["paid time off", "vacation"],
+  ["annual leave", "vacation"],
+  ["holiday allowance", "vacation"],
+  ["maternity", "parental"],
+  ["paternity", "parental"],
+  ["wfh", "home remote"],
+  ["abroad", "another country"],
+  ["overseas", "another country"],
+  ["resign", "notice leaving"],
+  ["resignation", "notice leaving"],
+  ["quit", "notice leaving"],
+  ["die", "bereavement loss"],
+  ["death", "bereavement loss"],
+  ["funeral", "bereavement"],
+  ["passed away", "bereavement loss"],
+  ["relative", "family"],
+  ["raise", "salary increase"],
+  ["pay rise", "salary increase"],
+  ["payday", "payroll paid"],
+  ["paycheck", "payroll salary"],
+  ["paystub", "payslip"],
+  ["pay stub", "payslip"],
+  ["2fa", "two-factor authentication"],
+  ["mfa", "two-factor authentication"],
+  ["allowance", "budget"],
+  ["stipend", "budget"],
+  ["refund", "reimbursed"],
+  ["ill", "sick"],
+  ["flu", "sick"],
+  ["medical", "health"],
+  ["accommodation", "hotel"],
+  ["lodging", "hotel"],
+  ["lunch", "meals"],
+  ["plane", "flights"],
+  ["airfare", "flights"],
+  ["scam", "phishing"],
+  ["computer", "laptop"],
+  ["boss", "manager"],
+  ["fired", "dismissal"],
+  ["bank holiday", "public holidays"],
+];

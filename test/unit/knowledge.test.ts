@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { Corpus } from "../../servers/knowledge/domain/corpus.ts";
+import { answerFromCorpus } from "../../servers/knowledge/domain/answer.ts";
+import { loadDevQuestions, NOT_COVERED, scoreDev } from "../helpers/knowledgeScore.ts";
+
+const corpus = Corpus.load();
+const ask = (q: string) => answerFromCorpus(corpus, q);
+
+describe("knowledge ask: question words are not topics", () => {
+  it("answers npm start's sample question with the vacation rule, not 'do not mention \"many\"'", () => {
+    // Before: The company documents do not mention "many". The closest passage, which may not answer the question: …
+    const a = ask("How many vacation days carry over to next year?");
+    expect(a.answer).toMatch(
+      /^You have 25 working days of paid vacation per calendar year, accrued monthly\. Up to 5 unused days carry over/,
+    );
+    expect(a.sources).toEqual(["docs/vacation-leave.md"]);
+  });
+
+  it.each([
+    ["How often do performance reviews happen?", "performance-reviews", "twice a year"],
+    ["What is the minimum password length?", "password-policy", "14 characters"],
+    ["What do I get paid for being on call?", "on-call", "200 USD"],
+    ["How much is the home office allowance?", "equipment", "500 USD"],
+  ])("%j is answered from %s without a warning", (q, doc, fact) => {
+    const a = ask(q);
+    expect(a.answer, a.answer).not.toMatch(NOT_COVERED);
+    expect(a.answer).toContain(fact);
+    expect(a.sources[0]).toBe(`docs/${doc}.md`);
+  });
+
+  it("a topic no document names is answered with an honest no that cites nothing", () => {
+    for (const [q, word] of [
+      ["Can I bring my dog to the office?", "dog"],
+      ["Do employees get stock options?", "stock"],
+    ] as const) {
+      const a = ask(q);
+      expect(a.answer).toMatch(new RegExp(`^The company documents do not cover that: none of them mentions .*"${word}"`));
+      expect(a.sources).toEqual([]);
+    }
+  });
+
+  it("a passage sharing a specific word with an uncovered question is quoted only with a warning", () => {
+    const a = ask("What is the wifi password?");
+    expect(a.answer).toMatch(
+      /^The company documents do not mention "wifi"\. The closest passage, which may not answer the question:\n\nPasswords must/,
+    );
+    expect(a.sources).toEqual(["docs/password-policy.md"]);
+  });
+});
+
+describe("knowledge ask on the development questions (test/data/knowledge-dev.json)", () => {
+  it("answers at least 18 of 20 (the hand-rolled BM25 answered 6)", () => {
+    const s = scoreDev(loadDevQuestions(), ask);
+    expect(s.answered, JSON.stringify(s.misses, null, 2)).toBeGreaterThanOrEqual(18);
+  });
+});
