@@ -111,7 +111,13 @@ export function lemmas(text: string): string[] {
     .map((l) => l.toLowerCase());
 }
 
-/** Kinds of named entity the model finds: CARDINAL, MONEY, PERCENT, DURATION, DATE, TIME, ORDINAL… */
-export function entityTypes(text: string): Set<string> {
-  return new Set(nlp.readDoc(text).entities().out(its.type));
+const entities = new Map<string, ReadonlySet<string>>();
+/** Kinds of named entity the model finds: CARDINAL, MONEY, PERCENT, DURATION, DATE, TIME, ORDINAL… (cached: passages repeat). */
+export function entityTypes(text: string): ReadonlySet<string> {
+  let found = entities.get(text);
+  if (!found) {
+    found = new Set(nlp.readDoc(text).entities().out(its.type));
+    entities.set(text, found);
+  }
+  return found;
 }
