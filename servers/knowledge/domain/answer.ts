@@ -107,7 +107,7 @@ function rerank(question: string, hits: readonly SearchHit[]): SearchHit[] {
 }
 
 const quote = (hits: readonly SearchHit[]) => hits.map((h) => `${h.text} (${h.title})`).join("\n\n");
-const listed = (words: readonly QueryWord[]) => words.map((w) => `"${w.word}"`).join(" or ");
+const listed = (words: readonly QueryWord[]) => [...new Set(words.map((w) => `"${w.word}"`))].join(" or ");
 
 /**
  * A known noun of the question counts as specific when at most this share of the passages use
