@@ -48,6 +48,24 @@ describe("knowledge ask: question words are not topics", () => {
   });
 });
 
+describe("knowledge ask: typos", () => {
+  it("reads a word neither the documents nor English know as the nearest one they use, or as a stop word", () => {
+    // Before: The company documents do not cover that: none of them mentions "meny".
+    const a = ask("how meny sick days do i get per year");
+    expect(a.answer).toMatch(/^You have 10 paid sick days per year/);
+    expect(a.sources).toEqual(["docs/sick-leave.md"]);
+    expect(corpus.respell("Is there a paternty leave and what about my retirment account?")).toBe(
+      "Is there a paternity leave and what about my retirement account?",
+    );
+  });
+
+  it("never respells a real word the documents do not use", () => {
+    expect(corpus.respell("Can I bring my dog or my cat, or does the gym have a sauna?")).toBe(
+      "Can I bring my dog or my cat, or does the gym have a sauna?",
+    );
+  });
+});
+
 describe("knowledge ask on the development questions (test/data/knowledge-dev.json)", () => {
   it("answers at least 18 of 20 (the hand-rolled BM25 answered 6)", () => {
     const s = scoreDev(loadDevQuestions(), ask);

@@ -2,9 +2,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import MiniSearch from "minisearch";
+import SearchableMap from "minisearch/SearchableMap";
 import { BusinessError } from "../../../src/protocol/results.ts";
 import { ALIASES } from "./aliases.ts";
-import { compoundOf, lemmas, topicTerms } from "./language.ts";
+import { compoundOf, isUnknownEnglish, lemmas, stopWordsNear, topicTerms } from "./language.ts";
 
 export interface Document {
   id: string;
@@ -47,6 +48,15 @@ export const ALIAS_BOOST = 0.5;
 /** Where the shipped company documents live. */
 export const DEFAULT_DOCS_DIR = fileURLToPath(new URL("../data/docs/", import.meta.url));
 
+/**
+ * How far (in edits) a word the English model does not know may be from the documents' word it
+ * is read as: 1, and 2 from this length on ("referall" → "referral"). @default 8
+ */
+export const TWO_TYPOS_FROM_LENGTH = 8;
+
+/** Words shorter than this are never respelt ("gp", "2fa", "hr"). @default 4 */
+export const MIN_RESPELL_LENGTH = 4;
+
 /** A match in a document's title counts this many times one in the passage. @default 2 */
 export const TITLE_BOOST = 2;
 
@@ -60,6 +70,8 @@ export class Corpus {
   /** How many passages (title included) contain each term. */
   private readonly df = new Map<string, number>();
   private readonly index: MiniSearch<Passage & { id: string }>;
+  /** The documents' words as written (lower case), with how often each occurs. */
+  private readonly vocabulary = new SearchableMap<number>();
 
   constructor(documents: readonly Document[]) {
     this.docs = new Map(documents.map((d) => [d.id, d]));
@@ -89,8 +101,11 @@ export class Corpus {
           this.passages.set(id, passage);
           this.index.add({ id, ...passage });
           for (const t of new Set([...termsOf(d.title), ...termsOf(text)])) this.df.set(t, (this.df.get(t) ?? 0) + 1);
+          for (const w of wordsOf(`${d.title} ${text}`)) this.vocabulary.update(w, (n = 0) => n + 1);
         });
     }
+    // What employees call a topic is spelt wrong as often as the documents' words ("paternty").
+    for (const [key] of ALIASES) for (const w of wordsOf(key)) this.vocabulary.update(w, (n = 0) => n + 1);
   }
 
   static load(dir: string = DEFAULT_DOCS_DIR): Corpus {
@@ -121,10 +136,27 @@ export class Corpus {
   }
 
   /**
+   * The query with each word that neither the documents nor the English model know read as the
+   * nearest word the documents use ("retirment" → "retirement"), or as the stop word one typo
+   * away ("meny" → "many"). Words the model knows are never changed: "dog" stays "dog".
+   */
+  respell(query: string): string {
+    return query.replace(/[\p{L}]+/gu, (word) => {
+      const w = word.toLowerCase();
+      if (w.length < MIN_RESPELL_LENGTH || this.vocabulary.has(w) || !isUnknownEnglish(w)) return word;
+      const near = [...this.vocabulary.fuzzyGet(w, w.length >= TWO_TYPOS_FROM_LENGTH ? 2 : 1)].sort(
+        ([a, [na, da]], [b, [nb, db]]) => da - db || nb - na || a.localeCompare(b),
+      );
+      return near[0]?.[0] ?? stopWordsNear(w)[0] ?? word;
+    });
+  }
+
+  /**
    * The query's topic words: stop words and function words left out ("how many", "can I"),
    * compounds written apart found ("on call" → on-call), and what employees also call a topic.
    */
-  queryWords(query: string): QueryWord[] {
+  queryWords(asked: string): QueryWord[] {
+    const query = this.respell(asked);
     const out: QueryWord[] = topicTerms(query).map((t) => ({ word: t.word, pos: t.pos, terms: t.terms, own: t.terms.length }));
     const lem = lemmas(query);
     for (let i = 0; i + 1 < lem.length; i++) {
@@ -170,6 +202,9 @@ export class Corpus {
       .map((r) => ({ ...this.passages.get(String(r.id))!, score: Math.round(r.score * 1000) / 1000, matched: r.queryTerms }));
   }
 }
+
+/** The words of a text as written, lower case. */
+const wordsOf = (text: string) => text.toLowerCase().match(/[\p{L}]+/gu) ?? [];
 
 /** Parses a document with a `---` front matter block holding title and category. */
 export function parseDocument(id: string, source: string, raw: string): Document {

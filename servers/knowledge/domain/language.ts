@@ -1,4 +1,4 @@
-import winkNLP, { type ItemToken } from "wink-nlp";
+import winkNLP, { type ItemEntity, type ItemToken } from "wink-nlp";
 import model from "wink-eng-lite-web-model";
 
 /**
@@ -120,4 +120,46 @@ export function entityTypes(text: string): ReadonlySet<string> {
     entities.set(text, found);
   }
   return found;
+}
+
+/** An empty document: its lexicon look-ups are the model's. */
+const lexicon = nlp.readDoc("");
+
+/** Whether the English model's lexicon lacks `word` (a misspelling, a made-up word): "meny", "retirment". */
+export function isUnknownEnglish(word: string): boolean {
+  return lexicon.isOOV(word.toLowerCase());
+}
+
+const LETTERS = "abcdefghijklmnopqrstuvwxyz";
+/**
+ * The stop words one edit (a letter deleted, swapped with the next, replaced or inserted) away
+ * from a word the model does not know: "meny" → "many", "wich" → "which". A misspelt question
+ * word is then no topic.
+ */
+export function stopWordsNear(word: string): string[] {
+  const w = word.toLowerCase();
+  const edits = new Set<string>();
+  for (let i = 0; i <= w.length; i++) {
+    const [a, b] = [w.slice(0, i), w.slice(i)];
+    if (b) edits.add(a + b.slice(1));
+    if (b.length > 1) edits.add(a + b[1] + b[0] + b.slice(2));
+    for (const c of LETTERS) {
+      if (b) edits.add(a + c + b.slice(1));
+      edits.add(a + c + b);
+    }
+  }
+  edits.delete(w);
+  return [...edits].filter((e) => !lexicon.isOOV(e) && isStopWord(e)).sort();
+}
+
+/** The lower-case words of `text` inside a date, time or duration the model finds ("on a Saturday", "yesterday", "this week"). */
+export function dateWords(text: string): Set<string> {
+  const out = new Set<string>();
+  nlp
+    .readDoc(text)
+    .entities()
+    .each((e: ItemEntity) => {
+      if (["DATE", "TIME", "DURATION"].includes(e.out(its.type))) for (const w of e.tokens().out(its.normal)) out.add(w);
+    });
+  return out;
 }
