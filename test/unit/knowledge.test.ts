@@ -66,6 +66,31 @@ describe("knowledge ask: typos", () => {
   });
 });
 
+describe("knowledge ask: what employees call a topic, and the values they state", () => {
+  it.each([
+    // Before: none of them mentions "kids" / "trial" / "coffee" or "shop" or "today" (each cited nothing).
+    ["My kids need to be added to my health insurance, what does it cost?", "health-insurance", "dependants"],
+    ["How long is the trial period for new hires?", "onboarding", "six months"],
+    ["I'm working from a coffee shop today - anything I have to do?", "remote-work", "VPN"],
+  ])("%j is answered from %s: everyday words and phrases find the documents' own", (q, doc, fact) => {
+    const a = ask(q);
+    expect(a.answer, a.answer).not.toMatch(NOT_COVERED);
+    expect(a.answer).toContain(fact);
+    expect(a.sources[0]).toBe(`docs/${doc}.md`);
+  });
+
+  it("a date or amount the question states is the asker's case, never a missing topic", () => {
+    // Before: The company documents do not cover that: none of them mentions "today".
+    const a = ask("How many sick days do I have left this year, as of today?");
+    expect(a.answer).toMatch(/^You have 10 paid sick days per year/);
+    expect(a.sources).toEqual(["docs/sick-leave.md"]);
+    // Before: The company documents do not mention "tuesday" or "thursday" or "tomorrow". The closest passage, …
+    const b = ask("Do I need a doctor's note if I have been sick since Tuesday and it is Thursday tomorrow?");
+    expect(b.answer).toMatch(/^Absences longer than 3 consecutive days need a doctor's note/);
+    expect(b.sources).toEqual(["docs/sick-leave.md"]);
+  });
+});
+
 describe("knowledge ask on the development questions (test/data/knowledge-dev.json)", () => {
   it("answers at least 18 of 20 (the hand-rolled BM25 answered 6)", () => {
     const s = scoreDev(loadDevQuestions(), ask);

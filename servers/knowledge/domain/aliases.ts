@@ -2,8 +2,10 @@
  * What employees call the documents' topics, in the documents' own words: a question about a
  * "pension" is about the retirement plan, one about "maternity" leave about parental leave. The
  * words on the right are searched too (they never replace the question's own words), so a
- * question still matches a document that uses its words. Keys are lower-case words or phrases.
- * Only topics the documents cover belong here; an uncovered topic ("dog", "gym") has no alias.
+ * question still matches a document that uses its words. Keys are lower-case words or phrases;
+ * the words of a phrase key that no document uses are read as the phrase ("a coffee shop" is a
+ * public place, not a topic "coffee"). Only topics the documents cover belong here; an
+ * uncovered topic ("dog", "gym", "wifi") has no alias.
  */
 export const ALIASES: readonly (readonly [string, string])[] = [
   ["pension", "retirement"],
@@ -49,4 +51,34 @@ export const ALIASES: readonly (readonly [string, string])[] = [
   ["boss", "manager"],
   ["fired", "dismissal"],
   ["bank holiday", "public holidays"],
+  // Family, health and everyday words for what the documents say formally.
+  ["kid", "dependants"],
+  ["child", "dependants"],
+  ["spouse", "dependants"],
+  ["gp", "doctor"],
+  ["physician", "doctor"],
+  ["dollar", "usd"],
+  ["money", "budget"],
+  ["vendor", "supplier"],
+  ["buy", "purchase"],
+  ["trial period", "probation"],
+  ["new hire", "new joiners onboarding"],
+  ["outage", "availability incident"],
+  ["personal information", "personal data"],
+  ["laptop", "devices"],
+  ["phone", "devices"],
+  ["paid extra", "compensated"],
+  ["extra pay", "compensated"],
+  ["extra hours", "overtime"],
+  ["stay late", "overtime"],
+  ["work late", "overtime"],
+  ["in a row", "consecutive"],
+  // Calendar words for the documents' dates.
+  ["saturday", "weekend"],
+  ["sunday", "weekend"],
+  ["christmas", "december holidays"],
+  // Public places, where the security policy applies.
+  ["coffee shop", "public place networks"],
+  ["cafe", "public place networks"],
+  ["airport", "public place networks"],
 ];

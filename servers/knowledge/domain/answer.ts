@@ -76,11 +76,15 @@ export function topicOf(corpus: Corpus, question: string): QueryWord[] {
 /** Nouns name what a question is about; verbs, adjectives and adverbs count half ("spend", "minimum"). */
 export const NON_NOUN_WEIGHT = 0.5;
 
-const isNoun = (w: QueryWord) => w.pos === "NOUN" || w.pos === "PROPN" || w.pos === "NUM";
+/** A value the question states (QueryWord.value) weighs this much as a noun. @default 0.25 */
+export const VALUE_WEIGHT = 0.25;
+
+const isNoun = (w: QueryWord) => !w.value && (w.pos === "NOUN" || w.pos === "PROPN");
 
 /** How much of the weight of the question's known topic words a passage holds (0..1), and the ones it lacks. */
 export function share(corpus: Corpus, words: readonly QueryWord[], hit: SearchHit): { share: number; lacking: QueryWord[] } {
-  const weightOf = (w: QueryWord) => Math.max(...w.terms.map((t) => corpus.weight(t))) * (isNoun(w) ? 1 : NON_NOUN_WEIGHT);
+  const weightOf = (w: QueryWord) =>
+    Math.max(...w.terms.map((t) => corpus.weight(t))) * (w.value ? VALUE_WEIGHT : isNoun(w) ? 1 : NON_NOUN_WEIGHT);
   // A word no document uses cannot tell passages apart: it is left to the caller (see `uncovered`).
   const known = words.filter((w) => w.terms.some((t) => corpus.passagesWith(t) > 0));
   const total = known.reduce((s, w) => s + weightOf(w), 0);
@@ -90,7 +94,7 @@ export function share(corpus: Corpus, words: readonly QueryWord[], hit: SearchHi
 }
 
 /** Re-ranks hits: a document's lead paragraph and a passage holding the asked-for kind of value go up. */
-function rerank(question: string, hits: readonly SearchHit[]): SearchHit[] {
+function rerank(corpus: Corpus, question: string, words: readonly QueryWord[], hits: readonly SearchHit[]): SearchHit[] {
   const q = question.toLowerCase();
   const wanted = new Set([
     ...ANSWER_TYPES.filter(([re]) => re.test(q)).flatMap(([, types]) => types),
@@ -122,8 +126,9 @@ export const SPECIFIC_SHARE = 0.05;
  * warning. A passage holding only part of the question's weight is quoted with the same warning.
  */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
-  const words = topicOf(corpus, question);
-  const hits = rerank(question, corpus.search(question, 8, words));
+  const asked = corpus.respell(question);
+  const words = topicOf(corpus, asked);
+  const hits = rerank(corpus, asked, words, corpus.search(asked, 8, words));
   const best = hits[0];
   const unknown = words.filter((w) => w.terms.every((t) => corpus.passagesWith(t) === 0));
   const uncovered = unknown.filter(isNoun);

@@ -152,14 +152,20 @@ export function stopWordsNear(word: string): string[] {
   return [...edits].filter((e) => !lexicon.isOOV(e) && isStopWord(e)).sort();
 }
 
-/** The lower-case words of `text` inside a date, time or duration the model finds ("on a Saturday", "yesterday", "this week"). */
-export function dateWords(text: string): Set<string> {
+/** Kinds of named entity that are values (amounts, dates), not topics. */
+const VALUE_ENTITIES = new Set(["DATE", "TIME", "DURATION", "MONEY", "CARDINAL", "PERCENT", "ORDINAL"]);
+
+/**
+ * The lower-case words of `text` inside a value the model finds: a date, time, duration, amount
+ * or number ("on a Saturday", "yesterday", "this week", "a 20 dollar taxi", "10 days off").
+ */
+export function valueWords(text: string): Set<string> {
   const out = new Set<string>();
   nlp
     .readDoc(text)
     .entities()
     .each((e: ItemEntity) => {
-      if (["DATE", "TIME", "DURATION"].includes(e.out(its.type))) for (const w of e.tokens().out(its.normal)) out.add(w);
+      if (VALUE_ENTITIES.has(e.out(its.type))) for (const w of e.tokens().out(its.normal)) out.add(w);
     });
   return out;
 }
