@@ -39,6 +39,17 @@ describe("knowledge ask: question words are not topics", () => {
     }
   });
 
+  it("a noun no document uses refuses only when it outweighs what the best passage shares with the question", () => {
+    // Before: The company documents do not cover that: none of them mentions "son".
+    const a = ask("Does the company pay for my son's health insurance?");
+    expect(a.answer).toMatch(
+      /^The company documents do not mention "son"\. The closest passage, which may not answer the question:\n\nThe company pays the full premium/,
+    );
+    expect(a.sources).toEqual(["docs/health-insurance.md"]);
+    // "coffee" weighs more than the "office" the passages about offices share.
+    expect(ask("Is there free coffee in the office?").sources).toEqual([]);
+  });
+
   it("a passage sharing a specific word with an uncovered question is quoted only with a warning", () => {
     const a = ask("What is the wifi password?");
     expect(a.answer).toMatch(

@@ -81,16 +81,27 @@ export const VALUE_WEIGHT = 0.25;
 
 const isNoun = (w: QueryWord) => !w.value && (w.pos === "NOUN" || w.pos === "PROPN");
 
-/** How much of the weight of the question's known topic words a passage holds (0..1), and the ones it lacks. */
-export function share(corpus: Corpus, words: readonly QueryWord[], hit: SearchHit): { share: number; lacking: QueryWord[] } {
-  const weightOf = (w: QueryWord) =>
-    Math.max(...w.terms.map((t) => corpus.weight(t))) * (w.value ? VALUE_WEIGHT : isNoun(w) ? 1 : NON_NOUN_WEIGHT);
-  // A word no document uses cannot tell passages apart: it is left to the caller (see `uncovered`).
+const weightOf = (corpus: Corpus, w: QueryWord) =>
+  Math.max(...w.terms.map((t) => corpus.weight(t))) * (w.value ? VALUE_WEIGHT : isNoun(w) ? 1 : NON_NOUN_WEIGHT);
+
+/**
+ * How much of the weight of the question's known topic words a passage holds (0..1), the ones it
+ * lacks, and how much of the weight of all its topic words it holds (`ofAll`): a noun no document
+ * uses weighs as much as the rarest word can, so "dog" outweighs the "office" a passage shares.
+ */
+export function share(corpus: Corpus, words: readonly QueryWord[], hit: SearchHit): { share: number; lacking: QueryWord[]; ofAll: number } {
+  // A word no document uses cannot tell passages apart: it only counts in `ofAll`.
   const known = words.filter((w) => w.terms.some((t) => corpus.passagesWith(t) > 0));
-  const total = known.reduce((s, w) => s + weightOf(w), 0);
+  const total = known.reduce((s, w) => s + weightOf(corpus, w), 0);
   const lacking = known.filter((w) => !w.terms.some((t) => hit.matched.includes(t)));
-  const held = total - lacking.reduce((s, w) => s + weightOf(w), 0);
-  return { share: total > 0 ? held / total : 0, lacking };
+  const held = total - lacking.reduce((s, w) => s + weightOf(corpus, w), 0);
+  const missing = uncoveredOf(corpus, words).reduce((s, w) => s + weightOf(corpus, w), 0);
+  return { share: total > 0 ? held / total : 0, lacking, ofAll: total + missing > 0 ? held / (total + missing) : 0 };
+}
+
+/** The question's nouns no document uses (values it states aside): "dog", "gym". */
+export function uncoveredOf(corpus: Corpus, words: readonly QueryWord[]): QueryWord[] {
+  return words.filter((w) => isNoun(w) && w.terms.every((t) => corpus.passagesWith(t) === 0));
 }
 
 /** Re-ranks hits: a document's lead paragraph and a passage holding the asked-for kind of value go up. */
@@ -114,24 +125,25 @@ const quote = (hits: readonly SearchHit[]) => hits.map((h) => `${h.text} (${h.ti
 const listed = (words: readonly QueryWord[]) => [...new Set(words.map((w) => `"${w.word}"`))].join(" or ");
 
 /**
- * A known noun of the question counts as specific when at most this share of the passages use
- * it ("password", "Berlin"; not "office" or "employee"). @default 0.05
+ * A question with nouns no document uses is answered (with a warning) only when the best passage
+ * holds at least this share of the weight of all its topic words (`share().ofAll`): "the receipt
+ * for a taxi ride" still finds the receipt rule, "my dog at the office" finds nothing. @default 1/3
  */
-export const SPECIFIC_SHARE = 0.05;
+export const COVERED_SHARE = 1 / 3;
 
 /**
  * Answers by quoting the passage that matches the question, with its source. A question whose
- * topic no document names ("Can I bring my dog to the office?") is told so, citing nothing,
- * unless a passage shares a specific word with it: that one is quoted as the closest, with a
- * warning. A passage holding only part of the question's weight is quoted with the same warning.
+ * topic no document names ("Can I bring my dog to the office?") is told so, citing nothing:
+ * its missing nouns outweigh what the best passage shares with it (COVERED_SHARE). When they do
+ * not ("How many days off do I get if my grandmother passes away?"), and when a passage holds only
+ * part of the question's weight, that passage is quoted with a warning naming what it lacks.
  */
 export function answerFromCorpus(corpus: Corpus, question: string): Answer {
   const asked = corpus.respell(question);
   const words = topicOf(corpus, asked);
   const hits = rerank(corpus, asked, words, corpus.search(asked, 8, words));
   const best = hits[0];
-  const unknown = words.filter((w) => w.terms.every((t) => corpus.passagesWith(t) === 0));
-  const uncovered = unknown.filter(isNoun);
+  const uncovered = uncoveredOf(corpus, words);
   const notCovered = (): Answer => ({
     answer: uncovered.length
       ? `The company documents do not cover that: none of them mentions ${listed(uncovered)}. list_documents shows what they cover.`
@@ -139,7 +151,7 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
     sources: [],
   });
   if (!best) return notCovered();
-  const { share: held, lacking } = share(corpus, words, best);
+  const { share: held, lacking, ofAll } = share(corpus, words, best);
   if (uncovered.length === 0 && held >= CONFIDENT_SHARE) {
     const second = hits
       .slice(1)
@@ -149,10 +161,7 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
     const chosen = second ? [best, second] : [best];
     return { answer: quote(chosen), sources: chosen.map((h) => h.source) };
   }
-  const specific = words.some(
-    (w) => isNoun(w) && w.terms.some((t) => best.matched.includes(t) && corpus.passagesWith(t) <= SPECIFIC_SHARE * corpus.passageCount),
-  );
-  if (uncovered.length > 0 && !specific) return notCovered();
+  if (uncovered.length > 0 && ofAll < COVERED_SHARE) return notCovered();
   return {
     answer: `${
       uncovered.length
