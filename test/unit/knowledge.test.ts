@@ -102,6 +102,25 @@ describe("knowledge ask: what employees call a topic, and the values they state"
   });
 });
 
+describe("knowledge ask: answers spanning paragraphs, and questions about the handbook", () => {
+  it("quotes the document's next paragraph too when it scores nearly as well", () => {
+    // Before: only the first paragraph of budgets.md ("Each department receives an annual operating budget …").
+    const a = ask("Our team used up the annual budget; who can we ask for more money?");
+    expect(a.answer).toMatch(/^Each department receives an annual operating budget/);
+    expect(a.answer).toContain("Requests for additional budget go to the Chief Financial Officer");
+    expect(a.sources).toEqual(["docs/budgets.md"]);
+  });
+
+  it("a word about the documents still tells their passages apart", () => {
+    // Before: equipment.md's home office budget ("handbook" and "apply" were left out of the search).
+    const a = ask("Which offices does the handbook apply to?");
+    expect(a.answer).toMatch(
+      /^The handbook is owned by People Operations\. Policies in it apply to every employee in every office: Berlin/,
+    );
+    expect(a.sources[0]).toBe("docs/handbook-welcome.md");
+  });
+});
+
 describe("knowledge ask on the development questions (test/data/knowledge-dev.json)", () => {
   it("answers at least 18 of 20 (the hand-rolled BM25 answered 6)", () => {
     const s = scoreDev(loadDevQuestions(), ask);

@@ -73,6 +73,8 @@ export const ALIASES: readonly (readonly [string, string])[] = [
   ["stay late", "overtime"],
   ["work late", "overtime"],
   ["in a row", "consecutive"],
+  ["ask for", "request"],
+  ["work from", "remote"],
   // Calendar words for the documents' dates.
   ["saturday", "weekend"],
   ["sunday", "weekend"],

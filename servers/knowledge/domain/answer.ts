@@ -18,6 +18,12 @@ export const CONFIDENT_SHARE = 0.3;
 export const SECOND_PASSAGE_RATIO = 0.8;
 
 /**
+ * Another paragraph of the best passage's document is quoted too when it scores this share of
+ * the best: an answer often spans two ("annual budget" in one, who grants more in the next). @default 0.7
+ */
+export const SIBLING_PASSAGE_RATIO = 0.7;
+
+/**
  * What a question's form asks for, as the named-entity types (wink-nlp) of a passage that holds
  * it: "how many" wants a number, "how long" a duration, "when" a date.
  */
@@ -57,8 +63,8 @@ export const ANSWER_NOUNS: ReadonlyMap<string, readonly string[]> = new Map(
 /**
  * Words about asking or about the documents themselves, not a topic ("which rules apply to
  * leave", "where can I read about leave", "tell me the policy on meals"): every document is a
- * policy, so a passage must not be chosen for saying "rules" or "read". Left out of the search
- * when the question has other topic words. Lemmas.
+ * policy, so a passage must not be chosen for saying "rules" or "read". Minor words (see
+ * `topicOf`) when the question has other topic words. Lemmas.
  */
 export const ABOUT_THE_ASKING: ReadonlySet<string> = new Set(
   "rule policy apply read say document guideline handbook tell explain know want happen allow allowed ok okay hi hello thanks thank please company"
@@ -66,23 +72,27 @@ export const ABOUT_THE_ASKING: ReadonlySet<string> = new Set(
     .flatMap((w) => lemmas(w)),
 );
 
-/** The question's topic words, without the words about the asking (unless nothing else is left). */
+/**
+ * The question's topic words; the words about the asking are minor (QueryWord.minor) unless
+ * nothing else is left: "which office locations does the employee handbook apply to" is about
+ * offices, and "the handbook" still tells its passages from the other documents' about offices.
+ */
 export function topicOf(corpus: Corpus, question: string): QueryWord[] {
   const words = corpus.queryWords(question);
-  const topical = words.filter((w) => !lemmas(w.word).every((l) => ABOUT_THE_ASKING.has(l) || ANSWER_NOUNS.has(l)));
-  return topical.length > 0 ? topical : words;
+  const asking = (w: QueryWord) => lemmas(w.word).every((l) => ABOUT_THE_ASKING.has(l) || ANSWER_NOUNS.has(l));
+  return words.some((w) => !asking(w)) ? words.map((w) => (asking(w) ? { ...w, minor: true } : w)) : words;
 }
 
 /** Nouns name what a question is about; verbs, adjectives and adverbs count half ("spend", "minimum"). */
 export const NON_NOUN_WEIGHT = 0.5;
 
-/** A value the question states (QueryWord.value) weighs this much as a noun. @default 0.25 */
-export const VALUE_WEIGHT = 0.25;
+/** A minor word (QueryWord.minor: a value the question states, a word about the asking) weighs this much as a noun. @default 0.25 */
+export const MINOR_WEIGHT = 0.25;
 
-const isNoun = (w: QueryWord) => !w.value && (w.pos === "NOUN" || w.pos === "PROPN");
+const isNoun = (w: QueryWord) => !w.minor && (w.pos === "NOUN" || w.pos === "PROPN");
 
 const weightOf = (corpus: Corpus, w: QueryWord) =>
-  Math.max(...w.terms.map((t) => corpus.weight(t))) * (w.value ? VALUE_WEIGHT : isNoun(w) ? 1 : NON_NOUN_WEIGHT);
+  Math.max(...w.terms.map((t) => corpus.weight(t))) * (w.minor ? MINOR_WEIGHT : isNoun(w) ? 1 : NON_NOUN_WEIGHT);
 
 /**
  * How much of the weight of the question's known topic words a passage holds (0..1), the ones it
@@ -158,8 +168,13 @@ export function answerFromCorpus(corpus: Corpus, question: string): Answer {
       .find(
         (h) => h.docId !== best.docId && h.score >= best.score * SECOND_PASSAGE_RATIO && share(corpus, words, h).share >= CONFIDENT_SHARE,
       );
-    const chosen = second ? [best, second] : [best];
-    return { answer: quote(chosen), sources: chosen.map((h) => h.source) };
+    const sibling = hits
+      .slice(1)
+      .find(
+        (h) => h.docId === best.docId && h.score >= best.score * SIBLING_PASSAGE_RATIO && share(corpus, words, h).share >= CONFIDENT_SHARE,
+      );
+    const chosen = [best, ...(sibling ? [sibling] : []), ...(second ? [second] : [])];
+    return { answer: quote(chosen), sources: [...new Set(chosen.map((h) => h.source))] };
   }
   if (uncovered.length > 0 && ofAll < COVERED_SHARE) return notCovered();
   return {

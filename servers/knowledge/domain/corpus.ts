@@ -41,17 +41,18 @@ export interface QueryWord {
   /** How many of `terms`, from the first, are the word's own (the rest come from ALIASES). */
   own: number;
   /**
-   * Part of a value the question states ("a 20 dollar taxi", "since Monday", "10 days off"): it
-   * describes the asker's case, not the topic, so it weighs less and is never a missing topic.
+   * Not the topic but the asker's case or the asking: part of a value the question states ("a 20
+   * dollar taxi", "since Monday", "10 days off") or a word about the documents ("the handbook",
+   * "which rules apply", see answer.ts). It weighs less and is never a missing topic.
    */
-  value: boolean;
+  minor: boolean;
 }
 
 /** A term a query word brings as an alias (ALIASES) counts this much as the word's own. @default 0.5 */
 export const ALIAS_BOOST = 0.5;
 
-/** A word of a value the question states (QueryWord.value) counts this much as a topic word. @default 0.25 */
-export const VALUE_BOOST = 0.25;
+/** A minor word of the query (QueryWord.minor) counts this much as a topic word. @default 0.25 */
+export const MINOR_BOOST = 0.25;
 
 /** Where the shipped company documents live. */
 export const DEFAULT_DOCS_DIR = fileURLToPath(new URL("../data/docs/", import.meta.url));
@@ -172,13 +173,13 @@ export class Corpus {
       terms: t.terms,
       own: t.terms.length,
       // "10-hour" is a value when its parts are.
-      value: t.pos === "NUM" || t.word.split("-").every((part) => values.has(part)),
+      minor: t.pos === "NUM" || t.word.split("-").every((part) => values.has(part)),
     }));
     const lem = lemmas(query);
     for (let i = 0; i + 1 < lem.length; i++) {
       const compound = compoundOf([lem[i]!, lem[i + 1]!]);
       if (this.df.has(compound) && !out.some((w) => w.terms.includes(compound)))
-        out.push({ word: `${lem[i]} ${lem[i + 1]}`, pos: "NOUN", terms: [compound], own: 1, value: false });
+        out.push({ word: `${lem[i]} ${lem[i + 1]}`, pos: "NOUN", terms: [compound], own: 1, minor: false });
     }
     const phrase = ` ${lem.join(" ")} `;
     for (const [key, also] of ALIASES) {
@@ -193,7 +194,7 @@ export class Corpus {
       // A phrase's words no document uses are the phrase's ("coffee shop", "trial period", "in a row").
       const unused = out.filter((w) => lemmas(w.word).every((l) => keyLemmas.includes(l)) && w.terms.every((t) => !this.df.has(t)));
       out.splice(0, out.length, ...out.filter((w) => !unused.includes(w)));
-      out.push({ word: key, pos: "NOUN", terms: extra, own: 0, value: false });
+      out.push({ word: key, pos: "NOUN", terms: extra, own: 0, minor: false });
     }
     return out;
   }
@@ -218,7 +219,7 @@ export class Corpus {
   search(query: string, limit = 5, words: readonly QueryWord[] = this.queryWords(query)): SearchHit[] {
     const boosts = new Map<string, number>();
     for (const w of words)
-      w.terms.forEach((t, i) => boosts.set(t, Math.max(boosts.get(t) ?? 0, (i < w.own ? 1 : ALIAS_BOOST) * (w.value ? VALUE_BOOST : 1))));
+      w.terms.forEach((t, i) => boosts.set(t, Math.max(boosts.get(t) ?? 0, (i < w.own ? 1 : ALIAS_BOOST) * (w.minor ? MINOR_BOOST : 1))));
     if (boosts.size === 0) return [];
     return this.index
       .search([...boosts.keys()].join(" "), { boostTerm: (t) => boosts.get(t) ?? 1 })
