@@ -33,7 +33,7 @@ export const DEMO_CALLS: readonly DemoCall[] = [
     agent: "knowledge",
     tool: "ask",
     args: { question: "How many vacation days carry over to next year?" },
-    note: "BM25 over the handbook",
+    note: "BM25+ over the handbook's passages",
   },
   {
     agent: "orchestrator",
