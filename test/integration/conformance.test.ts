@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh } from "../helpers/cli.ts";
 import { startForeignServer, type ForeignServer } from "../helpers/foreign.ts";
-import { sseMessages } from "../helpers/sse.ts";
+import { JSON_AND_SSE, legacySessionHeaders, sseMessages } from "../helpers/rawMcp.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -240,19 +240,9 @@ describe("2025-11-25 SSE polling (SEP-1699) through the passthrough", () => {
 
   it("a client whose response stream through the gateway is cut mid-call resumes it with Last-Event-ID and gets its answer", async () => {
     const url = urlOf("gateway", "/agents/polling/mcp");
-    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const init = await fetch(url, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: { protocolVersion: "2025-11-25", capabilities: { sampling: {} }, clientInfo: { name: "raw", version: "1" } },
-      }),
-    });
-    await init.text();
-    const session = { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" };
+    const headers = JSON_AND_SSE;
+    // A client that answers sampling: the gateway serves its session on the SDK's path.
+    const session = await legacySessionHeaders(url, { sampling: {} });
     await fetch(url, {
       method: "POST",
       headers: { ...headers, ...session },

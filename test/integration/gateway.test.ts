@@ -10,7 +10,7 @@ import { resultText } from "../../src/protocol/results.ts";
 import { connectHttp, connectV1, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { sseMessages } from "../helpers/sse.ts";
+import { legacySessionHeaders, sseMessages } from "../helpers/rawMcp.ts";
 
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
@@ -464,22 +464,6 @@ async function rawRequest(url: string, revision: "2026-07-28" | "2025-11-25", me
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: modern ? { ...params, _meta: meta } : params }),
   });
-}
-
-/** Opens a 2025-11-25 session with a raw initialize POST; returns the headers its requests carry. */
-async function legacySessionHeaders(url: string): Promise<Record<string, string>> {
-  const init = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-    }),
-  });
-  await init.text();
-  return { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" };
 }
 
 /** The JSON-RPC message of an answer, whether sent as JSON or as one SSE event. */

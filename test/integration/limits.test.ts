@@ -16,7 +16,7 @@ import { MAX_BODY_DEPTH } from "../../src/protocol/limits.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { sseMessages } from "../helpers/sse.ts";
+import { sseMessages } from "../helpers/rawMcp.ts";
 
 const SLOW = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));

@@ -8,7 +8,7 @@ import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh, ROOT } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, within } from "../helpers/eventually.ts";
-import { sseMessages } from "../helpers/sse.ts";
+import { sseMessages } from "../helpers/rawMcp.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
