@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Lab } from "../../orchestrator/lab/lab.ts";
+import { LabNetwork } from "../../orchestrator/lab/netns.ts";
 import { resolveConsulBinary } from "../../src/consul/devAgent.ts";
 import { bound } from "../helpers/eventually.ts";
 import { DEPARTMENTS, Load, pause, rpc } from "./load.ts";
@@ -21,6 +22,9 @@ let load: Load;
 const costs: { fault: string; reads: string; writes: string; converge: string; note: string }[] = [];
 
 beforeAll(async () => {
+  if (!LabNetwork.available()) {
+    throw new Error("The cluster test builds its hosts as network namespaces: it needs root and iproute2 (ip netns). Run it as root.");
+  }
   lab = await Lab.up({ consulBinary: await resolveConsulBinary(), dir: mkdtempSync(join(tmpdir(), "toolmesh-lab-")) });
   load = new Load(() => gateways().map((g) => g.url));
   load.start();
@@ -188,6 +192,9 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     expect(cli.code, cli.err).toBe(3);
     expect(cli.err).toMatch(/Consul/);
     expect(cli.err).not.toMatch(/Unknown agent/);
+    const agents = await meshOn("h1", ["agents"]);
+    expect(agents.code, agents.out + agents.err).toBe(3);
+    expect(agents.err).toMatch(/Consul/);
     load.phase = "h1 healed";
     await lab.net.heal("h1");
     const rejoined = await lab.waitFor(

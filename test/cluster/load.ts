@@ -117,13 +117,16 @@ export class Load {
         ? ["hr", "get_employee", { employee_id: `E${1001 + (n % 40)}` }]
         : ["finance", "get_budget", { department: DEPARTMENTS[n % DEPARTMENTS.length]! }];
       const phase = this.phase;
-      // A read-only call is safe to send again: once more through the other gateway if the first fails.
+      // A read-only call is safe to send again: through the other gateway if the first fails.
       let last: { retryable: boolean; error: string } | undefined;
+      const errors: string[] = [];
       let attempts = 0;
-      for (; attempts < 2 && !this.stopped; attempts++) {
+      for (; attempts < 3 && !this.stopped; attempts++) {
         last = await this.tryCall(this.gateway(n + attempts), agent, tool, args as Record<string, unknown>, {});
         if (!last) break;
+        errors.push(`${this.gateway(n + attempts)}: ${last.error}`);
       }
+      if (last) last = { ...last, error: errors.join("; ") };
       this.ledger.push({ phase, kind: "read", tool: `${agent}.${tool}`, outcome: last ? "failed" : "ok", ...(last ?? {}), attempts });
       await pause(100);
     }
