@@ -13,23 +13,27 @@ import { ConsulClient } from "../../src/consul/client.ts";
 import { resolveConsulBinary, startDevConsul } from "../../src/consul/devAgent.ts";
 import { consulSettings } from "../../src/consul/settings.ts";
 import { isMeshError } from "../../src/protocol/errors.ts";
+import { withFence, type Fence } from "../../src/state/fence.ts";
+import { ConsulKvState } from "../../src/state/sharedState.ts";
 import { randomLoopback, startTestConsul, type TestConsul } from "../helpers/consul.ts";
 
 const run = promisify(execFile);
 let consul: TestConsul;
 
 /** What the proxy does with the next PUTs: forward and drop the answer, or answer 500 without forwarding. */
-type Mischief = "drop-answer" | "no-leader";
+type Mischief = "drop-answer" | "no-leader" | "drop-answer-then-no-leader";
 
 /** An HTTP proxy in front of Consul that misbehaves on the next PUTs it is told to, and counts what it forwarded. */
-async function proxy(target: string): Promise<{ url: string; plan: Mischief[]; forwardedPuts: number; close(): Promise<void> }> {
-  const state = { plan: [] as Mischief[], forwardedPuts: 0 };
+async function proxy(
+  target: string,
+): Promise<{ url: string; plan: Mischief[]; forwardedPuts: number; leaderlessReads: boolean; close(): Promise<void> }> {
+  const state = { plan: [] as Mischief[], forwardedPuts: 0, leaderlessReads: false };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       void (async () => {
-        const mischief = req.method === "PUT" ? state.plan.shift() : undefined;
+        const mischief = req.method === "PUT" ? state.plan.shift() : state.leaderlessReads ? "no-leader" : undefined;
         if (mischief === "no-leader") {
           res.writeHead(500, { "content-type": "text/plain" }).end("No cluster leader");
           return;
@@ -41,8 +45,9 @@ async function proxy(target: string): Promise<{ url: string; plan: Mischief[]; f
           ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
         });
         const body = Buffer.from(await up.arrayBuffer());
-        if (mischief === "drop-answer") {
+        if (mischief === "drop-answer" || mischief === "drop-answer-then-no-leader") {
           req.socket.destroy(); // Consul applied it; the caller never hears so
+          if (mischief === "drop-answer-then-no-leader") state.leaderlessReads = true; // and reading it back finds no leader
           return;
         }
         const headers: Record<string, string> = {};
@@ -136,6 +141,48 @@ describe("writes through an election", () => {
       expect((err as Error).message).toMatch(/no leader/);
       expect(p.forwardedPuts).toBe(0);
     } finally {
+      c.destroy();
+      await p.close();
+    }
+  });
+
+  test("a write whose outcome nobody can tell: CONSUL_WRITE_UNKNOWN, not sent again; retryable only when an idempotency claim fences it", async () => {
+    const p = await proxy(consul.address);
+    const c = new ConsulClient({ address: p.url, retryMs: 300 });
+    const state = new ConsulKvState(c, `toolmesh/test/unknown-${Date.now()}`);
+    try {
+      // Its answer is lost, and every read-back finds no leader until the budget is spent.
+      const lose = () => p.plan.push("drop-answer-then-no-leader");
+      const claimKey = `toolmesh/test/claim-unknown-${Date.now()}`;
+      const claimIndex = (await consul.client.kvTxn([{ verb: "cas", key: claimKey, value: "claim", index: 0 }])) as {
+        ok: true;
+        results: { key: string; modifyIndex: number }[];
+      };
+      const fence: Fence = {
+        label: "finance.submit_expense (idempotency key)",
+        guard: () => ({ key: claimKey, index: claimIndex.results[0]!.modifyIndex, value: "claim, applied", sentAt: Date.now() }),
+        committed: () => undefined,
+        lost: () => {
+          throw new Error("lost");
+        },
+        assertHeld: () => undefined,
+        verify: async () => undefined,
+        exclusive: (fn) => fn(),
+        applied: false,
+        open: true,
+      };
+      const before = p.forwardedPuts;
+      lose();
+      const keyed = await withFence(fence, () => state.update<number>("booked", (n) => (n ?? 0) + 1)).catch((e: unknown) => e);
+      expect(keyed).toMatchObject({ code: "CONSUL_WRITE_UNKNOWN", retryable: true });
+      expect(p.forwardedPuts - before).toBe(1); // never sent again blind
+      p.leaderlessReads = false;
+      lose();
+      const unkeyed = await state.update<number>("plain", (n) => (n ?? 0) + 1).catch((e: unknown) => e);
+      expect(unkeyed).toMatchObject({ code: "CONSUL_WRITE_UNKNOWN", retryable: false });
+      expect((unkeyed as Error).message).toMatch(/It was not sent again/);
+    } finally {
+      p.leaderlessReads = false;
       c.destroy();
       await p.close();
     }
