@@ -142,7 +142,7 @@ export class Lab {
     };
     await spawnAll(false);
     await spawnAll(true);
-    this.say(`toolmesh: ${this.processes.map((p) => `${p.label}@${p.host}`).join(" ")}`);
+    this.say(`toolmesh: ${this.processes.map((p) => p.label).join(" ")}`);
   }
 
   private consulNode(host: LabHost, role: "server" | "client"): LabConsul {

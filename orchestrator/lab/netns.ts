@@ -56,7 +56,7 @@ export class LabNetwork {
   /** Creates the bridge; hosts are added with addHost. On any failure what was made is removed. */
   static async create(id = `${LAB_PREFIX}${randomInt(0, 0xffff).toString(16).padStart(4, "0")}`): Promise<LabNetwork> {
     if (!/^tml[0-9a-f]{4}$/.test(id)) throw new MeshError("CONFIG_INVALID", `Lab id "${id}" is not tml followed by 4 hex digits.`);
-    const net = new LabNetwork(id, `10.${randomInt(200, 250)}.${randomInt(0, 256)}`);
+    const net = new LabNetwork(id, await freeSubnet());
     try {
       await ip("link", "add", net.bridge, "type", "bridge");
       await ip("addr", "add", `${net.gateway}/24`, "dev", net.bridge);
@@ -184,4 +184,14 @@ async function ip(...args: string[]): Promise<void> {
     const err = e as { stderr?: string; message?: string };
     throw new MeshError("CONFIG_INVALID", `ip ${args.join(" ")} failed: ${(err.stderr ?? err.message ?? "").trim()}`, { cause: e });
   }
+}
+
+/** A random 10.x.y (x in 200-249) that no route of this machine uses yet (another lab, a VPN). */
+async function freeSubnet(): Promise<string> {
+  const { stdout } = await run("ip", ["-4", "route", "show"]).catch(() => ({ stdout: "" }));
+  for (let i = 0; i < 50; i++) {
+    const subnet = `10.${randomInt(200, 250)}.${randomInt(0, 256)}`;
+    if (!stdout.includes(`${subnet}.`)) return subnet;
+  }
+  throw new MeshError("CONFIG_INVALID", "Found no free 10.200-249.x.0/24 for a lab network: remove old labs with mesh lab down.");
 }

@@ -31,8 +31,9 @@ export function labCommand(): Command {
       }
       const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "toolmesh-lab-"));
       const say = (line: string) => process.stderr.write(`  ${line}\n`);
+      const consulBinary = await resolveConsulBinary(say);
       const built = await Lab.up({
-        consulBinary: await resolveConsulBinary(say),
+        consulBinary,
         dir,
         placement: defaultPlacement(hosts),
         onProgress: say,
@@ -62,8 +63,8 @@ export function labCommand(): Command {
         }),
         "",
         "Try:",
-        `  ip netns exec ${id}-h3 node orchestrator/cli/main.ts agents --consul 127.0.0.1:8500`,
-        `  ip netns exec ${id}-s1 ${"$(cat /tmp/consul.path)"} operator raft list-peers -http-addr=${built.server("s1").url}`,
+        `  ip netns exec ${id}-h3 ${process.execPath} ${process.argv[1] ?? "orchestrator/cli/main.ts"} agents --consul 127.0.0.1:8500`,
+        `  ip netns exec ${id}-s1 ${consulBinary} operator raft list-peers -http-addr=${built.server("s1").url}`,
         `  kill -9 <pid of the leader's consul>          # ip netns pids ${id}-s1`,
         `  ip link set ${built.net.host("h1").link} down                 # partition h1 (up to heal)`,
         "",
