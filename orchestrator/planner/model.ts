@@ -3,6 +3,7 @@ import type { VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import { Bm25Index } from "../../src/text/bm25.ts";
 import { stem, tokenize } from "../../src/text/tokenize.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
+import { actionClass, toolVerbs } from "./speechAct.ts";
 
 /** What the planner knows of one agent: its catalog entry, tools and published vocabulary. */
 export interface PlannerAgent {
@@ -40,8 +41,13 @@ export interface Target {
   entityParams: { param: string; type: string; required: boolean }[];
   required: string[];
   properties: Record<string, Schema>;
-  /** Neither read-only nor idempotent: running it changes something, once per call. */
+  /**
+   * Changes state (no `readOnlyHint`, or `destructiveHint`): planned only for a request to act
+   * whose verb is of the tool's kind (`verbs`), and run only once confirmed.
+   */
   sideEffect: boolean;
+  /** Kinds of action the tool's own verbs name (speechAct.ts `actionClass`): what a request must ask for. */
+  actions: string[];
   /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
   search?: string;
 }
@@ -190,15 +196,22 @@ export class MeshModel {
    * Tools and attributes ranked for a question about entities of `type` (or any, when
    * undefined); `named`: the entity is named in the question, so search tools may look it up by name.
    */
-  rank(query: string, type: string | undefined, named = false): { candidate: Candidate; score: number }[] {
+  rank(
+    query: string,
+    type: string | undefined,
+    named = false,
+    /** Which state-changing tools may be candidates (default: none: a question reads, it never acts). */
+    mayChange: (t: Target) => boolean = () => false,
+  ): { candidate: Candidate; score: number }[] {
     return this.index
       .search(query, 50)
       .filter((h) =>
         h.item.kind === "attribute"
           ? h.item.attribute.type === type
-          : type === undefined ||
-            h.item.target.entityParams.some((p) => p.type === type) ||
-            (named && h.item.target.search !== undefined && h.item.target.entityParams.length === 0),
+          : (!h.item.target.sideEffect || mayChange(h.item.target)) &&
+            (type === undefined ||
+              h.item.target.entityParams.some((p) => p.type === type) ||
+              (named && h.item.target.search !== undefined && h.item.target.entityParams.length === 0)),
       )
       .map((h) => ({ candidate: h.item, score: h.score }));
   }
@@ -241,7 +254,8 @@ export class MeshModel {
         return search ? { search } : {};
       })(),
       properties,
-      sideEffect: a.readOnlyHint !== true && a.idempotentHint !== true,
+      sideEffect: a.readOnlyHint !== true || a.destructiveHint === true,
+      actions: toolVerbs(tool).map(actionClass),
     };
     this.targets.push(target);
     const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");

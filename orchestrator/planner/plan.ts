@@ -1,7 +1,9 @@
-import { stem, STOPWORDS } from "../../src/text/tokenize.ts";
+import { stem, STOPWORDS, tokenize } from "../../src/text/tokenize.ts";
 import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../router/classifier.ts";
-import type { Attribute, Entity, MeshModel, Relation, Target } from "./model.ts";
+import type { Attribute, Candidate, Entity, MeshModel, Relation, Target } from "./model.ts";
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
+import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
+import { amounts, dates } from "./language.ts";
 
 /** Where a step's argument comes from when an earlier step's result decides it. */
 export interface Ref {
@@ -33,7 +35,8 @@ export interface Hop {
 
 /** How one part of the question is answered once the steps have run. */
 export type Part =
-  | { kind: "result"; clause: string; hops: Hop[]; steps: string[] }
+  /** `fields`: paths in the result to the fields the clause asks for (a tool whose text is a raw record is answered with them). */
+  | { kind: "result"; clause: string; hops: Hop[]; steps: string[]; fields?: string[][]; about?: string }
   | { kind: "attribute"; clause: string; hops: Hop[]; step: string; attribute: Attribute; label: string }
   | { kind: "identity"; clause: string; hops: Hop[] }
   | { kind: "ask"; clause: string; step: string; agent: string }
@@ -57,6 +60,8 @@ export interface Plan {
 export interface PlanOptions {
   /** The entity the conversation was about (a follow-up's "her", "his", "they"). */
   focus?: Entity;
+  /** What "today" is for relative dates ("next Monday"). @default new Date() */
+  now?: Date;
 }
 
 /** Relevance below this sends a clause to an agent's `ask` instead of a tool. */
@@ -93,7 +98,6 @@ const WORD_NUMBERS: Record<string, number> = {
 };
 /** Words for one member of a list ("the newest member of the team", "the longest-serving person"). */
 const ELEMENT_WORDS = new Set(["member", "members", "person", "one", "employee", "people", "report"]);
-const ISO_DATE = /\b(\d{4}-\d{2}-\d{2})\b/g;
 const DURATION = /\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten) (?:working |business |full )?days?\b/i;
 
 /**
@@ -111,7 +115,7 @@ export class Planner {
   plan(model: MeshModel, question: string, options: PlanOptions = {}): Plan {
     const steps: Step[] = [];
     const parts: Part[] = [];
-    const b = new Builder(steps);
+    const b = new Builder(steps, options.now ?? new Date());
     const start: Subject | undefined = options.focus
       ? { type: options.focus.type, label: options.focus.name, entity: options.focus }
       : undefined;
@@ -152,6 +156,11 @@ export class Planner {
     | { decision: "plan"; part: Part; focus?: Focus; candidates: RouteCandidate[] }
     | { decision: "ambiguous" | "none"; message: string; candidates: RouteCandidate[] } {
     const { tokens, mentions } = tokenizeClause(model, clause, focus);
+    // Only a request to act may lead to a tool that changes state, and only to one whose own
+    // verb is of the kind asked for; a clause that starts with a name is about it.
+    const lead = tokens.find((t) => !/^(please|pls|kindly|hey|hi|ok|okay|so|now|also|then|just)$/.test(t));
+    const act: SpeechAct = lead?.startsWith("⟨") ? { kind: "question" } : speechAct(clause);
+    const mayChange = (t: Target) => asksFor(act, t.tool, t.actions);
     const unknown = unknownNames(clause, mentions, model);
     const chains = findChains(model, tokens, mentions);
     if (unknown.length > 0 && chains.length === 0) {
@@ -191,7 +200,13 @@ export class Planner {
     for (const [type, list] of byType) {
       const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
       const topics = topicWords(type);
-      const top = model.rank(topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query, type, named)[0];
+      const ranked = model.rank(
+        topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query,
+        type,
+        named,
+        mayChange,
+      );
+      const top = preferAsked(ranked, act);
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
@@ -235,6 +250,7 @@ export class Planner {
       const subjects = byType.get(best.type)!;
       if (candidate.candidate.kind === "attribute") return readAttribute(model, b, clause, subjects[0]!, candidate.candidate.attribute);
       const target = candidate.candidate.target;
+      if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
       const others = chains.filter((c) => c.type !== best.type);
       const hops: Hop[] = [];
       const made: string[] = [];
@@ -275,7 +291,7 @@ export class Planner {
       }
       return {
         decision: "plan",
-        part: { kind: "result", clause, hops, steps: made },
+        part: { kind: "result", clause, hops, steps: made, ...resultFields(target, content, subjects.at(-1)?.subject.label) },
         ...(lastFocus ? { focus: lastFocus } : {}),
         candidates: [],
       };
@@ -302,8 +318,42 @@ export class Planner {
     if (chains.length === 0) {
       // Nothing named, but a tool that needs no one in particular fits clearly ("run payroll for
       // 2026-12"): it is the answer, its arguments from the question (or asked for).
-      const ranked = model.rank(query, undefined);
-      const [top, second] = ranked;
+      // An id whose shape a tool's parameter gives ("ticket HD-2003"): the tool that fits best of those that take it.
+      const byId = takesStatedId(model, clause);
+      if (byId.length > 0) {
+        const fits = model
+          .rank(query, undefined, false, (t) => mayChange(t) || act.kind === "unclear")
+          .filter((r) => r.candidate.kind === "tool" && byId.includes(r.candidate.target));
+        const reads = byId.filter((t) => !t.sideEffect);
+        const target = fits[0]?.candidate.kind === "tool" ? fits[0].candidate.target : reads.length === 1 ? reads[0] : undefined;
+        if (target) {
+          if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
+          const filled = fill(target, clause, undefined, [], b);
+          if ("args" in filled) {
+            const id = Object.values(filled.args).find((v) => typeof v === "string" && byIdWord(v, clause)) as string | undefined;
+            const step = b.call(
+              target.agent,
+              target.tool.name,
+              filled.args,
+              `${(target.tool.title ?? target.tool.name).toLowerCase()}${id ? ` ${id}` : ""}`,
+              target.sideEffect,
+            );
+            return {
+              decision: "plan",
+              part: { kind: "result", clause, hops: [], steps: [step], ...resultFields(target, content, id) },
+              candidates: [],
+            };
+          }
+          return {
+            decision: "plan",
+            part: { kind: "problem", clause, hops: [], agent: target.agent, message: needs(target, filled.missing) },
+            candidates: [],
+          };
+        }
+      }
+      const ranked = model.rank(query, undefined, false, mayChange);
+      const top = preferAsked(ranked, act);
+      const second = ranked.find((r) => r !== top);
       if (
         top &&
         top.candidate.kind === "tool" &&
@@ -312,6 +362,7 @@ export class Planner {
         (!second || top.score >= second.score * 2)
       ) {
         const target = top.candidate.target;
+        if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
         const filled = fill(target, clause, undefined, [], b);
         if ("args" in filled) {
           const step = b.call(
@@ -321,7 +372,11 @@ export class Planner {
             (target.tool.title ?? target.tool.name).toLowerCase(),
             target.sideEffect,
           );
-          return { decision: "plan", part: { kind: "result", clause, hops: [], steps: [step] }, candidates: [] };
+          return {
+            decision: "plan",
+            part: { kind: "result", clause, hops: [], steps: [step], ...resultFields(target, content, undefined) },
+            candidates: [],
+          };
         }
         return {
           decision: "plan",
@@ -378,6 +433,32 @@ export class Planner {
   }
 }
 
+/**
+ * A clause that reads as a question or an unclear request ("Can I book…?", "Close ticket HD-2005")
+ * where the tool that fits would change something: ask, rather than act or guess.
+ */
+function askBeforeActing(target: Target, act: SpeechAct): { decision: "ambiguous"; message: string; candidates: RouteCandidate[] } {
+  const what = (target.tool.title ?? target.tool.name.replace(/_/g, " ")).toLowerCase();
+  const verb = act.kind === "question" ? what.split(" ")[0] : act.verb;
+  return {
+    decision: "ambiguous",
+    message: `Do you want me to ${what} (${target.agent}.${target.tool.name})? I change something only when asked to do it, e.g. "Please ${verb} …"; nothing was changed. If you are asking about it, please ask it as a question.`,
+    candidates: [{ agent: target.agent, score: 0, confidence: 0 }],
+  };
+}
+
+/**
+ * The best candidate; for a request to act, the best tool that does the action asked for (a
+ * request to raise a ticket is not answered by listing tickets), when one fits at all.
+ */
+function preferAsked<T extends { candidate: Candidate; score: number }>(ranked: readonly T[], act: SpeechAct): T | undefined {
+  if (act.kind === "request") {
+    const acting = ranked.find((r) => r.candidate.kind === "tool" && r.candidate.target.sideEffect);
+    if (acting && acting.score >= MIN_TOOL_SCORE) return acting;
+  }
+  return ranked[0];
+}
+
 /** A clause handed to one agent's `ask`, in the user's words. */
 function askAgent(
   b: Builder,
@@ -425,6 +506,67 @@ function readAttribute(
   };
 }
 
+/** A required parameter's pattern with a literal letter in it (HD-\\d{4}, not \\d{4}-\\d{2}): an id of a kind of its own. */
+function idPattern(s: { type?: string | string[]; pattern?: string } | undefined): RegExp | undefined {
+  if (!s?.pattern || s.type !== "string" || !/[A-Za-z]/.test(s.pattern.replace(/\\[a-zA-Z]/g, ""))) return undefined;
+  try {
+    return new RegExp(s.pattern);
+  } catch {
+    return undefined;
+  }
+}
+
+function byIdWord(v: string, clause: string): boolean {
+  return clause.split(/[\s,;?!.:]+/).includes(v);
+}
+
+/** Tools with a required parameter whose id pattern a word of the clause has. */
+function takesStatedId(model: MeshModel, clause: string): Target[] {
+  const words = clause
+    .split(/[\s,;?!:]+/)
+    .map((w) => w.replace(/[.'’]+$/, ""))
+    .filter((w) => /\d/.test(w) && /[A-Za-z]/.test(w));
+  if (words.length === 0) return [];
+  return model.targets.filter((t) =>
+    t.required.some((r) => {
+      const re = idPattern(t.properties[r]);
+      return re !== undefined && words.some((w) => re.test(w));
+    }),
+  );
+}
+
+/**
+ * The fields of a tool's output the clause asks for ("when was … bought" → `purchased`, "the
+ * status of …" → `status`): output-schema leaves (one level into objects and list items) whose
+ * name or description shares a word with the clause, the tool's own name words set aside.
+ */
+function resultFields(target: Target, content: readonly string[], about: string | undefined): { fields?: string[][]; about?: string } {
+  // Words the tool's name says, and enum values (filters the arguments took), are not fields asked for.
+  const enums = Object.values(target.properties).flatMap((p) => (p.enum ?? []).map((v) => String(v).replace(/_/g, " ")));
+  const own = new Set(tokenize(`${target.tool.name.replace(/_/g, " ")} ${target.tool.title ?? ""} ${enums.join(" ")}`));
+  const asked = new Set(tokenize(expand(content.join(" "))).filter((t) => !own.has(t)));
+  const out = (target.tool.outputSchema ?? {}) as {
+    properties?: Record<
+      string,
+      {
+        properties?: Record<string, { description?: string }>;
+        items?: { properties?: Record<string, { description?: string }> };
+        description?: string;
+      }
+    >;
+  };
+  const leaves: { path: string[]; words: string[] }[] = [];
+  for (const [k, v] of Object.entries(out.properties ?? {})) {
+    const inner = v.properties ?? v.items?.properties;
+    if (!inner) leaves.push({ path: [k], words: tokenize(`${words(k)} ${v.description ?? ""}`) });
+    else for (const [f, fs] of Object.entries(inner)) leaves.push({ path: [k, f], words: tokenize(`${words(f)} ${fs.description ?? ""}`) });
+  }
+  const scored = leaves.map((l) => ({ ...l, score: l.words.filter((w) => asked.has(w)).length })).filter((l) => l.score > 0);
+  const best = Math.max(0, ...scored.map((l) => l.score));
+  const fields = scored.filter((l) => l.score === best).map((l) => l.path);
+  return { ...(fields.length ? { fields } : {}), ...(about ? { about } : {}) };
+}
+
 /** What a tool still needs to be called, said with what each argument is. */
 function needs(target: Target, missing: { name: string; description?: string }[]): string {
   const what = missing.map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`).join(", ");
@@ -465,6 +607,14 @@ function words(field: string): string {
     .replace(/([a-z])([A-Z])/g, "$1 $2")
     .replace(/_/g, " ")
     .toLowerCase();
+}
+
+/**
+ * Whether a message asks the mesh to act in any of its clauses (speechAct.ts): the only messages
+ * for which a tool that changes state may be planned, offered to a model, or confirmed.
+ */
+export function asksToAct(message: string): boolean {
+  return splitClauses(message).some((c) => speechAct(c).kind === "request");
 }
 
 /** Splits "X and how many…", "…, and what is…" into the questions they are. */
@@ -690,13 +840,17 @@ function range(start: number, len: number): number[] {
 /** Builds steps, sharing one call between parts that need the same thing. */
 class Builder {
   private readonly steps: Step[];
-  constructor(steps: Step[]) {
+  /** "Today", for relative dates. */
+  readonly now: Date;
+  constructor(steps: Step[], now: Date) {
     this.steps = steps;
+    this.now = now;
   }
 
   call(agent: string, tool: string, args: Record<string, Arg>, why: string, sideEffect = false): string {
     const key = JSON.stringify([agent, tool, args]);
-    const same = this.steps.find((s) => JSON.stringify([s.agent, s.tool, s.args]) === key && !sideEffect);
+    // The same call twice in one plan is one call; for a change too (one message books once).
+    const same = this.steps.find((s) => JSON.stringify([s.agent, s.tool, s.args]) === key);
     if (same) return same.id;
     const id = `s${this.steps.length + 1}`;
     const after = [...new Set(Object.values(args).flatMap((a) => (typeof a === "object" ? [a.$ref.step] : [])))];
@@ -740,16 +894,21 @@ function fill(
   b: Builder,
 ): { args: Record<string, Arg> } | { missing: { name: string; description?: string }[] } {
   const args: Record<string, Arg> = {};
-  const expanded = expand(clause).toLowerCase();
-  const dates = [...clause.matchAll(ISO_DATE)].map((m) => m[1]!);
-  const duration = DURATION.exec(clause);
-  const days = duration ? (WORD_NUMBERS[duration[1]!.toLowerCase()] ?? Number(duration[1])) : undefined;
-  const withoutDates = clause
-    .replace(ISO_DATE, " ")
-    .replace(DURATION, " ")
-    .replace(/\b[A-Z]\d{3,}\b/g, " ");
-  const numbers = [...withoutDates.matchAll(/(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])/g)].map((m) => Number(m[1]));
+  const expanded = expand(clause).toLowerCase().replace(/_/g, " ");
+  // Dates by chrono-node ("2026-12-21", "next Monday", "December 21 to 24"); amounts by
+  // wink-nlp ("1,500 USD", "$2k"), once dates, durations and ids are set aside.
+  const spans = dates(clause, b.now);
+  const days = (() => {
+    const d = DURATION.exec(clause);
+    return d ? (WORD_NUMBERS[d[1]!.toLowerCase()] ?? Number(d[1])) : undefined;
+  })();
+  let plain = clause.replace(DURATION, " ").replace(/\b[A-Z]+-?\d{3,}\b/g, " ");
+  for (const s of spans) plain = plain.replace(s.text, " ");
+  const numbers = amounts(plain).map((a) => a.value);
+  const start = spans[0]?.start;
+  const end = spans[0]?.end ?? spans[1]?.start;
   let subjectUsed = false;
+  const free: string[] = [];
   for (const [name, s] of Object.entries(target.properties)) {
     const ep = target.entityParams.find((p) => p.param === name);
     if (ep) {
@@ -763,16 +922,19 @@ function fill(
       continue;
     }
     if (s.enum) {
-      const hit = s.enum.find((v) => typeof v === "string" && new RegExp(`\\b${escape(v.toLowerCase())}`).test(expanded));
+      // Enum values as words ("in_progress" is "in progress"), whether the parameter is required or a filter.
+      const hit = s.enum.find(
+        (v) => typeof v === "string" && new RegExp(`\\b${escape(v.toLowerCase().replace(/_/g, " "))}`).test(expanded),
+      );
       if (hit !== undefined) args[name] = hit as string;
       continue;
     }
     if (/date/i.test(name) && (s.type === "string" || s.pattern)) {
-      if (/^(start|from|first)/i.test(name) && dates[0]) args[name] = dates[0];
+      if (/^(start|from|first)/i.test(name) && start) args[name] = start;
       else if (/^(end|to|until|last)/i.test(name)) {
-        if (dates[1]) args[name] = dates[1];
-        else if (dates[0]) args[name] = addWorkingDays(dates[0], (days ?? 1) - 1);
-      } else if (dates[0]) args[name] = dates[0];
+        if (end) args[name] = end;
+        else if (start) args[name] = addWorkingDays(start, (days ?? 1) - 1);
+      } else if (start) args[name] = start;
       continue;
     }
     if ((s.type === "number" || s.type === "integer") && target.required.includes(name) && numbers.length > 0) {
@@ -780,7 +942,7 @@ function fill(
       continue;
     }
     if (s.type === "string" && s.pattern) {
-      // A value whose shape the schema gives (a month "2026-12"): the question's word of that shape.
+      // A value whose shape the schema gives (a month "2026-12", a ticket "HD-2001"): the question's word of that shape.
       let re: RegExp | undefined;
       try {
         re = new RegExp(s.pattern);
@@ -795,15 +957,25 @@ function fill(
     }
     if (s.type === "string" && target.required.includes(name)) {
       if (name === target.search) args[name] = subject && "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
-      else if (/description|what|reason|note/i.test(name)) args[name] = clause.trim().slice(0, 500);
+      else if (!s.pattern && !("format" in s)) free.push(name);
     }
   }
+  // A required free-text parameter, whatever its name (description, summary, reason, note…): the
+  // question's own words for it ("…: the screen flickers", "…because the VPN drops").
+  if (free.length === 1) args[free[0]!] = freeText(clause);
   const missing = target.required
     .filter((r) => args[r] === undefined)
     .map((r) => ({ name: r, description: target.properties[r]?.description }));
   return missing.length
     ? { missing: missing.map((m) => (m.description ? { name: m.name, description: m.description } : { name: m.name })) }
     : { args };
+}
+
+/** What a free-text field says: the words after a colon or a "because", else the whole clause. */
+function freeText(clause: string): string {
+  const text = clause.trim().replace(/[?!.]+$/, "");
+  const said = /:\s*(.{3,})$/.exec(text)?.[1] ?? /\b(?:because|since|saying|as)\s+(.{3,})$/i.exec(text)?.[1];
+  return (said ?? text).trim().slice(0, 300);
 }
 
 /** The date `n` working days (Monday-Friday) after `iso`. */

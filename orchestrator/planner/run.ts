@@ -251,13 +251,68 @@ async function renderPart(
   let problem: string | undefined;
   for (const id of part.steps) {
     const o = await outcome(id);
-    if (o.ok) texts.push(resultText(o.result));
+    if (o.ok) texts.push(renderResult(o.result, o.structured, part));
     else {
       problem = o.error;
       texts.push(`Could not answer "${part.clause}": ${o.error}`);
     }
   }
   return { text: [...hops.lines, ...texts].join("\n"), ...(problem ? { problem } : {}), ...(focus ? { focus } : {}) };
+}
+
+/**
+ * A result in words. An agent that answers in sentences is quoted; one whose text is a raw
+ * record (JSON) is answered with the fields the question asked for, or its record's fields
+ * named, about whom or what the part asked.
+ */
+function renderResult(result: CallToolResult, structured: unknown, part: Extract<Part, { kind: "result" }>): string {
+  const text = resultText(result);
+  if (!/^\s*[[{]/.test(text) || !structured || typeof structured !== "object") return text;
+  const about = part.about ? `${part.about}'s ` : "";
+  const root = structured as Record<string, unknown>;
+  if (part.fields?.length) {
+    const lines = part.fields.map((path) => {
+      const [k, f] = path as [string, string | undefined];
+      const v = root[k];
+      const label = `${about}${fieldWords(k)}${f ? ` ${fieldWords(f)}` : ""}`;
+      if (Array.isArray(v) && f)
+        return `${capitalise(label)} (${v.length}): ${v.map((x) => `${firstScalar(x)} ${scalar((x as Record<string, unknown>)[f])}`).join("; ") || "none"}.`;
+      return `${capitalise(label)}: ${f ? scalar((v as Record<string, unknown> | undefined)?.[f]) : scalar(v)}.`;
+    });
+    return lines.join("\n");
+  }
+  return Object.entries(root)
+    .map(([k, v]) => {
+      if (Array.isArray(v)) return `${capitalise(`${about}${fieldWords(k)}`)} (${v.length}): ${v.map(record).join("; ") || "none"}.`;
+      return `${capitalise(`${about}${fieldWords(k)}`)}: ${record(v)}.`;
+    })
+    .join("\n");
+}
+
+function fieldWords(field: string): string {
+  return field
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/_/g, " ")
+    .toLowerCase();
+}
+
+function scalar(v: unknown): string {
+  if (v === undefined || v === null) return "none on record";
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+function firstScalar(v: unknown): string {
+  if (!v || typeof v !== "object") return scalar(v);
+  return String(Object.values(v).find((x) => typeof x === "string" || typeof x === "number") ?? "");
+}
+
+/** A record's scalar fields, named ("model: Dell XPS 15, os: Windows"). */
+function record(v: unknown): string {
+  if (!v || typeof v !== "object") return scalar(v);
+  return Object.entries(v)
+    .filter(([, x]) => x === null || typeof x !== "object")
+    .map(([k, x]) => `${fieldWords(k)}: ${scalar(x)}`)
+    .join(", ");
 }
 
 function focusOf(v: unknown, type: string | undefined): PlanRun["focus"] {
