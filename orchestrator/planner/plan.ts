@@ -1,9 +1,9 @@
 import { stem, STOPWORDS, tokenize } from "../../src/text/tokenize.ts";
 import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../router/classifier.ts";
-import type { Attribute, Candidate, Entity, MeshModel, Relation, Target } from "./model.ts";
+import { idPattern, type Attribute, type Candidate, type Entity, type MeshModel, type Relation, type Target } from "./model.ts";
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
 import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
-import { amounts, dates } from "./language.ts";
+import { amounts, dates, lemmaOf } from "./language.ts";
 
 /** Where a step's argument comes from when an earlier step's result decides it. */
 export interface Ref {
@@ -506,16 +506,6 @@ function readAttribute(
   };
 }
 
-/** A required parameter's pattern with a literal letter in it (HD-\\d{4}, not \\d{4}-\\d{2}): an id of a kind of its own. */
-function idPattern(s: { type?: string | string[]; pattern?: string } | undefined): RegExp | undefined {
-  if (!s?.pattern || s.type !== "string" || !/[A-Za-z]/.test(s.pattern.replace(/\\[a-zA-Z]/g, ""))) return undefined;
-  try {
-    return new RegExp(s.pattern);
-  } catch {
-    return undefined;
-  }
-}
-
 function byIdWord(v: string, clause: string): boolean {
   return clause.split(/[\s,;?!.:]+/).includes(v);
 }
@@ -657,6 +647,13 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
       re.lastIndex = 0;
     }
   }
+  // Ids of a kind no vocabulary lists, by the shape a tool's parameter gives ("HD-2004": a ticket).
+  text = text.replace(/(?<=\s)([\p{L}\p{N}][\p{L}\p{N}_-]*\p{N}[\p{L}\p{N}_-]*)(?=[\s,;:?!.]*\s)/gu, (word: string) => {
+    const e = word.includes("⟨") ? undefined : model.idEntity(word);
+    if (!e) return word;
+    found.push(e);
+    return ` ⟨${found.length - 1}⟩ `;
+  });
   if (focus.personal) text = text.replace(PERSONAL_POSSESSIVE, " ⟨p⟩ 's ").replace(PERSONAL, " ⟨p⟩ ");
   if (focus.last) text = text.replace(POSSESSIVE, " ⟨f⟩ 's ").replace(PRONOUN, " ⟨f⟩ ");
   // Say the relation the way the schemas name it (on single spaces: mentions were padded).
@@ -678,6 +675,7 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .map((t) => t.replace(/^'(?!s$)|'$/g, ""))
     .filter(Boolean)
     .map((t) => SYNONYM[t] ?? t);
+  linkByVerb(model, tokens, found);
   const mentions = new Map<number, Mention>();
   tokens.forEach((t, i) => {
     const m = /^⟨(\d+|f|p)⟩$/.exec(t);
@@ -687,6 +685,39 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     else mentions.set(i, { token: i, entity: found[Number(m[1])]! });
   });
   return { tokens, mentions };
+}
+
+/** Words for "the person" in "the person who raised HD-2004". */
+const SOMEONE = /^(person|employee|one|colleague|people|someone|somebody|guy|user|requester)$/;
+
+/**
+ * A link said as its verb: "the person who raised ⟨HD-2004⟩" and "whoever opened ⟨…⟩" are
+ * "⟨…⟩ 's requester", "who raised ⟨…⟩" is "who is ⟨…⟩ 's requester", when a link from that kind
+ * of thing is said with that verb (model.ts: what tools say of the parameter). Rewrites tokens.
+ */
+function linkByVerb(model: MeshModel, tokens: string[], found: readonly Entity[]): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const m = /^⟨(\d+)⟩$/.exec(tokens[i]!);
+    const type = m ? found[Number(m[1])]?.type : undefined;
+    if (!type) continue;
+    let j = i - 1;
+    if (tokens[j] === type || tokens[j] === `${type}s`) j--;
+    if (tokens[j] === "the" || tokens[j] === "a") j--;
+    const verb = tokens[j];
+    if (!verb) continue;
+    const relation = model.relations.find((r) => r.from === type && r.record && r.words.includes(stem(lemmaOf(verb))));
+    if (!relation) continue;
+    const said = [tokens[i]!, "'s", relation.name];
+    if (tokens[j - 1] === "whoever") tokens.splice(j - 1, i - j + 2, ...said);
+    else if (tokens[j - 1] === "who" || tokens[j - 1] === "that") {
+      let k = j - 1;
+      if (SOMEONE.test(tokens[k - 1] ?? "")) {
+        k--;
+        if (tokens[k - 1] === "the") k--;
+        tokens.splice(k, i - k + 1, ...said);
+      } else if (k === 0) tokens.splice(0, i + 1, "who", "is", ...said);
+    }
+  }
 }
 
 function escape(s: string): string {
@@ -875,7 +906,13 @@ class Builder {
         `find ${subject.label}'s ${relation.name}`,
       );
       const field = relation.dateFields[0];
-      const ref: Ref = { step, path: relation.path, ...(pick && field ? { pick: { field, order: pick } } : {}) };
+      let ref: Ref = { step, path: relation.path, ...(pick && field ? { pick: { field, order: pick } } : {}) };
+      // A link that ends in an id: read that thing's record, to name it and go on from it.
+      if (relation.record) {
+        const r = relation.record;
+        const read = this.call(r.agent, r.tool, { [r.param]: { $ref: ref } }, `read the ${r.type} ${subject.label}'s ${relation.name} is`);
+        ref = { step: read, path: [r.path[0]!] };
+      }
       const label = `${subject.label}'s ${pick ? `${pick === "max" ? "newest" : "longest-serving"} ${words(relation.label).replace(/s$/, "")}` : words(relation.label)}`;
       subject = { type: relation.to, label, ref, list: relation.list && !pick };
       hops.push({ label, subject });
