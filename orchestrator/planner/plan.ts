@@ -3,6 +3,7 @@ import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../route
 import { idPattern, type Attribute, type Candidate, type Entity, type MeshModel, type Relation, type Target } from "./model.ts";
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
 import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
+import { distance } from "fastest-levenshtein";
 import { amounts, dates, lemmaOf } from "./language.ts";
 
 /** Where a step's argument comes from when an earlier step's result decides it. */
@@ -307,6 +308,22 @@ export class Planner {
       model.rank(query, undefined).length === 0
     ) {
       const about = chains.map((c) => c.subject.label).join(" and ");
+      // A question about data no agent holds ("What is Bob Okafor's shoe size?") is answered as
+      // such, with what the agents do hold; a loose fragment ("numbers for Bob") is asked back.
+      const wanted = content.filter((w) => w !== "'s").join(" ");
+      if (wanted && (/\?\s*$/.test(clause) || /^\s*(what|who|which|when|where|how|is|are|does|do|did|has|have)\b/i.test(clause))) {
+        return {
+          decision: "plan",
+          part: {
+            kind: "problem",
+            clause,
+            hops: [],
+            message: `No agent in the mesh holds "${wanted}" for ${about}. What they hold about ${chains.length > 1 ? "them" : `${/^[aeiou]/i.test(chains[0]!.type) ? "an" : "a"} ${chains[0]!.type}`}: ${heldAbout(model, chains[0]!.type)}.`,
+            ...(chains[0] && "entity" in chains[0].subject ? { agent: chains[0].subject.entity.agents[0] } : {}),
+          },
+          candidates: [],
+        };
+      }
       return {
         decision: "ambiguous",
         message: `What would you like to know or do about ${about}? Nothing the agents offer matches "${content.join(" ")}".`,
@@ -557,6 +574,21 @@ function resultFields(target: Target, content: readonly string[], about: string 
   return { ...(fields.length ? { fields } : {}), ...(about ? { about } : {}) };
 }
 
+/** What the mesh holds about things of a type, by agent: its record's fields and the tools that read it. */
+function heldAbout(model: MeshModel, type: string): string {
+  const byAgent = new Map<string, Set<string>>();
+  const add = (agent: string, what: string) => (byAgent.get(agent) ?? byAgent.set(agent, new Set()).get(agent)!).add(what);
+  for (const a of model.attributes) if (a.type === type) add(a.agent, words(a.field));
+  for (const t of model.targets)
+    if (
+      !t.sideEffect &&
+      t.entityParams.some((p) => p.type === type) &&
+      !model.attributes.some((a) => a.tool === t.tool.name && a.agent === t.agent)
+    )
+      add(t.agent, (t.tool.title ?? t.tool.name.replace(/_/g, " ")).toLowerCase());
+  return [...byAgent].map(([agent, what]) => `${agent}: ${[...what].slice(0, 10).join(", ")}`).join("; ");
+}
+
 /** What a tool still needs to be called, said with what each argument is. */
 function needs(target: Target, missing: { name: string; description?: string }[]): string {
   const what = missing.map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`).join(", ");
@@ -630,20 +662,25 @@ interface Mention {
 
 /** Lowercase tokens with each entity mention (and pronoun) as one ⟨n⟩ token, possessive 's split off. */
 function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { tokens: string[]; mentions: Map<number, Mention> } {
-  let text = ` ${clause.replace(/[’`]/g, "'")} `;
+  // "What's", "whats", "who's": "what is" (not a possessive).
+  let text = ` ${clause.replace(/[’`]/g, "'").replace(/\b(what|who|where|how|when|that|there|here)(?:'s|s)(?=\s)/gi, "$1 is")} `;
   const found: Entity[] = [];
+  text = correctNames(model, text, found);
   const lower = () => text.toLowerCase();
   for (const s of model.surfaces) {
     if (s.text.length < 2) continue;
     // Single words must be capitalised in the question (a first name, "Legal"), not any "legal".
-    const re = new RegExp(`(?<=[^\\p{L}\\p{N}])${escape(s.text)}(?=[^\\p{L}\\p{N}])`, "giu");
+    // A possessive without its apostrophe ("Bob Okafors manager", typed on a phone) is one too.
+    const re = new RegExp(`(?<=[^\\p{L}\\p{N}])${escape(s.text)}(s?)(?=[^\\p{L}\\p{N}])`, "giu");
     let m: RegExpExecArray | null;
     while ((m = re.exec(lower())) !== null) {
       const original = text.slice(m.index, m.index + s.text.length);
       if (!s.text.includes(" ") && !/^[A-Z0-9]/.test(original)) continue;
+      // "…s" as a possessive only for a full name (not "Legals", not a first name that is a word).
+      if (m[1] && !s.text.includes(" ")) continue;
       const n = found.length;
       found.push(s.entity);
-      text = `${text.slice(0, m.index)} ⟨${n}⟩ ${text.slice(m.index + s.text.length)}`;
+      text = `${text.slice(0, m.index)} ⟨${n}⟩ ${m[1] ? "'s " : ""}${text.slice(m.index + m[0].length)}`;
       re.lastIndex = 0;
     }
   }
@@ -685,6 +722,55 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     else mentions.set(i, { token: i, entity: found[Number(m[1])]! });
   });
   return { tokens, mentions };
+}
+
+/**
+ * Names misspelt ("Wei Zang", "Ben Carterr's", "Enginering"): each one becomes a mention of the one
+ * vocabulary name within a small edit distance (fastest-levenshtein: 1, or 2 for ten letters or
+ * more), when exactly one thing is that close. Two words against full names first; one
+ * capitalised word (not the clause's first) against one-word names of six letters or more.
+ */
+function correctNames(model: MeshModel, text: string, found: Entity[]): string {
+  const words = text.split(" ");
+  const near = (written: string, parts: number): Entity | undefined => {
+    const limit = written.length >= 10 ? 2 : 1;
+    const close = model.surfaces.filter(
+      (x) =>
+        x.text.split(" ").length === parts &&
+        x.text.length >= 5 &&
+        Math.abs(x.text.length - written.length) <= limit &&
+        distance(x.text, written) <= limit,
+    );
+    if (close.some((x) => x.text === written)) return undefined;
+    const entities = new Set(close.map((x) => x.entity));
+    return entities.size === 1 ? close[0]!.entity : undefined;
+  };
+  const bare = (w: string) => w.replace(/'s$/i, "").replace(/[,;:?!.]+$/, "");
+  const tail = (w: string) => (/'s[,;:?!.]*$/i.test(w) ? " 's " : "") + (/[,;:?!.]+$/.exec(w)?.[0] ?? "");
+  const out: string[] = [];
+  let first = true;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (!/\p{L}/u.test(w)) {
+      out.push(w);
+      continue;
+    }
+    const pair = next && /^\p{L}/u.test(next) && !/[,;:?!.]$/.test(w) ? near(`${w} ${bare(next)}`.toLowerCase(), 2) : undefined;
+    if (pair && /^\p{Lu}/u.test(w) === /^\p{Lu}/u.test(next!)) {
+      found.push(pair);
+      out.push(`⟨${found.length - 1}⟩${tail(next!)}`);
+      i++;
+    } else {
+      const one = !first && /^\p{Lu}/u.test(w) && bare(w).length >= 6 ? near(bare(w).toLowerCase(), 1) : undefined;
+      if (one) {
+        found.push(one);
+        out.push(`⟨${found.length - 1}⟩${tail(w)}`);
+      } else out.push(w);
+    }
+    first = false;
+  }
+  return out.join(" ");
 }
 
 /** Words for "the person" in "the person who raised HD-2004". */

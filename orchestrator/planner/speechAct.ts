@@ -156,7 +156,7 @@ export function speechAct(clause: string): SpeechAct {
     return again?.pos === "VERB";
   };
   // "please close ticket HD-2005": a word in its base form after "please" is a verb.
-  const pleaded = t.slice(0, i).some((x) => ["please", "pls", "plz", "kindly"].includes(x.normal));
+  const pleaded = [...t.slice(0, i), ...t.slice(-1)].some((x) => ["please", "pls", "plz", "kindly"].includes(x.normal));
   if ((first.pos === "VERB" || objectNext || pleaded) && !asked) return act(first, "request");
   if (verbWithPlease() && !asked) {
     const weak = act(first, "request");
