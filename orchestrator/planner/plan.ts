@@ -4,7 +4,7 @@ import { idPattern, type Attribute, type Candidate, type Entity, type MeshModel,
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
 import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
 import { distance } from "fastest-levenshtein";
-import { amounts, dates, lemmaOf } from "./language.ts";
+import { amounts, dates, lemmaOf, tokens as wordsOf } from "./language.ts";
 
 /** Where a step's argument comes from when an earlier step's result decides it. */
 export interface Ref {
@@ -37,7 +37,16 @@ export interface Hop {
 /** How one part of the question is answered once the steps have run. */
 export type Part =
   /** `fields`: paths in the result to the fields the clause asks for (a tool whose text is a raw record is answered with them). */
-  | { kind: "result"; clause: string; hops: Hop[]; steps: string[]; fields?: string[][]; about?: string }
+  | {
+      kind: "result";
+      clause: string;
+      hops: Hop[];
+      steps: string[];
+      fields?: string[][];
+      about?: string;
+      /** Compare the one field across the steps (one per subject, `labels` in order): who has the most (max) or least (min). */
+      compare?: { order: "max" | "min"; labels: string[] };
+    }
   | { kind: "attribute"; clause: string; hops: Hop[]; step: string; attribute: Attribute; label: string }
   | { kind: "identity"; clause: string; hops: Hop[] }
   | { kind: "ask"; clause: string; step: string; agent: string }
@@ -290,9 +299,14 @@ export class Planner {
           ),
         );
       }
+      // "Who takes home more, Bob or Carmen?": the same field of two or more, compared.
+      const order = made.length >= 2 ? comparison(clause) : undefined;
+      const fields = resultFields(target, content, made.length === 1 ? subjects.at(-1)?.subject.label : undefined);
+      const compare =
+        order && fields.fields?.length === 1 ? { compare: { order, labels: subjects.map((c) => b.follow(c).subject.label) } } : {};
       return {
         decision: "plan",
-        part: { kind: "result", clause, hops, steps: made, ...resultFields(target, content, subjects.at(-1)?.subject.label) },
+        part: { kind: "result", clause, hops, steps: made, ...fields, ...compare },
         ...(lastFocus ? { focus: lastFocus } : {}),
         candidates: [],
       };
@@ -551,7 +565,8 @@ function resultFields(target: Target, content: readonly string[], about: string 
   // Words the tool's name says, and enum values (filters the arguments took), are not fields asked for.
   const enums = Object.values(target.properties).flatMap((p) => (p.enum ?? []).map((v) => String(v).replace(/_/g, " ")));
   const own = new Set(tokenize(`${target.tool.name.replace(/_/g, " ")} ${target.tool.title ?? ""} ${enums.join(" ")}`));
-  const asked = new Set(tokenize(expand(content.join(" "))).filter((t) => !own.has(t)));
+  const said = tokenize(expand(content.join(" ")));
+  const enumWords = new Set(tokenize(enums.join(" ")));
   const out = (target.tool.outputSchema ?? {}) as {
     properties?: Record<
       string,
@@ -568,10 +583,35 @@ function resultFields(target: Target, content: readonly string[], about: string 
     if (!inner) leaves.push({ path: [k], words: tokenize(`${words(k)} ${v.description ?? ""}`) });
     else for (const [f, fs] of Object.entries(inner)) leaves.push({ path: [k, f], words: tokenize(`${words(f)} ${fs.description ?? ""}`) });
   }
-  const scored = leaves.map((l) => ({ ...l, score: l.words.filter((w) => asked.has(w)).length })).filter((l) => l.score > 0);
-  const best = Math.max(0, ...scored.map((l) => l.score));
-  const fields = scored.filter((l) => l.score === best).map((l) => l.path);
+  // Scored by how often the clause (with its thesaurus words) says each of the field's words.
+  const match = (asked: string[], from = leaves) => {
+    const scored = from
+      .map((l) => ({ ...l, score: [...new Set(l.words)].reduce((n, w) => n + asked.filter((a) => a === w).length, 0) }))
+      .filter((l) => l.score > 0);
+    const best = Math.max(0, ...scored.map((l) => l.score));
+    return scored.filter((l) => l.score === best).map((l) => l.path);
+  };
+  // The tool's own name words first set aside ("ticket" is not the field asked for), unless only they name one ("net" of compute_net_pay).
+  let fields = match(said.filter((t) => !own.has(t)));
+  if (fields.length === 0)
+    fields = match(
+      said.filter((t) => !enumWords.has(t)),
+      leaves.filter((l) => l.path.length === 1),
+    );
   return { ...(fields.length ? { fields } : {}), ...(about ? { about } : {}) };
+}
+
+/**
+ * A comparison the clause asks for, read with wink-nlp: a comparative or superlative ("more",
+ * "higher", "the most", "less", "lowest"): which end is asked for.
+ */
+function comparison(clause: string): "max" | "min" | undefined {
+  for (const t of wordsOf(clause)) {
+    if (!["ADJ", "ADV"].includes(t.pos)) continue;
+    if (/^(less|fewer|least|lower|lowest|smaller|smallest|cheaper|cheapest|shorter|shortest)$/.test(t.normal)) return "min";
+    if (/^(more|most)$/.test(t.normal) || (t.lemma !== t.normal && /(er|est)$/.test(t.normal))) return "max";
+  }
+  return undefined;
 }
 
 /** What the mesh holds about things of a type, by agent: its record's fields and the tools that read it. */

@@ -257,7 +257,26 @@ async function renderPart(
       texts.push(`Could not answer "${part.clause}": ${o.error}`);
     }
   }
+  if (part.compare && !problem) texts.push(await compared(part, outcome));
   return { text: [...hops.lines, ...texts].join("\n"), ...(problem ? { problem } : {}), ...(focus ? { focus } : {}) };
+}
+
+/** "Bob Okafor has the highest net: 11813.18 (Carmen Alvarez: 10328.36)." */
+async function compared(part: Extract<Part, { kind: "result" }>, outcome: (step: string) => Promise<Outcome>): Promise<string> {
+  const path = part.fields![0]!;
+  const values: { label: string; value: number }[] = [];
+  for (const [i, id] of part.steps.entries()) {
+    const o = await outcome(id);
+    let v: unknown = o.ok ? o.structured : undefined;
+    for (const k of path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+    if (typeof v !== "number") return `I could not compare ${fieldWords(path.at(-1)!)}: ${part.compare!.labels[i]} has no number for it.`;
+    values.push({ label: part.compare!.labels[i] ?? id, value: v });
+  }
+  const sorted = [...values].sort((a, b) => (part.compare!.order === "max" ? b.value - a.value : a.value - b.value));
+  const [top, ...rest] = sorted;
+  const word = part.compare!.order === "max" ? "highest" : "lowest";
+  if (rest.some((r) => r.value === top!.value)) return `They have the same ${fieldWords(path.at(-1)!)}: ${top!.value}.`;
+  return `${top!.label} has the ${word} ${fieldWords(path.at(-1)!)}: ${top!.value} (${rest.map((r) => `${r.label}: ${r.value}`).join(", ")}).`;
 }
 
 /**

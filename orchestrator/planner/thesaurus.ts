@@ -4,7 +4,7 @@
  * Each entry adds its words to a question that contains the key (matched on word stems).
  */
 export const THESAURUS: readonly (readonly [RegExp, string])[] = [
-  [/\btake[- ]home\b|\bafter (tax|deductions?)\b|\bearns?\b|\bpaid\b|\bwages?\b|\bsalary\b/, "net pay"],
+  [/\btakes?[- ]home\b|\bafter (tax|deductions?)\b|\bearns?\b|\bpaid\b|\bwages?\b|\bsalary\b/, "net pay"],
   [/\btax(es)?\b/, "income tax net pay"],
   [/\b(annual(ly)?|yearly|per year|a year|each year)\b/, "annual"],
   [/\b(monthly|per month|a month|each month)\b/, "monthly"],
