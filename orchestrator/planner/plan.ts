@@ -131,7 +131,7 @@ export class Planner {
       : undefined;
     let focus: Focus = start ? { last: start, personal: start } : {};
     let candidates: RouteCandidate[] = [];
-    for (const clause of splitClauses(question)) {
+    for (const clause of splitClauses(question).map(questionOrder)) {
       const r = this.planClause(model, b, clause, focus);
       if (r.decision !== "plan") {
         if (parts.length === 0 && splitClauses(question).length === 1)
@@ -216,7 +216,18 @@ export class Planner {
         named,
         mayChange,
       );
-      const top = preferAsked(ranked, act);
+      // A search tool looks a named thing up only in its own agent's data (hr's find_employee does not find a document).
+      const knownBy = new Set(list.flatMap((c) => ("entity" in c.subject ? c.subject.entity.agents : [])));
+      const top = preferAsked(
+        ranked.filter(
+          (r) =>
+            r.candidate.kind !== "tool" ||
+            r.candidate.target.entityParams.length > 0 ||
+            knownBy.size === 0 ||
+            knownBy.has(r.candidate.target.agent),
+        ),
+        act,
+      );
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
@@ -237,8 +248,10 @@ export class Planner {
       }
       // A bare name known to one agent that answers in words ("Which public holidays do we
       // get?"): that agent tells about it. Known to several: ask which side is meant.
+      // (Tools of several agents acting on it, as on a person hr, finance and a helpdesk all take: ask too.)
       const owner = "entity" in chain.subject ? chain.subject.entity.agents.filter((a) => model.routable().some((r) => r.name === a)) : [];
-      if (owner.length === 1) {
+      const actors = new Set(model.targets.filter((t) => t.entityParams.some((p) => p.type === chain.subject.type)).map((t) => t.agent));
+      if (owner.length === 1 && (actors.size < 2 || !/^\s*\p{Lu}[\p{L}'-]*(\s+\p{Lu}[\p{L}'-]*)*[?.!]*\s*$/u.test(clause))) {
         return { ...askAgent(b, clause, owner[0]!), focus: focusAfter(chain, []) };
       }
       const what = model.rank(expand(chain.subject.type), chain.subject.type).slice(0, 4);
@@ -677,6 +690,17 @@ function words(field: string): string {
  */
 export function asksToAct(message: string): boolean {
   return splitClauses(message).some((c) => speechAct(c).kind === "request");
+}
+
+/**
+ * A learner's question order, as a question: "How I can get…", "Where I find…" (no inversion,
+ * no auxiliary) is "How can I get…", "Where can I find…".
+ */
+export function questionOrder(clause: string): string {
+  return clause.replace(
+    /^(\s*)(how|where|when)\s+(i|we)\s+(?:(can|could|should|may)\s+)?(?!am\b|was\b|will\b|do\b|did\b)(\w+)/i,
+    (_m, sp: string, wh: string, who: string, modal: string | undefined, verb: string) => `${sp}${wh} ${modal ?? "can"} ${who} ${verb}`,
+  );
 }
 
 /** Splits "X and how many…", "…, and what is…" into the questions they are. */

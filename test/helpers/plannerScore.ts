@@ -51,6 +51,9 @@ export function stateChangingAsked(model: MeshModel, plan: Plan): string[] {
   return changing.filter((c) => said.includes(`(${c})`) && !/^Do you want me to/.test(plan.message ?? ""));
 }
 
+/** An answer that says it could not answer (an agent's `ask` refusing, in its own words). */
+const REFUSAL = /\b(could not|cannot|can't|unable to|no agent|do not cover|does not cover|not answered|no employee matching|keeps no)\b/i;
+
 const read = <T>(file: string) => JSON.parse(readFileSync(file, "utf8")) as T;
 
 /**
@@ -103,7 +106,8 @@ export async function scorePlanner(files: {
         score.compound.right++;
         continue;
       }
-      const declined = !run || run.unanswered.length > 0;
+      // Declined: asked back, a part said unanswered, or an agent's own answer that says it could not.
+      const declined = !run || run.unanswered.length > 0 || REFUSAL.test(answer);
       if (declined) score.compound.declined++;
       else score.compound.confidentWrong++;
       score.misses.push(`compound ${declined ? "declined" : "CONFIDENT WRONG"}: ${c.q} → ${answer.replace(/\s+/g, " ").slice(0, 220)}`);
