@@ -208,7 +208,8 @@ export class Planner {
         .filter((c) => c.type !== type && c.relations.length === 0 && model.readOnlyBy(c.type) === 1)
         .map((c) => c.subject.label.toLowerCase());
     for (const [type, list] of byType) {
-      const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
+      // Named, or asked who is in it ("who works in Maya Cohen's department"): a search tool may look it up by its name.
+      const named = list.some((c) => "entity" in c.subject && c.relations.length === 0) || (asksWho && type !== person);
       const topics = topicWords(type);
       const ranked = model.rank(
         topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query,
@@ -239,7 +240,11 @@ export class Planner {
       const field = who && what ? model.attributes.find((a) => a.type === person && a.field === what.type) : undefined;
       if (who && field) return readAttribute(model, b, clause, who, field);
     }
-    if (chains.length > 0 && content.length === 0 && !asksWho) {
+    // "How many people are in X's team?": the list is the answer (its count is said with it).
+    const last = chains.length === 1 ? chains[0]!.relations.at(-1) : undefined;
+    const countOfList =
+      /\bhow many\b/i.test(clause) && last?.relation.list === true && !last.pick && content.every((w) => /^(many|number|count|total|in|on)$/.test(w));
+    if (chains.length > 0 && (content.length === 0 || countOfList) && !asksWho) {
       const chain = chains[0]!;
       if (chain.relations.length > 0 || chains.length > 1) {
         // "Who is Rosa Moreno's manager?": the answer is who the relations lead to.
@@ -338,7 +343,8 @@ export class Planner {
       // A question about data no agent holds ("What is Bob Okafor's shoe size?") is answered as
       // such, with what the agents do hold; a loose fragment ("numbers for Bob") is asked back.
       const wanted = content.filter((w) => w !== "'s").join(" ");
-      if (wanted && (/\?\s*$/.test(clause) || /^\s*(what|who|which|when|where|how|is|are|does|do|did|has|have)\b/i.test(clause))) {
+      const relationWord = content.some((w) => model.relations.some((r) => r.words.includes(stem(w))));
+      if (wanted && !relationWord && (/\?\s*$/.test(clause) || /^\s*(what|who|which|when|where|how|is|are|does|do|did|has|have)\b/i.test(clause))) {
         return {
           decision: "plan",
           part: {
@@ -764,6 +770,9 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
     // "who manages X" is X's manager (the relation said as its verb).
     .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
+    // "who does X manage", "the people X manages": X's reports.
+    .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manage|supervise|oversee|lead)\b/gi, "$1 's reports")
+    .replace(/\b(?:the )?(?:people|employees|staff|ones) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manages|supervises|oversees|leads)\b/gi, "$1 's reports")
     .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
     // "who sits under X", "who is under X" (not "is for X": an expense may be for someone).
     .replace(/\b(?:who )?(?:sits?|sitting|is|are) (?:directly )?under (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
@@ -1143,7 +1152,8 @@ function fill(
       }
     }
     if (s.type === "string" && target.required.includes(name)) {
-      if (name === target.search) args[name] = subject && "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
+      if (name === target.search)
+        args[name] = subject ? ("entity" in subject ? subject.entity.name : b.arg(subject)) : clause.replace(/[?!.]+$/, "");
       else if (!s.pattern && !("format" in s)) free.push(name);
     }
   }

@@ -148,3 +148,45 @@ describe("reading the sentence's form (wink-nlp) and its values (wink-nlp, chron
     expect(dates("sometime next week", NOW)).toEqual([]);
   });
 });
+
+describe("answers say what they answered (issue 23: no confident wrong answers)", () => {
+  const answer = async (q: string) => {
+    const plan = planner.plan(mesh.model, q, { now: NOW });
+    expect(plan.decision, plan.message).toBe("plan");
+    return runPlan(plan, mesh.call);
+  };
+
+  it("a manager's direct reports are not the whole department, and the department is not the direct reports", async () => {
+    const reports = await answer("Who does Maya Cohen manage?");
+    expect(reports.answer).toContain("Maya Cohen's direct reports (4): Priya Nair (E1042)");
+    expect(reports.answer).not.toContain("Farid Haddad");
+    const department = await answer("Who works in Maya Cohen's department?");
+    expect(department.answer).toContain("Maya Cohen's department: Marketing.");
+    for (const name of ["Farid Haddad", "Priya Nair", "Tomas Horvat"]) expect(department.answer).toContain(name);
+  });
+
+  it("a question about data no agent holds is answered as such, with what the agents do hold", async () => {
+    const run = await answer("What is Bob Okafor's shoe size?");
+    expect(run.answer).toMatch(
+      /^No agent in the mesh holds "shoe size" for Bob Okafor\. What they hold about an employee: hr: .*helpdesk: /,
+    );
+    expect(run.unanswered).toHaveLength(1);
+  });
+
+  it("a third-party agent's raw record is answered with the field asked for, about whom it was asked", async () => {
+    const run = await answer("When was Bob Okafor's laptop bought?");
+    expect(run.answer).toBe("Bob Okafor's laptop purchased: 2024-04-02.\n\n— helpdesk.get_laptop");
+  });
+
+  it("a comparison says who has more, with every value", async () => {
+    const run = await answer("Who takes home more, Bob Okafor or Carmen Alvarez?");
+    expect(run.answer).toContain("Bob Okafor has the highest net: 11813.18 (Carmen Alvarez: 10328.36).");
+  });
+
+  it("a misspelt name is the one name within a small edit distance; a link is followed back from the third-party agent to hr", async () => {
+    expect((await answer("What is Wei Zang's email?")).answer).toContain("Wei Zhang's email: wei.zhang@example.com.");
+    const back = await answer("Who is the manager of the person who raised HD-2004?");
+    expect(back.answer).toContain("HD-2004's requester: Uma Patel (E1046).");
+    expect(back.answer).toContain("HD-2004's requester's manager: Noah Schmidt (E1014).");
+  });
+});
