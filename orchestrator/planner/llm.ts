@@ -228,6 +228,7 @@ function offer(model: MeshModel, mayAct: boolean): { functions: ChatCompletionFu
       properties: {},
       sideEffect: false,
       actions: [],
+      terms: new Set(),
     };
     byName.set(name, target);
     functions.push({

@@ -56,6 +56,8 @@ export interface Target {
   sideEffect: boolean;
   /** Kinds of action the tool's own verbs name (speechAct.ts `actionClass`): what a request must ask for. */
   actions: string[];
+  /** The (stemmed) words of its name, title, description and parameters: what it is about. */
+  terms: Set<string>;
   /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
   search?: string;
 }
@@ -338,6 +340,7 @@ export class MeshModel {
       properties,
       sideEffect: a.readOnlyHint !== true || a.destructiveHint === true,
       actions: toolVerbs(tool).map(actionClass),
+      terms: new Set(),
     };
     this.targets.push(target);
     const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");
@@ -353,6 +356,7 @@ export class MeshModel {
       ],
     ];
     this.index.add({ kind: "tool", target }, fields);
+    for (const [text] of fields) for (const term of tokenize(text)) target.terms.add(term);
     for (const [text] of fields)
       for (const term of tokenize(text)) (this.toolTerms.get(term) ?? this.toolTerms.set(term, new Set()).get(term)!).add(agent);
     // Relations and attributes come from read-only tools that take one entity.

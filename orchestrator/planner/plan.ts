@@ -243,7 +243,10 @@ export class Planner {
     // "How many people are in X's team?": the list is the answer (its count is said with it).
     const last = chains.length === 1 ? chains[0]!.relations.at(-1) : undefined;
     const countOfList =
-      /\bhow many\b/i.test(clause) && last?.relation.list === true && !last.pick && content.every((w) => /^(many|number|count|total|in|on)$/.test(w));
+      /\bhow many\b/i.test(clause) &&
+      last?.relation.list === true &&
+      !last.pick &&
+      content.every((w) => /^(many|number|count|total|in|on)$/.test(w));
     if (chains.length > 0 && (content.length === 0 || countOfList) && !asksWho) {
       const chain = chains[0]!;
       if (chain.relations.length > 0 || chains.length > 1) {
@@ -273,6 +276,9 @@ export class Planner {
       };
     }
 
+    // A weak fit is no fit: a tool none of whose words is a thing the clause asks about ("the
+    // newest hire in Sales" is not Sales' newest expenses) does not answer it.
+    if (best?.candidate.candidate.kind === "tool" && weakFit(model, best.candidate.candidate.target, content)) best = undefined;
     if (best && best.candidate.score >= MIN_TOOL_SCORE) {
       const { candidate } = best;
       const subjects = byType.get(best.type)!;
@@ -344,7 +350,10 @@ export class Planner {
       // such, with what the agents do hold; a loose fragment ("numbers for Bob") is asked back.
       const wanted = content.filter((w) => w !== "'s").join(" ");
       const relationWord = content.some((w) => model.relations.some((r) => r.words.includes(stem(w))));
-      if (wanted && !relationWord && (/\?\s*$/.test(clause) || /^\s*(what|who|which|when|where|how|is|are|does|do|did|has|have)\b/i.test(clause))) {
+      // Only for a wh-question asking for a thing by its name (nouns: "shoe size", "phone
+      // number"); a verb no tool knows ("spend", "drive") or a yes/no question is asked back.
+      const nouns = wordsOf(wanted).every((t) => t.pos === "NOUN" || t.pos === "PROPN" || t.pos === "ADJ");
+      if (wanted && !relationWord && nouns && /^\s*(what|which|when|where|whose)\b/i.test(clause)) {
         return {
           decision: "plan",
           part: {
@@ -633,6 +642,27 @@ function comparison(clause: string): "max" | "min" | undefined {
   return undefined;
 }
 
+/**
+ * A weak fit: no word of the clause (with what the thesaurus adds) that names a thing is a word
+ * of the tool, while one is a word of another agent's tools ("hire" of hr's records, asked with
+ * finance's "newest expenses").
+ */
+function weakFit(model: MeshModel, target: Target, content: readonly string[]): boolean {
+  const nouns = wordsOf(content.join(" ")).filter((t) => t.pos === "NOUN");
+  if (nouns.length === 0) return false;
+  // Words that order a list ("newest") say nothing of what is listed.
+  const topical = content.filter((w) => !SELECTORS.some((x) => x.re.test(w)));
+  if (tokenize(expand(topical.join(" "))).some((w) => target.terms.has(w))) return false;
+  const elsewhere = model.targets.filter((t) => t.agent !== target.agent);
+  return nouns.some((n) =>
+    tokenize(n.normal).some(
+      (w) =>
+        elsewhere.some((t) => t.terms.has(w)) ||
+        model.attributes.some((a) => a.agent !== target.agent && tokenize(words(a.field)).includes(w)),
+    ),
+  );
+}
+
 /** What the mesh holds about things of a type, by agent: its record's fields and the tools that read it. */
 function heldAbout(model: MeshModel, type: string): string {
   const byAgent = new Map<string, Set<string>>();
@@ -772,7 +802,10 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
     // "who does X manage", "the people X manages": X's reports.
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manage|supervise|oversee|lead)\b/gi, "$1 's reports")
-    .replace(/\b(?:the )?(?:people|employees|staff|ones) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manages|supervises|oversees|leads)\b/gi, "$1 's reports")
+    .replace(
+      /\b(?:the )?(?:people|employees|staff|ones) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manages|supervises|oversees|leads)\b/gi,
+      "$1 's reports",
+    )
     .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
     // "who sits under X", "who is under X" (not "is for X": an expense may be for someone).
     .replace(/\b(?:who )?(?:sits?|sitting|is|are) (?:directly )?under (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")

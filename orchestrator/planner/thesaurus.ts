@@ -20,7 +20,7 @@ export const THESAURUS: readonly (readonly [RegExp, string])[] = [
   [/\b(book|schedule|put( .*)? down for|take|off on|off from)\b/, "request leave"],
   [/\b(reimburs\w*|claim|file|expenses?|charge|spent|paid for)\b/, "submit expense"],
   [/\b(bought|buy|purchased?|acquired)\b/, "purchased purchase"],
-  [/\b(budget|cost cent(re|er)|allocation|allocated|over budget|used up|money)\b/, "budget remaining allocated spent"],
+  [/\b(budget|cost cent(re|er)|allocation|allocated|over budget|used up|money|spend|spending)\b/, "budget remaining allocated spent"],
   [/\b(everyone|staff|people|employees|who works|headcount|members?)\b/, "employee directory"],
   [/\b(look ?up|details|profile|record)\b/, "directory record"],
   [/\b(rules?|guidelines?|allowed|permitted|am i allowed|can i|may i)\b/, "policy handbook"],
