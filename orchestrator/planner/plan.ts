@@ -90,6 +90,8 @@ const PRONOUN = /\bit\b/gi;
 interface Focus {
   last?: Subject;
   personal?: Subject;
+  /** Who "I", "me" and "my" are, when the message said so ("I am Ines Silva"). */
+  me?: Subject & { entity: Entity };
 }
 const SYNONYM: Record<string, string> = { boss: "manager", supervisor: "manager", team: "reports", reportees: "reports" };
 const WORD_NUMBERS: Record<string, number> = {
@@ -131,17 +133,30 @@ export class Planner {
       : undefined;
     let focus: Focus = start ? { last: start, personal: start } : {};
     let candidates: RouteCandidate[] = [];
-    for (const clause of splitClauses(question).map(questionOrder)) {
+    const clauses = splitClauses(question).map(questionOrder);
+    // Statements beside a question or request are its context, not parts to answer: "I am
+    // Ines Silva" says who "I" is; "I need a new charger" is what a ticket would say.
+    const acts = clauses.map((c) => speechAct(c).kind);
+    const context = acts.some((k) => k !== "statement");
+    for (const [i, clause] of clauses.entries()) {
+      if (!context || acts[i] !== "statement") continue;
+      const who = /^\s*(?:i am|i'm|im|this is|my name is)\s+(.+?)[.!?]*$/i.exec(clause)?.[1];
+      const person = who ? model.surfaces.find((x) => x.text === who.toLowerCase() && x.entity.type === model.personType) : undefined;
+      if (person) focus = { ...focus, me: { type: person.entity.type, label: person.entity.name, entity: person.entity } };
+      else b.context.push(clause);
+    }
+    for (const [ci, clause] of clauses.entries()) {
+      if (context && acts[ci] === "statement") continue;
       const r = this.planClause(model, b, clause, focus);
       if (r.decision !== "plan") {
-        if (parts.length === 0 && splitClauses(question).length === 1)
+        if (parts.length === 0 && clauses.filter((_c, k) => !context || acts[k] !== "statement").length === 1)
           return { question, decision: r.decision, message: r.message, parts: [], steps: [], effects: [], candidates: r.candidates };
         parts.push({ kind: "problem", clause, hops: [], message: r.message });
         continue;
       }
       candidates = candidates.length ? candidates : r.candidates;
       parts.push(r.part);
-      focus = { last: r.focus?.last ?? focus.last, personal: r.focus?.personal ?? focus.personal };
+      focus = { ...focus, last: r.focus?.last ?? focus.last, personal: r.focus?.personal ?? focus.personal };
     }
     const first = parts[0];
     const primary = first ? partAgent(first, steps) : undefined;
@@ -498,7 +513,7 @@ export class Planner {
  */
 function askBeforeActing(target: Target, act: SpeechAct): { decision: "ambiguous"; message: string; candidates: RouteCandidate[] } {
   const what = (target.tool.title ?? target.tool.name.replace(/_/g, " ")).toLowerCase();
-  const verb = act.kind === "question" ? what.split(" ")[0] : act.verb;
+  const verb = "verb" in act ? act.verb : what.split(" ")[0];
   return {
     decision: "ambiguous",
     message: `Do you want me to ${what} (${target.agent}.${target.tool.name})? I change something only when asked to do it, e.g. "Please ${verb} …"; nothing was changed. If you are asking about it, please ask it as a question.`,
@@ -741,17 +756,21 @@ export function questionOrder(clause: string): string {
 
 /** Splits "X and how many…", "…, and what is…" into the questions they are. */
 export function splitClauses(question: string): string[] {
-  return question
-    .split(
-      /[?;]\s+|,?\s+and\s+(?=(?:what|how|who|where|when|which|whose|is|are|does|do|did|the|his|her|their|its|also|then|book|file|submit)\b)|,\s+(?=(?:what|how|who|where|when|which)\b)/i,
-    )
-    .map((c) =>
-      c
-        .trim()
-        .replace(/^and\s+/i, "")
-        .replace(/[?.!]+$/, ""),
-    )
-    .filter((c) => c.length > 0);
+  return (
+    question
+      // A question mark stays with its clause (it is part of the sentence's form: speechAct.ts).
+      .split(
+        /(?<=\?)\s+|;\s+|(?<=[a-z0-9)])\.\s+(?=[A-Z])|,?\s+and\s+(?=(?:what|how|who|where|when|which|whose|is|are|does|do|did|the|his|her|their|its|also|then|book|file|submit)\b)|,\s+(?=(?:what|how|who|where|when|which|(?:can|could|would|will) you|please)\b)/i,
+      )
+      .map((c) =>
+        c
+          .trim()
+          .replace(/^and\s+/i, "")
+          .replace(/[.!]+$/, "")
+          .replace(/\s*\?+$/, "?"),
+      )
+      .filter((c) => c.replace(/\?$/, "").length > 0)
+  );
 }
 
 interface Mention {
@@ -791,6 +810,11 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     found.push(e);
     return ` ⟨${found.length - 1}⟩ `;
   });
+  if (focus.me) {
+    found.push(focus.me.entity);
+    const me = `⟨${found.length - 1}⟩`;
+    text = text.replace(/\b(my|mine)\b/gi, ` ${me} 's `).replace(/\b(me|I)\b/g, ` ${me} `);
+  }
   if (focus.personal) text = text.replace(PERSONAL_POSSESSIVE, " ⟨p⟩ 's ").replace(PERSONAL, " ⟨p⟩ ");
   if (focus.last) text = text.replace(POSSESSIVE, " ⟨f⟩ 's ").replace(PRONOUN, " ⟨f⟩ ");
   // Say the relation the way the schemas name it (on single spaces: mentions were padded).
@@ -1065,6 +1089,8 @@ class Builder {
   private readonly steps: Step[];
   /** "Today", for relative dates. */
   readonly now: Date;
+  /** Statements of the message beside its request ("I need a new charger"): what a free-text field says. */
+  readonly context: string[] = [];
   constructor(steps: Step[], now: Date) {
     this.steps = steps;
     this.now = now;
@@ -1192,7 +1218,7 @@ function fill(
   }
   // A required free-text parameter, whatever its name (description, summary, reason, note…): the
   // question's own words for it ("…: the screen flickers", "…because the VPN drops").
-  if (free.length === 1) args[free[0]!] = freeText(clause);
+  if (free.length === 1) args[free[0]!] = freeText(clause, b.context);
   const missing = target.required
     .filter((r) => args[r] === undefined)
     .map((r) => ({ name: r, description: target.properties[r]?.description }));
@@ -1202,10 +1228,10 @@ function fill(
 }
 
 /** What a free-text field says: the words after a colon or a "because", else the whole clause. */
-function freeText(clause: string): string {
+function freeText(clause: string, context: readonly string[] = []): string {
   const text = clause.trim().replace(/[?!.]+$/, "");
   const said = /:\s*(.{3,})$/.exec(text)?.[1] ?? /\b(?:because|since|saying|as)\s+(.{3,})$/i.exec(text)?.[1];
-  return (said ?? text).trim().slice(0, 300);
+  return (said ?? (context.length ? context.join(". ") : text)).trim().slice(0, 300);
 }
 
 /** The date `n` working days (Monday-Friday) after `iso`. */

@@ -227,8 +227,15 @@ async function renderPart(
   if (part.kind === "ask") {
     const o = await outcome(part.step);
     if (!o.ok) return { text: `${part.agent} could not answer "${part.clause}": ${o.error}`, problem: o.error };
-    const answer = (o.structured as { answer?: unknown } | undefined)?.answer;
-    return { text: typeof answer === "string" ? answer : resultText(o.result) };
+    const { answer, sources } = (o.structured ?? {}) as { answer?: unknown; sources?: unknown };
+    const text = typeof answer === "string" ? answer : resultText(o.result);
+    // An agent that answers from none of its sources (its help text, "the documents do not
+    // cover that") did not answer: said so, not passed off as the answer.
+    if (Array.isArray(sources) && sources.length === 0) {
+      const problem = `${part.agent} has no answer from its data`;
+      return { text: `${part.agent} could not answer "${part.clause}" from its data. It says: ${text}`, problem };
+    }
+    return { text };
   }
   const hops = await renderHops(part.hops, outcome);
   const focus = focusOf(hops.last, hops.type);

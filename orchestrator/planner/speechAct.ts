@@ -18,6 +18,8 @@ import { lemmaOf, tokens, type Token } from "./language.ts";
  */
 export type SpeechAct =
   | { kind: "question" }
+  /** Says something ("I need a new charger", "my laptop is broken", "I am Wei Zhang"): context, never an action. */
+  | { kind: "statement" }
   /** `weak`: a verb only in the tagger's imperative context ("expense limits for travel" may be a noun phrase). */
   | { kind: "request" | "unclear"; verb: string; weak?: boolean };
 
@@ -121,7 +123,7 @@ export function speechAct(clause: string): SpeechAct {
     return act(t[i + 2], "unclear");
   }
   // "I (would) like / want / need / wish (you) to <verb>": a request.
-  if (["i", "we", "i'd", "we'd"].includes(first.normal)) {
+  if (["i", "we", "i'd", "we'd", "i'm", "im", "we're"].includes(first.normal)) {
     let k = 1;
     while (["would", "'d", "d", "really", "just", "do", "also"].includes(w(k))) k++;
     if (["like", "want", "need", "wish", "love", "have"].includes(lemmaOf(w(k)))) {
@@ -131,8 +133,10 @@ export function speechAct(clause: string): SpeechAct {
       // "I want know how many…" (a learner's English): the verb follows directly.
       if (t[i + k]?.pos === "VERB") return act(t[i + k], "request");
     }
-    return { kind: "question" };
+    return asked ? { kind: "question" } : { kind: "statement" };
   }
+  if (["my", "our", "i'm", "im", "we're"].includes(first.normal) && !asked && t.some((x) => x.pos === "VERB" || x.pos === "AUX"))
+    return { kind: "statement" };
   if (first.normal === "let's" || (first.normal === "let" && w(1) === "'s")) return act(t[i + (w(1) === "'s" ? 2 : 1)], "request");
   if (first.normal === "go" && w(1) === "ahead" && w(2) === "and") return act(t[i + 3], "request");
   if (first.pos === "AUX") return { kind: "question" };
@@ -213,7 +217,7 @@ const ACTIONS: readonly (readonly string[])[] = [
  * whose verb is the thing the tool acts on ("expense limits…" and submit_expense) is a noun.
  */
 export function asksFor(act: SpeechAct, tool: { name: string }, actions: readonly string[]): boolean {
-  if (act.kind === "question" || !actions.includes(actionClass(act.verb))) return false;
+  if (act.kind === "question" || act.kind === "statement" || !actions.includes(actionClass(act.verb))) return false;
   return !(
     act.weak &&
     tool.name

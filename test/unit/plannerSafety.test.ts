@@ -48,6 +48,9 @@ const QUESTIONS = [
   "When was Bob Okafor's laptop bought?",
   "Who submitted the most expenses in Sales?",
   "What did Wei Zhang file with the helpdesk?",
+  // A statement is context, not a request.
+  "my laptop is broken, I am Wei Zhang",
+  "I need a new laptop charger",
 ];
 
 describe("a question never plans a state-changing tool", () => {
@@ -100,6 +103,14 @@ describe("a request still acts, exactly as asked (shown first, run once confirme
     expect(effect("Please raise a network ticket for Wei Zhang because the VPN drops every hour")).toEqual([
       { tool: "helpdesk.open_ticket", args: { requester_id: "E1023", category: "network", summary: "the VPN drops every hour" } },
     ]);
+  });
+
+  it("a statement beside a request is its context: what a ticket says, who 'I' is", async () => {
+    expect(effect("I need a new laptop charger, can you open a ticket for Bob Okafor?")).toEqual([
+      { tool: "helpdesk.open_ticket", args: { requester_id: "E1002", summary: "I need a new laptop charger" } },
+    ]);
+    const plan = planner.plan(mesh.model, "I'm Maya Cohen, who is my manager?", { now: NOW });
+    expect((await runPlan(plan, mesh.call)).answer).toContain("Maya Cohen's manager: Farid Haddad (E1006).");
   });
 
   it("a destructive tool is a change too, and an unclear imperative asks back instead of acting", () => {
@@ -170,6 +181,12 @@ describe("answers say what they answered (issue 23: no confident wrong answers)"
     expect(run.answer).toMatch(
       /^No agent in the mesh holds "shoe size" for Bob Okafor\. What they hold about an employee: hr: .*helpdesk: /,
     );
+    expect(run.unanswered).toHaveLength(1);
+  });
+
+  it("an agent's answer from none of its sources (its help text, a refusal) is said to be no answer", async () => {
+    const run = await answer("Can I bring my dog to the office?");
+    expect(run.answer).toMatch(/^knowledge could not answer "Can I bring my dog to the office\?" from its data\. It says: /);
     expect(run.unanswered).toHaveLength(1);
   });
 
