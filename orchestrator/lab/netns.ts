@@ -29,6 +29,12 @@ export interface LabHost {
  */
 export class LabNetwork {
   readonly id: string;
+  /**
+   * "netns": hosts are network namespaces on a bridge. "loopback" (no root or no `ip netns`):
+   * hosts are distinct 127.x.y.z addresses of this machine's loopback; processes run in the root
+   * namespace, and a partition is simulated by freezing the host's processes (see Lab.partition).
+   */
+  readonly mode: "netns" | "loopback";
   readonly bridge: string;
   readonly subnet: string;
   /** The root namespace's address on the lab network. */
@@ -36,8 +42,9 @@ export class LabNetwork {
   readonly hosts: LabHost[] = [];
   private destroyed = false;
 
-  private constructor(id: string, subnet: string) {
+  private constructor(id: string, subnet: string, mode: "netns" | "loopback" = "netns") {
     this.id = id;
+    this.mode = mode;
     this.bridge = `${id}br`;
     this.subnet = subnet;
     this.gateway = `${subnet}.1`;
@@ -68,10 +75,16 @@ export class LabNetwork {
     return net;
   }
 
-  /** Adds a host (namespace + veth to the bridge) with address .`octet`. */
+  /** Hosts on distinct loopback addresses (127.x.y.0/24, random): where namespaces are not available. */
+  static loopback(id = `${LAB_PREFIX}${randomInt(0, 0xffff).toString(16).padStart(4, "0")}`): LabNetwork {
+    return new LabNetwork(id, `127.${randomInt(1, 255)}.${randomInt(0, 256)}`, "loopback");
+  }
+
+  /** Adds a host (namespace + veth to the bridge; or, on loopback, just an address) with address .`octet`. */
   async addHost(name: string, octet: number): Promise<LabHost> {
     const host: LabHost = { name, netns: `${this.id}-${name}`, ip: `${this.subnet}.${octet}`, link: `${this.id}${name}a` };
     this.hosts.push(host); // registered first: destroy() removes it even if a step below fails
+    if (this.mode === "loopback") return host;
     const inner = `${this.id}${name}b`;
     await ip("netns", "add", host.netns);
     await ip("link", "add", host.link, "type", "veth", "peer", "name", inner);
@@ -101,9 +114,9 @@ export class LabNetwork {
     await ip("link", "set", this.host(name).link, "up");
   }
 
-  /** The command prefix that runs a program inside a host. */
+  /** The command prefix that runs a program inside a host (none on loopback). */
   exec(name: string): string[] {
-    return ["ip", "netns", "exec", this.host(name).netns];
+    return this.mode === "loopback" ? [] : ["ip", "netns", "exec", this.host(name).netns];
   }
 
   /** SIGKILLs every process inside a host's namespace (the host dies); returns their pids. */
@@ -123,7 +136,7 @@ export class LabNetwork {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    await destroyLab(this.id);
+    if (this.mode === "netns") await destroyLab(this.id);
   }
 }
 
