@@ -18,7 +18,8 @@ const CLI = join(import.meta.dirname, "../../orchestrator/cli/main.ts");
 
 let lab: Lab;
 let load: Load;
-const costs: { fault: string; reads: string; writes: string; converge: string; note: string }[] = [];
+/** Each fault's cost; its calls are counted at the end (a call started in a phase may end in the next). */
+const costs: { fault: string; phase?: string; reads?: string; writes?: string; converge: string; note: string }[] = [];
 
 beforeAll(async () => {
   lab = await Lab.up({ consulBinary: await resolveConsulBinary(), dir: mkdtempSync(join(tmpdir(), "toolmesh-lab-")) });
@@ -30,7 +31,10 @@ afterAll(async () => {
   await load?.stop();
   await lab?.down();
   if (costs.length) {
-    const rows = [["FAULT", "READ-ONLY FAILED", "WRITES FAILED (retryable)", "CONVERGED", "NOTE"], ...costs.map((c) => Object.values(c))];
+    const rows = [
+      ["FAULT", "READ-ONLY FAILED", "WRITES FAILED (retryable)", "CONVERGED", "NOTE"],
+      ...costs.map((c) => [c.fault, c.reads ?? failedReads(c.phase!), c.writes ?? failedWrites(c.phase!), c.converge, c.note]),
+    ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     process.stdout.write(`\nfault costs (cluster test)\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n")}\n`);
     const failed = load.ledger.filter((c) => c.outcome === "failed");
@@ -139,8 +143,7 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     expect(await task).toMatchObject({ status: "completed" });
     costs.push({
       fault: `Consul leader (${before}) SIGKILLed`,
-      reads: failedReads("leader killed"),
-      writes: failedWrites("leader killed"),
+      phase: "leader killed",
       converge: `new leader in ${(elected / 1000).toFixed(1)} s`,
       note: `payroll task completed; ${((Date.now() - t0) / 1000).toFixed(0)} s of load`,
     });
@@ -168,8 +171,7 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     expect(lab.processesOn("h2").every((p) => p.process.running)).toBe(true);
     costs.push({
       fault: "client agent of h2 SIGKILLed and restarted",
-      reads: failedReads("client agent restarted"),
-      writes: failedWrites("client agent restarted"),
+      phase: "client agent restarted",
       converge: `services passing again ${(back / 1000).toFixed(1)} s after the kill`,
       note: "same toolmesh processes",
     });
@@ -204,15 +206,13 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     await steady("h1 healed", 6);
     costs.push({
       fault: "h1 partitioned from the rest",
-      reads: failedReads("h1 partitioned"),
-      writes: failedWrites("h1 partitioned"),
+      phase: "h1 partitioned",
       converge: `out of the healthy view in ${(gone / 1000).toFixed(1)} s`,
       note: `mesh on h1: exit 3, ${JSON.stringify(cli.err.trim().slice(0, 160))}`,
     });
     costs.push({
       fault: "h1 healed",
-      reads: failedReads("h1 healed"),
-      writes: failedWrites("h1 healed"),
+      phase: "h1 healed",
       converge: `passing again in ${(rejoined / 1000).toFixed(1)} s`,
       note: "same processes",
     });
@@ -231,8 +231,7 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     const t = await task;
     costs.push({
       fault: "h1 killed (SIGKILL of all its processes)",
-      reads: failedReads("h1 killed"),
-      writes: failedWrites("h1 killed"),
+      phase: "h1 killed",
       converge: `out of the healthy view in ${(gone / 1000).toFixed(1)} s`,
       note: `payroll task ${String(t["status"])}`,
     });
