@@ -89,6 +89,7 @@ export class Lab {
   readonly processes: LabProcess[] = [];
   private readonly o: LabOptions;
   private readonly placement: Placement;
+  private forget: () => void = () => undefined;
 
   private constructor(net: LabNetwork, options: LabOptions) {
     this.net = net;
@@ -104,6 +105,12 @@ export class Lab {
     }
     const net = (wanted ?? (LabNetwork.available() ? "netns" : "loopback")) === "netns" ? await LabNetwork.create() : LabNetwork.loopback();
     const lab = new Lab(net, options);
+    // Whatever way this process ends (but SIGKILL), the lab's processes end with it.
+    const onExit = () => {
+      for (const h of net.hosts) for (const pid of lab.pidsOf(h.name)) signal(pid, "SIGKILL");
+    };
+    process.once("exit", onExit);
+    lab.forget = () => process.off("exit", onExit);
     try {
       await lab.build();
     } catch (e) {
@@ -331,6 +338,7 @@ log_level = "info"
     for (const c of [...this.clients, ...this.servers]) c.process?.kill("SIGKILL");
     await Promise.all([...this.clients, ...this.servers].map((c) => c.exited));
     await this.net.destroy().catch(() => undefined);
+    this.forget();
   }
 }
 

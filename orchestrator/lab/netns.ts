@@ -41,6 +41,8 @@ export class LabNetwork {
   readonly gateway: string;
   readonly hosts: LabHost[] = [];
   private destroyed = false;
+  /** Removes the exit hook once the lab is gone. */
+  private forget: () => void = () => undefined;
 
   private constructor(id: string, subnet: string, mode: "netns" | "loopback" = "netns") {
     this.id = id;
@@ -64,6 +66,10 @@ export class LabNetwork {
   static async create(id = `${LAB_PREFIX}${randomInt(0, 0xffff).toString(16).padStart(4, "0")}`): Promise<LabNetwork> {
     if (!/^tml[0-9a-f]{4}$/.test(id)) throw new MeshError("CONFIG_INVALID", `Lab id "${id}" is not tml followed by 4 hex digits.`);
     const net = new LabNetwork(id, await freeSubnet());
+    // Registered before anything exists: whatever way this process ends (but SIGKILL), the lab goes with it.
+    const onExit = () => destroyLabSync(id);
+    process.once("exit", onExit);
+    net.forget = () => process.off("exit", onExit);
     try {
       await ip("link", "add", net.bridge, "type", "bridge");
       await ip("addr", "add", `${net.gateway}/24`, "dev", net.bridge);
@@ -137,6 +143,7 @@ export class LabNetwork {
     if (this.destroyed) return;
     this.destroyed = true;
     if (this.mode === "netns") await destroyLab(this.id);
+    this.forget();
   }
 }
 
@@ -207,4 +214,32 @@ async function freeSubnet(): Promise<string> {
     if (!stdout.includes(`${subnet}.`)) return subnet;
   }
   throw new MeshError("CONFIG_INVALID", "Found no free 10.200-249.x.0/24 for a lab network: remove old labs with mesh lab down.");
+}
+
+/** destroyLab for a process that is exiting (no event loop left): the same steps, synchronously. */
+function destroyLabSync(id: string): void {
+  const sh = (args: string[]) => {
+    try {
+      return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    } catch {
+      return "";
+    }
+  };
+  const spaces = sh(["netns", "list"])
+    .split("\n")
+    .map((l) => l.trim().split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`${id}-`));
+  for (const ns of spaces) {
+    for (const pid of sh(["netns", "pids", ns]).split("\n").map(Number)) {
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+  }
+  for (const ns of spaces) sh(["netns", "delete", ns]);
+  sh(["link", "delete", `${id}br`]);
 }
