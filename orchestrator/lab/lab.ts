@@ -46,6 +46,11 @@ export interface LabOptions {
   /** Extra environment for the toolmesh processes. */
   env?: NodeJS.ProcessEnv;
   onProgress?: (line: string) => void;
+  /**
+   * Hosts as network namespaces, or as loopback addresses (no root needed; partitions are
+   * simulated by freezing a host). Env MESH_LAB_MODE. @default "netns" where available, else "loopback"
+   */
+  mode?: "netns" | "loopback";
 }
 
 /** A Consul agent of the lab: a server or a host's client agent. */
@@ -84,6 +89,7 @@ export class Lab {
   readonly processes: LabProcess[] = [];
   private readonly o: LabOptions;
   private readonly placement: Placement;
+  private forget: () => void = () => undefined;
 
   private constructor(net: LabNetwork, options: LabOptions) {
     this.net = net;
@@ -93,8 +99,18 @@ export class Lab {
 
   /** Builds the lab. On any failure everything made so far is removed before the error is thrown. */
   static async up(options: LabOptions): Promise<Lab> {
-    const net = await LabNetwork.create();
+    const wanted = options.mode ?? (process.env["MESH_LAB_MODE"] as "netns" | "loopback" | undefined);
+    if (wanted !== undefined && wanted !== "netns" && wanted !== "loopback") {
+      throw new MeshError("CONFIG_INVALID", `MESH_LAB_MODE is "${String(wanted)}"; expected netns or loopback.`);
+    }
+    const net = (wanted ?? (LabNetwork.available() ? "netns" : "loopback")) === "netns" ? await LabNetwork.create() : LabNetwork.loopback();
     const lab = new Lab(net, options);
+    // Whatever way this process ends (but SIGKILL), the lab's processes end with it.
+    const onExit = () => {
+      for (const h of net.hosts) for (const pid of lab.pidsOf(h.name)) signal(pid, "SIGKILL");
+    };
+    process.once("exit", onExit);
+    lab.forget = () => process.off("exit", onExit);
     try {
       await lab.build();
     } catch (e) {
@@ -164,7 +180,7 @@ server = ${c.role === "server"}
 ${c.role === "server" ? "bootstrap_expect = 3" : ""}
 bind_addr = "${c.host.ip}"
 advertise_addr = "${c.host.ip}"
-client_addr = "127.0.0.1 ${c.host.ip}"
+client_addr = "${this.net.mode === "netns" ? `127.0.0.1 ${c.host.ip}` : c.host.ip}"
 retry_join = [${servers}]
 retry_interval = "1s"
 ports { dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }
@@ -177,13 +193,8 @@ log_level = "info"
 `,
     );
     const log = createWriteStream(join(dir, "consul.log"), { flags: "a" });
-    const child = spawn(
-      this.net.exec(c.host.name)[0]!,
-      [...this.net.exec(c.host.name).slice(1), this.o.consulBinary, "agent", "-config-file", config],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const argv = [...this.net.exec(c.host.name), this.o.consulBinary, "agent", "-config-file", config];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
     c.process = child;
@@ -209,7 +220,7 @@ log_level = "info"
       agent: kind === "gateway" ? GATEWAY_ENTRY : kind,
       label,
       port,
-      consul: "http://127.0.0.1:8500", // the host's own Consul agent
+      consul: this.localConsul(host), // the host's own Consul agent
       logFile: join(this.o.dir, host, `${kind}.log`),
       extraArgs: ["--host", h.ip],
       wrapper: this.net.exec(host),
@@ -219,6 +230,43 @@ log_level = "info"
     });
     const ready = await proc.start();
     this.processes.push({ host, kind, label, process: proc, url: ready.url, instanceId: ready.instanceId, pid: ready.pid });
+  }
+
+  /** How a process on a host reaches its host's Consul agent: 127.0.0.1:8500 inside a namespace, the host's address on loopback. */
+  localConsul(host: string): string {
+    return this.net.mode === "netns" ? "http://127.0.0.1:8500" : `http://${this.net.host(host).ip}:8500`;
+  }
+
+  /** Every pid of a host: its Consul agent and its toolmesh processes. */
+  private pidsOf(host: string): number[] {
+    const consul = [...this.servers, ...this.clients].filter((c) => c.host.name === host && c.process?.pid !== undefined);
+    return [
+      ...consul.map((c) => c.process!.pid!),
+      ...this.processesOn(host).flatMap((p) => (p.process.pid === undefined ? [] : [p.process.pid])),
+    ];
+  }
+
+  /**
+   * Cuts a host off the others. With namespaces: its link goes down (it runs on, alone). On
+   * loopback, where traffic cannot be cut: its processes are frozen (SIGSTOP), which the others
+   * see the same way (no gossip, no checks, no answers).
+   */
+  async partition(host: string): Promise<void> {
+    if (this.net.mode === "netns") return this.net.partition(host);
+    for (const pid of this.pidsOf(host)) signal(pid, "SIGSTOP");
+  }
+
+  async heal(host: string): Promise<void> {
+    if (this.net.mode === "netns") return this.net.heal(host);
+    for (const pid of this.pidsOf(host)) signal(pid, "SIGCONT");
+  }
+
+  /** SIGKILLs every process of a host; returns their pids. */
+  async killHost(host: string): Promise<number[]> {
+    if (this.net.mode === "netns") return this.net.killHost(host);
+    const pids = this.pidsOf(host);
+    for (const pid of pids) signal(pid, "SIGKILL");
+    return pids;
   }
 
   /** A client of one Consul agent of the lab (for assertions), not retrying: it asks that one agent once. */
@@ -290,5 +338,14 @@ log_level = "info"
     for (const c of [...this.clients, ...this.servers]) c.process?.kill("SIGKILL");
     await Promise.all([...this.clients, ...this.servers].map((c) => c.exited));
     await this.net.destroy().catch(() => undefined);
+    this.forget();
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
   }
 }

@@ -29,15 +29,24 @@ export interface LabHost {
  */
 export class LabNetwork {
   readonly id: string;
+  /**
+   * "netns": hosts are network namespaces on a bridge. "loopback" (no root or no `ip netns`):
+   * hosts are distinct 127.x.y.z addresses of this machine's loopback; processes run in the root
+   * namespace, and a partition is simulated by freezing the host's processes (see Lab.partition).
+   */
+  readonly mode: "netns" | "loopback";
   readonly bridge: string;
   readonly subnet: string;
   /** The root namespace's address on the lab network. */
   readonly gateway: string;
   readonly hosts: LabHost[] = [];
   private destroyed = false;
+  /** Removes the exit hook once the lab is gone. */
+  private forget: () => void = () => undefined;
 
-  private constructor(id: string, subnet: string) {
+  private constructor(id: string, subnet: string, mode: "netns" | "loopback" = "netns") {
     this.id = id;
+    this.mode = mode;
     this.bridge = `${id}br`;
     this.subnet = subnet;
     this.gateway = `${subnet}.1`;
@@ -57,6 +66,10 @@ export class LabNetwork {
   static async create(id = `${LAB_PREFIX}${randomInt(0, 0xffff).toString(16).padStart(4, "0")}`): Promise<LabNetwork> {
     if (!/^tml[0-9a-f]{4}$/.test(id)) throw new MeshError("CONFIG_INVALID", `Lab id "${id}" is not tml followed by 4 hex digits.`);
     const net = new LabNetwork(id, await freeSubnet());
+    // Registered before anything exists: whatever way this process ends (but SIGKILL), the lab goes with it.
+    const onExit = () => destroyLabSync(id);
+    process.once("exit", onExit);
+    net.forget = () => process.off("exit", onExit);
     try {
       await ip("link", "add", net.bridge, "type", "bridge");
       await ip("addr", "add", `${net.gateway}/24`, "dev", net.bridge);
@@ -68,10 +81,16 @@ export class LabNetwork {
     return net;
   }
 
-  /** Adds a host (namespace + veth to the bridge) with address .`octet`. */
+  /** Hosts on distinct loopback addresses (127.x.y.0/24, random): where namespaces are not available. */
+  static loopback(id = `${LAB_PREFIX}${randomInt(0, 0xffff).toString(16).padStart(4, "0")}`): LabNetwork {
+    return new LabNetwork(id, `127.${randomInt(1, 255)}.${randomInt(0, 256)}`, "loopback");
+  }
+
+  /** Adds a host (namespace + veth to the bridge; or, on loopback, just an address) with address .`octet`. */
   async addHost(name: string, octet: number): Promise<LabHost> {
     const host: LabHost = { name, netns: `${this.id}-${name}`, ip: `${this.subnet}.${octet}`, link: `${this.id}${name}a` };
     this.hosts.push(host); // registered first: destroy() removes it even if a step below fails
+    if (this.mode === "loopback") return host;
     const inner = `${this.id}${name}b`;
     await ip("netns", "add", host.netns);
     await ip("link", "add", host.link, "type", "veth", "peer", "name", inner);
@@ -101,9 +120,9 @@ export class LabNetwork {
     await ip("link", "set", this.host(name).link, "up");
   }
 
-  /** The command prefix that runs a program inside a host. */
+  /** The command prefix that runs a program inside a host (none on loopback). */
   exec(name: string): string[] {
-    return ["ip", "netns", "exec", this.host(name).netns];
+    return this.mode === "loopback" ? [] : ["ip", "netns", "exec", this.host(name).netns];
   }
 
   /** SIGKILLs every process inside a host's namespace (the host dies); returns their pids. */
@@ -123,7 +142,8 @@ export class LabNetwork {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    await destroyLab(this.id);
+    if (this.mode === "netns") await destroyLab(this.id);
+    this.forget();
   }
 }
 
@@ -194,4 +214,32 @@ async function freeSubnet(): Promise<string> {
     if (!stdout.includes(`${subnet}.`)) return subnet;
   }
   throw new MeshError("CONFIG_INVALID", "Found no free 10.200-249.x.0/24 for a lab network: remove old labs with mesh lab down.");
+}
+
+/** destroyLab for a process that is exiting (no event loop left): the same steps, synchronously. */
+function destroyLabSync(id: string): void {
+  const sh = (args: string[]) => {
+    try {
+      return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    } catch {
+      return "";
+    }
+  };
+  const spaces = sh(["netns", "list"])
+    .split("\n")
+    .map((l) => l.trim().split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`${id}-`));
+  for (const ns of spaces) {
+    for (const pid of sh(["netns", "pids", ns]).split("\n").map(Number)) {
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+  }
+  for (const ns of spaces) sh(["netns", "delete", ns]);
+  sh(["link", "delete", `${id}br`]);
 }

@@ -140,6 +140,9 @@ type Settled = { applied: true; value: unknown } | { applied: false } | undefine
 const NOT_APPLIED =
   /No cluster leader|failed to get conn|connection refused|no route to host|timed out enqueuing operation|rate limit|Not ready to serve consistent reads|leader not found|No known Consul servers|no servers available/i;
 
+/** The agent asked reaches no server at all (rather than the servers having no leader). */
+const NO_SERVER = /No known Consul servers|no servers available|failed to get conn|connection refused|no route to host/i;
+
 interface Attempt {
   res?: HttpResponse;
   error?: MeshError;
@@ -556,12 +559,13 @@ export class ConsulClient {
       };
     }
     const leaderless = res.status >= 500 && NOT_APPLIED.test(text);
+    const serverless = leaderless && NO_SERVER.test(text);
     const retryable = res.status >= 500 || res.status === 429;
     return {
       notApplied: leaderless || res.status === 429 || res.status < 500,
       error: new MeshError(
         "CONSUL_REJECTED",
-        `Consul at ${url} refused to ${what}: HTTP ${res.status}${text ? ` ${text}` : ""}${leaderless ? ". The Consul cluster has no leader (an election, or too few servers up); toolmesh retried until its budget (MESH_CONSUL_RETRY_MS) ran out" : ""}.`,
+        `Consul at ${url} refused to ${what}: HTTP ${res.status}${text ? ` ${text}` : ""}${serverless ? ". This Consul agent reaches no Consul server (cut off from them, or they are down)" : leaderless ? ". The Consul cluster has no leader (an election, or too few servers up)" : ""}.`,
         { retryable, details: { consul: url, status: res.status, ...(leaderless ? { noLeader: true } : {}) } },
       ),
     };

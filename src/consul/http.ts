@@ -93,8 +93,8 @@ export class ConsulHttp {
       (a) =>
         new Agent({
           connectTimeout: CONSUL_CONNECT_TIMEOUT_MS,
-          // Long blocking queries share the pool with short calls.
-          connections: 64,
+          // No cap on connections (undici's default): every watched service holds one for its
+          // blocking query, and a cap would queue short calls behind 30 s waits.
           ...(a.secure
             ? {
                 connect: {

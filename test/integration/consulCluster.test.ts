@@ -202,6 +202,27 @@ test("several addresses: when the first cannot be reached the next serves, and t
   }
 });
 
+test("a hundred blocking queries at once do not hold up a short request (no cap on connections)", async () => {
+  const c = new ConsulClient({ address: consul.address });
+  const stop = new AbortController();
+  try {
+    const { index } = await c.catalogServices();
+    let settled = 0;
+    const waits = Array.from({ length: 100 }, () =>
+      c
+        .catalogServices({ index, wait: "60s", signal: stop.signal })
+        .catch(() => undefined)
+        .finally(() => settled++),
+    );
+    expect(await c.kvGet(`toolmesh/test/absent-${Date.now()}`)).toBeUndefined();
+    expect(settled).toBe(0); // answered while every blocking query still waits
+    stop.abort();
+    await Promise.all(waits);
+  } finally {
+    c.destroy();
+  }
+});
+
 test("discovery reads are stale reads with a bounded max_stale (they work while there is no leader)", async () => {
   const seen: string[] = [];
   const server = createServer((req, res) => {

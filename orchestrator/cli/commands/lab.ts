@@ -27,7 +27,9 @@ export function labCommand(): Command {
       if (!Number.isInteger(hosts) || hosts < 3 || hosts > 9)
         throw new UsageError(`--hosts must be a whole number from 3 to 9; got "${opts.hosts}".`);
       if (!LabNetwork.available()) {
-        throw new UsageError("mesh lab needs root and iproute2 (ip netns): it builds its hosts as network namespaces. Run it as root.");
+        process.stderr.write(
+          "  no network namespaces here (they need root and iproute2): hosts are loopback addresses instead, and a partition can only be simulated by freezing a host's processes (kill -STOP)\n",
+        );
       }
       const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "toolmesh-lab-"));
       const say = (line: string) => process.stderr.write(`  ${line}\n`);
@@ -63,10 +65,18 @@ export function labCommand(): Command {
         }),
         "",
         "Try:",
-        `  ip netns exec ${id}-h3 ${process.execPath} ${process.argv[1] ?? "orchestrator/cli/main.ts"} agents --consul 127.0.0.1:8500`,
-        `  ip netns exec ${id}-s1 ${consulBinary} operator raft list-peers -http-addr=${built.server("s1").url}`,
-        `  kill -9 <pid of the leader's consul>          # ip netns pids ${id}-s1`,
-        `  ip link set ${built.net.host("h1").link} down                 # partition h1 (up to heal)`,
+        ...(built.net.mode === "loopback"
+          ? [
+              `  ${process.execPath} ${process.argv[1] ?? "orchestrator/cli/main.ts"} agents --consul ${built.localConsul("h3")}`,
+              `  ${consulBinary} operator raft list-peers -http-addr=${built.server("s1").url}`,
+              "  kill -9 <pid of the leader's consul>; kill -STOP / -CONT every process of a host to cut it off and back",
+            ]
+          : [
+              `  ip netns exec ${id}-h3 ${process.execPath} ${process.argv[1] ?? "orchestrator/cli/main.ts"} agents --consul 127.0.0.1:8500`,
+              `  ip netns exec ${id}-s1 ${consulBinary} operator raft list-peers -http-addr=${built.server("s1").url}`,
+              `  kill -9 <pid of the leader's consul>          # ip netns pids ${id}-s1`,
+              `  ip link set ${built.net.host("h1").link} down                 # partition h1 (up to heal)`,
+            ]),
         "",
         "Ctrl-C removes the lab; if this process is killed, `mesh lab down` does.",
       ];
