@@ -65,8 +65,13 @@ function routing(m: Mesh, file: string) {
     const plan = planner.plan(m.model, q);
     const got = routed(plan);
     if (want.includes(got) || (want.includes("none") && got === "ambiguous")) out.right++;
-    else if (got === "ambiguous") (out.asked++, out.misses.push(`asked back: ${q}`));
-    else (out.wrong++, out.misses.push(`${got}, not ${want.join("/")}: ${q}`));
+    else if (got === "ambiguous") {
+      out.asked++;
+      out.misses.push(`asked back: ${q}`);
+    } else {
+      out.wrong++;
+      out.misses.push(`${got}, not ${want.join("/")}: ${q}`);
+    }
   }
   return out;
 }
@@ -85,8 +90,10 @@ async function compound(m: Mesh, file: string) {
     }
     if (c.expect.every((f) => answer.replace(/(\d),(\d)/g, "$1$2").includes(f))) out.right++;
     // Not right, and the answer does not say it is incomplete: a candidate confident wrong answer.
-    else if (complete) (out.answeredWrong++, out.misses.push(`answered: ${c.q} → ${answer.slice(0, 160)}`));
-    else out.declined++;
+    else if (complete) {
+      out.answeredWrong++;
+      out.misses.push(`answered: ${c.q} → ${answer.slice(0, 160)}`);
+    } else out.declined++;
   }
   return out;
 }
