@@ -15,6 +15,7 @@ import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/http/auth.ts";
+import { oauthConfigFromEnv, OAuthResourceServer } from "../../src/http/oauth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } from "../../src/client/pool.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
@@ -40,6 +41,11 @@ export interface GatewayFlags {
   maxQueuedPerInstance?: string;
   idleTimeoutMs?: string;
   maxCallMs?: string;
+  oauthIssuer?: string;
+  oauthResource?: string;
+  oauthJwksUrl?: string;
+  oauthIntrospectionUrl?: string;
+  oauthRequiredScopes?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
 }
 
@@ -86,6 +92,20 @@ export function addGatewayOptions(cmd: Command): Command {
       "--max-call-ms <ms>",
       "longest call through the gateway when its client sends no shorter deadline, progress or not (env MESH_GATEWAY_MAX_CALL_MS, default 3600000)",
     )
+    .option(
+      "--oauth-issuer <url>",
+      "accept OAuth 2.1 access tokens from this authorization server (its exact issuer; env MESH_OAUTH_ISSUER); static tokens keep working",
+    )
+    .option(
+      "--oauth-resource <url>",
+      "this gateway's canonical public URL: the audience tokens must name (env MESH_OAUTH_RESOURCE; default http://<host>:<port>/)",
+    )
+    .option("--oauth-jwks-url <url>", "the authorization server's JWKS (env MESH_OAUTH_JWKS_URL; default: from the issuer's metadata)")
+    .option(
+      "--oauth-introspection-url <url>",
+      "RFC 7662 introspection for opaque tokens (env MESH_OAUTH_INTROSPECTION_URL; client id and secret in MESH_OAUTH_CLIENT_ID / MESH_OAUTH_CLIENT_SECRET)",
+    )
+    .option("--oauth-required-scopes <list>", "scopes every request needs, space- or comma-separated (env MESH_OAUTH_REQUIRED_SCOPES)")
     .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .addOption(logLevelOption());
 }
@@ -271,8 +291,21 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
           .catch((e: unknown) => log.debug({ err: describeError(e) }, "A2A task sweep failed; trying again later")),
       TASK_SWEEP_INTERVAL_MS + Math.random() * 30_000,
     ).unref();
+    // OAuth 2.1 (MESH_OAUTH_* or the --oauth-* flags): set up once the gateway knows its own URL
+    // (the default resource); until then a request gets 503 "starting".
+    const oauthEnv = {
+      ...env,
+      ...(flags.oauthIssuer ? { MESH_OAUTH_ISSUER: flags.oauthIssuer } : {}),
+      ...(flags.oauthResource ? { MESH_OAUTH_RESOURCE: flags.oauthResource } : {}),
+      ...(flags.oauthJwksUrl ? { MESH_OAUTH_JWKS_URL: flags.oauthJwksUrl } : {}),
+      ...(flags.oauthIntrospectionUrl ? { MESH_OAUTH_INTROSPECTION_URL: flags.oauthIntrospectionUrl } : {}),
+      ...(flags.oauthRequiredScopes ? { MESH_OAUTH_REQUIRED_SCOPES: flags.oauthRequiredScopes } : {}),
+    };
+    let oauth: OAuthResourceServer | "starting" | undefined = oauthEnv["MESH_OAUTH_ISSUER"]?.trim() ? "starting" : undefined;
     const http = await serveHttp({
       host: settings!.host,
+      oauth: () => oauth,
+      assertsIdentity: true,
       port: settings!.port,
       tokenHint: "clients of the gateway send one of its MESH_GATEWAY_TOKEN tokens (default: the MESH_TOKEN ones)",
       endpoint: (path) => {
@@ -310,6 +343,15 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       healthInfo: () => ({ gateway: true, ...sessionInfo() }),
       logger: log,
     });
+    if (oauth === "starting") {
+      try {
+        oauth = await OAuthResourceServer.create(oauthConfigFromEnv(oauthEnv, () => `${http.origin}/`)!);
+      } catch (e) {
+        await http.close();
+        throw e;
+      }
+      log.info({ issuer: oauth.config.issuer, resource: oauth.resource, metadata: oauth.metadataUrl }, "OAuth access tokens accepted");
+    }
     log.info(
       { url: `${http.origin}/mcp`, console: `${http.origin}/ui`, tools: gateway.tools().length, agents: mesh.catalog.agents().length },
       "gateway ready",

@@ -13,6 +13,7 @@ import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine } from "./tasks.ts";
 import { agentTokens, callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
+import { identityKeys, IdentityVerifier } from "../http/identity.ts";
 import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
 import { ToolRegistry, type ToolSpec } from "./tools.ts";
@@ -58,7 +59,13 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const accepted = agentTokens(def.name, tokens);
   const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
   const tokenFor = callerTokens(process.env, tokens);
-  const mesh: MeshCaller = new MeshClient({ consul, callerName: def.name, logger: log, token: tokenFor });
+  const mesh: MeshCaller = new MeshClient({
+    consul,
+    callerName: def.name,
+    logger: log,
+    token: tokenFor,
+    identityKeys: identityKeys(process.env, tokens),
+  });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
@@ -175,6 +182,8 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     maxConcurrentCalls: config.maxConcurrentCalls,
     maxBodyBytes: config.maxBodyBytes,
     verifier: new TokenVerifier(accepted),
+    // Who a call is for, as the gateway (or an agent acting for that user) signed it.
+    identityVerifier: new IdentityVerifier(def.name, tokens),
     // A scraper's own token reads /metrics and nothing else (where a token is required at all).
     ...(accepted.length > 0 && metricsTokens.length > 0 ? { metricsVerifier: new TokenVerifier([...accepted, ...metricsTokens]) } : {}),
     healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),

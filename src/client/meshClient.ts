@@ -6,6 +6,8 @@ import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tr
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
+import { IDENTITY_META, identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
+import { currentIdentity } from "../http/principal.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { MeshError, describeError, isMeshError } from "../protocol/errors.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
@@ -31,6 +33,11 @@ export interface MeshClientOptions {
   health?: InstanceHealthOptions;
   /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else for toolmesh agents the agent's credential derived from MESH_TOKEN (callerTokens) */
   token?: TokenFor;
+  /**
+   * The keys this caller signs the identity of the user a call is for with (identity.ts), per
+   * agent kind. @default identityKeys(process.env): derived from MESH_TOKEN_<AGENT> or MESH_TOKEN
+   */
+  identityKeys?: IdentityKeyFor;
   /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
   /** Calls that may wait for one instance; more are refused (OVERLOADED). @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
@@ -77,6 +84,8 @@ interface Call {
   repeatable: boolean;
   options: CallToolOptions;
   pool: ClientPool;
+  /** Who the call is for (the request being served when it was made). */
+  identity: CallerIdentity | undefined;
 }
 
 /**
@@ -97,9 +106,11 @@ export class MeshClient implements MeshCaller {
   private readonly picker: InstancePicker;
   private readonly logger: Logger;
   private readonly consulUrl: string;
+  private readonly identityKeyFor: IdentityKeyFor;
 
   constructor(options: MeshClientOptions) {
     this.callerName = options.callerName;
+    this.identityKeyFor = options.identityKeys ?? identityKeys(process.env);
     this.logger = (options.logger ?? silentLogger).child({ component: "mesh-client" });
     this.picker = options.picker ?? new RoundRobinPicker();
     this.consulUrl = options.consul.address.url;
@@ -147,6 +158,20 @@ export class MeshClient implements MeshCaller {
     await this.catalog.start();
   }
 
+  /**
+   * The `_meta` entry that tells a toolmesh agent who the call is for: the identity of the
+   * request being served (the gateway's client, or the user an agent's own call was made for),
+   * signed for that agent's kind. Nothing for servers that are not toolmesh agents (they get
+   * no assertion to keep or replay), nor without a mesh token to sign with.
+   */
+  identityMeta(agent: string, identity: CallerIdentity | undefined = currentIdentity()): Record<string, string> {
+    if (!identity) return {};
+    const instances = this.catalog.agent(agent)?.instances ?? [];
+    if (instances.length > 0 && !instances.every((i) => isToolmesh(i.meta))) return {};
+    const key = this.identityKeyFor(agent);
+    return key ? { [IDENTITY_META]: signIdentity(key, { agent, signer: this.callerName, identity }) } : {};
+  }
+
   async callTool(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallToolResult> {
     return (await this.call(agent, tool, args, options)).result;
   }
@@ -192,6 +217,7 @@ export class MeshClient implements MeshCaller {
       repeatable,
       options,
       pool,
+      identity: currentIdentity(),
     };
     try {
       let lastError: unknown;
@@ -348,7 +374,12 @@ export class MeshClient implements MeshCaller {
     const params = {
       name: call.tool,
       arguments: call.args,
-      _meta: { ...options.envelope, ...toMeta(call.ctx), ...(traceparent ? { traceparent } : {}) },
+      _meta: {
+        ...options.envelope,
+        ...(isToolmesh(instance.meta) ? this.identityMeta(call.agent, options.identity ?? call.identity) : {}),
+        ...toMeta(call.ctx),
+        ...(traceparent ? { traceparent } : {}),
+      },
       ...options.continuation,
     };
     const onProgress = (p: { progress: number; total?: number; message?: string }) => {
