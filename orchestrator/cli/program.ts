@@ -12,6 +12,7 @@ import { statusCommand } from "./commands/status.ts";
 import { tasksCommand } from "./commands/tasks.ts";
 import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
+import { policyCommand } from "./commands/policy.ts";
 import { gatewayCommand } from "../gateway/run.ts";
 import { ToolError, UsageError } from "./errors.ts";
 import { EXIT } from "../../src/protocol/codes.ts";
@@ -53,6 +54,7 @@ interrupted twice.`,
     registerCommand(),
     deregisterCommand(),
     statusCommand(),
+    policyCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -21,6 +21,7 @@ import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } 
 import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS } from "../../src/gateway/gateway.ts";
+import { PolicyStore } from "../../src/gateway/policyStore.ts";
 import type { LOG_LEVELS } from "../../src/logger.ts";
 import { createLogger } from "../../src/logger.ts";
 
@@ -230,7 +231,11 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     logger: log,
   });
   await mesh.start();
+  // Who may call which tool (Consul KV, watched); read before the first client is served.
+  const policy = new PolicyStore({ consul, logger: log });
+  await policy.start();
   gateway = new Gateway({
+    policy,
     mesh,
     include: flags.include,
     exclude: flags.exclude,
@@ -368,6 +373,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     });
   }
   await closeServer();
+  policy.close();
   gateway.close();
   await mesh.close();
   consul.destroy();
