@@ -40,7 +40,7 @@ const agents: Record<string, TestAgent> = {};
 let gateway: TestAgent;
 let dynamic: TestAgent;
 /** Every tool of the agents, as they list them themselves (with annotations). */
-let catalog: { agent: string; tool: Tool }[] = [];
+const catalog: { agent: string; tool: Tool }[] = [];
 const tokens: Record<string, string> = {};
 const cli = () => ({ CONSUL_HTTP_ADDR: consul.address, MESH_TOKEN });
 
