@@ -18,6 +18,26 @@ import { placeCall } from "./placement.ts";
 import { ClientPool, type ListKind } from "./pool.ts";
 import { directCallable, rawJson } from "./directCall.ts";
 
+/** How many quota refusals (RATE_LIMITED) one call waits out before it gives the error to its caller. @default 3 */
+export const MAX_RATE_LIMIT_WAITS = 3;
+
+/** Waits `ms`, or until `signal` aborts (then rejects with its reason). */
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const done = () => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener("abort", stop, { once: true });
+  });
+}
+
 /** A timeout this long or more before the deadline was the idle limit, not the deadline (timers are not exact). */
 const SILENCE_MARGIN_MS = 100;
 
@@ -177,10 +197,31 @@ export class MeshClient implements MeshCaller {
   }
 
   /**
-   * Calls a tool: discovery (within the deadline), placement, then attempts in order until
-   * one answers or the outcome of a failure says to stop.
+   * Calls a tool. A refusal for a quota (RATE_LIMITED: nothing ran) is waited out and the call
+   * sent again, as long as the server's retry-after fits in the call's time (at most
+   * MAX_RATE_LIMIT_WAITS times); otherwise the RATE_LIMITED error, retryable, with
+   * `details.retryAfterMs`.
    */
   async call(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallOutcome> {
+    const started = Date.now();
+    const budget = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    for (let waits = 0; ; waits++) {
+      try {
+        return await this.callOnce(agent, tool, args, { ...options, timeoutMs: Math.max(1, budget - (Date.now() - started)) });
+      } catch (e) {
+        const after = isMeshError(e) && e.code === "RATE_LIMITED" ? Number(e.details["retryAfterMs"]) : NaN;
+        if (!Number.isFinite(after) || waits >= MAX_RATE_LIMIT_WAITS || Date.now() + after >= started + budget) throw e;
+        this.logger.info({ agent, tool, retryAfterMs: after }, "rate limited: waiting as the server asks, then calling again");
+        await abortableSleep(after, options.signal);
+      }
+    }
+  }
+
+  /**
+   * One call: discovery (within the deadline), placement, then attempts in order until
+   * one answers or the outcome of a failure says to stop.
+   */
+  private async callOnce(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions): Promise<CallOutcome> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const started = Date.now();
     const current = currentMeshContext();

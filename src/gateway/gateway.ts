@@ -28,7 +28,9 @@ import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 import { RecentCalls } from "./console.ts";
 import { currentIdentity } from "../http/principal.ts";
-import { FORBIDDEN_ERROR_CODE } from "../protocol/codes.ts";
+import { FORBIDDEN_ERROR_CODE, RATE_LIMITED_ERROR_CODE } from "../protocol/codes.ts";
+import { quotaRefusals } from "../telemetry/metrics.ts";
+import { TokenBuckets } from "./quota.ts";
 import { fromMeta, rootContext } from "../context/meshContext.ts";
 import type { PolicyDecision, PolicyEngine } from "./policy.ts";
 
@@ -140,6 +142,8 @@ export class Gateway {
   /** Listen streams on the agents, for their own list changes. */
   private readonly upstreamLists: UpstreamLists;
   private readonly policy: GatewayOptions["policy"];
+  /** The quotas' token buckets (this replica's: quota.ts says why). */
+  private readonly buckets = new TokenBuckets();
 
   constructor(options: GatewayOptions) {
     this.mesh = options.mesh;
@@ -429,6 +433,35 @@ export class Gateway {
   }
 
   /**
+   * Counts a call against the caller's quota for the tool (the policy's quotas); over it, the
+   * call is refused before it is sent anywhere, with when to try again (retryable: nothing ran).
+   */
+  private admit(target: { agent: string; tool: string }, meta: Record<string, unknown> | undefined): void {
+    const match = this.policy?.engine.quotaFor(this.callerScopes(), target.agent, target.tool);
+    if (!match) return;
+    const caller = currentIdentity()?.principal ?? "anonymous";
+    const taken = this.buckets.take(match.bucket(caller), match.quota.limit, match.ratePerMs);
+    if (taken.ok) return;
+    const permission = `${target.agent}.${target.tool}`;
+    const traceId = (fromMeta(meta) ?? rootContext({ caller: "gateway" })).traceId;
+    quotaRefusals.inc({ caller, tool: permission });
+    this.logger.info({ traceId, caller, tool: permission, retryAfterMs: taken.retryAfterMs }, "call refused: the caller is over its quota");
+    const what = match.quota.per === "tool" ? permission : `the tools quota ${match.index} counts`;
+    throw new ProtocolError(
+      RATE_LIMITED_ERROR_CODE,
+      `Rate limited: this caller may call ${what} ${match.quota.limit} time(s) per ${match.quota.interval}; nothing ran. Retry after ${Math.ceil(taken.retryAfterMs / 1_000)} s (${taken.retryAfterMs} ms). Trace ${traceId}.`,
+      {
+        retryable: true,
+        retryAfterMs: taken.retryAfterMs,
+        limit: match.quota.limit,
+        interval: match.quota.interval,
+        tool: permission,
+        traceId,
+      },
+    );
+  }
+
+  /**
    * Refuses a call the policy does not allow the caller, with the missing permission in words
    * and as data (SEP-1880's insufficient_scope, as an MCP error), logged with the trace id.
    */
@@ -472,6 +505,7 @@ export class Gateway {
         const target = this.resolve({ kind: "mesh" }, name);
         if (!target) return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
         this.authorize(target, params._meta);
+        this.admit(target, params._meta);
         return forwardCall(this, target, { arguments: args, ...(params._meta ? { _meta: params._meta } : {}) }, ctx, {
           pool: relay.get(),
           session,
@@ -491,6 +525,7 @@ export class Gateway {
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
     }
     this.authorize(target, params._meta);
+    this.admit(target, params._meta);
     // The arguments go on exactly as the client wrote them (only the name and _meta change).
     const raw = rawArguments?.();
     const result = await forwardCall(this, target, params, ctx, {

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { toolFilter } from "./toolNames.ts";
 
@@ -25,14 +26,49 @@ const Rule = z
   })
   .strict();
 
+const Interval = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'expected a duration such as "1s", "1m" or "1h"');
+
+const Quota = z
+  .object({
+    /** Callers it applies to: any of these scopes (or "*"). */
+    scopes: z.array(z.string().min(1).max(200)).min(1),
+    /** Tools it counts: `agent`, `agent.tool`, `*` wildcards. */
+    tools: z.array(Pattern).min(1),
+    /** Calls allowed per interval, which is also the burst (the bucket's size). */
+    limit: z.number().int().min(1).max(1_000_000),
+    interval: Interval,
+    /** "tool": one bucket per caller and tool; "caller": one per caller for all the tools it counts. @default "tool" */
+    per: z.enum(["tool", "caller"]).default("tool"),
+  })
+  .strict();
+
 /**
  * Who may call which tool through the gateway. Without a policy in Consul everything is
  * allowed (as before); with one, a tool is callable (and listed) only when a rule the caller
  * holds allows it and none it holds denies it.
  */
-export const ToolPolicySchema = z.object({ version: z.literal(1), rules: z.array(Rule).max(1_000) }).strict();
+export const ToolPolicySchema = z
+  .object({
+    version: z.literal(1),
+    rules: z.array(Rule).max(1_000),
+    /** Rate limits per caller: the first quota that applies to a caller and tool counts the call. */
+    quotas: z.array(Quota).max(1_000).optional(),
+  })
+  .strict();
 export type ToolPolicy = z.output<typeof ToolPolicySchema>;
 export type PolicyRule = ToolPolicy["rules"][number];
+export type PolicyQuota = NonNullable<ToolPolicy["quotas"]>[number];
+
+/** A quota that applies to a call, with the bucket the call counts against. */
+export interface QuotaMatch {
+  quota: PolicyQuota;
+  /** Which quota of the policy (its index). */
+  index: number;
+  /** Calls per millisecond the bucket refills with. */
+  ratePerMs: number;
+  /** The bucket's key for this caller: the quota, and the tool unless it counts per caller. */
+  bucket: (caller: string) => string;
+}
 
 /** Parses a policy document, or a CONFIG_INVALID error naming the first problem and where it is. */
 export function parsePolicy(text: string, where = POLICY_KV_KEY): ToolPolicy {
@@ -81,9 +117,15 @@ type Compiled = { rule: PolicyRule; allow: (a: string, t: string) => boolean; de
 export class PolicyEngine {
   readonly policy: ToolPolicy | undefined;
   private readonly rules: Compiled[];
+  private readonly quotas: { quota: PolicyQuota; matches: (a: string, t: string) => boolean; ratePerMs: number }[];
 
   constructor(policy: ToolPolicy | undefined) {
     this.policy = policy;
+    this.quotas = (policy?.quotas ?? []).map((quota) => ({
+      quota,
+      matches: toolFilter(quota.tools, []),
+      ratePerMs: quota.limit / parseDurationMs(quota.interval),
+    }));
     this.rules = (policy?.rules ?? []).map((rule) => ({
       rule,
       allow: rule.allow.length ? toolFilter(rule.allow, []) : () => false,
@@ -94,6 +136,22 @@ export class PolicyEngine {
   /** Whether a policy is in force at all (none: everything allowed). */
   get active(): boolean {
     return this.policy !== undefined;
+  }
+
+  /** The quota a call of this caller counts against, if any (the first that applies). */
+  quotaFor(scopes: readonly string[], agent: string, tool: string): QuotaMatch | undefined {
+    const index = this.quotas.findIndex(
+      (q) => q.quota.scopes.some((s) => s === ANY_CALLER || scopes.includes(s)) && q.matches(agent, tool),
+    );
+    if (index < 0) return undefined;
+    const q = this.quotas[index]!;
+    return {
+      quota: q.quota,
+      index,
+      ratePerMs: q.ratePerMs,
+      bucket: (caller) =>
+        JSON.stringify([index, q.quota.limit, q.quota.interval, caller, q.quota.per === "tool" ? `${agent}.${tool}` : ""]),
+    };
   }
 
   decide(scopes: readonly string[], t: PolicyTool): PolicyDecision {
