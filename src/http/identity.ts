@@ -108,10 +108,12 @@ export class IdentityVerifier {
       return { ok: false, reason: `${IDENTITY_META} is not a ${IDENTITY_ASSERTION_PREFIX} assertion` };
     const cut = value.lastIndexOf(".");
     const payload = value.slice(0, cut);
-    const presented = Buffer.from(value.slice(cut + 1), "base64url");
+    // The signature's text is compared, not its decoding: base64url ignores a last character's
+    // spare bits and stray characters, so two texts could decode alike (a malleable assertion).
+    const presented = Buffer.from(value.slice(cut + 1), "utf8");
     let signed = false;
     for (const key of this.keys) {
-      const expected = mac(key, payload);
+      const expected = Buffer.from(mac(key, payload).toString("base64url"), "utf8");
       signed = (presented.length === expected.length && timingSafeEqual(presented, expected)) || signed;
     }
     if (!signed) return { ok: false, reason: `the signature of ${IDENTITY_META} is not the mesh's for ${this.agent}` };
