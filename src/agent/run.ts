@@ -59,12 +59,13 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const accepted = agentTokens(def.name, tokens);
   const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
   const tokenFor = callerTokens(process.env, tokens);
+  const signingKeys = identityKeys(process.env, tokens);
   const mesh: MeshCaller = new MeshClient({
     consul,
     callerName: def.name,
     logger: log,
     token: tokenFor,
-    identityKeys: identityKeys(process.env, tokens),
+    identityKeys: signingKeys,
   });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
@@ -99,7 +100,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     void registrar?.updateMeta({ tools_hash: hashTools(registry.listing), tools_count: String(registry.size) });
     notify.toolsChanged();
   };
-  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor };
+  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor, identityKeys: signingKeys };
   // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
   // repeat that fails over to another instance still gets the first result.
   const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;

@@ -246,6 +246,24 @@ describe("authorization code with PKCE, the v2 SDK client's own flow, and the us
     }
   }, 60_000);
 
+  it("the identity goes on with the orchestrator's own calls: asked through it, hr still books only for the caller", async () => {
+    const url = `${origin}/agents/orchestrator/mcp`;
+    const alice = await userClient(url, "alice", ["mesh", "orchestrator:ask"]);
+    const ask = (question: string, session_id?: string) =>
+      alice.callTool({ name: "ask", arguments: { question, ...(session_id ? { session_id } : {}) } }) as Promise<CallToolResult>;
+    try {
+      const other = await ask("Book 1 day of vacation for Keiko Sato starting 2026-12-14");
+      const session = (other.structuredContent as { session_id: string }).session_id;
+      const refused = await ask("yes", session);
+      expect(resultText(refused)).toMatch(/may book leave only for yourself, not for E\d{4}; booking for others needs the hr:admin scope/);
+      const own = await ask("Book 1 day of vacation for Alice Chen starting 2026-12-15");
+      const booked = await ask("yes", (own.structuredContent as { session_id: string }).session_id);
+      expect(resultText(booked)).toMatch(/^Booked 1 working day\(s\) of vacation leave for Alice Chen, 2026-12-15/);
+    } finally {
+      await alice.close();
+    }
+  }, 60_000);
+
   it("a conversation belongs to its subject: alice continues it with a new token; another caller, or a forged or unsigned identity, cannot", async () => {
     const url = `${origin}/agents/orchestrator/mcp`;
     const session = `oauth-own-${randomUUID()}`;
