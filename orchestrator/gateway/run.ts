@@ -8,7 +8,7 @@ import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
 import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/gateway/a2aTasks.ts";
 import { CONSOLE_PATH, ConsoleEndpoint } from "../../src/gateway/console.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS } from "../../src/agent/tasks.ts";
-import { describeError } from "../../src/protocol/errors.ts";
+import { describeError, isMeshError } from "../../src/protocol/errors.ts";
 import { startTracing, stopTracing } from "../../src/telemetry/tracing.ts";
 import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
 import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
@@ -348,20 +348,39 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       healthInfo: () => ({ gateway: true, ...sessionInfo() }),
       logger: log,
     });
+    let oauthRetry: NodeJS.Timeout | undefined;
     if (oauth === "starting") {
+      const config = oauthConfigFromEnv(oauthEnv, () => `${http.origin}/`)!;
+      // An authorization server that cannot be reached yet is waited for (OAuth requests get 503
+      // meanwhile, static tokens work); a wrong setting (an issuer that does not match) stops the gateway.
+      const setUp = async (): Promise<void> => {
+        try {
+          const ready = await OAuthResourceServer.create(config);
+          oauth = ready;
+          log.info({ issuer: ready.config.issuer, resource: ready.resource, metadata: ready.metadataUrl }, "OAuth access tokens accepted");
+        } catch (e) {
+          if (!isMeshError(e) || !e.retryable) throw e;
+          log.warn({ err: describeError(e) }, "the authorization server cannot be reached yet; trying again in 2 s");
+          oauthRetry = setTimeout(
+            () => void setUp().catch((err: unknown) => log.error({ err: describeError(err) }, "OAuth set-up failed")),
+            2_000,
+          );
+          oauthRetry.unref();
+        }
+      };
       try {
-        oauth = await OAuthResourceServer.create(oauthConfigFromEnv(oauthEnv, () => `${http.origin}/`)!);
+        await setUp();
       } catch (e) {
         await http.close();
         throw e;
       }
-      log.info({ issuer: oauth.config.issuer, resource: oauth.resource, metadata: oauth.metadataUrl }, "OAuth access tokens accepted");
     }
     log.info(
       { url: `${http.origin}/mcp`, console: `${http.origin}/ui`, tools: gateway.tools().length, agents: mesh.catalog.agents().length },
       "gateway ready",
     );
     closeServer = async () => {
+      clearTimeout(oauthRetry);
       clearInterval(a2aSweeper);
       webConsole.close();
       await Promise.all([...endpoints.values()].map((e) => e.close()));

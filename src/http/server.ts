@@ -146,12 +146,14 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     };
     if (endpoint.isPublic?.(req)) return { ok: true, principal: asStatic() };
     const staticAuth = options.verifier?.check(header) ?? "ok";
+    if (options.oauth && options.verifier?.required && staticAuth === "ok") return { ok: true, principal: asStatic() };
     const oauth = options.oauth?.();
     if (oauth === "starting")
       return {
         ok: false,
         status: 503,
-        message: "The gateway is starting (fetching its authorization server's metadata); retry shortly.",
+        message:
+          "OAuth access tokens cannot be checked yet: the gateway has not reached its authorization server's metadata; retry shortly (static tokens work).",
         headers: { "Retry-After": "1" },
       };
     if (!oauth) {
@@ -166,7 +168,6 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         headers: { "WWW-Authenticate": challenge(staticAuth) },
       };
     }
-    if (options.verifier?.required && staticAuth === "ok") return { ok: true, principal: asStatic() };
     const outcome = await oauth.authenticate(header);
     if (!outcome.ok) return outcome;
     return { ok: true, principal: { principal: outcome.identity.principal, identity: outcome.identity } };

@@ -45,6 +45,8 @@ export const RESOURCE_SCOPES = "mesh hr:read hr:book hr:admin finance:read knowl
 export async function startAuthServer(o: {
   /** @default a random 127.x loopback address */
   host?: string;
+  /** @default any free port */
+  port?: number;
   accounts: Record<string, TestAccount>;
   clients: TestClient[];
   /** The same signing key for two servers: a token of one verifies against the other's JWKS (a wrong-issuer test). */
@@ -54,7 +56,7 @@ export async function startAuthServer(o: {
 }): Promise<TestAuthServer & { key: JWK }> {
   const host = o.host ?? randomLoopback();
   const http: Server = createServer();
-  await new Promise<void>((resolve) => http.listen(0, host, resolve));
+  await new Promise<void>((resolve) => http.listen(o.port ?? 0, host, resolve));
   const issuer = `http://${host}:${(http.address() as AddressInfo).port}`;
   const key = o.key ?? {
     ...(await exportJWK((await generateKeyPair("RS256", { extractable: true })).privateKey)),
