@@ -96,13 +96,24 @@ export async function startAuthServer(o: {
         ? { ...(account.employeeId ? { employee_id: account.employeeId } : {}), ...(account.roles ? { roles: account.roles } : {}) }
         : undefined;
     },
-    ttl: { ClientCredentials: (_ctx: unknown, token: { clientId?: string }) => ttlOf.get(token.clientId ?? "") ?? 300 },
+    // Every lifetime set (the provider's defaults are fine, but it asks for them to be chosen).
+    ttl: {
+      ClientCredentials: (_ctx: unknown, token: { clientId?: string }) => ttlOf.get(token.clientId ?? "") ?? 300,
+      AccessToken: 300,
+      Grant: 3_600,
+      Interaction: 600,
+      Session: 3_600,
+      IdToken: 300,
+      AuthorizationCode: 60,
+      RefreshToken: 3_600,
+    },
     scopes: ["openid", "offline_access", ...RESOURCE_SCOPES.split(" ")],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       registration: { enabled: true },
-      introspection: { enabled: true },
+      // Any authenticated client may introspect (the gateway, with its own credentials).
+      introspection: { enabled: true, allowedPolicy: () => true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx, _client, oneOf) => oneOf,
