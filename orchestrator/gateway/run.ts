@@ -231,11 +231,15 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     logger: log,
   });
   await mesh.start();
+  // The OAuth resource server (HTTP only), once set up.
+  let oauth: OAuthResourceServer | "starting" | undefined;
   // Who may call which tool (Consul KV, watched); read before the first client is served.
   const policy = new PolicyStore({ consul, logger: log });
   await policy.start();
   gateway = new Gateway({
     policy,
+    // MESH_OAUTH_STEP_UP=1: OAuth callers the policy refuses get a 403 scope challenge (RFC 6750) too.
+    scopeChallenge: () => (env["MESH_OAUTH_STEP_UP"] === "1" && typeof oauth === "object" ? oauth.metadataUrl : undefined),
     mesh,
     include: flags.include,
     exclude: flags.exclude,
@@ -306,7 +310,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       ...(flags.oauthIntrospectionUrl ? { MESH_OAUTH_INTROSPECTION_URL: flags.oauthIntrospectionUrl } : {}),
       ...(flags.oauthRequiredScopes ? { MESH_OAUTH_REQUIRED_SCOPES: flags.oauthRequiredScopes } : {}),
     };
-    let oauth: OAuthResourceServer | "starting" | undefined = oauthEnv["MESH_OAUTH_ISSUER"]?.trim() ? "starting" : undefined;
+    oauth = oauthEnv["MESH_OAUTH_ISSUER"]?.trim() ? "starting" : undefined;
     const http = await serveHttp({
       host: settings!.host,
       oauth: () => oauth,

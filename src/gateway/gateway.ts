@@ -64,6 +64,12 @@ export interface GatewayOptions {
    * the missing permission. Default: everything allowed.
    */
   policy?: { readonly engine: PolicyEngine; on(event: "change", listener: (engine: PolicyEngine) => void): unknown };
+  /**
+   * Where the gateway's protected-resource metadata is, when OAuth callers refused by the policy
+   * should get an RFC 6750 step-up challenge (HTTP 403 insufficient_scope, MESH_OAUTH_STEP_UP=1)
+   * besides the MCP error; undefined: the MCP error alone.
+   */
+  scopeChallenge?: () => string | undefined;
   logger?: Logger;
 }
 
@@ -142,6 +148,7 @@ export class Gateway {
   /** Listen streams on the agents, for their own list changes. */
   private readonly upstreamLists: UpstreamLists;
   private readonly policy: GatewayOptions["policy"];
+  private readonly scopeChallenge: () => string | undefined;
   /** The quotas' token buckets (this replica's: quota.ts says why). */
   private readonly buckets = new TokenBuckets();
 
@@ -153,6 +160,7 @@ export class Gateway {
     this.maxCallMs = options.maxCallMs ?? GATEWAY_MAX_CALL_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "gateway" });
     this.policy = options.policy;
+    this.scopeChallenge = options.scopeChallenge ?? (() => undefined);
     this.search = new DynamicCatalog(() => this.tools());
     this.subscriptions = new ResourceSubscriptions(this.mesh, this.logger);
     this.resources = new ResourceIndex(this.mesh, this.logger);
@@ -477,7 +485,15 @@ export class Gateway {
       { traceId, agent: target.agent, tool: target.tool, caller: identity?.principal ?? "anonymous", permission: decision.permission },
       "call refused by the tool policy",
     );
+    // An OAuth caller that can get the scope from its authorization server is told how (step-up):
+    // the scopes it holds and the first that would allow the call, in the header a client acts on.
+    const metadataUrl = identity?.kind === "oauth" && decision.requiredScopes.length ? this.scopeChallenge() : undefined;
+    const wanted = [...new Set([...this.callerScopes().filter((s) => !s.startsWith("role:")), decision.requiredScopes[0]!])];
+    const wwwAuthenticate = metadataUrl
+      ? `Bearer error="insufficient_scope", scope="${wanted.join(" ")}", resource_metadata="${metadataUrl}", error_description="${decision.permission} needs ${decision.requiredScopes.join(" or ")}"`
+      : undefined;
     throw new ProtocolError(FORBIDDEN_ERROR_CODE, `Forbidden: ${decision.reason}. Trace ${traceId}.`, {
+      ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
       error: "insufficient_scope",
       permission: decision.permission,
       access: tool.annotations?.readOnlyHint === true ? "read" : "write",

@@ -167,6 +167,12 @@ export async function answerFast(
     // A refusal that says when to come back (a quota) says it in HTTP too, for clients and proxies that read it.
     const retryAfterMs = (thrown.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
     if (typeof retryAfterMs === "number" && retryAfterMs > 0) headers["retry-after"] = String(Math.ceil(retryAfterMs / 1_000));
+    // A refusal with a scope challenge (the gateway's step-up): RFC 6750's 403, which OAuth clients act on.
+    const challenge = (thrown.data as { wwwAuthenticate?: unknown } | undefined)?.wwwAuthenticate;
+    if (typeof challenge === "string" && o.era === "modern") {
+      status = 403;
+      headers["www-authenticate"] = challenge;
+    }
     answer = {
       jsonrpc: "2.0",
       id: call.id,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentCredential } from "../../src/http/auth.ts";
 import { IDENTITY_META, identityKey, signIdentity } from "../../src/http/identity.ts";
 import { PRINCIPAL_META } from "../../src/http/principal.ts";
+import { POLICY_KV_KEY } from "../../src/gateway/policy.ts";
 import { IDENTITY_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { resultText } from "../../src/protocol/results.ts";
 import { HeadlessOAuthProvider } from "../fixtures/headlessOAuth.ts";
@@ -49,6 +50,18 @@ beforeAll(async () => {
   });
   // Another authorization server with the same signing key: its tokens verify, but it is not the gateway's issuer.
   otherAs = await startAuthServer({ accounts: {}, clients: [reader], key: as.key });
+  // Reading and asking for every caller with the mesh scope; booking leave takes hr:book.
+  await consul.client.kvSet(
+    POLICY_KV_KEY,
+    JSON.stringify({
+      version: 1,
+      rules: [
+        { scopes: ["mesh", "role:static-token"], allow: ["hr"], access: "read" },
+        { scopes: ["mesh", "role:static-token"], allow: ["orchestrator"] },
+        { scopes: ["hr:book"], allow: ["hr.request_leave"] },
+      ],
+    }),
+  );
   const started = await Promise.all(["hr", "orchestrator"].map((a) => spawnAgent(a, consul.address, { env: { MESH_TOKEN } })));
   for (const a of started) agents[a.instanceId.split("-")[0]!] = a;
   await eventually(async () => (await consul.client.healthService("orchestrator", { passing: true })).value.length === 1, {
@@ -62,6 +75,7 @@ beforeAll(async () => {
       MESH_GATEWAY_TOKEN: STATIC_CLIENT,
       MESH_OAUTH_ISSUER: as.issuer,
       MESH_OAUTH_REQUIRED_SCOPES: "mesh",
+      MESH_OAUTH_STEP_UP: "1",
       MESH_OAUTH_SCOPES_SUPPORTED: "mesh hr:read hr:book hr:admin orchestrator:ask",
       MESH_OAUTH_INTROSPECTION_URL: `${as.issuer}/token/introspection`,
       MESH_OAUTH_CLIENT_ID: GATEWAY_AS_CLIENT.clientId,
@@ -244,6 +258,38 @@ describe("authorization code with PKCE, the v2 SDK client's own flow, and the us
     } finally {
       await bob.close();
     }
+  }, 60_000);
+
+  it("a call the policy refuses for a missing scope is a 403 step-up challenge: the SDK client re-authorizes for it, then the call goes through", async () => {
+    as.loginAs = "alice";
+    as.consent = ["mesh", "hr:read"]; // at first alice grants no booking
+    const provider = new HeadlessOAuthProvider("oauth-test-step-up", undefined, authorizeInBrowser);
+    const transport = () => new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider });
+    const pin = { versionNegotiation: { mode: { pin: "2026-07-28" as const } } };
+    const first = new Client({ name: "step-up", version: "1" }, pin);
+    const t1 = transport();
+    await expect(first.connect(t1)).rejects.toBeInstanceOf(UnauthorizedError);
+    const granted = provider.authorizationResult()!;
+    await t1.finishAuth(granted.code, granted.iss);
+    expect(provider.tokens()?.scope?.split(" ")).not.toContain("hr:book");
+    const client = new Client({ name: "step-up", version: "1" }, pin);
+    const t2 = transport();
+    await client.connect(t2);
+    const book = () =>
+      client.callTool({
+        name: "hr__request_leave",
+        arguments: { employee_id: "E1001", leave_type: "personal", start_date: "2026-11-09", end_date: "2026-11-09" },
+      }) as Promise<CallToolResult>;
+    // Refused with 403 insufficient_scope scope="mesh hr:read hr:book": the client asks the user again, who now agrees.
+    delete as.consent;
+    await expect(book()).rejects.toBeInstanceOf(UnauthorizedError);
+    const upgraded = provider.authorizationResult()!;
+    await t2.finishAuth(upgraded.code, upgraded.iss);
+    expect(provider.tokens()?.scope?.split(" ")).toContain("hr:book");
+    const booked = await book();
+    expect(booked.isError, resultText(booked)).toBeFalsy();
+    expect(resultText(booked)).toMatch(/^Booked 1 working day\(s\) of personal leave for Alice Chen, 2026-11-09/);
+    await client.close();
   }, 60_000);
 
   it("the identity goes on with the orchestrator's own calls: asked through it, hr still books only for the caller", async () => {
