@@ -169,6 +169,7 @@ export const orchestratorAgent = defineAgent<OrchestratorDeps>({
       logger: runtime.logger,
       // The credentials the kit derived from the tokens it was given (--mesh-token-file too), not the environment's alone.
       ...(runtime.tokenFor ? { token: runtime.tokenFor } : {}),
+      ...(runtime.identityKeys ? { identityKeys: runtime.identityKeys } : {}),
     });
     await mesh.start();
     // OPENAI_MODEL (with OPENAI_BASE_URL, OPENAI_API_KEY) turns the LLM planner on.

@@ -13,6 +13,7 @@ import { statusCommand } from "./commands/status.ts";
 import { tasksCommand } from "./commands/tasks.ts";
 import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
+import { policyCommand } from "./commands/policy.ts";
 import { gatewayCommand } from "../gateway/run.ts";
 import { ToolError, UsageError } from "./errors.ts";
 import { EXIT } from "../../src/protocol/codes.ts";
@@ -36,6 +37,8 @@ Environment:
                        each agent a credential for it alone, derived from the first, never the token
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
   MESH_LOG_LEVEL       log level of the processes mesh starts
+  MESH_OAUTH_ISSUER    (mesh gateway) accept OAuth access tokens from this authorization server;
+                       MESH_OAUTH_RESOURCE, _JWKS_URL, _INTROSPECTION_URL, _REQUIRED_SCOPES: see README
 
 Exit codes: 0 ok, 1 a tool answered isError (mesh ask: an agent refused a step, or part of the
 question was not answered), 2 usage or configuration error (flags, arguments an agent refuses,
@@ -58,6 +61,7 @@ interrupted twice.`,
     deregisterCommand(),
     statusCommand(),
     labCommand(),
+    policyCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

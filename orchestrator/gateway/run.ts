@@ -8,18 +8,20 @@ import { A2A_PATH, A2aAgentEndpoint } from "../../src/gateway/a2a.ts";
 import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/gateway/a2aTasks.ts";
 import { CONSOLE_PATH, ConsoleEndpoint } from "../../src/gateway/console.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS } from "../../src/agent/tasks.ts";
-import { describeError } from "../../src/protocol/errors.ts";
+import { describeError, isMeshError } from "../../src/protocol/errors.ts";
 import { startTracing, stopTracing } from "../../src/telemetry/tracing.ts";
 import { DEFAULT_MAX_SESSIONS } from "../../src/http/legacySessions.ts";
 import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/http/auth.ts";
+import { oauthConfigFromEnv, OAuthResourceServer } from "../../src/http/oauth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } from "../../src/client/pool.ts";
 import { consulSettings } from "../../src/consul/settings.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS } from "../../src/gateway/gateway.ts";
+import { PolicyStore } from "../../src/gateway/policyStore.ts";
 import type { LOG_LEVELS } from "../../src/logger.ts";
 import { createLogger } from "../../src/logger.ts";
 
@@ -40,6 +42,11 @@ export interface GatewayFlags {
   maxQueuedPerInstance?: string;
   idleTimeoutMs?: string;
   maxCallMs?: string;
+  oauthIssuer?: string;
+  oauthResource?: string;
+  oauthJwksUrl?: string;
+  oauthIntrospectionUrl?: string;
+  oauthRequiredScopes?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
 }
 
@@ -86,6 +93,20 @@ export function addGatewayOptions(cmd: Command): Command {
       "--max-call-ms <ms>",
       "longest call through the gateway when its client sends no shorter deadline, progress or not (env MESH_GATEWAY_MAX_CALL_MS, default 3600000)",
     )
+    .option(
+      "--oauth-issuer <url>",
+      "accept OAuth 2.1 access tokens from this authorization server (its exact issuer; env MESH_OAUTH_ISSUER); static tokens keep working",
+    )
+    .option(
+      "--oauth-resource <url>",
+      "this gateway's canonical public URL: the audience tokens must name (env MESH_OAUTH_RESOURCE; default http://<host>:<port>/)",
+    )
+    .option("--oauth-jwks-url <url>", "the authorization server's JWKS (env MESH_OAUTH_JWKS_URL; default: from the issuer's metadata)")
+    .option(
+      "--oauth-introspection-url <url>",
+      "RFC 7662 introspection for opaque tokens (env MESH_OAUTH_INTROSPECTION_URL; client id and secret in MESH_OAUTH_CLIENT_ID / MESH_OAUTH_CLIENT_SECRET)",
+    )
+    .option("--oauth-required-scopes <list>", "scopes every request needs, space- or comma-separated (env MESH_OAUTH_REQUIRED_SCOPES)")
     .option("--session-idle-ms <ms>", "an MCP session with no request for this long is closed (env MESH_SESSION_IDLE_MS, default 600000)")
     .addOption(logLevelOption());
 }
@@ -207,7 +228,15 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     logger: log,
   });
   await mesh.start();
+  // The OAuth resource server (HTTP only), once set up.
+  let oauth: OAuthResourceServer | "starting" | undefined;
+  // Who may call which tool (Consul KV, watched); read before the first client is served.
+  const policy = new PolicyStore({ consul, logger: log });
+  await policy.start();
   gateway = new Gateway({
+    policy,
+    // MESH_OAUTH_STEP_UP=1: OAuth callers the policy refuses get a 403 scope challenge (RFC 6750) too.
+    scopeChallenge: () => (env["MESH_OAUTH_STEP_UP"] === "1" && typeof oauth === "object" ? oauth.metadataUrl : undefined),
     mesh,
     include: flags.include,
     exclude: flags.exclude,
@@ -268,8 +297,21 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
           .catch((e: unknown) => log.debug({ err: describeError(e) }, "A2A task sweep failed; trying again later")),
       TASK_SWEEP_INTERVAL_MS + Math.random() * 30_000,
     ).unref();
+    // OAuth 2.1 (MESH_OAUTH_* or the --oauth-* flags): set up once the gateway knows its own URL
+    // (the default resource); until then a request gets 503 "starting".
+    const oauthEnv = {
+      ...env,
+      ...(flags.oauthIssuer ? { MESH_OAUTH_ISSUER: flags.oauthIssuer } : {}),
+      ...(flags.oauthResource ? { MESH_OAUTH_RESOURCE: flags.oauthResource } : {}),
+      ...(flags.oauthJwksUrl ? { MESH_OAUTH_JWKS_URL: flags.oauthJwksUrl } : {}),
+      ...(flags.oauthIntrospectionUrl ? { MESH_OAUTH_INTROSPECTION_URL: flags.oauthIntrospectionUrl } : {}),
+      ...(flags.oauthRequiredScopes ? { MESH_OAUTH_REQUIRED_SCOPES: flags.oauthRequiredScopes } : {}),
+    };
+    oauth = oauthEnv["MESH_OAUTH_ISSUER"]?.trim() ? "starting" : undefined;
     const http = await serveHttp({
       host: settings!.host,
+      oauth: () => oauth,
+      assertsIdentity: true,
       port: settings!.port,
       tokenHint: "clients of the gateway send one of its MESH_GATEWAY_TOKEN tokens (default: the MESH_TOKEN ones)",
       endpoint: (path) => {
@@ -307,11 +349,39 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
       healthInfo: () => ({ gateway: true, ...sessionInfo() }),
       logger: log,
     });
+    let oauthRetry: NodeJS.Timeout | undefined;
+    if (oauth === "starting") {
+      const config = oauthConfigFromEnv(oauthEnv, () => `${http.origin}/`)!;
+      // An authorization server that cannot be reached yet is waited for (OAuth requests get 503
+      // meanwhile, static tokens work); a wrong setting (an issuer that does not match) stops the gateway.
+      const setUp = async (): Promise<void> => {
+        try {
+          const ready = await OAuthResourceServer.create(config);
+          oauth = ready;
+          log.info({ issuer: ready.config.issuer, resource: ready.resource, metadata: ready.metadataUrl }, "OAuth access tokens accepted");
+        } catch (e) {
+          if (!isMeshError(e) || !e.retryable) throw e;
+          log.warn({ err: describeError(e) }, "the authorization server cannot be reached yet; trying again in 2 s");
+          oauthRetry = setTimeout(
+            () => void setUp().catch((err: unknown) => log.error({ err: describeError(err) }, "OAuth set-up failed")),
+            2_000,
+          );
+          oauthRetry.unref();
+        }
+      };
+      try {
+        await setUp();
+      } catch (e) {
+        await http.close();
+        throw e;
+      }
+    }
     log.info(
       { url: `${http.origin}/mcp`, console: `${http.origin}/ui`, tools: gateway.tools().length, agents: mesh.catalog.agents().length },
       "gateway ready",
     );
     closeServer = async () => {
+      clearTimeout(oauthRetry);
       clearInterval(a2aSweeper);
       webConsole.close();
       await Promise.all([...endpoints.values()].map((e) => e.close()));
@@ -323,6 +393,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     });
   }
   await closeServer();
+  policy.close();
   gateway.close();
   await mesh.close();
   consul.destroy();

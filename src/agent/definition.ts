@@ -5,6 +5,7 @@ import type { Logger } from "../logger.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
+import type { IdentityKeyFor } from "../http/identity.ts";
 import type { TokenFor } from "../http/auth.ts";
 import { MeshError } from "../protocol/errors.ts";
 
@@ -39,6 +40,8 @@ export interface AgentRuntime {
    * the agent was given, or MESH_TOKEN_<AGENT>): for a MeshClient of the agent's own.
    */
   readonly tokenFor?: TokenFor;
+  /** The keys its onward calls sign the caller's identity with (identity.ts), from the same tokens: for a MeshClient of the agent's own. */
+  readonly identityKeys?: IdentityKeyFor;
 }
 
 /**

@@ -8,7 +8,7 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
-import { ownerOf } from "../http/principal.ts";
+import { currentVerifier, ownerOf, withIdentity } from "../http/principal.ts";
 import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
 import {
   fromMeta,
@@ -22,7 +22,7 @@ import {
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
 import type { Logger } from "../logger.ts";
-import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
+import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, IDENTITY_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { argumentProblem } from "../protocol/limits.ts";
 import { BusinessError, businessError } from "../protocol/results.ts";
@@ -104,6 +104,19 @@ async function serveCall(
 ): Promise<ToolOutcome> {
   const started = performance.now();
   const ctx = decode(params);
+  const identity = checkIdentity(o, ctx, params);
+  if (identity) return withIdentity(identity, () => serveChecked(o, params, sdk, sessionCapabilities, ctx, started));
+  return serveChecked(o, params, sdk, sessionCapabilities, ctx, started);
+}
+
+async function serveChecked(
+  o: CallPipelineOptions,
+  params: CallParams,
+  sdk: ServerContext,
+  sessionCapabilities: () => ClientCapabilities,
+  ctx: MeshContext,
+  started: number,
+): Promise<ToolOutcome> {
   const keyProblem = idempotencyKeyProblem(params._meta?.[IDEMPOTENCY_KEY_META]);
   if (keyProblem) refuse(o, ctx, ProtocolErrorCode.InvalidParams, `Invalid request for ${o.agent}.${params.name}: ${keyProblem}.`);
   const admitted = await admit(o, params, ctx);
@@ -211,6 +224,17 @@ async function serveCall(
 /** Step 1: the MeshContext, decoded once (a new root for a caller that sent none). */
 function decode(params: CallParams): MeshContext {
   return fromMeta(params._meta) ?? rootContext({ caller: "external" });
+}
+
+/**
+ * Step 1b: who the call is for. A signed identity (identity.ts) that checks out is the caller
+ * the handler acts for and the owner of what it creates; one that does not (forged, expired,
+ * made for another kind) refuses the call. An unsigned name in _meta is not an identity.
+ */
+function checkIdentity(o: CallPipelineOptions, ctx: MeshContext, params: CallParams) {
+  const checked = currentVerifier()?.check(params._meta);
+  if (checked?.ok === false) refuse(o, ctx, IDENTITY_ERROR_CODE, `Refused ${o.agent}.${params.name}: ${checked.reason}. Nothing ran.`);
+  return checked?.ok ? checked.identity : undefined;
 }
 
 /**

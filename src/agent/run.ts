@@ -14,6 +14,7 @@ import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { sweepTaskRecords, TASK_SWEEP_INTERVAL_MS, TaskEngine } from "./tasks.ts";
 import { agentTokens, callerTokens, loadTokens, TokenVerifier } from "../http/auth.ts";
+import { identityKeys, IdentityVerifier } from "../http/identity.ts";
 import { agentServing, LiveServers } from "./server.ts";
 import { Registrar } from "./registrar.ts";
 import { ToolRegistry, type ToolSpec } from "./tools.ts";
@@ -59,7 +60,14 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const accepted = agentTokens(def.name, tokens);
   const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
   const tokenFor = callerTokens(process.env, tokens);
-  const mesh: MeshCaller = new MeshClient({ consul, callerName: def.name, logger: log, token: tokenFor });
+  const signingKeys = identityKeys(process.env, tokens);
+  const mesh: MeshCaller = new MeshClient({
+    consul,
+    callerName: def.name,
+    logger: log,
+    token: tokenFor,
+    identityKeys: signingKeys,
+  });
   // stdio is one private process for one desktop client: its state stays local by default.
   const stateKind = config.state ?? (stdio ? "memory" : "consul");
   const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
@@ -93,7 +101,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     void registrar?.updateMeta({ tools_hash: hashTools(registry.listing), tools_count: String(registry.size) });
     notify.toolsChanged();
   };
-  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor };
+  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor, identityKeys: signingKeys };
   // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
   // repeat that fails over to another instance still gets the first result.
   const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;
@@ -176,6 +184,8 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
     maxConcurrentCalls: config.maxConcurrentCalls,
     maxBodyBytes: config.maxBodyBytes,
     verifier: new TokenVerifier(accepted),
+    // Who a call is for, as the gateway (or an agent acting for that user) signed it.
+    identityVerifier: new IdentityVerifier(def.name, tokens),
     // A scraper's own token reads /metrics and nothing else (where a token is required at all).
     ...(accepted.length > 0 && metricsTokens.length > 0 ? { metricsVerifier: new TokenVerifier([...accepted, ...metricsTokens]) } : {}),
     healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),

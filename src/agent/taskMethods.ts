@@ -1,13 +1,19 @@
 import { ProtocolError, ProtocolErrorCode, type McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
-import { ownerOf } from "../http/principal.ts";
+import { ForgedIdentityError, ownerOf } from "../http/principal.ts";
+import { IDENTITY_ERROR_CODE } from "../protocol/codes.ts";
 import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
 
 /** The request's owner (principal.ts), from its transport identity and an intermediary's _meta. */
 function owner(params: Record<string, unknown>, ctx: { mcpReq: { _meta?: Record<string, unknown> } }): string {
   const meta = (params["_meta"] ?? ctx.mcpReq._meta) as Record<string, unknown> | undefined;
-  return ownerOf(meta);
+  try {
+    return ownerOf(meta);
+  } catch (e) {
+    if (e instanceof ForgedIdentityError) throw new ProtocolError(IDENTITY_ERROR_CODE, e.message);
+    throw e;
+  }
 }
 
 const TaskId = z.object({ taskId: z.string().min(1).max(200) }).passthrough();

@@ -1,5 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { MeshContext } from "../context/meshContext.ts";
+import type { CallerIdentity } from "../http/identity.ts";
 import type { ClientPool } from "./pool.ts";
 
 export interface CallToolOptions {
@@ -52,6 +53,8 @@ export interface CallToolOptions {
    * escapes arrive as written.
    */
   rawArguments?: string;
+  /** Who the call is for, signed to the agent. @default the identity of the request being served (principal.ts) */
+  identity?: CallerIdentity;
   /** Progress notifications from the agent; each one also resets the idle timeout. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }

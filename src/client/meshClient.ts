@@ -15,6 +15,8 @@ import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tr
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
+import { IDENTITY_META, identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
+import { currentIdentity } from "../http/principal.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { MeshError, describeError, isMeshError } from "../protocol/errors.ts";
 import { BrokenCircuitError, InstanceHealth, type InstanceHealthOptions } from "./instanceHealth.ts";
@@ -24,6 +26,26 @@ import { RoundRobinPicker, type InstancePicker } from "./picker.ts";
 import { placeCall } from "./placement.ts";
 import { ClientPool, type ListKind } from "./pool.ts";
 import { directCallable, rawJson } from "./directCall.ts";
+
+/** How many quota refusals (RATE_LIMITED) one call waits out before it gives the error to its caller. @default 3 */
+export const MAX_RATE_LIMIT_WAITS = 3;
+
+/** Waits `ms`, or until `signal` aborts (then rejects with its reason). */
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const done = () => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener("abort", stop, { once: true });
+  });
+}
 
 /** A timeout this long or more before the deadline was the idle limit, not the deadline (timers are not exact). */
 const SILENCE_MARGIN_MS = 100;
@@ -40,6 +62,11 @@ export interface MeshClientOptions {
   health?: InstanceHealthOptions;
   /** The bearer token for an agent's instances. @default MESH_TOKEN_<AGENT>, else for toolmesh agents the agent's credential derived from MESH_TOKEN (callerTokens) */
   token?: TokenFor;
+  /**
+   * The keys this caller signs the identity of the user a call is for with (identity.ts), per
+   * agent kind. @default identityKeys(process.env): derived from MESH_TOKEN_<AGENT> or MESH_TOKEN
+   */
+  identityKeys?: IdentityKeyFor;
   /** Calls sent to one instance at once; more wait. @default DEFAULT_MAX_CONCURRENT_PER_INSTANCE */
   maxConcurrentPerInstance?: number;
   /** Calls that may wait for one instance; more are refused (OVERLOADED). @default DEFAULT_MAX_QUEUED_PER_INSTANCE */
@@ -86,6 +113,8 @@ interface Call {
   repeatable: boolean;
   options: CallToolOptions;
   pool: ClientPool;
+  /** Who the call is for (the request being served when it was made). */
+  identity: CallerIdentity | undefined;
 }
 
 /**
@@ -122,9 +151,11 @@ export class MeshClient implements MeshCaller {
   private readonly consulUrl: string;
   /** What each agent kind said it is when its tool list was last fetched (serverInfo, capabilities). */
   private readonly identities = new Map<string, UpstreamIdentity>();
+  private readonly identityKeyFor: IdentityKeyFor;
 
   constructor(options: MeshClientOptions) {
     this.callerName = options.callerName;
+    this.identityKeyFor = options.identityKeys ?? identityKeys(process.env);
     this.logger = (options.logger ?? silentLogger).child({ component: "mesh-client" });
     this.picker = options.picker ?? new RoundRobinPicker();
     this.consulUrl = options.consul.address.url;
@@ -209,15 +240,50 @@ export class MeshClient implements MeshCaller {
     await this.catalog.start();
   }
 
+  /**
+   * The `_meta` entry that tells a toolmesh agent who the call is for: the identity of the
+   * request being served (the gateway's client, or the user an agent's own call was made for),
+   * signed for that agent's kind. Nothing for servers that are not toolmesh agents (they get
+   * no assertion to keep or replay), nor without a mesh token to sign with.
+   */
+  identityMeta(agent: string, identity: CallerIdentity | undefined = currentIdentity()): Record<string, string> {
+    if (!identity) return {};
+    const instances = this.catalog.agent(agent)?.instances ?? [];
+    if (instances.length > 0 && !instances.every((i) => isToolmesh(i.meta))) return {};
+    const key = this.identityKeyFor(agent);
+    return key ? { [IDENTITY_META]: signIdentity(key, { agent, signer: this.callerName, identity }) } : {};
+  }
+
   async callTool(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallToolResult> {
     return (await this.call(agent, tool, args, options)).result;
   }
 
   /**
-   * Calls a tool: discovery (within the deadline), placement, then attempts in order until
-   * one answers or the outcome of a failure says to stop.
+   * Calls a tool. A refusal for a quota (RATE_LIMITED: nothing ran) is waited out and the call
+   * sent again, as long as the server's retry-after fits in the call's time (at most
+   * MAX_RATE_LIMIT_WAITS times); otherwise the RATE_LIMITED error, retryable, with
+   * `details.retryAfterMs`.
    */
   async call(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions = {}): Promise<CallOutcome> {
+    const started = Date.now();
+    const budget = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    for (let waits = 0; ; waits++) {
+      try {
+        return await this.callOnce(agent, tool, args, { ...options, timeoutMs: Math.max(1, budget - (Date.now() - started)) });
+      } catch (e) {
+        const after = isMeshError(e) && e.code === "RATE_LIMITED" ? Number(e.details["retryAfterMs"]) : NaN;
+        if (!Number.isFinite(after) || waits >= MAX_RATE_LIMIT_WAITS || Date.now() + after >= started + budget) throw e;
+        this.logger.info({ agent, tool, retryAfterMs: after }, "rate limited: waiting as the server asks, then calling again");
+        await abortableSleep(after, options.signal);
+      }
+    }
+  }
+
+  /**
+   * One call: discovery (within the deadline), placement, then attempts in order until
+   * one answers or the outcome of a failure says to stop.
+   */
+  private async callOnce(agent: string, tool: string, args: Record<string, unknown>, options: CallToolOptions): Promise<CallOutcome> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const started = Date.now();
     const current = currentMeshContext();
@@ -254,6 +320,7 @@ export class MeshClient implements MeshCaller {
       repeatable,
       options,
       pool,
+      identity: currentIdentity(),
     };
     try {
       let lastError: unknown;
@@ -410,7 +477,12 @@ export class MeshClient implements MeshCaller {
     const params = {
       name: call.tool,
       arguments: call.args,
-      _meta: { ...options.envelope, ...toMeta(call.ctx), ...(traceparent ? { traceparent } : {}) },
+      _meta: {
+        ...options.envelope,
+        ...(isToolmesh(instance.meta) ? this.identityMeta(call.agent, options.identity ?? call.identity) : {}),
+        ...toMeta(call.ctx),
+        ...(traceparent ? { traceparent } : {}),
+      },
       ...options.continuation,
     };
     const onProgress = (p: { progress: number; total?: number; message?: string }) => {

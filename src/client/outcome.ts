@@ -1,6 +1,12 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client";
 import type { MeshContext } from "../context/meshContext.ts";
-import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, IDEMPOTENCY_CONFLICT_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
+import {
+  DEADLINE_ERROR_CODE,
+  HOP_LIMIT_ERROR_CODE,
+  IDEMPOTENCY_CONFLICT_ERROR_CODE,
+  MESH_FAILURE_ERROR_CODE,
+  RATE_LIMITED_ERROR_CODE,
+} from "../protocol/codes.ts";
 import { MeshError, describeError, type MeshErrorCode } from "../protocol/errors.ts";
 import { notDelivered, type NotDeliveredReason } from "./delivery.ts";
 import { ConnectError } from "./pool.ts";
@@ -100,6 +106,12 @@ function answered(e: ProtocolError, f: AttemptFacts): Error {
   const message = protocolMessage(e);
   if (e.code === HOP_LIMIT_ERROR_CODE) return new MeshError("HOP_LIMIT", message, { cause: e, details: where });
   if (e.code === IDEMPOTENCY_CONFLICT_ERROR_CODE) return new MeshError("IDEMPOTENCY_CONFLICT", message, { cause: e, details: where });
+  if (e.code === RATE_LIMITED_ERROR_CODE) {
+    // Refused before it ran: safe to send again once the server's retry-after has passed.
+    const after = (e.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    const retryAfterMs = typeof after === "number" && after > 0 ? after : 1_000;
+    return new MeshError("RATE_LIMITED", message, { retryable: true, cause: e, details: { ...where, retryAfterMs } });
+  }
   if (e.code !== MESH_FAILURE_ERROR_CODE) return e;
   const data = (e.data ?? {}) as { code?: unknown; retryable?: unknown };
   const code = typeof data.code === "string" ? (data.code as MeshErrorCode) : "AGENT_UNREACHABLE";

@@ -313,6 +313,24 @@ export class ConsulClient {
   }
 
   /**
+   * Reads a key as a blocking query (pass the last answer's index to wait for a change, up to
+   * `wait`): the way to watch one small document (the gateway's tool policy). A missing key is
+   * `value: undefined` with the index to wait on.
+   */
+  async kvGetBlocking(key: string, options: BlockingOptions = {}): Promise<Blocking<KvEntry | undefined>> {
+    const [res, body] = await this.kv("get", key, () =>
+      this.call(
+        `watch key "${key}"`,
+        loose((o) => this.consul.kv.get(o)),
+        { key, ...blockingParams(options) },
+        blockingCall(options),
+      ),
+    );
+    const item = body && typeof body === "object" ? (body as { Value?: string | null; ModifyIndex: number }) : undefined;
+    return { value: item ? { value: item.Value ?? "", modifyIndex: item.ModifyIndex } : undefined, index: consulIndex(res) };
+  }
+
+  /**
    * Writes a key. With `cas`, the write happens only if the key's ModifyIndex is still
    * `cas` (0: only if the key does not exist); returns false when it lost that race.
    * Through an election it is tried again; when Consul may have applied a check-and-set

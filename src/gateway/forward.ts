@@ -187,7 +187,12 @@ export async function forwardRequest<R>(
   const requestState = ctx.mcpReq.requestState<unknown>();
   const params = {
     ...request.params,
-    _meta: { ...(via.pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
+    _meta: {
+      ...(via.pool ? {} : envelopeOf(ctx, via.session)),
+      [PRINCIPAL_META]: currentPrincipal(),
+      // Who it is for, signed (tasks/* are answered to their owner only).
+      ...gateway.mesh.identityMeta(agent),
+    },
     ...(ctx.mcpReq.inputResponses ? { inputResponses: ctx.mcpReq.inputResponses } : {}),
     ...(typeof requestState === "string" ? { requestState } : {}),
   };

@@ -29,6 +29,12 @@ import { serverInfoOf, type View } from "./views.ts";
 import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 import { RecentCalls } from "./console.ts";
+import { currentIdentity } from "../http/principal.ts";
+import { FORBIDDEN_ERROR_CODE, RATE_LIMITED_ERROR_CODE } from "../protocol/codes.ts";
+import { quotaRefusals } from "../telemetry/metrics.ts";
+import { TokenBuckets } from "./quota.ts";
+import { fromMeta, rootContext } from "../context/meshContext.ts";
+import type { PolicyDecision, PolicyEngine } from "./policy.ts";
 
 /**
  * Longest silence (no answer, no progress) from an agent during one attempt of a call
@@ -54,6 +60,18 @@ export interface GatewayOptions {
   dynamic?: boolean;
   idleTimeoutMs?: number;
   maxCallMs?: number;
+  /**
+   * Who may call which tool (policyStore.ts, from Consul KV): each caller's tools/list (every
+   * view, and search_tools) shows only what it may call, and any other call is refused naming
+   * the missing permission. Default: everything allowed.
+   */
+  policy?: { readonly engine: PolicyEngine; on(event: "change", listener: (engine: PolicyEngine) => void): unknown };
+  /**
+   * Where the gateway's protected-resource metadata is, when OAuth callers refused by the policy
+   * should get an RFC 6750 step-up challenge (HTTP 403 insufficient_scope, MESH_OAUTH_STEP_UP=1)
+   * besides the MCP error; undefined: the MCP error alone.
+   */
+  scopeChallenge?: () => string | undefined;
   logger?: Logger;
 }
 
@@ -131,6 +149,10 @@ export class Gateway {
   readonly resources: ResourceIndex;
   /** Listen streams on the agents, for their own list changes. */
   private readonly upstreamLists: UpstreamLists;
+  private readonly policy: GatewayOptions["policy"];
+  private readonly scopeChallenge: () => string | undefined;
+  /** The quotas' token buckets (this replica's: quota.ts says why). */
+  private readonly buckets = new TokenBuckets();
 
   constructor(options: GatewayOptions) {
     this.mesh = options.mesh;
@@ -139,6 +161,8 @@ export class Gateway {
     this.idleTimeoutMs = options.idleTimeoutMs ?? GATEWAY_IDLE_TIMEOUT_MS;
     this.maxCallMs = options.maxCallMs ?? GATEWAY_MAX_CALL_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "gateway" });
+    this.policy = options.policy;
+    this.scopeChallenge = options.scopeChallenge ?? (() => undefined);
     this.search = new DynamicCatalog(() => this.tools());
     this.subscriptions = new ResourceSubscriptions(this.mesh, this.logger);
     this.resources = new ResourceIndex(this.mesh, this.logger);
@@ -153,13 +177,38 @@ export class Gateway {
       this.changes.schedule();
     });
     this.upstreamLists.sync(this.healthyAgents());
+    // A new policy changes what each caller sees: every view's tool list is announced again.
+    this.policy?.on("change", () => {
+      for (const agent of this.healthyAgents()) this.changes.announce(agent, "tools");
+    });
   }
 
-  /** Tools of the whole mesh now: healthy agents only, filtered, namespaced, in a stable order. */
-  tools(): Tool[] {
+  /** The scopes (and roles) of the caller of the request being served. */
+  private callerScopes(): readonly string[] {
+    return currentIdentity()?.scopes ?? [];
+  }
+
+  /** What the policy says about the current caller and one tool of an agent. */
+  permission(agent: string, tool: Tool): PolicyDecision {
+    const engine = this.policy?.engine;
+    if (!engine?.active) return { allowed: true };
+    return engine.decide(this.callerScopes(), { agent, tool: tool.name, readOnly: tool.annotations?.readOnlyHint === true });
+  }
+
+  /** The tools of one agent kind the current caller may call (what its listings show). */
+  permittedTools(agent: string): Tool[] {
+    const tools = this.agentTools(agent);
+    return this.policy?.engine.active ? tools.filter((t) => this.permission(agent, t).allowed) : tools;
+  }
+
+  /**
+   * Tools of the whole mesh now: healthy agents only, filtered, namespaced, in a stable order;
+   * only those the current caller may call unless `all`.
+   */
+  tools(all = false): Tool[] {
     const out: Tool[] = [];
     for (const agent of this.mesh.catalog.agents()) {
-      for (const tool of this.agentTools(agent.name)) {
+      for (const tool of all ? this.agentTools(agent.name) : this.permittedTools(agent.name)) {
         const name = gatewayToolName(agent.name, tool.name);
         if (!name) {
           this.logger.warn({ agent: agent.name, tool: tool.name }, "tool name cannot be namespaced within MCP's rules; not offered");
@@ -318,7 +367,8 @@ export class Gateway {
             ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
             : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
       cacheHints: {
-        "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
+        // Per caller under a policy: never shared between callers by a cache.
+        "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: this.policy ? "private" : "public" },
         "prompts/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
         "resources/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
         "resources/templates/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
@@ -418,10 +468,76 @@ export class Gateway {
     return this.agentTools(target.agent).some((t) => t.name === target.tool) ? target : undefined;
   }
 
-  private offered(view: View): Tool[] {
-    if (view.kind === "agent") return this.agentTools(view.agent);
+  /** A view's tools for the current caller, or all of them (`all`: what list changes are computed from). */
+  private offered(view: View, all = false): Tool[] {
+    if (view.kind === "agent") return all ? this.agentTools(view.agent) : this.permittedTools(view.agent);
     if (view.kind === "dynamic") return DYNAMIC_TOOLS;
-    return this.tools();
+    return this.tools(all);
+  }
+
+  /**
+   * Counts a call against the caller's quota for the tool (the policy's quotas); over it, the
+   * call is refused before it is sent anywhere, with when to try again (retryable: nothing ran).
+   */
+  private admit(target: { agent: string; tool: string }, meta: Record<string, unknown> | undefined): void {
+    const match = this.policy?.engine.quotaFor(this.callerScopes(), target.agent, target.tool);
+    if (!match) return;
+    const caller = currentIdentity()?.principal ?? "anonymous";
+    const taken = this.buckets.take(match.bucket(caller), match.quota.limit, match.ratePerMs);
+    if (taken.ok) return;
+    const permission = `${target.agent}.${target.tool}`;
+    const traceId = (fromMeta(meta) ?? rootContext({ caller: "gateway" })).traceId;
+    quotaRefusals.inc({ caller, tool: permission });
+    this.logger.info({ traceId, caller, tool: permission, retryAfterMs: taken.retryAfterMs }, "call refused: the caller is over its quota");
+    const what = match.quota.per === "tool" ? permission : `the tools quota ${match.index} counts`;
+    throw new ProtocolError(
+      RATE_LIMITED_ERROR_CODE,
+      `Rate limited: this caller may call ${what} ${match.quota.limit} time(s) per ${match.quota.interval}; nothing ran. Retry after ${Math.ceil(taken.retryAfterMs / 1_000)} s (${taken.retryAfterMs} ms). Trace ${traceId}.`,
+      {
+        retryable: true,
+        retryAfterMs: taken.retryAfterMs,
+        limit: match.quota.limit,
+        interval: match.quota.interval,
+        tool: permission,
+        traceId,
+      },
+    );
+  }
+
+  /**
+   * Refuses a call the policy does not allow the caller, with the missing permission in words
+   * and as data (SEP-1880's insufficient_scope, as an MCP error), logged with the trace id.
+   */
+  private authorize(target: { agent: string; tool: string }, meta: Record<string, unknown> | undefined): void {
+    if (!this.policy?.engine.active) return;
+    const tool = this.agentTools(target.agent).find((t) => t.name === target.tool);
+    if (!tool) return;
+    const decision = this.permission(target.agent, tool);
+    if (decision.allowed) return;
+    const traceId = (fromMeta(meta) ?? rootContext({ caller: "gateway" })).traceId;
+    const identity = currentIdentity();
+    this.logger.warn(
+      { traceId, agent: target.agent, tool: target.tool, caller: identity?.principal ?? "anonymous", permission: decision.permission },
+      "call refused by the tool policy",
+    );
+    // An OAuth caller that can get the scope from its authorization server is told how (step-up):
+    // the scopes it holds and the first that would allow the call, in the header a client acts on.
+    const metadataUrl = identity?.kind === "oauth" && decision.requiredScopes.length ? this.scopeChallenge() : undefined;
+    const wanted = [...new Set([...this.callerScopes().filter((s) => !s.startsWith("role:")), decision.requiredScopes[0]!])];
+    const wwwAuthenticate = metadataUrl
+      ? `Bearer error="insufficient_scope", scope="${wanted.join(" ")}", resource_metadata="${metadataUrl}", error_description="${decision.permission} needs ${decision.requiredScopes.join(" or ")}"`
+      : undefined;
+    throw new ProtocolError(FORBIDDEN_ERROR_CODE, `Forbidden: ${decision.reason}. Trace ${traceId}.`, {
+      ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
+      error: "insufficient_scope",
+      permission: decision.permission,
+      access: tool.annotations?.readOnlyHint === true ? "read" : "write",
+      requiredScopes: decision.requiredScopes,
+      ...(decision.requiredScopes.length ? { scope: decision.requiredScopes.join(" ") } : {}),
+      grantedScopes: [...this.callerScopes()],
+      ...(decision.deniedBy !== undefined ? { deniedByRule: decision.deniedBy } : {}),
+      traceId,
+    });
   }
 
   private async dispatch(
@@ -439,6 +555,8 @@ export class Gateway {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
         const target = this.resolve({ kind: "mesh" }, name);
         if (!target) return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
+        this.authorize(target, params._meta);
+        this.admit(target, params._meta);
         return forwardCall(this, target, { arguments: args, ...(params._meta ? { _meta: params._meta } : {}) }, ctx, {
           pool: relay.get(),
           session,
@@ -450,13 +568,15 @@ export class Gateway {
       const hint =
         view.kind === "agent"
           ? `${view.agent} offers ${
-              this.agentTools(view.agent)
+              this.permittedTools(view.agent)
                 .map((t) => t.name)
                 .join(", ") || "nothing right now (no healthy instance)"
             }`
           : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
     }
+    this.authorize(target, params._meta);
+    this.admit(target, params._meta);
     // The arguments go on exactly as the client wrote them (only the name and _meta change).
     const raw = rawArguments?.();
     const result = await forwardCall(this, target, params, ctx, {
@@ -473,7 +593,7 @@ export class Gateway {
   }
 
   private listing(view: View): Listing {
-    const tools = this.offered(view)
+    const tools = this.offered(view, true)
       .map((t) => `${t.name}:${JSON.stringify(t.inputSchema)}`)
       .join("|");
     // Resources and prompts are fetched from the agents on demand: they can change when

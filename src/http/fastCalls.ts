@@ -126,6 +126,7 @@ export async function answerFast(
     if (!res.destroyed && !res.writableEnded) event({ jsonrpc: "2.0", ...n });
   };
   let status = 200;
+  const headers: Record<string, string> = {};
   let answer: Record<string, unknown>;
   try {
     const result = await o.fast.call({ ...call, notify }, signal);
@@ -163,6 +164,15 @@ export async function answerFast(
     if (code === ProtocolErrorCode.InternalError) o.logger.warn({ err: String(e) }, "a tool call failed unexpectedly");
     // In-band (HTTP 200) like every handler error, but a missing client capability: the spec makes that 400.
     if (code === MISSING_CAPABILITY && o.era === "modern") status = 400;
+    // A refusal that says when to come back (a quota) says it in HTTP too, for clients and proxies that read it.
+    const retryAfterMs = (thrown.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    if (typeof retryAfterMs === "number" && retryAfterMs > 0) headers["retry-after"] = String(Math.ceil(retryAfterMs / 1_000));
+    // A refusal with a scope challenge (the gateway's step-up): RFC 6750's 403, which OAuth clients act on.
+    const challenge = (thrown.data as { wwwAuthenticate?: unknown } | undefined)?.wwwAuthenticate;
+    if (typeof challenge === "string" && o.era === "modern") {
+      status = 403;
+      headers["www-authenticate"] = challenge;
+    }
     answer = {
       jsonrpc: "2.0",
       id: call.id,
@@ -182,7 +192,7 @@ export async function answerFast(
     return;
   }
   const body = JSON.stringify(answer);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
 }
 
 /** A result as a 2025-11-25 session carries it: without the 2026-07-28 `resultType` (an agent's, passed on by the gateway). */

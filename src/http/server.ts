@@ -4,7 +4,9 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { DRAINING_ERROR_CODE, OVERLOADED_ERROR_CODE } from "../protocol/codes.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { challenge, type TokenVerifier } from "./auth.ts";
-import { principalOf, withPrincipal } from "./principal.ts";
+import type { IdentityVerifier, CallerIdentity } from "./identity.ts";
+import type { OAuthResourceServer } from "./oauth.ts";
+import { principalOf, withPrincipal, type RequestPrincipal } from "./principal.ts";
 import { exposition, METRICS_CONTENT_TYPE, overloadRefusals } from "../telemetry/metrics.ts";
 /** What serves one path: an MCP endpoint, or another JSON-RPC protocol on the same server (the gateway's A2A). */
 export interface HttpEndpoint {
@@ -17,6 +19,12 @@ import { refuseBatchMembers } from "./batchAdmission.ts";
 import { keepRawBody } from "./rawBody.ts";
 import { header, requestIdOf } from "./requestCheck.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
+
+/**
+ * The one scope a static-token client of the gateway holds (MESH_GATEWAY_TOKEN): policies
+ * name it to say what such clients may call (they are machines of the organisation's own).
+ */
+export const STATIC_CLIENT_ROLE = "role:static-token";
 
 /** Largest request body accepted on an MCP endpoint. @default 4194304 (4 MiB) */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -35,6 +43,19 @@ export interface HttpServerOptions {
    * @default "toolmesh callers send the agent's credential, derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>"
    */
   tokenHint?: string;
+  /**
+   * OAuth 2.1 access tokens accepted beside the static tokens (the gateway: MESH_OAUTH_*):
+   * protected-resource metadata at /.well-known/oauth-protected-resource[/...], and 401/403
+   * challenges pointing at it. A static token (verifier) is tried first.
+   */
+  oauth?: () => OAuthResourceServer | "starting" | undefined;
+  /**
+   * The gateway: each request's client becomes the identity its work is done for (signed onward
+   * to agents). Agents leave it unset: their caller is an intermediary, not the user.
+   */
+  assertsIdentity?: boolean;
+  /** An agent: how it checks the signed identities calls carry (identity.ts). */
+  identityVerifier?: IdentityVerifier;
   /** Who may read /metrics, when not the same as the MCP endpoints (the gateway: its clients and the mesh's token). */
   metricsVerifier?: TokenVerifier;
   /** Tool calls run at once; more are refused with 503 OVERLOADED before they start. Default: no limit. */
@@ -100,20 +121,60 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         `Forbidden: ${refused} is not an allowed host (DNS-rebinding protection). Allowed: ${[...allowed].join(", ")}; add one with MESH_ALLOWED_HOSTS.`,
       );
     }
-    const auth = endpoint.isPublic?.(req) ? "ok" : (options.verifier?.check(req.headers.authorization) ?? "ok");
-    if (auth !== "ok") {
+    const who = await authenticate(req, endpoint);
+    if (!who.ok) {
       req.resume();
       counters.unauthorized++;
-      return sendJsonRpcError(
-        res,
-        401,
-        -32_001,
-        auth === "missing"
-          ? `Unauthorized: this endpoint requires a bearer token (Authorization: Bearer <token>; ${options.tokenHint ?? "toolmesh callers send the agent's credential, derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>"}).`
-          : "Unauthorized: the bearer token is not accepted here.",
-        { "WWW-Authenticate": challenge(auth) },
-      );
+      return sendJsonRpcError(res, who.status, -32_001, who.message, who.headers);
     }
+    return withPrincipal(who.principal, () => admitAndHandle(req, res, endpoint));
+  }
+
+  /** Static tokens first (mesh members, the gateway's own clients), then OAuth access tokens where configured. */
+  async function authenticate(
+    req: IncomingMessage,
+    endpoint: HttpEndpoint,
+  ): Promise<{ ok: true; principal: RequestPrincipal } | { ok: false; status: number; message: string; headers: Record<string, string> }> {
+    const header = req.headers.authorization;
+    const verifier = options.identityVerifier;
+    const asStatic = (): RequestPrincipal => {
+      const principal = principalOf(header);
+      const identity: CallerIdentity | undefined =
+        options.assertsIdentity && principal !== "anonymous"
+          ? { principal, kind: "token", scopes: [STATIC_CLIENT_ROLE], claims: {} }
+          : undefined;
+      return { principal, ...(identity ? { identity } : {}), ...(verifier ? { verifier } : {}) };
+    };
+    if (endpoint.isPublic?.(req)) return { ok: true, principal: asStatic() };
+    const staticAuth = options.verifier?.check(header) ?? "ok";
+    if (options.oauth && options.verifier?.required && staticAuth === "ok") return { ok: true, principal: asStatic() };
+    const oauth = options.oauth?.();
+    if (oauth === "starting")
+      return {
+        ok: false,
+        status: 503,
+        message:
+          "OAuth access tokens cannot be checked yet: the gateway has not reached its authorization server's metadata; retry shortly (static tokens work).",
+        headers: { "Retry-After": "1" },
+      };
+    if (!oauth) {
+      if (staticAuth === "ok") return { ok: true, principal: asStatic() };
+      return {
+        ok: false,
+        status: 401,
+        message:
+          staticAuth === "missing"
+            ? `Unauthorized: this endpoint requires a bearer token (Authorization: Bearer <token>; ${options.tokenHint ?? "toolmesh callers send the agent's credential, derived from MESH_TOKEN, or MESH_TOKEN_<AGENT>"}).`
+            : "Unauthorized: the bearer token is not accepted here.",
+        headers: { "WWW-Authenticate": challenge(staticAuth) },
+      };
+    }
+    const outcome = await oauth.authenticate(header);
+    if (!outcome.ok) return outcome;
+    return { ok: true, principal: { principal: outcome.identity.principal, identity: outcome.identity } };
+  }
+
+  async function admitAndHandle(req: IncomingMessage, res: ServerResponse, endpoint: HttpEndpoint): Promise<void> {
     counters.inFlight++;
     res.once("close", finished);
     if (req.method !== "POST") return endpoint.handle(req, res, undefined);
@@ -165,17 +226,21 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     },
     (req, res) => {
       const path = (req.url ?? "/").split("?")[0] ?? "/";
-      const endpoint = path === "/healthz" || path === "/metrics" ? undefined : options.endpoint(path);
+      const oauth = options.oauth?.();
+      const wellKnown = typeof oauth === "object" && oauth.isMetadataPath(path);
+      const endpoint = path === "/healthz" || path === "/metrics" || wellKnown ? undefined : options.endpoint(path);
       const work =
         path === "/healthz"
           ? Promise.resolve(health(res))
           : path === "/metrics"
             ? serveMetrics(req, res)
-            : endpoint
-              ? withPrincipal(principalOf(req.headers.authorization), () => handleMcp(req, res, endpoint))
-              : Promise.resolve(
-                  sendJson(res, 404, { error: `No endpoint at ${path}. MCP is served at ${options.endpointsHint}; health is /healthz.` }),
-                );
+            : wellKnown
+              ? Promise.resolve(protectedResourceMetadata(req, res, oauth))
+              : endpoint
+                ? handleMcp(req, res, endpoint)
+                : Promise.resolve(
+                    sendJson(res, 404, { error: `No endpoint at ${path}. MCP is served at ${options.endpointsHint}; health is /healthz.` }),
+                  );
       work.catch((e: unknown) => {
         logger.error({ err: e, path, method: req.method }, "request failed");
         if (!res.headersSent) sendJsonRpcError(res, 500, -32_603, "Internal error while handling the request.");
@@ -196,6 +261,16 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
     }
     const text = await exposition();
     res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE }).end(text);
+  }
+
+  /** RFC 9728 metadata: public, cacheable, readable from browsers (remote-connector clients run in them). */
+  function protectedResourceMetadata(req: IncomingMessage, res: ServerResponse, oauth: OAuthResourceServer): void {
+    req.resume();
+    const cors = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, OPTIONS" };
+    if (req.method === "OPTIONS") return void res.writeHead(204, cors).end();
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return void res.writeHead(405, { ...cors, allow: "GET, OPTIONS", "content-type": "text/plain" }).end("Method not allowed.\n");
+    sendJson(res, 200, oauth.metadata(), { ...cors, "cache-control": "max-age=300" });
   }
 
   function health(res: ServerResponse): void {

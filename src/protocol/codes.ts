@@ -22,6 +22,22 @@ export const IDEMPOTENCY_CONFLICT_ERROR_CODE = -32_016;
  */
 export const MESH_FAILURE_ERROR_CODE = -32_017;
 
+/**
+ * The call's signed identity (who it is for) is forged, expired or made for another agent
+ * kind: nothing ran. A bug or an attack, never a reason to retry.
+ */
+export const IDENTITY_ERROR_CODE = -32_018;
+/**
+ * The caller may not call this tool (the gateway's policy): `data` names the missing
+ * permission, the caller's scopes and the trace. Not retryable with the same credentials.
+ */
+export const FORBIDDEN_ERROR_CODE = -32_019;
+/**
+ * The caller is over its quota for this tool (the gateway's rate limits): nothing ran;
+ * `data.retryAfterMs` says when the same call will be accepted.
+ */
+export const RATE_LIMITED_ERROR_CODE = -32_011;
+
 /** Exit codes of every toolmesh process and of the mesh CLI, one per kind of failure (STYLE.md rule 6). */
 export const EXIT = Object.freeze({
   OK: 0,

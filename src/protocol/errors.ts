@@ -17,6 +17,7 @@ export type MeshErrorCode =
   | "AGENT_UNREACHABLE"
   | "AGENT_DRAINING"
   | "OVERLOADED"
+  | "RATE_LIMITED"
   | "UNAUTHORIZED"
   | "TIMEOUT"
   | "HOP_LIMIT"

@@ -45,6 +45,13 @@ export const gatewayCalls = new Counter({
   registers: [registry],
 });
 
+export const quotaRefusals = new Counter({
+  name: "toolmesh_quota_refusals_total",
+  help: "Calls the gateway refused because their caller was over its quota (rate limit), by caller (principal) and tool (agent.tool).",
+  labelNames: ["caller", "tool"] as const,
+  registers: [registry],
+});
+
 export const tasksRunning = new Gauge({
   name: "toolmesh_tasks_running",
   help: "Tasks (the MCP Tasks extension) running on this process.",

@@ -30,6 +30,7 @@ node_prefix "" { policy = "read" }
 key_prefix "toolmesh/a2a-tasks/" { policy = "write" }
 key_prefix "toolmesh/tasks/" { policy = "read" }
 key_prefix "toolmesh/sessions/" { policy = "list" }
+key_prefix "toolmesh/policy/" { policy = "read" }
 `,
   /** The CLI's read commands: discovery only. */
   reader: `
