@@ -66,6 +66,8 @@ export interface BlockingOptions extends CallOptions {
   index?: string;
   /** Consul's max wait, e.g. "30s". @default "30s" */
   wait?: string;
+  /** Ask another datacenter (Consul's `?dc=`, through the local agent and the WAN); unset: the local one. */
+  dc?: string;
 }
 
 export interface KvEntry {
@@ -378,8 +380,9 @@ export class ConsulClient {
 }
 
 function blockingParams(options: BlockingOptions): Record<string, unknown> {
-  if (!options.index || options.index === "0") return {};
-  return { index: options.index, wait: options.wait ?? "30s" };
+  const dc = options.dc ? { dc: options.dc } : {};
+  if (!options.index || options.index === "0") return dc;
+  return { ...dc, index: options.index, wait: options.wait ?? "30s" };
 }
 
 /** A blocking query may legitimately take `wait` (+ Consul's jitter of wait/16) to answer. */
