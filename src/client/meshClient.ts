@@ -4,7 +4,7 @@ import { failovers } from "../telemetry/metrics.ts";
 import { currentHopParent, hopId, hopsOf, recordHops, type Hop } from "../telemetry/hops.ts";
 import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tracing.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
-import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
+import { Catalog, isToolmesh, type CatalogAgent, type CatalogInstance } from "../discovery/catalog.ts";
 import { DatacenterFailover, FAILOVER_DCS_ENV, mayFailOver, parseFailoverDatacenters } from "../discovery/failover.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
 import { silentLogger, type Logger } from "../logger.ts";
@@ -548,6 +548,28 @@ export class MeshClient implements MeshCaller {
       `${instance.id} refused the call: ${sent ? "it does not accept this caller's bearer token" : "it requires a bearer token and this caller sent none"}. ${remedy}`,
       { retryable: false, cause, details: { agent, instance: instance.id } },
     );
+  }
+
+  /**
+   * The agent as a failover datacenter has it (MESH_FAILOVER_DCS), for a caller that found no
+   * healthy instance here and needs its tools (the CLI's argument parsing): undefined when no
+   * failover datacenter is set or none has it. Calls to it still go through call(), which sends
+   * only read-only ones there.
+   */
+  async failoverAgent(agent: string, signal?: AbortSignal): Promise<(CatalogAgent & { datacenter: string }) | undefined> {
+    const found = this.failover ? (await this.failover.lookup(agent, signal)).found : undefined;
+    if (!found) return undefined;
+    return {
+      name: agent,
+      datacenter: found.datacenter,
+      tags: found.instances[0]?.tags ?? [],
+      instances: found.instances,
+      unusable: [],
+      tools: found.tools,
+      toolsHash: found.instances[0]?.meta["tools_hash"],
+      description: found.instances[0]?.meta["description"],
+      toolsError: undefined,
+    };
   }
 
   /** A state-changing call that only another datacenter could serve: refused, never sent. */

@@ -10,6 +10,7 @@ import { parseFailoverDatacenters } from "../../src/discovery/failover.ts";
 import type { MeshError } from "../../src/protocol/errors.ts";
 import { isMeshError } from "../../src/protocol/errors.ts";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh } from "../helpers/cli.ts";
 import { randomLoopback } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -109,8 +110,23 @@ describe("failover across datacenters", () => {
       code: "NO_HEALTHY_INSTANCE",
       details: { failoverRefused: "not read-only" },
     });
-    // dc2's hr served the read-only call, and never saw the refused ones.
-    expect((await served(hr2, "get_employee")) - readsBefore).toBe(1);
+    // The CLI in dc1, as a user runs it: the read crosses (exit 0), the write is refused (exit 3).
+    const cli = { CONSUL_HTTP_ADDR: dc1.address, MESH_FAILOVER_DCS: "dc2" };
+    const read = await mesh(["call", "hr.get_employee", JSON.stringify(READ[2])], cli);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain("E1002");
+    const write = await mesh(["call", "hr.request_leave", JSON.stringify(WRITE[2])], cli);
+    expect(write.code, write.stdout).toBe(3);
+    expect(write.stderr).toMatch(/hr\.request_leave is not read-only, so it is not sent to dc2/);
+    // Without the setting, nothing crosses: hr is unknown in dc1.
+    const unset = await mesh(["call", "hr.get_employee", JSON.stringify(READ[2])], {
+      CONSUL_HTTP_ADDR: dc1.address,
+      MESH_FAILOVER_DCS: "",
+    });
+    expect(unset.code).not.toBe(0);
+
+    // dc2's hr served the read-only calls, and never saw the refused ones.
+    expect((await served(hr2, "get_employee")) - readsBefore).toBe(2);
     expect(await served(hr2, "request_leave")).toBe(0);
   });
 
