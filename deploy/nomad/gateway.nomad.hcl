@@ -124,9 +124,10 @@ job "toolmesh-gateway" {
       kill_signal  = "SIGTERM"
       kill_timeout = "20s"
 
+      # Each process idles at about 200-220 MB RSS; Nomad kills a task past its memory.
       resources {
         cpu    = 200
-        memory = 256
+        memory = 768
       }
     }
   }
