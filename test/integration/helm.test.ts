@@ -120,6 +120,7 @@ tokens:
 consul:
   tokenSecret: { name: consul-acl, key: token }
 otlpEndpoint: http://otel-collector.observability:4318
+failoverDatacenters: [dc2, dc3]
 extraEnv:
   - { name: MESH_MAX_CONCURRENT_CALLS, value: "128" }
 `;
@@ -267,8 +268,12 @@ describe("the Helm chart", () => {
       `rel-toolmesh-gateway.${NAMESPACE}.svc.cluster.local`,
       "mesh.example.com",
     ]);
-    for (const d of deployments(custom).values())
-      expect(envOf(container(d)).get("CONSUL_HTTP_TOKEN")!.valueFrom!.secretKeyRef).toEqual({ name: "consul-acl", key: "token" });
+    for (const d of deployments(custom).values()) {
+      const env = envOf(container(d));
+      expect(env.get("CONSUL_HTTP_TOKEN")!.valueFrom!.secretKeyRef).toEqual({ name: "consul-acl", key: "token" });
+      expect(env.get(FAILOVER_DCS_ENV)!.value).toBe("dc2,dc3");
+      expect(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")!.value).toBe("http://otel-collector.observability:4318");
+    }
 
     // An existing Secret: none rendered, every reference names it.
     const existing = (await template(`tokens: { existingSecret: mesh-tokens }`)).docs;

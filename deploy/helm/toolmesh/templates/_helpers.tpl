@@ -77,6 +77,10 @@ from variables defined before it.
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .Values.otlpEndpoint | quote }}
 {{- end }}
+{{- with .Values.failoverDatacenters }}
+- name: MESH_FAILOVER_DCS
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
