@@ -488,7 +488,7 @@ export class MeshClient implements MeshCaller {
       const instances = await Promise.race([this.catalog.instances(agent), expired, ...(cancelled ? [cancelled] : [])]);
       if (instances.length > 0) return { instances };
       if (!this.failover) throw this.noInstance(agent);
-      const { found, tried } = await Promise.race([this.failover.lookup(agent, signal), expired, ...(cancelled ? [cancelled] : [])]);
+      const { found, tried } = await Promise.race([this.failover.lookup(agent), expired, ...(cancelled ? [cancelled] : [])]);
       if (!found) throw this.noInstance(agent, ` None in the failover datacenters either (${tried.join("; ")}).`);
       if (!mayFailOver(found.tools, tool)) throw this.failoverRefused(agent, tool, found.datacenter);
       return { instances: found.instances, datacenter: found.datacenter };
@@ -556,8 +556,8 @@ export class MeshClient implements MeshCaller {
    * failover datacenter is set or none has it. Calls to it still go through call(), which sends
    * only read-only ones there.
    */
-  async failoverAgent(agent: string, signal?: AbortSignal): Promise<(CatalogAgent & { datacenter: string }) | undefined> {
-    const found = this.failover ? (await this.failover.lookup(agent, signal)).found : undefined;
+  async failoverAgent(agent: string): Promise<(CatalogAgent & { datacenter: string }) | undefined> {
+    const found = this.failover ? (await this.failover.lookup(agent)).found : undefined;
     if (!found) return undefined;
     return {
       name: agent,

@@ -93,33 +93,31 @@ export class DatacenterFailover {
     this.logger = (options.logger ?? silentLogger).child({ component: "dc-failover" });
   }
 
-  /** The first failover datacenter with a passing instance of `agent` (and its tools), in order. */
-  lookup(agent: string, signal?: AbortSignal): Promise<FailoverLookup> {
+  /**
+   * The first failover datacenter with a passing instance of `agent` (and its tools), in order.
+   * One lookup serves every caller asking within the cache time, so it takes no caller's
+   * signal (one caller's cancellation must not fail the others): each query has its own
+   * bound, and callers race the lookup against their own deadline.
+   */
+  lookup(agent: string): Promise<FailoverLookup> {
     const cached = this.cache.get(agent);
     if (cached && Date.now() - cached.at < this.cacheMs) return cached.lookup;
-    const lookup = this.ask(agent, signal);
+    const lookup = this.ask(agent);
     this.cache.set(agent, { at: Date.now(), lookup });
-    // A failed or cancelled lookup is not kept.
+    // A failed lookup is not kept.
     lookup.catch(() => this.cache.get(agent)?.lookup === lookup && this.cache.delete(agent));
     return lookup;
   }
 
-  private async ask(agent: string, signal?: AbortSignal): Promise<FailoverLookup> {
+  private async ask(agent: string): Promise<FailoverLookup> {
     const tried: string[] = [];
     for (const dc of this.datacenters) {
-      signal?.throwIfAborted();
       let entries;
       try {
-        entries = (
-          await this.consul.healthService(agent, {
-            passing: true,
-            dc,
-            timeoutMs: FAILOVER_QUERY_TIMEOUT_MS,
-            ...(signal ? { signal } : {}),
-          })
-        ).value.filter((e) => e.service === agent);
+        entries = (await this.consul.healthService(agent, { passing: true, dc, timeoutMs: FAILOVER_QUERY_TIMEOUT_MS })).value.filter(
+          (e) => e.service === agent,
+        );
       } catch (e) {
-        if (signal?.aborted) throw e;
         // Consul answers 500 "No path to datacenter" for an unknown or unreachable one: on to the next.
         tried.push(`${dc}: ${describeError(e)}`);
         this.logger.warn({ agent, datacenter: dc, err: describeError(e) }, "failover datacenter did not answer");
@@ -130,7 +128,7 @@ export class DatacenterFailover {
         continue;
       }
       const instances = entries.map((e) => ({ ...e, url: instanceUrl(e) })).sort((a, b) => a.id.localeCompare(b.id));
-      const tools = await this.toolsOf(dc, agent, instances, signal);
+      const tools = await this.toolsOf(dc, agent, instances);
       if (!tools) {
         tried.push(`${dc}: ${instances.length} passing, none listed its tools`);
         continue;
@@ -142,18 +140,16 @@ export class DatacenterFailover {
   }
 
   /** The tools of the remote instances (from the first that answers), cached by tools hash. */
-  private async toolsOf(dc: string, agent: string, instances: CatalogInstance[], signal?: AbortSignal): Promise<Tool[] | undefined> {
+  private async toolsOf(dc: string, agent: string, instances: CatalogInstance[]): Promise<Tool[] | undefined> {
     for (const instance of instances) {
       const key = `${dc}/${agent}/${instance.meta["tools_hash"] ?? instance.id}`;
       const known = this.tools.get(key);
       if (known) return known;
-      const deadline = AbortSignal.timeout(this.toolsTimeoutMs);
       try {
-        const tools = await this.fetchTools(instance, signal ? AbortSignal.any([signal, deadline]) : deadline);
+        const tools = await this.fetchTools(instance, AbortSignal.timeout(this.toolsTimeoutMs));
         this.tools.set(key, tools);
         return tools;
       } catch (e) {
-        if (signal?.aborted) throw e;
         this.logger.warn(
           { agent, datacenter: dc, instance: instance.id, err: describeError(e) },
           "failover instance did not list its tools",
