@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
+import { consulSettings } from "../../src/consul/settings.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import type { CatalogAgent } from "../../src/discovery/catalog.ts";
 import { MeshError } from "../../src/protocol/errors.ts";
@@ -43,15 +43,18 @@ export async function withMesh<T>(
   fn: (s: MeshSession) => Promise<T>,
   options: { catalog?: CatalogNeed } = {},
 ): Promise<T> {
-  const address = flags.consul ?? process.env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR;
-  const token = flags.token ?? process.env["CONSUL_HTTP_TOKEN"] ?? undefined;
   const catalog = options.catalog ?? "all";
-  const consul = new ConsulClient({ address, token });
+  const consul = new ConsulClient(consulSettings({ address: flags.consul, token: flags.token }));
   let mesh: MeshClient | undefined;
   try {
     mesh = new MeshClient({ consul, callerName: "mesh-cli", catalogMode: catalog === "all" ? "all" : "on-demand" });
-    await consul.leader({ timeoutMs: 3_000 });
-    if (catalog === "all") await mesh.start();
+    const leader = await consul.leader({ timeoutMs: 3_000 });
+    if (catalog === "all") {
+      await mesh.start();
+      // An outage is said as one (exit 3), never as an empty mesh or an unknown agent.
+      const failed = mesh.catalog.lastError;
+      if (failed !== undefined) throw consulDown(consul, leader, failed);
+    }
     return await fn({ consul, mesh });
   } finally {
     await mesh?.close();
@@ -90,7 +93,12 @@ export async function requireAgent(session: MeshSession, name: string, deadline:
   if (remote) return remote;
   const agent = mesh.catalog.agent(name);
   if (agent && agent.instances.length > 0) return agent;
-  const registered = await consul.catalogServices({ timeoutMs: Math.max(500, deadline - Date.now()) });
+  const failed = mesh.catalog.lastError;
+  if (failed !== undefined) throw consulDown(consul, await consul.leader({ timeoutMs: 2_000 }).catch(() => ""), failed);
+  const registered = await consul.catalogServices({
+    timeoutMs: Math.max(500, deadline - Date.now()),
+    retryMs: Math.max(0, deadline - Date.now()),
+  });
   if (!(name in registered.value)) {
     const known = Object.entries(registered.value)
       .filter(([, tags]) => tags.includes("mcp"))
@@ -111,4 +119,13 @@ export async function requireAgent(session: MeshSession, name: string, deadline:
 /** Prints JSON or text to stdout. */
 export function print(flags: MeshFlags, json: unknown, text: () => string): void {
   process.stdout.write(flags.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+}
+
+/** Consul answered the probe but could not serve the catalog: an infrastructure failure (exit 3) that says which. */
+function consulDown(consul: ConsulClient, leader: string, failed: string): MeshError {
+  return new MeshError(
+    "CONSUL_UNREACHABLE",
+    `Consul at ${consul.address.url} cannot serve the mesh's catalog${leader === "" ? ": its cluster has no leader (an election, or too few Consul servers up)" : ""}: ${failed}. Nothing was sent to any agent; try again once Consul has a leader.`,
+    { retryable: true, details: { consul: consul.address.url, ...(leader === "" ? { noLeader: true } : {}) } },
+  );
 }

@@ -6,6 +6,7 @@ import { BusinessError } from "../../src/protocol/results.ts";
 import { agentsCommand } from "./commands/agents.ts";
 import { askCommand } from "./commands/ask.ts";
 import { callCommand } from "./commands/call.ts";
+import { labCommand } from "./commands/lab.ts";
 import { deregisterCommand, registerCommand } from "./commands/register.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -26,8 +27,11 @@ export function buildProgram(): Command {
       "after",
       `
 Environment:
-  CONSUL_HTTP_ADDR     Consul's HTTP address (default http://127.0.0.1:8500)
-  CONSUL_HTTP_TOKEN    Consul ACL token
+  CONSUL_HTTP_ADDR     this host's Consul agent (default http://127.0.0.1:8500); several comma-separated
+                       are tried in order when the first cannot be reached
+  CONSUL_HTTP_TOKEN    Consul ACL token (or CONSUL_HTTP_TOKEN_FILE)
+  CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+  CONSUL_HTTP_SSL_VERIFY, CONSUL_TLS_SERVER_NAME   TLS to Consul, as Consul's own CLI reads them
   MESH_TOKEN           the mesh token(s) agents accept (comma-separated during a rotation); callers send
                        each agent a credential for it alone, derived from the first, never the token
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
@@ -53,6 +57,7 @@ interrupted twice.`,
     registerCommand(),
     deregisterCommand(),
     statusCommand(),
+    labCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -17,7 +17,7 @@ import { parsePort } from "../cli/options.ts";
 import { loadTokens, TokenVerifier } from "../../src/http/auth.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { DEFAULT_MAX_CONCURRENT_PER_INSTANCE, DEFAULT_MAX_QUEUED_PER_INSTANCE } from "../../src/client/pool.ts";
-import { DEFAULT_CONSUL_ADDR } from "../../src/consul/address.ts";
+import { consulSettings } from "../../src/consul/settings.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { Gateway, GATEWAY_IDLE_TIMEOUT_MS, GATEWAY_MAX_CALL_MS } from "../../src/gateway/gateway.ts";
 import type { LOG_LEVELS } from "../../src/logger.ts";
@@ -180,10 +180,7 @@ export async function runGateway(flags: GatewayFlags): Promise<void> {
     level: flags.logLevel ?? (env["MESH_LOG_LEVEL"] as GatewayFlags["logLevel"]) ?? "info",
     destination: flags.stdio ? "stderr" : "stdout",
   });
-  const consul = new ConsulClient({
-    address: flags.consul ?? env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR,
-    token: flags.token ?? env["CONSUL_HTTP_TOKEN"],
-  });
+  const consul = new ConsulClient(consulSettings({ address: flags.consul, token: flags.token }, env));
   // Tokens clients must present (HTTP only; a stdio client spawned the gateway itself).
   // Calls to agents use the gateway's own credentials (MESH_TOKEN_<AGENT>, else the agent's
   // credential derived from MESH_TOKEN), never the client's.

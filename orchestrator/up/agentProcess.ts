@@ -73,6 +73,8 @@ export interface AgentProcessOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   extraArgs?: string[];
+  /** A command the process runs under, e.g. `["ip", "netns", "exec", "tml3fa2-h1"]` (it must exec the program: the pid stays the agent's). */
+  wrapper?: string[];
   /** The log message that means ready (it must carry `url`). @default "agent ready" */
   readyMessage?: string;
   /** How long the process may show no progress (output, CPU time) before it counts as hung, before load scaling. @default MESH_READY_TIMEOUT_MS or AGENT_READY_TIMEOUT_MS */
@@ -132,7 +134,9 @@ export class AgentProcess {
       return Promise.reject(e as Error);
     }
     this.log = createWriteStream(o.logFile, { flags: "a" });
-    const child = spawn(process.execPath, [agentEntry(o.agent), "--port", String(o.port), "--consul", o.consul, ...(o.extraArgs ?? [])], {
+    const argv = [process.execPath, agentEntry(o.agent), "--port", String(o.port), "--consul", o.consul, ...(o.extraArgs ?? [])];
+    const [command, ...args] = [...(o.wrapper ?? []), ...argv] as [string, ...string[]];
+    const child = spawn(command, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...o.env },
     });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DEFAULT_CONSUL_ADDR, parseConsulAddress } from "../consul/address.ts";
+import { DEFAULT_CONSUL_ADDR, parseConsulAddresses } from "../consul/address.ts";
 import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
@@ -165,7 +165,7 @@ export function resolveAgentConfig(
     });
     throw new MeshError("CONFIG_INVALID", `Invalid agent configuration:\n${lines.join("\n")}`);
   }
-  parseConsulAddress(parsed.data.consulAddr); // throws a clear CONFIG_INVALID
+  parseConsulAddresses(parsed.data.consulAddr); // throws a clear CONFIG_INVALID
   return Object.freeze(parsed.data);
 }
 

@@ -3,11 +3,12 @@ import { createHash } from "node:crypto";
 import { isInputRequiredResult } from "@modelcontextprotocol/server";
 import type { ToolOutcome } from "./tools.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
-import { claimLost, withFence, type Fence, type FenceGuard } from "../state/fence.ts";
+import { withFence } from "../state/fence.ts";
 import type { Logger } from "../logger.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import { CallRefusal } from "./callRefusal.ts";
+import { ClaimFence, type KeyRecord } from "./claimFence.ts";
 
 /** How long the first result for an idempotency key is kept and replayed. @default 600000 (10 min) */
 export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
@@ -22,26 +23,6 @@ export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 600_000;
 export const DEFAULT_CLAIM_LEASE_MS = 10_000;
 /** Results larger than this are not kept (Consul KV values are limited to 512 KiB). @default 262144 */
 export const MAX_KEPT_RESULT_BYTES = 256 * 1024;
-
-/** One key's record, shared by every replica. */
-interface KeyRecord {
-  state: "running" | "done";
-  tool: string;
-  /** SHA-256 of the tool and its arguments: a key is bound to one request. */
-  digest?: string;
-  instance: string;
-  /** running: until when the claim holds unless renewed. */
-  leaseUntil?: number;
-  /**
-   * running: an effect of this call committed (fenced, in one transaction with this record):
-   * the call must never run again under this key, even if its holder never comes back.
-   */
-  applied?: boolean;
-  /** done: the first result, replayed to repeats (absent if too large to keep). */
-  result?: unknown;
-  /** done: after this, the key is forgotten. */
-  expiresAt?: number;
-}
 
 export interface IdempotencyOptions {
   agent: string;
@@ -260,109 +241,6 @@ export class IdempotencyLedger {
 /** Where a caller's key is kept: a digest of the caller and the key, so one caller never reaches another's. */
 function keyId(owner: string, key: string): string {
   return createHash("sha256").update(owner).update("\0").update(key).digest("base64url");
-}
-
-/**
- * The fence of one held claim: the claim record's version as this holder last wrote it.
- * Renewals, fenced effects (sharedState) and the final record take turns through one chain,
- * each a check-and-set on that version.
- */
-class ClaimFence implements Fence {
-  readonly label: string;
-  record: KeyRecord;
-  private index: number;
-  /** Local time just before the claim's last successful write: its lease runs from then. */
-  private confirmedAt: number;
-  private readonly leaseMs: number;
-  private chain: Promise<unknown> = Promise.resolve();
-  private state: "held" | "lost" | "closed" = "held";
-  private effect = false;
-  private readonly store: SharedState;
-  private readonly id: string;
-
-  constructor(o: { store: SharedState; id: string; index: number; record: KeyRecord; label: string; leaseMs: number; claimedAt: number }) {
-    this.store = o.store;
-    this.id = o.id;
-    this.index = o.index;
-    this.record = o.record;
-    this.label = o.label;
-    this.leaseMs = o.leaseMs;
-    this.confirmedAt = o.claimedAt;
-  }
-
-  get open(): boolean {
-    return this.state === "held";
-  }
-  get applied(): boolean {
-    return this.effect;
-  }
-  get isLost(): boolean {
-    return this.state === "lost";
-  }
-
-  guard(): FenceGuard | undefined {
-    const key = this.store.kvKey(this.id);
-    if (key === undefined || this.state !== "held") return undefined;
-    const sentAt = Date.now();
-    return { key, index: this.index, sentAt, value: JSON.stringify({ ...this.record, applied: true, leaseUntil: sentAt + this.leaseMs }) };
-  }
-
-  committed(claimIndex: number, sentAt: number): void {
-    this.index = claimIndex;
-    this.confirmedAt = sentAt;
-    this.effect = true;
-    this.record = { ...this.record, applied: true, leaseUntil: sentAt + this.leaseMs };
-  }
-
-  lost(detail?: string): never {
-    if (this.state === "held") this.state = "lost";
-    throw claimLost(this.label, detail);
-  }
-
-  assertHeld(): void {
-    if (this.state === "lost") throw claimLost(this.label);
-  }
-
-  async verify(): Promise<void> {
-    this.assertHeld();
-    // A taker needs the lease to have lapsed; a third of it is left for the effect itself and for
-    // clock skew between hosts. Past that (this process was paused, or renewals failed), renew now.
-    if (Date.now() - this.confirmedAt < (this.leaseMs * 2) / 3) return;
-    await this.renew();
-    this.assertHeld();
-  }
-
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
-  /** Extends the lease (check-and-set on our version); a changed record means the claim was taken. */
-  renew(): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.state !== "held") return;
-      const sent = Date.now();
-      const record = { ...this.record, leaseUntil: sent + this.leaseMs };
-      const v = await this.store.writeIf(this.id, record, this.index);
-      if (v === undefined) {
-        this.state = "lost";
-        return;
-      }
-      this.index = v;
-      this.record = record;
-      this.confirmedAt = sent;
-    });
-  }
-
-  /** Writes the final record (null: releases the key) if the claim is still ours; false if it was taken. */
-  close(final: KeyRecord | null): Promise<boolean> {
-    return this.exclusive(async () => {
-      if (this.state === "lost") return false;
-      this.state = "closed";
-      return (await this.store.writeIf(this.id, final, this.index)) !== undefined;
-    });
-  }
 }
 
 /** SHA-256 over the tool name and its arguments in a canonical form (object keys sorted). */

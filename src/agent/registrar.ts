@@ -83,9 +83,9 @@ export class Registrar {
   async stop(timeoutMs = 3_000): Promise<void> {
     this.stopped.abort();
     await this.loop;
-    if (this.presence) await this.consul.kvDelete(this.presence, { timeoutMs }).catch(() => undefined);
+    if (this.presence) await this.consul.kvDelete(this.presence, { timeoutMs, retryMs: 0 }).catch(() => undefined);
     try {
-      await this.consul.deregisterService(this.reg.id, { timeoutMs });
+      await this.consul.deregisterService(this.reg.id, { timeoutMs, retryMs: 0 });
       this.logger.info("deregistered from Consul");
       this.emit("deregistered");
     } catch (e) {
@@ -109,11 +109,11 @@ export class Registrar {
   private async reconcile(): Promise<boolean> {
     const signal = this.stopped.signal;
     try {
-      const known = this.everRegistered && (await this.consul.hasAgentService(this.reg.id, { signal }));
+      const known = this.everRegistered && (await this.consul.hasAgentService(this.reg.id, { signal, retryMs: 0 }));
       if (!known) {
         // Forgotten: did Consul lose only the registration, or its data (the presence key too)?
         const lost = this.everRegistered && this.presence !== undefined && (await this.presenceGone(signal));
-        await this.consul.registerService(this.reg, { signal });
+        await this.consul.registerService(this.reg, { signal, retryMs: 0 });
         if (lost) {
           this.logger.warn(
             { consul: this.consul.address.url, presenceKey: this.presence },
@@ -153,7 +153,7 @@ export class Registrar {
   /** Whether the presence key is gone (false when it cannot be read: nothing is claimed then). */
   private async presenceGone(signal: AbortSignal): Promise<boolean> {
     try {
-      return (await this.consul.kvGet(this.presence!, { signal })) === undefined;
+      return (await this.consul.kvGet(this.presence!, { signal, retryMs: 0 })) === undefined;
     } catch (e) {
       this.logger.debug({ err: describeError(e) }, "cannot read this instance's presence key");
       return false;
@@ -164,7 +164,7 @@ export class Registrar {
   private async markPresent(signal: AbortSignal): Promise<void> {
     if (!this.presence) return;
     await this.consul
-      .kvSet(this.presence, JSON.stringify({ id: this.reg.id, registeredAt: new Date().toISOString() }), { signal })
+      .kvSet(this.presence, JSON.stringify({ id: this.reg.id, registeredAt: new Date().toISOString() }), { signal, retryMs: 0 })
       .catch((e: unknown) => this.logger.debug({ err: describeError(e) }, "cannot write this instance's presence key"));
   }
 

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { ConsulClient, type ServiceRegistration } from "../consul/client.ts";
+import { consulSettings } from "../consul/settings.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
 import { MeshClient } from "../client/meshClient.ts";
 import { createLogger, type Logger } from "../logger.ts";
@@ -50,7 +51,7 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
   const stdio = config.transport === "stdio";
   const log =
     logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
-  const consul = new ConsulClient({ address: config.consulAddr, token: config.consulToken });
+  const consul = new ConsulClient(consulSettings({ address: config.consulAddr, token: config.consulToken }));
   // Bearer tokens: the mesh tokens this agent accepts (with the credential for its own kind
   // derived from each); on its onward calls it sends each agent that agent's credential,
   // derived from the first (unless MESH_TOKEN_<AGENT> names a token for that agent).

@@ -1,4 +1,13 @@
-import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, type CallToolResult, type Client } from "@modelcontextprotocol/client";
+import {
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  type CallToolResult,
+  type Client,
+  type Implementation,
+  type ServerCapabilities,
+} from "@modelcontextprotocol/client";
 import type { ConsulClient } from "../consul/client.ts";
 import { failovers } from "../telemetry/metrics.ts";
 import { currentHopParent, hopId, hopsOf, recordHops, type Hop } from "../telemetry/hops.ts";
@@ -92,6 +101,20 @@ interface Call {
  * (cancelling the call at the agent), and failover only for calls that provably never ran,
  * or whose tool is annotated read-only or idempotent, or that carry an idempotency key.
  */
+const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
+
+function isImplementation(v: unknown): v is Implementation {
+  const o = v as { name?: unknown; version?: unknown } | null;
+  return typeof o === "object" && o !== null && typeof o.name === "string" && typeof o.version === "string";
+}
+
+/** An upstream server as it introduced itself. */
+export interface UpstreamIdentity {
+  info: Implementation;
+  capabilities: ServerCapabilities;
+  instructions?: string;
+}
+
 export class MeshClient implements MeshCaller {
   readonly catalog: Catalog;
   readonly pool: ClientPool;
@@ -104,6 +127,8 @@ export class MeshClient implements MeshCaller {
   private readonly logger: Logger;
   private readonly consulUrl: string;
   private readonly failover: DatacenterFailover | undefined;
+  /** What each agent kind said it is when its tool list was last fetched (serverInfo, capabilities). */
+  private readonly identities = new Map<string, UpstreamIdentity>();
 
   constructor(options: MeshClientOptions) {
     this.callerName = options.callerName;
@@ -132,7 +157,17 @@ export class MeshClient implements MeshCaller {
       // The catalog asks only when something changed (a new tools hash, a new instance):
       // past the client's response cache, which would answer from the old list until its ttlMs.
       fetchTools: async (instance, signal) =>
-        (await this.pool.use(instance, (c) => c.listTools(undefined, { signal, cacheMode: "refresh" }), signal)).tools,
+        (
+          await this.pool.use(
+            instance,
+            async (c) => {
+              const listing = await c.listTools(undefined, { signal, cacheMode: "refresh" });
+              await this.learnIdentity(instance.service, c, signal);
+              return listing;
+            },
+            signal,
+          )
+        ).tools,
       ...(options.toolsTimeoutMs !== undefined ? { toolsTimeoutMs: options.toolsTimeoutMs } : {}),
       logger: options.logger,
       mode: options.catalogMode ?? "on-demand",
@@ -159,6 +194,33 @@ export class MeshClient implements MeshCaller {
       this.health.retain(now);
       known = now;
     });
+  }
+
+  /**
+   * What an agent kind says it is (serverInfo and capabilities, as its replica answered the
+   * last tool-list fetch), for a view that presents the agent as itself; undefined until known.
+   */
+  identityOf(agent: string): UpstreamIdentity | undefined {
+    return this.identities.get(agent);
+  }
+
+  private async learnIdentity(agent: string, client: Client, signal: AbortSignal): Promise<void> {
+    let info = client.getServerVersion();
+    let capabilities = client.getServerCapabilities();
+    let instructions = client.getInstructions();
+    // A connection made from what the agent published in Consul skipped server/discover:
+    // ask once (a catalog refresh is rare), so the identity is the agent's own word.
+    if (!info) {
+      const found = await client.discover({ signal }).catch(() => undefined);
+      // 2026-07-28 carries serverInfo in every result's _meta, server/discover's included.
+      const said = (found as { _meta?: Record<string, unknown> } | undefined)?._meta?.[SERVER_INFO_META];
+      if (found && isImplementation(said)) {
+        info = said;
+        capabilities = found.capabilities;
+        instructions = found.instructions;
+      }
+    }
+    if (info && capabilities) this.identities.set(agent, { info, capabilities, ...(instructions ? { instructions } : {}) });
   }
 
   /** Loads the catalog (in "all" mode); optional for on-demand use. */

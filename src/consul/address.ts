@@ -43,3 +43,21 @@ export function parseConsulAddress(raw: string): ConsulAddress {
   const hostInUrl = host.includes(":") ? `[${host}]` : host;
   return Object.freeze({ url: `${parsed.protocol}//${hostInUrl}:${port}`, host, port, secure });
 }
+
+/**
+ * Parses CONSUL_HTTP_ADDR given as one address or several, comma-separated: the first is the
+ * host's own Consul agent, the others are used only when it cannot be reached.
+ */
+export function parseConsulAddresses(raw: string): ConsulAddress[] {
+  const parts = raw
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  if (parts.length === 0) {
+    throw new MeshError(
+      "CONFIG_INVALID",
+      `Consul address "${raw}" is empty. Expected host:port or http(s)://host:port, e.g. ${DEFAULT_CONSUL_ADDR}.`,
+    );
+  }
+  return parts.map(parseConsulAddress);
+}

@@ -180,7 +180,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     let failures = 0;
     while (!this.stopped.signal.aborted) {
       try {
-        const r = await this.consul.catalogServices({ index, wait: WATCH_WAIT, signal: this.stopped.signal });
+        const r = await this.consul.catalogServices({ index, wait: WATCH_WAIT, signal: this.stopped.signal, retryMs: 0 });
         index = Number(r.index) < Number(index) ? "0" : r.index;
         this.contact();
         failures = 0;
@@ -218,6 +218,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
           passing: true,
           index,
           wait: WATCH_WAIT,
+          retryMs: 0, // this loop retries with its own backoff, serving its last view meanwhile
           signal: AbortSignal.any([signal, this.stopped.signal]),
         });
         index = Number(r.index) < Number(index) ? "0" : r.index;

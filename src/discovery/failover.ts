@@ -114,11 +114,12 @@ export class DatacenterFailover {
     for (const dc of this.datacenters) {
       let entries;
       try {
-        entries = (await this.consul.healthService(agent, { passing: true, dc, timeoutMs: FAILOVER_QUERY_TIMEOUT_MS })).value.filter(
-          (e) => e.service === agent,
-        );
+        entries = (
+          await this.consul.healthService(agent, { passing: true, dc, timeoutMs: FAILOVER_QUERY_TIMEOUT_MS, retryMs: 0 })
+        ).value.filter((e) => e.service === agent);
       } catch (e) {
-        // Consul answers 500 "No path to datacenter" for an unknown or unreachable one: on to the next.
+        // Consul answers 500 "No path to datacenter" for an unknown or unreachable one: on to the
+        // next at once (retryMs 0: the next caller, after the cache time, asks again).
         tried.push(`${dc}: ${describeError(e)}`);
         this.logger.warn({ agent, datacenter: dc, err: describeError(e) }, "failover datacenter did not answer");
         continue;

@@ -3,8 +3,10 @@ import {
   ProtocolErrorCode,
   Server,
   type CallToolResult,
+  type Implementation,
   type InputRequiredResult,
   type LoggingLevel,
+  type ServerCapabilities,
   type ServerContext,
   type ServerNotifier,
   type Tool,
@@ -239,8 +241,11 @@ export class Gateway {
    */
   fastToolCalls(view: View): FastToolCalls {
     const none: Relay = { get: () => undefined, close: () => undefined };
+    const serverInfo = () => this.serverInfo(view);
     return {
-      serverInfo: serverInfoOf(view),
+      get serverInfo() {
+        return serverInfo();
+      },
       // A 2025 session that relays (server requests, log messages) needs its own connections: the SDK's path.
       accepts: (tool, session) => {
         const state = session ? this.sessions.get(session as Server) : undefined;
@@ -252,6 +257,41 @@ export class Gateway {
         const session = state ? { server: request.session as Server, logLevel: state.logLevel } : undefined;
         return this.dispatch(view, request.params, fastRequestContext(request, signal), none, session, request.rawArguments);
       },
+    };
+  }
+
+  /** Who answers on a view's endpoint: the passthrough is its agent, as the agent introduced itself. */
+  serverInfo(view: View): Implementation {
+    const upstream = view.kind === "agent" ? this.mesh.identityOf(view.agent) : undefined;
+    return upstream?.info ?? serverInfoOf(view);
+  }
+
+  /**
+   * What a view's endpoint declares. The passthrough declares what its agent does (of what
+   * the gateway relays: tools, logging, resources, prompts, completions, the Tasks
+   * extension), so a client sees the same server through it as directly; before the agent
+   * has been reached, and for the whole mesh, what the gateway serves.
+   */
+  private capabilitiesOf(view: View, tasks: boolean): ServerCapabilities {
+    const upstream = view.kind === "agent" ? this.mesh.identityOf(view.agent)?.capabilities : undefined;
+    if (upstream) {
+      const extensions = tasks ? { [TASKS_EXTENSION]: {} } : undefined;
+      return {
+        tools: upstream.tools ?? { listChanged: true },
+        ...(upstream.logging ? { logging: upstream.logging } : {}),
+        ...(upstream.resources ? { resources: upstream.resources } : {}),
+        ...(upstream.prompts ? { prompts: upstream.prompts } : {}),
+        ...(upstream.completions ? { completions: upstream.completions } : {}),
+        ...(extensions ? { extensions } : {}),
+      };
+    }
+    return {
+      tools: { listChanged: true },
+      logging: {},
+      ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
+      ...(view.kind === "dynamic"
+        ? {}
+        : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
     };
   }
 
@@ -268,18 +308,12 @@ export class Gateway {
     // The passthrough of an agent with task-supporting tools offers the Tasks extension as the agent does.
     const tasks =
       view.kind === "agent" ? this.offersTasks(view.agent) : view.kind === "mesh" && this.healthyAgents().some((a) => this.offersTasks(a));
-    const server = new Server(serverInfoOf(view), {
-      capabilities: {
-        tools: { listChanged: true },
-        logging: {},
-        ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
-        ...(view.kind === "dynamic"
-          ? {}
-          : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
-      },
+    const server = new Server(this.serverInfo(view), {
+      capabilities: this.capabilitiesOf(view, tasks),
       instructions:
         view.kind === "agent"
-          ? `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`
+          ? (this.mesh.identityOf(view.agent)?.instructions ??
+            `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`)
           : view.kind === "dynamic"
             ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
             : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
@@ -297,11 +331,12 @@ export class Gateway {
     const relay: Relay =
       era === "legacy" ? relayPoolFor(this, server, view, () => logLevel) : { get: () => undefined, close: () => undefined };
     const session = era === "legacy" ? { server, logLevel: () => logLevel } : undefined;
-    server.setRequestHandler("logging/setLevel", async (req) => {
-      logLevel = req.params.level;
-      await relay.get()?.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
-      return {};
-    });
+    if (server.getCapabilities().logging)
+      server.setRequestHandler("logging/setLevel", async (req) => {
+        logLevel = req.params.level;
+        await relay.get()?.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
+        return {};
+      });
     server.setRequestHandler("tools/list", () => ({ tools: this.offered(view) }));
     const aggregation =
       view.kind === "dynamic"

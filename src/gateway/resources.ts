@@ -149,49 +149,58 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
   // The passthrough sends every URI to its agent, which answers for its own resources.
   const ownerFor = async (uri: string) => (o.prefix ? index.ownerFor(uri, o.agents()) : (o.agents()[0] ?? index.ownerFor(uri, [])));
 
-  server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
-  server.setRequestHandler("resources/templates/list", async () => ({
-    resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
-  }));
-  server.setRequestHandler("resources/read", async (req, ctx) => {
-    const owner = await ownerFor(req.params.uri);
-    return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
-  });
-  // 2025-era sessions only (2026-07-28 clients name URIs in subscriptions/listen instead).
-  server.setRequestHandler("resources/subscribe", async (req) => {
-    const uri = req.params.uri;
-    if (subscribed.has(uri)) return {};
-    const owner = await ownerFor(uri);
-    const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
-    subscribed.set(uri, release);
-    try {
-      await release;
-    } catch (e) {
-      subscribed.delete(uri);
-      throw e;
-    }
-    return {};
-  });
-  server.setRequestHandler("resources/unsubscribe", async (req) => {
-    const release = subscribed.get(req.params.uri);
-    subscribed.delete(req.params.uri);
-    await (
-      await release?.catch(() => undefined)
-    )?.();
-    return {};
-  });
+  // Only what the server declares: a passthrough presents its agent as it is, so a method
+  // the agent does not serve is -32601 there too (and the SDK refuses undeclared handlers).
+  const declared = server.getCapabilities();
+  if (declared.resources) {
+    server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
+    server.setRequestHandler("resources/templates/list", async () => ({
+      resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
+    }));
+    server.setRequestHandler("resources/read", async (req, ctx) => {
+      const owner = await ownerFor(req.params.uri);
+      return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
+    });
+  }
+  if (declared.resources?.subscribe) {
+    // 2025-era sessions only (2026-07-28 clients name URIs in subscriptions/listen instead).
+    server.setRequestHandler("resources/subscribe", async (req) => {
+      const uri = req.params.uri;
+      if (subscribed.has(uri)) return {};
+      const owner = await ownerFor(uri);
+      const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
+      subscribed.set(uri, release);
+      try {
+        await release;
+      } catch (e) {
+        subscribed.delete(uri);
+        throw e;
+      }
+      return {};
+    });
+    server.setRequestHandler("resources/unsubscribe", async (req) => {
+      const release = subscribed.get(req.params.uri);
+      subscribed.delete(req.params.uri);
+      await (
+        await release?.catch(() => undefined)
+      )?.();
+      return {};
+    });
+  }
 
-  server.setRequestHandler("prompts/list", async () => ({
-    prompts: await fanOut<Prompt>("prompts", async (agent, c) => {
-      if (!c.getServerCapabilities()?.prompts) return [];
-      const prompts = (await c.listPrompts()).prompts;
-      if (!o.prefix) return prompts;
-      return prompts.flatMap((p) => {
-        const name = gatewayToolName(agent, p.name);
-        return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
-      });
-    }),
-  }));
+  if (declared.prompts) {
+    server.setRequestHandler("prompts/list", async () => ({
+      prompts: await fanOut<Prompt>("prompts", async (agent, c) => {
+        if (!c.getServerCapabilities()?.prompts) return [];
+        const prompts = (await c.listPrompts()).prompts;
+        if (!o.prefix) return prompts;
+        return prompts.flatMap((p) => {
+          const name = gatewayToolName(agent, p.name);
+          return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
+        });
+      }),
+    }));
+  }
   /** The agent and its own name for a prompt of this session's view. */
   const promptTarget = (name: string): { agent: string; tool: string } => {
     const agents = o.agents();
@@ -205,41 +214,45 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
     return target;
   };
 
-  server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
-    const ref = req.params.ref;
-    let agent: string | undefined;
-    let forwarded = ref;
-    if (ref.type === "ref/prompt") {
-      const target = promptTarget(ref.name);
-      agent = target.agent;
-      forwarded = { ...ref, name: target.tool };
-    } else {
-      const owning = () => index.templateOwner(ref.uri, o.agents()) ?? index.ownerOf(ref.uri, o.agents());
-      agent = owning();
-      if (!agent) {
-        await index.listTemplates(o.agents());
+  if (declared.completions) {
+    server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
+      const ref = req.params.ref;
+      let agent: string | undefined;
+      let forwarded = ref;
+      if (ref.type === "ref/prompt") {
+        const target = promptTarget(ref.name);
+        agent = target.agent;
+        forwarded = { ...ref, name: target.tool };
+      } else {
+        const owning = () => index.templateOwner(ref.uri, o.agents()) ?? index.ownerOf(ref.uri, o.agents());
         agent = owning();
+        if (!agent) {
+          await index.listTemplates(o.agents());
+          agent = owning();
+        }
       }
-    }
-    // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
-    const none: CompleteResult = { completion: { values: [] } };
-    if (!agent) return none;
-    const pool = o.pool();
-    return o.mesh.withAgent(
-      agent,
-      async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
-      pool ? { pool } : {},
-    );
-  });
+      // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
+      const none: CompleteResult = { completion: { values: [] } };
+      if (!agent) return none;
+      const pool = o.pool();
+      return o.mesh.withAgent(
+        agent,
+        async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
+        pool ? { pool } : {},
+      );
+    });
+  }
 
-  server.setRequestHandler("prompts/get", async (req, ctx) => {
-    const target = promptTarget(req.params.name);
-    return o.forward(
-      target.agent,
-      { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
-      ctx,
-    );
-  });
+  if (declared.prompts) {
+    server.setRequestHandler("prompts/get", async (req, ctx) => {
+      const target = promptTarget(req.params.name);
+      return o.forward(
+        target.agent,
+        { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
+        ctx,
+      );
+    });
+  }
 
   return {
     close: async () => {

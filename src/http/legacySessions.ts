@@ -5,6 +5,7 @@ import type { McpServer, Server } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
 import { legacySessions, sessionsEvicted } from "../telemetry/metrics.ts";
 import { rawArgumentsOf } from "./rawBody.ts";
+import { SessionEventStore, SSE_RETRY_MS } from "./eventStore.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
 import { refusedBatchMembers, type BatchRefusals } from "./batchAdmission.ts";
 import { BATCH_REVISIONS, requestRefusal } from "./requestCheck.ts";
@@ -134,6 +135,10 @@ export class LegacySessions {
     const refusedMembers = new Map<string | number, BatchRefusals>();
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      // Response streams are resumable (2025-11-25 SSE polling): a priming event and a retry
+      // field open each, and a client that lost one resumes it with Last-Event-ID.
+      eventStore: new SessionEventStore(),
+      retryInterval: SSE_RETRY_MS,
       onsessioninitialized: (id) => {
         this.sessions.set(id, { transport, server, lastSeen: Date.now(), running: new Map(), refused: refusedMembers });
         legacySessions.inc();

@@ -115,12 +115,14 @@ function isInitialize(body: unknown): boolean {
   return (Array.isArray(body) ? body : [body]).some((m) => (m as { method?: unknown } | null)?.method === "initialize");
 }
 
-function requestIdOf(body: unknown): string | number | null {
+/** A JSON-RPC message's id, or null (a notification, a malformed message). */
+export function requestIdOf(body: unknown): string | number | null {
   const id = (body as { id?: unknown } | null)?.id;
   return typeof id === "string" || typeof id === "number" ? id : null;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+/** A request header's first value. */
+export function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

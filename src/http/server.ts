@@ -15,6 +15,7 @@ export interface HttpEndpoint {
 import { bodyDepthProblem } from "../protocol/limits.ts";
 import { refuseBatchMembers } from "./batchAdmission.ts";
 import { keepRawBody } from "./rawBody.ts";
+import { header, requestIdOf } from "./requestCheck.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
 /** Largest request body accepted on an MCP endpoint. @default 4194304 (4 MiB) */
@@ -125,7 +126,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         DRAINING_ERROR_CODE,
         "This agent instance is draining (shutting down) and takes no new calls; call another instance.",
         { "Retry-After": "1" },
-        requestId(body),
+        requestIdOf(body),
       );
     }
     // Each tool call of a JSON-RPC batch counts as one call: those that fit run, the excess
@@ -140,7 +141,7 @@ export async function serveHttp(options: HttpServerOptions): Promise<HttpServer>
         const message = `Overloaded: this instance is running ${counters.calls + admitted} tool calls, its limit (${maxCalls}); the call was not started. Call another instance or retry shortly.`;
         if (admitted === 0) {
           if (Array.isArray(body)) return sendOverloadedBatch(res, calls, message);
-          return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestId(body));
+          return sendJsonRpcError(res, 503, OVERLOADED_ERROR_CODE, message, { "Retry-After": "1" }, requestIdOf(body));
         }
         refuseBatchMembers(req, {
           ids: new Set(calls.slice(admitted).filter((id) => id !== null)),
@@ -304,10 +305,10 @@ function isToolCall(body: unknown): boolean {
  * which runs nothing; duplicate ids count once, as the batch's answer cannot tell them apart).
  */
 function toolCallIds(body: unknown): (string | number | null)[] {
-  if (!Array.isArray(body)) return isToolCall(body) ? [requestId(body)] : [];
+  if (!Array.isArray(body)) return isToolCall(body) ? [requestIdOf(body)] : [];
   const ids = new Set<string | number>();
   for (const m of body) {
-    const id = requestId(m);
+    const id = requestIdOf(m);
     if (isToolCall(m) && id !== null) ids.add(id);
   }
   return [...ids];
@@ -325,16 +326,6 @@ function carriesNewWork(body: unknown): boolean {
     const method = (m as { method?: unknown } | null)?.method;
     return method === "tools/call" || method === "initialize";
   });
-}
-
-function requestId(body: unknown): string | number | null {
-  const id = (body as { id?: unknown } | null)?.id;
-  return typeof id === "string" || typeof id === "number" ? id : null;
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** Reads and parses a JSON body; answers the request itself (and returns undefined) on bad input. */

@@ -10,6 +10,8 @@ export type MeshErrorCode =
   | "CONSUL_UNREACHABLE"
   | "CONSUL_FORBIDDEN"
   | "CONSUL_REJECTED"
+  /** Consul did not answer whether a conditional write applied, and reading it back could not tell: not retryable blind. */
+  | "CONSUL_WRITE_UNKNOWN"
   | "CAS_CONFLICT"
   | "NO_HEALTHY_INSTANCE"
   | "AGENT_UNREACHABLE"

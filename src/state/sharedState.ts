@@ -1,5 +1,5 @@
 import type { CallOptions, ConsulClient } from "../consul/client.ts";
-import { MeshError } from "../protocol/errors.ts";
+import { MeshError, isMeshError } from "../protocol/errors.ts";
 import { currentFence, type Fence } from "./fence.ts";
 
 /** A value and its version: Consul's ModifyIndex (0: no such key). */
@@ -149,13 +149,17 @@ export class ConsulKvState implements SharedState {
       if (!guard) fence.lost("the claim closed before this write");
       const entry = await this.consul.kvGet(full, options);
       const next = fn(entry ? (JSON.parse(entry.value) as T) : undefined);
-      const r = await this.consul.kvTxn(
-        [
-          { verb: "cas", key: guard.key, value: guard.value, index: guard.index },
-          { verb: "cas", key: full, value: JSON.stringify(next), index: entry?.modifyIndex ?? 0 },
-        ],
-        options,
-      );
+      const r = await this.consul
+        .kvTxn(
+          [
+            { verb: "cas", key: guard.key, value: guard.value, index: guard.index },
+            { verb: "cas", key: full, value: JSON.stringify(next), index: entry?.modifyIndex ?? 0 },
+          ],
+          options,
+        )
+        .catch((e: unknown) => {
+          throw keyedRepeatIsSafe(e, fence);
+        });
       if (r.ok) {
         fence.committed(r.results.find((x) => x.key === guard.key)?.modifyIndex ?? 0, guard.sentAt);
         return next;
@@ -166,4 +170,18 @@ export class ConsulKvState implements SharedState {
     }
     throw casConflict(key);
   }
+}
+
+/**
+ * Consul could not tell whether a fenced write applied. Unlike a plain write, repeating the call
+ * with its idempotency key is safe: if the write applied, the claim says so and the call never
+ * runs again; if not, the claim lapses and one repeat runs it. So the failure is retryable.
+ */
+function keyedRepeatIsSafe(e: unknown, fence: Fence): unknown {
+  if (!isMeshError(e) || e.code !== "CONSUL_WRITE_UNKNOWN" || e.retryable) return e;
+  return new MeshError(
+    "CONSUL_WRITE_UNKNOWN",
+    `${e.message} ${fence.label}: the idempotency key makes a repeat safe (it returns this call's result, or runs it once if it did not apply).`,
+    { cause: e, retryable: true, details: e.details },
+  );
 }

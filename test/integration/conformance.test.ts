@@ -8,6 +8,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
+import { mesh } from "../helpers/cli.ts";
+import { startForeignServer, type ForeignServer } from "../helpers/foreign.ts";
+import { JSON_AND_SSE, legacySessionHeaders, sseMessages } from "../helpers/rawMcp.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
 
@@ -67,6 +70,8 @@ type Results = Map<string, Check[]>;
 
 let consul: TestConsul;
 const servers: Record<string, TestAgent> = {};
+/** A third-party server (the SDK's v1 line) whose test_reconnection closes its response stream mid-call. */
+let polling: ForeignServer;
 
 beforeAll(async () => {
   consul = await startTestConsul();
@@ -77,12 +82,27 @@ beforeAll(async () => {
     timeoutMs: 3_000,
     what: "everything passing",
   });
+  polling = await startForeignServer();
+  const registered = await mesh(["register", "--name", "polling", "--url", polling.url, "--consul", consul.address]);
+  expect(registered.code, registered.stderr).toBe(0);
   servers["gateway"] = await spawnAgent(GATEWAY, consul.address, { readyMessage: "gateway ready" });
 });
 afterAll(async () => {
   await Promise.all(Object.values(servers).map((s) => s.process.stop(2_000)));
+  await polling?.stop();
   await consul.stop();
 });
+
+/** The checks of one scenario run against `url`. */
+async function scenario(url: string, name: string, revision: Revision): Promise<Check[]> {
+  const out = mkdtempSync(join(tmpdir(), "toolmesh-conformance-"));
+  await run(process.execPath, [CONFORMANCE, "server", "--url", url, "--scenario", name, "--spec-version", revision, "-o", out], {
+    timeout: 120_000,
+  }).catch((e: { code?: unknown; stdout?: string }) => {
+    if (e.code !== 1) throw new Error(`conformance run failed: ${String(e.code)} ${e.stdout?.slice(-400) ?? ""}`);
+  });
+  return readResults(out).get(name) ?? [];
+}
 
 /** A server's URL as the suite needs it (its DNS-rebinding scenario wants a localhost name). */
 const urlOf = (name: string, path?: string) => {
@@ -194,6 +214,67 @@ describe.each(REVISIONS)("--requirements %s", (revision) => {
     },
     300_000,
   );
+});
+
+describe("2025-11-25 SSE polling (SEP-1699) through the passthrough", () => {
+  const scored = (checks: Check[]) => Object.fromEntries(checks.filter((c) => c.status !== "INFO").map((c) => [c.id, c.status] as const));
+  const answered = (checks: Check[]) =>
+    checks.some((c) => c.id === "incoming-sse-event" && (c.details as { body?: { result?: unknown } } | undefined)?.body?.result);
+
+  it("a server that closes its response stream mid-call: directly the client resumes it; through the gateway the gateway resumes it and the client gets its answer on a resumable stream", async () => {
+    const direct = await scenario(polling.url.replace("127.0.0.1", "localhost"), "server-sse-polling", "2025-11-25");
+    expect(scored(direct)).toEqual({
+      "server-sse-priming-event": "SUCCESS",
+      "server-sse-retry-field": "SUCCESS",
+      "server-sse-disconnect-resume": "SUCCESS",
+    });
+    expect(polling.events.some((e) => e["event"] === "stream-closed" && e["closed"] === true)).toBe(true);
+
+    const through = await scenario(urlOf("gateway", "/agents/polling/mcp"), "server-sse-polling", "2025-11-25");
+    // The answer arrives (before: the call produced nothing), and the gateway's own stream is
+    // resumable as the server's is: a priming event and a retry field.
+    expect(answered(through) || scored(through)["server-sse-disconnect-resume"] === "SUCCESS").toBe(true);
+    expect(scored(through)).toMatchObject({ "server-sse-priming-event": "SUCCESS", "server-sse-retry-field": "SUCCESS" });
+    expect(Object.values(scored(through)).filter((s) => s !== "SUCCESS")).toEqual([]);
+  }, 240_000);
+
+  it("a client whose response stream through the gateway is cut mid-call resumes it with Last-Event-ID and gets its answer", async () => {
+    const url = urlOf("gateway", "/agents/polling/mcp");
+    const headers = JSON_AND_SSE;
+    // A client that answers sampling: the gateway serves its session on the SDK's path.
+    const session = await legacySessionHeaders(url, { sampling: {} });
+    await fetch(url, {
+      method: "POST",
+      headers: { ...headers, ...session },
+      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    });
+    const cut = new AbortController();
+    const post = await fetch(url, {
+      method: "POST",
+      headers: { ...headers, ...session },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "slow", arguments: { ms: 600 } } }),
+      signal: cut.signal,
+    });
+    expect(post.headers.get("content-type")).toContain("text/event-stream");
+    // Read up to the priming event, then drop the connection (a proxy's timeout, a phone going into a tunnel).
+    const reader = post.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!/^id: (.+)$/m.test(seen)) seen += (await reader.read()).value ?? "";
+    const lastEventId = /^id: (.+)$/m.exec(seen)![1]!.trim();
+    cut.abort();
+    const resumed = await fetch(url, { method: "GET", headers: { accept: "text/event-stream", ...session, "last-event-id": lastEventId } });
+    expect(resumed.status).toBe(200);
+    const events = resumed.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes('"id":7')) {
+      const { value, done } = await events.read();
+      if (done) break;
+      text += value;
+    }
+    await events.cancel();
+    const answer = sseMessages<{ id?: number; result?: { content: { text: string }[] } }>(text).find((m) => m.id === 7);
+    expect(answer?.result?.content[0]?.text).toMatch(/^slept \d+ ms$/);
+  }, 60_000);
 });
 
 describe.each(REVISIONS)("client side, --requirements %s", (revision) => {

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
+import { sseMessages } from "../helpers/rawMcp.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 /** Inputs per target (the issue asks for at least 10,000 in all). */
@@ -135,10 +136,7 @@ async function badReply(res: Response): Promise<string | undefined> {
   let messages: JsonRpc[];
   try {
     if (type.includes("text/event-stream")) {
-      messages = text
-        .split("\n")
-        .filter((l) => l.startsWith("data: "))
-        .map((l) => JSON.parse(l.slice(6)) as JsonRpc);
+      messages = sseMessages<JsonRpc>(text);
     } else {
       const parsed = JSON.parse(text) as JsonRpc | JsonRpc[];
       messages = Array.isArray(parsed) ? parsed : [parsed];

@@ -10,6 +10,7 @@ import { resultText } from "../../src/protocol/results.ts";
 import { connectHttp, connectV1, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { legacySessionHeaders, sseMessages } from "../helpers/rawMcp.ts";
 
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
@@ -369,12 +370,47 @@ describe("resources and prompts", () => {
   });
 
   it("completion requests reach the agent that owns the prompt", async () => {
-    const c = await connectHttp(new URL("/agents/probe/mcp", gateway.url).toString());
-    // The probe declares no completions: the answer is an empty list, not an error.
-    const r = await c.complete({ ref: { type: "ref/prompt", name: "greet" }, argument: { name: "who", value: "A" } });
+    // The probe declares no completions: through the whole mesh the answer is an empty list, not an error.
+    const r = await client.complete({ ref: { type: "ref/prompt", name: "probe__greet" }, argument: { name: "who", value: "A" } });
     expect(r.completion.values).toEqual([]);
-    await c.close();
   });
+
+  it.each(["2026-07-28", "2025-11-25"] as const)(
+    "the passthrough is its agent on %s: the same serverInfo, capabilities and instructions, and what it does not serve is -32601",
+    async (revision) => {
+      const era = revision === "2026-07-28" ? "modern" : "legacy";
+      for (const [name, url] of [
+        ["hr", agents["hr"]!.url],
+        ["probe", agents["probe"]!.url],
+      ] as const) {
+        const direct = await connectHttp(url, { era });
+        const through = await connectHttp(new URL(`/agents/${name}/mcp`, gateway.url).toString(), { era });
+        expect(through.getServerVersion()).toEqual(direct.getServerVersion());
+        expect(through.getServerCapabilities()).toEqual(direct.getServerCapabilities());
+        expect(through.getInstructions()).toEqual(direct.getInstructions());
+        // hr has no prompts and no completions, the probe no completions: the same answer on the wire
+        // either way (the SDK's client would not even send what the capabilities leave out).
+        const unserved = async (target: string) => {
+          const codes: unknown[] = [];
+          for (const method of ["prompts/list", "completion/complete", "resources/subscribe"]) {
+            const params =
+              method === "completion/complete"
+                ? { ref: { type: "ref/prompt", name: "greet" }, argument: { name: "who", value: "A" } }
+                : method === "resources/subscribe"
+                  ? { uri: "toolmesh://x" }
+                  : {};
+            const answer = await message(await rawRequest(target, revision, method, params));
+            codes.push((answer["error"] as { code?: number } | undefined)?.code ?? "answered");
+          }
+          return codes;
+        };
+        const throughUrl = new URL(`/agents/${name}/mcp`, gateway.url).toString();
+        expect(await unserved(throughUrl)).toEqual(await unserved(url));
+        await Promise.all([direct.close(), through.close()]);
+      }
+      expect(await message(await rawRequest(agents["hr"]!.url, revision, "prompts/list", {}))).toMatchObject({ error: { code: -32601 } });
+    },
+  );
 
   it("the passthrough presents the agent's own prompt names", async () => {
     const c = await connectHttp(new URL("/agents/probe/mcp", gateway.url).toString());
@@ -414,30 +450,27 @@ function bareCall(url: string, id: number, name: string, args: Record<string, un
   });
 }
 
-/** Opens a 2025-11-25 session with a raw initialize POST; returns the headers its requests carry. */
-async function legacySessionHeaders(url: string): Promise<Record<string, string>> {
-  const init = await fetch(url, {
+/** One request as any HTTP client sends it: 2026-07-28 stateless, or in a fresh 2025-11-25 session. */
+async function rawRequest(url: string, revision: "2026-07-28" | "2025-11-25", method: string, params: Record<string, unknown>) {
+  const modern = revision === "2026-07-28";
+  const headers = modern ? { "mcp-protocol-version": revision, "mcp-method": method } : { ...(await legacySessionHeaders(url)) };
+  const meta = {
+    "io.modelcontextprotocol/protocolVersion": revision,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": { name: "curl", version: "8" },
+  };
+  return fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-    }),
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: modern ? { ...params, _meta: meta } : params }),
   });
-  await init.text();
-  return { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-11-25" };
 }
 
 /** The JSON-RPC message of an answer, whether sent as JSON or as one SSE event. */
 async function message(res: Response): Promise<Record<string, unknown>> {
   const text = await res.text();
   if (res.headers.get("content-type")?.startsWith("application/json")) return JSON.parse(text) as Record<string, unknown>;
-  const data = text
-    .split("\n")
-    .filter((l) => l.startsWith("data: "))
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  const data = sseMessages(text);
   return data.find((m) => "result" in m || "error" in m)!;
 }
 

@@ -16,6 +16,7 @@ import { MAX_BODY_DEPTH } from "../../src/protocol/limits.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { sseMessages } from "../helpers/rawMcp.ts";
 
 const SLOW = fileURLToPath(new URL("../fixtures/slowAgent.ts", import.meta.url));
 const PROBE = fileURLToPath(new URL("../fixtures/probeAgent.ts", import.meta.url));
@@ -57,10 +58,7 @@ async function post(
   const text = await res.text();
   let messages: Rpc[] = [];
   if ((res.headers.get("content-type") ?? "").includes("text/event-stream")) {
-    messages = text
-      .split("\n")
-      .filter((l) => l.startsWith("data: "))
-      .map((l) => JSON.parse(l.slice(6)) as Rpc);
+    messages = sseMessages<Rpc>(text);
   } else if (text) {
     const parsed = JSON.parse(text) as Rpc | Rpc[];
     messages = Array.isArray(parsed) ? parsed : [parsed];

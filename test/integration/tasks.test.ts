@@ -8,6 +8,7 @@ import { spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { mesh, ROOT } from "../helpers/cli.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, within } from "../helpers/eventually.ts";
+import { sseMessages } from "../helpers/rawMcp.ts";
 
 const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
@@ -72,10 +73,7 @@ async function rpc(
   });
   const text = await res.text();
   if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
-    const data = text
-      .split("\n")
-      .filter((l) => l.startsWith("data: "))
-      .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+    const data = sseMessages<Record<string, unknown>>(text);
     return data.find((m) => "result" in m || "error" in m) as never;
   }
   return JSON.parse(text) as never;

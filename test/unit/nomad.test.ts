@@ -3,7 +3,7 @@
 // open source), so each file is parsed with HashiCorp's HCL parser (@cdktf/hcl2json, the HCL v2
 // library compiled to WebAssembly) and its job checked for what Nomad and the mesh rely on.
 import { readdirSync, readFileSync } from "node:fs";
-import { parse } from "@cdktf/hcl2json";
+import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { AGENT_ENV, DEFAULT_DRAIN_TIMEOUT_MS } from "../../src/agent/config.ts";
 import { parseDurationMs } from "../../src/consul/client.ts";
@@ -11,6 +11,9 @@ import { MCP_TAG } from "../../src/discovery/catalog.ts";
 import { FAILOVER_DCS_ENV } from "../../src/discovery/failover.ts";
 import { AGENTS } from "../../servers/index.ts";
 
+// Loaded untyped: its declarations pull in the DOM library, whose fetch types would then apply
+// to every test file.
+const { parse } = createRequire(import.meta.url)("@cdktf/hcl2json") as { parse(file: string, text: string): Promise<unknown> };
 const DIR = new URL("../../deploy/nomad/", import.meta.url);
 type Block = Record<string, unknown>;
 /** HCL blocks come out as arrays of bodies (one per block of that type and label). */

@@ -1,0 +1,88 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { resolveConsulBinary } from "../../../src/consul/devAgent.ts";
+import { EXIT } from "../../../src/protocol/codes.ts";
+import { defaultPlacement, Lab } from "../../lab/lab.ts";
+import { destroyLab, LabNetwork, listLabs } from "../../lab/netns.ts";
+import { UsageError } from "../errors.ts";
+
+/**
+ * `mesh lab up --hosts 3`: a Consul cluster and the mesh across hosts on this machine (network
+ * namespaces; needs root), for trying failures by hand; `mesh lab down [id]` removes a lab left
+ * behind. `up` runs until Ctrl-C and removes everything on its way out.
+ */
+export function labCommand(): Command {
+  const lab = new Command("lab").description(
+    "a cluster on this machine: 3 Consul servers, hosts with client agents and agents (network namespaces; root)",
+  );
+  lab
+    .command("up")
+    .description("build the lab and keep it running until Ctrl-C (then remove it)")
+    .option("--hosts <n>", "hosts with a Consul client agent and toolmesh processes (3-9)", "3")
+    .option("--dir <dir>", "where Consul data directories and logs go (default: a new temporary directory)")
+    .action(async (opts: { hosts: string; dir?: string }) => {
+      const hosts = Number(opts.hosts);
+      if (!Number.isInteger(hosts) || hosts < 3 || hosts > 9)
+        throw new UsageError(`--hosts must be a whole number from 3 to 9; got "${opts.hosts}".`);
+      if (!LabNetwork.available()) {
+        throw new UsageError("mesh lab needs root and iproute2 (ip netns): it builds its hosts as network namespaces. Run it as root.");
+      }
+      const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "toolmesh-lab-"));
+      const say = (line: string) => process.stderr.write(`  ${line}\n`);
+      const consulBinary = await resolveConsulBinary(say);
+      const built = await Lab.up({
+        consulBinary,
+        dir,
+        placement: defaultPlacement(hosts),
+        onProgress: say,
+      });
+      let stopping = false;
+      const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        say("removing the lab");
+        await built.down();
+        process.exit(EXIT.OK);
+      };
+      process.on("SIGINT", () => void stop());
+      process.on("SIGTERM", () => void stop());
+      const id = built.net.id;
+      const lines = [
+        `lab ${id} is up (logs and data in ${dir})`,
+        "",
+        ...built.net.hosts.map((h) => {
+          const what = h.name.startsWith("s")
+            ? "consul server"
+            : `consul client agent; ${built
+                .processesOn(h.name)
+                .map((p) => `${p.kind} ${p.url}`)
+                .join(", ")}`;
+          return `  ${h.name.padEnd(3)} ${h.ip.padEnd(15)} netns ${h.netns}: ${what}`;
+        }),
+        "",
+        "Try:",
+        `  ip netns exec ${id}-h3 ${process.execPath} ${process.argv[1] ?? "orchestrator/cli/main.ts"} agents --consul 127.0.0.1:8500`,
+        `  ip netns exec ${id}-s1 ${consulBinary} operator raft list-peers -http-addr=${built.server("s1").url}`,
+        `  kill -9 <pid of the leader's consul>          # ip netns pids ${id}-s1`,
+        `  ip link set ${built.net.host("h1").link} down                 # partition h1 (up to heal)`,
+        "",
+        "Ctrl-C removes the lab; if this process is killed, `mesh lab down` does.",
+      ];
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+  lab
+    .command("down")
+    .argument("[id]", "the lab to remove (default: every lab on this machine)")
+    .description("kill every process of a lab and remove its namespaces, veths and bridge")
+    .action(async (id?: string) => {
+      const ids = id ? [id] : await listLabs();
+      for (const x of ids) {
+        await destroyLab(x);
+        process.stdout.write(`removed lab ${x}\n`);
+      }
+      if (ids.length === 0) process.stdout.write("no lab on this machine\n");
+    });
+  return lab;
+}

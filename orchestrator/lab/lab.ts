@@ -1,0 +1,294 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConsulClient } from "../../src/consul/client.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
+import { AgentProcess } from "../up/agentProcess.ts";
+import { LabNetwork, type LabHost } from "./netns.ts";
+
+/** The Consul servers of a lab, each on a host of its own. */
+export const LAB_SERVERS = ["s1", "s2", "s3"] as const;
+/** Port every toolmesh process listens on inside its host (hosts have addresses of their own). @default 7100 */
+export const LAB_BASE_PORT = 7_100;
+/** How long the lab waits for Consul or a process to come up (bounded polls). @default 90000 */
+export const LAB_READY_MS = 90_000;
+
+const GATEWAY_ENTRY = fileURLToPath(new URL("../gateway/main.ts", import.meta.url));
+
+/** What runs where: per host, the toolmesh processes on it. */
+export type Placement = Record<string, readonly ("hr" | "finance" | "knowledge" | "orchestrator" | "gateway")[]>;
+
+/**
+ * The default spread over three hosts: every kind of agent, replicas of hr and finance on
+ * different hosts, callers (orchestrator, two gateways) on different hosts from each other.
+ */
+export function defaultPlacement(hosts: number): Placement {
+  if (!Number.isInteger(hosts) || hosts < 3 || hosts > 9) {
+    throw new MeshError("CONFIG_INVALID", `A lab has 3 to 9 hosts (three is the fewest that can lose one); got ${hosts}.`);
+  }
+  const p: Record<string, ("hr" | "finance" | "knowledge" | "orchestrator" | "gateway")[]> = {
+    h1: ["hr", "finance", "gateway"],
+    h2: ["hr", "finance", "knowledge", "orchestrator"],
+    h3: ["gateway"],
+  };
+  const spare = ["hr", "finance", "knowledge"] as const;
+  for (let i = 4; i <= hosts; i++) p[`h${i}`] = [spare[(i - 4) % spare.length]!];
+  return p;
+}
+
+export interface LabOptions {
+  consulBinary: string;
+  /** Where data directories and logs go. */
+  dir: string;
+  /** @default defaultPlacement(3) */
+  placement?: Placement;
+  /** Extra environment for the toolmesh processes. */
+  env?: NodeJS.ProcessEnv;
+  onProgress?: (line: string) => void;
+}
+
+/** A Consul agent of the lab: a server or a host's client agent. */
+export interface LabConsul {
+  readonly host: LabHost;
+  readonly role: "server" | "client";
+  /** HTTP API, reachable from the root namespace. */
+  readonly url: string;
+  process: ChildProcess | undefined;
+  exited: Promise<void>;
+}
+
+/** A toolmesh process of the lab. */
+export interface LabProcess {
+  readonly host: string;
+  readonly kind: string;
+  readonly label: string;
+  readonly process: AgentProcess;
+  url: string;
+  instanceId: string;
+  pid: number;
+}
+
+/**
+ * A cluster on one machine, shaped as real deployments are: three Consul servers with data
+ * directories (raft), a Consul client agent on every host, toolmesh agents registered with
+ * their host's agent and callers reading through theirs (CONSUL_HTTP_ADDR=127.0.0.1:8500
+ * inside each host). Hosts are network namespaces (see LabNetwork). Gossip and election
+ * timers are short (raft_multiplier 1, fast probes) so faults converge in seconds; nothing
+ * waits a fixed time. `down()` removes everything; call it in a finally.
+ */
+export class Lab {
+  readonly net: LabNetwork;
+  readonly servers: LabConsul[] = [];
+  readonly clients: LabConsul[] = [];
+  readonly processes: LabProcess[] = [];
+  private readonly o: LabOptions;
+  private readonly placement: Placement;
+
+  private constructor(net: LabNetwork, options: LabOptions) {
+    this.net = net;
+    this.o = options;
+    this.placement = options.placement ?? defaultPlacement(3);
+  }
+
+  /** Builds the lab. On any failure everything made so far is removed before the error is thrown. */
+  static async up(options: LabOptions): Promise<Lab> {
+    const net = await LabNetwork.create();
+    const lab = new Lab(net, options);
+    try {
+      await lab.build();
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+    return lab;
+  }
+
+  private say(line: string): void {
+    this.o.onProgress?.(line);
+  }
+
+  private async build(): Promise<void> {
+    mkdirSync(this.o.dir, { recursive: true });
+    let octet = 10;
+    for (const s of LAB_SERVERS) await this.net.addHost(s, ++octet);
+    octet = 20;
+    for (const h of Object.keys(this.placement)) await this.net.addHost(h, ++octet);
+    this.say(`lab ${this.net.id}: network ${this.net.subnet}.0/24, hosts ${this.net.hosts.map((h) => `${h.name}=${h.ip}`).join(" ")}`);
+    for (const s of LAB_SERVERS) this.servers.push(this.consulNode(this.net.host(s), "server"));
+    for (const h of Object.keys(this.placement)) this.clients.push(this.consulNode(this.net.host(h), "client"));
+    await Promise.all([...this.servers, ...this.clients].map((c) => this.startConsul(c)));
+    await this.waitFor("a Consul leader and every client agent joined", async () => {
+      for (const c of [...this.servers, ...this.clients])
+        if (
+          (await this.consulClient(c)
+            .leader()
+            .catch(() => "")) === ""
+        )
+          return false;
+      return true;
+    });
+    this.say(`consul: 3 servers, leader ${await this.leader()}; client agents on ${this.clients.map((c) => c.host.name).join(", ")}`);
+    // Agents first (in parallel), then the callers, which find them.
+    const spawnAll = async (callers: boolean) => {
+      const starts: Promise<void>[] = [];
+      for (const [host, kinds] of Object.entries(this.placement)) {
+        kinds.forEach((kind, i) => {
+          if ((kind === "gateway" || kind === "orchestrator") !== callers) return;
+          starts.push(this.startProcess(host, kind, LAB_BASE_PORT + i));
+        });
+      }
+      await Promise.all(starts);
+    };
+    await spawnAll(false);
+    await spawnAll(true);
+    this.say(`toolmesh: ${this.processes.map((p) => p.label).join(" ")}`);
+  }
+
+  private consulNode(host: LabHost, role: "server" | "client"): LabConsul {
+    return { host, role, url: `http://${host.ip}:8500`, process: undefined, exited: Promise.resolve() };
+  }
+
+  /** Writes the agent's configuration (once) and starts it in its host. */
+  private async startConsul(c: LabConsul): Promise<void> {
+    const dir = join(this.o.dir, c.host.name);
+    mkdirSync(join(dir, "data"), { recursive: true });
+    const config = join(dir, "consul.hcl");
+    const servers = LAB_SERVERS.map((s) => `"${this.net.host(s).ip}"`).join(", ");
+    writeFileSync(
+      config,
+      `node_name = "${c.host.name}"
+datacenter = "lab"
+data_dir = "${join(dir, "data")}"
+server = ${c.role === "server"}
+${c.role === "server" ? "bootstrap_expect = 3" : ""}
+bind_addr = "${c.host.ip}"
+advertise_addr = "${c.host.ip}"
+client_addr = "127.0.0.1 ${c.host.ip}"
+retry_join = [${servers}]
+retry_interval = "1s"
+ports { dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }
+performance { raft_multiplier = 1 }
+gossip_lan { probe_interval = "400ms", probe_timeout = "200ms", suspicion_mult = 3, gossip_interval = "100ms" }
+disable_update_check = true
+leave_on_terminate = false
+skip_leave_on_interrupt = true
+log_level = "info"
+`,
+    );
+    const log = createWriteStream(join(dir, "consul.log"), { flags: "a" });
+    const child = spawn(
+      this.net.exec(c.host.name)[0]!,
+      [...this.net.exec(c.host.name).slice(1), this.o.consulBinary, "agent", "-config-file", config],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    c.process = child;
+    c.exited = new Promise((resolve) => child.on("exit", () => resolve()));
+    await this.waitFor(`consul ${c.role} on ${c.host.name} answering`, async () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new MeshError(
+          "CONFIG_INVALID",
+          `consul on ${c.host.name} exited (${child.exitCode ?? child.signalCode}); see ${join(dir, "consul.log")}`,
+        );
+      }
+      return this.consulClient(c)
+        .leader()
+        .then(() => true)
+        .catch(() => false);
+    });
+  }
+
+  private async startProcess(host: string, kind: string, port: number): Promise<void> {
+    const h = this.net.host(host);
+    const label = `${kind}@${host}`;
+    const proc = new AgentProcess({
+      agent: kind === "gateway" ? GATEWAY_ENTRY : kind,
+      label,
+      port,
+      consul: "http://127.0.0.1:8500", // the host's own Consul agent
+      logFile: join(this.o.dir, host, `${kind}.log`),
+      extraArgs: ["--host", h.ip],
+      wrapper: this.net.exec(host),
+      // Every host of the lab has the same hostname (namespaces share it): ids name the host.
+      env: { MESH_CHECK_INTERVAL: "1s", MESH_INSTANCE_ID: `${kind}-${host}-${port}`, ...this.o.env },
+      ...(kind === "gateway" ? { readyMessage: "gateway ready" } : {}),
+    });
+    const ready = await proc.start();
+    this.processes.push({ host, kind, label, process: proc, url: ready.url, instanceId: ready.instanceId, pid: ready.pid });
+  }
+
+  /** A client of one Consul agent of the lab (for assertions), not retrying: it asks that one agent once. */
+  consulClient(c: LabConsul): ConsulClient {
+    return new ConsulClient({ address: c.url, retryMs: 0 });
+  }
+
+  /** The host's client agent. */
+  client(host: string): LabConsul {
+    const c = this.clients.find((x) => x.host.name === host);
+    if (!c) throw new MeshError("CONFIG_INVALID", `The lab has no client agent on "${host}".`);
+    return c;
+  }
+
+  server(name: string): LabConsul {
+    const c = this.servers.find((x) => x.host.name === name);
+    if (!c) throw new MeshError("CONFIG_INVALID", `The lab has no Consul server "${name}".`);
+    return c;
+  }
+
+  /** The name of the server that is raft leader now ("" while there is none), as a running server reports it. */
+  async leader(): Promise<string> {
+    for (const s of this.servers) {
+      if (!s.process || s.process.exitCode !== null || s.process.signalCode !== null) continue;
+      const addr = await this.consulClient(s)
+        .leader({ timeoutMs: 2_000 })
+        .catch(() => "");
+      const ip = addr.split(":")[0];
+      const found = this.servers.find((x) => x.host.ip === ip);
+      if (found) return found.host.name;
+    }
+    return "";
+  }
+
+  /** SIGKILLs one Consul agent (server or client). */
+  async killConsul(c: LabConsul): Promise<void> {
+    c.process?.kill("SIGKILL");
+    await c.exited;
+  }
+
+  /** Starts a killed Consul agent again, same data directory. */
+  async restartConsul(c: LabConsul): Promise<void> {
+    await this.startConsul(c);
+  }
+
+  processesOn(host: string): LabProcess[] {
+    return this.processes.filter((p) => p.host === host);
+  }
+
+  find(label: string): LabProcess {
+    const p = this.processes.find((x) => x.label === label);
+    if (!p) throw new MeshError("CONFIG_INVALID", `The lab runs no "${label}"; it runs ${this.processes.map((x) => x.label).join(", ")}.`);
+    return p;
+  }
+
+  /** Polls `check` until true, up to LAB_READY_MS; returns how long it took. */
+  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs = LAB_READY_MS): Promise<number> {
+    const started = Date.now();
+    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+      if (await check()) return Date.now() - started;
+      if (Date.now() - started > timeoutMs) throw new MeshError("TIMEOUT", `Lab ${this.net.id}: no ${what} within ${timeoutMs} ms.`);
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /** Stops every process (toolmesh first, SIGTERM, then Consul) and removes the network. Never throws; safe to call twice. */
+  async down(): Promise<void> {
+    await Promise.all(this.processes.map((p) => p.process.stop(3_000).catch(() => undefined)));
+    for (const c of [...this.clients, ...this.servers]) c.process?.kill("SIGKILL");
+    await Promise.all([...this.clients, ...this.servers].map((c) => c.exited));
+    await this.net.destroy().catch(() => undefined);
+  }
+}
