@@ -18,7 +18,7 @@ import type { SessionStore } from "./session/sessionStore.ts";
 import { createHash } from "node:crypto";
 import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../src/agent/vocabulary.ts";
 import { MeshModel, type Entity } from "./planner/model.ts";
-import { Planner, type Plan } from "./planner/plan.ts";
+import { asksToAct, Planner, type Plan } from "./planner/plan.ts";
 import { failuresOf, runPlan, type AskFailure, type StepRun } from "./planner/run.ts";
 import { LlmPlanner, type LlmCall, type LlmConfig, type LlmOutcome } from "./planner/llm.ts";
 
@@ -135,12 +135,35 @@ export class Orchestrator {
     const confirming = pending !== undefined && yes;
     const question = confirming ? pending : message;
     const model = await this.model(Date.now() + Math.min(timeoutMs, 5_000));
+    // A question never changes anything: confirmation (--yes, confirm: true, "yes") applies only
+    // to what a request asked for; a model is not even offered the tools that change state.
+    const mayAct = asksToAct(question);
     if (this.llm && !confirming) {
-      const answered = await this.askLlm(message, model, sessionId, owner, timeoutMs, session, sessionSaved, options.confirm === true);
+      const answered = await this.askLlm(
+        message,
+        model,
+        sessionId,
+        owner,
+        timeoutMs,
+        session,
+        sessionSaved,
+        mayAct,
+        options.confirm === true,
+      );
       if (answered) return answered;
     }
     const focus = asEntity(session?.facts["focus"]);
     const plan = this.planner.plan(model, question, focus ? { focus } : {});
+    if (plan.effects.length > 0 && !mayAct) {
+      // The planner never plans a change for a question; if it ever did, nothing runs.
+      this.logger.error({ sessionId, question, effects: plan.effects }, "a plan for a question held a change; refused");
+      return {
+        kind: "none",
+        message: `"${question}" reads as a question, and answering it would have changed something; nothing was changed. To make a change, ask for it (e.g. "Please book …").`,
+        sessionId,
+        candidates: plan.candidates,
+      };
+    }
     if (plan.decision !== "plan") {
       this.logger.info({ sessionId, kind: plan.decision, candidates: plan.candidates }, "not planned");
       return { kind: plan.decision, message: plan.message ?? "", sessionId, candidates: plan.candidates };
@@ -182,6 +205,7 @@ export class Orchestrator {
     timeoutMs: number,
     session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
     saved: boolean,
+    mayAct: boolean,
     confirm: boolean,
   ): Promise<AskResult | undefined> {
     const llm = this.llm!;
@@ -192,7 +216,8 @@ export class Orchestrator {
         llm.answer(message, {
           model,
           history: session?.history ?? [],
-          confirm,
+          mayAct,
+          confirm: mayAct && confirm,
           signal: AbortSignal.timeout(timeoutMs),
           call: (c) => {
             const key = c.sideEffect ? idempotencyKey(sessionId, message, c.tool, c.args) : undefined;

@@ -71,8 +71,9 @@ const SYSTEM = [
 /**
  * Plans with a model: the live catalog's tools are offered as functions (`agent__tool`), the
  * model's tool calls run through the mesh, their results go back to it, until it answers. A
- * call to a tool that changes something (neither read-only nor idempotent) is not run unless
- * the user confirmed: the outcome is then "confirm" with the calls the model wanted.
+ * call to a tool that changes something (no readOnlyHint, or destructiveHint) is not run unless
+ * the user confirmed: the outcome is then "confirm" with the calls the model wanted. For a
+ * message that does not ask to act, those tools are not offered at all.
  */
 export class LlmPlanner {
   private readonly client: OpenAI;
@@ -94,9 +95,17 @@ export class LlmPlanner {
 
   async answer(
     question: string,
-    o: { model: MeshModel; history: readonly Turn[]; call: MeshCall; confirm: boolean; signal?: AbortSignal },
+    o: {
+      model: MeshModel;
+      history: readonly Turn[];
+      call: MeshCall;
+      /** The message asks to act: tools that change state are offered (their calls still wait for `confirm`). @default true */
+      mayAct?: boolean;
+      confirm: boolean;
+      signal?: AbortSignal;
+    },
   ): Promise<LlmOutcome> {
-    const { functions, byName } = offer(o.model);
+    const { functions, byName } = offer(o.model, o.mayAct ?? true);
     const messages: ChatCompletionMessageParam[] = [
       { role: "system", content: SYSTEM },
       ...o.history.slice(-10).map((t): ChatCompletionMessageParam => ({ role: t.role === "user" ? "user" : "assistant", content: t.text })),
@@ -183,12 +192,13 @@ export class LlmPlanner {
 }
 
 /** The catalog's tools as functions: `agent__tool`, the agent named in the description. Routers (the orchestrator) are left out. */
-function offer(model: MeshModel): { functions: ChatCompletionFunctionTool[]; byName: Map<string, Target> } {
+function offer(model: MeshModel, mayAct: boolean): { functions: ChatCompletionFunctionTool[]; byName: Map<string, Target> } {
   const byName = new Map<string, Target>();
   const functions: ChatCompletionFunctionTool[] = [];
   const routers = new Set(model.agents.filter((a) => a.tags.includes("router")).map((a) => a.name));
   for (const t of model.targets) {
-    if (routers.has(t.agent)) continue;
+    // For a question, the tools that change state are not offered: a call to one is "no such tool".
+    if (routers.has(t.agent) || (t.sideEffect && !mayAct)) continue;
     const name = `${t.agent}__${t.tool.name}`.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
     if (byName.has(name)) continue;
     byName.set(name, t);
@@ -210,7 +220,16 @@ function offer(model: MeshModel): { functions: ChatCompletionFunctionTool[]; byN
     const ask = a.tools.find((t) => t.name === "ask");
     if (!ask || routers.has(a.name)) continue;
     const name = `${a.name}__ask`;
-    const target: Target = { agent: a.name, tool: ask, entityParams: [], required: ["question"], properties: {}, sideEffect: false };
+    const target: Target = {
+      agent: a.name,
+      tool: ask,
+      entityParams: [],
+      required: ["question"],
+      properties: {},
+      sideEffect: false,
+      actions: [],
+      terms: new Set(),
+    };
     byName.set(name, target);
     functions.push({
       type: "function",

@@ -3,6 +3,15 @@ import type { VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import { Bm25Index } from "../../src/text/bm25.ts";
 import { stem, tokenize } from "../../src/text/tokenize.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
+import { actionClass, toolVerbs } from "./speechAct.ts";
+import { tokens as wordsOf } from "./language.ts";
+
+/** The verbs of a description, as lemmas ("of the person who raised them" → raise). */
+function descriptionVerbs(text: string): string[] {
+  return wordsOf(text)
+    .filter((t) => t.pos === "VERB")
+    .map((t) => t.lemma);
+}
 
 /** What the planner knows of one agent: its catalog entry, tools and published vocabulary. */
 export interface PlannerAgent {
@@ -40,8 +49,15 @@ export interface Target {
   entityParams: { param: string; type: string; required: boolean }[];
   required: string[];
   properties: Record<string, Schema>;
-  /** Neither read-only nor idempotent: running it changes something, once per call. */
+  /**
+   * Changes state (no `readOnlyHint`, or `destructiveHint`): planned only for a request to act
+   * whose verb is of the tool's kind (`verbs`), and run only once confirmed.
+   */
   sideEffect: boolean;
+  /** Kinds of action the tool's own verbs name (speechAct.ts `actionClass`): what a request must ask for. */
+  actions: string[];
+  /** The (stemmed) words of its name, title, description and parameters: what it is about. */
+  terms: Set<string>;
   /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
   search?: string;
 }
@@ -69,6 +85,11 @@ export interface Relation {
   list: boolean;
   /** For a list: the date fields of its members (to pick the newest or the longest-serving). */
   dateFields: string[];
+  /**
+   * The path ends in an id (a ticket's `requester_id`), not an object with a name: the planner
+   * reads that thing's record (`record`) to name it and go on from it.
+   */
+  record?: Attribute;
 }
 
 /** A field of an entity's record (email, location, hireDate…), read by the record's tool. */
@@ -82,6 +103,16 @@ export interface Attribute {
 }
 
 export type Candidate = { kind: "tool"; target: Target } | { kind: "attribute"; attribute: Attribute };
+
+/** A parameter's pattern with a literal letter in it (HD-\d{4}, not \d{4}-\d{2}): ids of a kind of their own. */
+export function idPattern(s: { type?: string | string[]; pattern?: string } | undefined): RegExp | undefined {
+  if (!s?.pattern || s.type !== "string" || !/[A-Za-z]/.test(s.pattern.replace(/\\[a-zA-Z]/g, ""))) return undefined;
+  try {
+    return new RegExp(s.pattern);
+  } catch {
+    return undefined;
+  }
+}
 
 const ID_PARAM = /^(.*)_id$/;
 
@@ -98,6 +129,15 @@ export class MeshModel {
   readonly attributes: Attribute[] = [];
   /** Surface forms (lowercase) → entity, longest first. */
   readonly surfaces: { text: string; entity: Entity }[] = [];
+  /**
+   * Kinds of thing known by ids whose shape a tool's parameter gives (`ticket_id`: ^HD-\d{4}$),
+   * not by a vocabulary: a word of that shape in a question names one.
+   */
+  readonly idTypes = new Map<string, { pattern: RegExp; agents: string[] }>();
+  /** Every input parameter's entity type by its name, across tools (`requester_id` → employee). */
+  private readonly paramTypes = new Map<string, string>();
+  /** Verbs said of a parameter across tools: its descriptions' verbs, and the action of a tool that changes state ("open" for open_ticket's requester). */
+  private readonly paramVerbs = new Map<string, Set<string>>();
   private readonly byTypeId = new Map<string, Entity>();
   private readonly index = new Bm25Index<Candidate>({ b: 0.3 });
 
@@ -117,11 +157,50 @@ export class MeshModel {
       }
     }
     this.surfaces.sort((x, y) => y.text.length - x.text.length);
+    const vocabularyTypes = [...new Set(this.entities.map((e) => e.type))];
+    this.vocabularyTypes = vocabularyTypes;
+    // First what every parameter takes (so a tool's output can link to what another tool takes).
+    for (const a of agents) {
+      for (const t of a.tools) {
+        if (t.name === "ask") continue;
+        for (const [param, ps] of Object.entries((t.inputSchema as Schema).properties ?? {})) {
+          const idType = ID_PARAM.exec(param)?.[1];
+          const pattern = idType && !vocabularyTypes.includes(idType) && !this.paramType(param, ps) ? idPattern(ps) : undefined;
+          if (idType && pattern) {
+            const known = this.idTypes.get(idType) ?? this.idTypes.set(idType, { pattern, agents: [] }).get(idType)!;
+            if (!known.agents.includes(a.name)) known.agents.push(a.name);
+          }
+        }
+      }
+    }
+    for (const a of agents) {
+      for (const t of a.tools) {
+        if (t.name === "ask") continue;
+        const annotations = t.annotations ?? {};
+        const changes = annotations.readOnlyHint !== true || annotations.destructiveHint === true;
+        for (const [param, ps] of Object.entries((t.inputSchema as Schema).properties ?? {})) {
+          const type = this.paramType(param, ps);
+          if (type && !this.paramTypes.has(param)) this.paramTypes.set(param, type);
+          const verbs = this.paramVerbs.get(param) ?? this.paramVerbs.set(param, new Set()).get(param)!;
+          for (const v of descriptionVerbs(ps.description ?? "")) verbs.add(v);
+          if (changes && type) for (const v of toolVerbs(t)) verbs.add(v);
+        }
+      }
+    }
     for (const a of agents) for (const t of a.tools) if (t.name !== "ask") this.addTool(a.name, t);
+    this.linkRecords();
   }
 
+  private readonly vocabularyTypes: string[];
+
   get types(): string[] {
-    return [...new Set(this.entities.map((e) => e.type))];
+    return [...this.vocabularyTypes, ...this.idTypes.keys()];
+  }
+
+  /** An id-shaped word of the question as a thing of its kind ("HD-2004": a ticket), or undefined. */
+  idEntity(word: string): Entity | undefined {
+    for (const [type, { pattern, agents }] of this.idTypes) if (pattern.test(word)) return { type, id: word, name: word, agents };
+    return undefined;
   }
 
   entity(type: string, idOrName: string): Entity | undefined {
@@ -190,18 +269,36 @@ export class MeshModel {
    * Tools and attributes ranked for a question about entities of `type` (or any, when
    * undefined); `named`: the entity is named in the question, so search tools may look it up by name.
    */
-  rank(query: string, type: string | undefined, named = false): { candidate: Candidate; score: number }[] {
+  rank(
+    query: string,
+    type: string | undefined,
+    named = false,
+    /** Which state-changing tools may be candidates (default: none: a question reads, it never acts). */
+    mayChange: (t: Target) => boolean = () => false,
+  ): { candidate: Candidate; score: number }[] {
     return this.index
       .search(query, 50)
       .filter((h) =>
         h.item.kind === "attribute"
           ? h.item.attribute.type === type
-          : type === undefined ||
-            h.item.target.entityParams.some((p) => p.type === type) ||
-            (named && h.item.target.search !== undefined && h.item.target.entityParams.length === 0),
+          : (!h.item.target.sideEffect || mayChange(h.item.target)) &&
+            (type === undefined ||
+              h.item.target.entityParams.some((p) => p.type === type) ||
+              (named && h.item.target.search !== undefined && h.item.target.entityParams.length === 0)),
       )
       .map((h) => ({ candidate: h.item, score: h.score }));
   }
+
+  /** Links that end in an id: the record of what they lead to (read with its record's tool). */
+  private linkRecords(): void {
+    for (const r of this.links) {
+      const record = this.attributes.find((a) => a.type === r.to);
+      if (record) this.relations.push({ ...r, record });
+    }
+  }
+
+  /** Links found in records, kept until every tool is read (the record of what they lead to may come later). */
+  private readonly links: Relation[] = [];
 
   /** The entity type a parameter takes: named after it (`department`, `employee_id`), or whose ids its pattern accepts. */
   private paramType(name: string, schema: Schema): string | undefined {
@@ -241,7 +338,9 @@ export class MeshModel {
         return search ? { search } : {};
       })(),
       properties,
-      sideEffect: a.readOnlyHint !== true && a.idempotentHint !== true,
+      sideEffect: a.readOnlyHint !== true || a.destructiveHint === true,
+      actions: toolVerbs(tool).map(actionClass),
+      terms: new Set(),
     };
     this.targets.push(target);
     const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");
@@ -257,6 +356,7 @@ export class MeshModel {
       ],
     ];
     this.index.add({ kind: "tool", target }, fields);
+    for (const [text] of fields) for (const term of tokenize(text)) target.terms.add(term);
     for (const [text] of fields)
       for (const term of tokenize(text)) (this.toolTerms.get(term) ?? this.toolTerms.set(term, new Set()).get(term)!).add(agent);
     // Relations and attributes come from read-only tools that take one entity.
@@ -270,6 +370,25 @@ export class MeshModel {
         // The entity's own record: its fields are attributes; a field named after a type leads to that entity.
         for (const [field, fs] of Object.entries(s.properties)) {
           if (field === "id" || field === "name") continue;
+          // A field holding another thing's id (a ticket's `requester_id`): a link to that thing,
+          // named by the field and by what tools say of the same parameter ("raised", "opened").
+          const linked = ID_PARAM.test(field) ? this.paramTypes.get(field) : undefined;
+          const linkName = ID_PARAM.exec(field)?.[1];
+          if (linked && linkName && linked !== type) {
+            this.links.push({
+              name: linkName,
+              label: words(linkName),
+              words: [stem(linkName), ...[...(this.paramVerbs.get(field) ?? [])].map(stem)],
+              from: type,
+              to: linked,
+              agent,
+              tool: tool.name,
+              param,
+              path: [prop, field],
+              list: false,
+              dateFields: [],
+            });
+          }
           if (this.types.includes(field)) {
             this.relations.push({
               name: field,

@@ -1,7 +1,10 @@
-import { stem, STOPWORDS } from "../../src/text/tokenize.ts";
+import { stem, STOPWORDS, tokenize } from "../../src/text/tokenize.ts";
 import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../router/classifier.ts";
-import type { Attribute, Entity, MeshModel, Relation, Target } from "./model.ts";
+import { idPattern, type Attribute, type Candidate, type Entity, type MeshModel, type Relation, type Target } from "./model.ts";
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";
+import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
+import { distance } from "fastest-levenshtein";
+import { amounts, dates, lemmaOf, tokens as wordsOf } from "./language.ts";
 
 /** Where a step's argument comes from when an earlier step's result decides it. */
 export interface Ref {
@@ -33,7 +36,17 @@ export interface Hop {
 
 /** How one part of the question is answered once the steps have run. */
 export type Part =
-  | { kind: "result"; clause: string; hops: Hop[]; steps: string[] }
+  /** `fields`: paths in the result to the fields the clause asks for (a tool whose text is a raw record is answered with them). */
+  | {
+      kind: "result";
+      clause: string;
+      hops: Hop[];
+      steps: string[];
+      fields?: string[][];
+      about?: string;
+      /** Compare the one field across the steps (one per subject, `labels` in order): who has the most (max) or least (min). */
+      compare?: { order: "max" | "min"; labels: string[] };
+    }
   | { kind: "attribute"; clause: string; hops: Hop[]; step: string; attribute: Attribute; label: string }
   | { kind: "identity"; clause: string; hops: Hop[] }
   | { kind: "ask"; clause: string; step: string; agent: string }
@@ -57,6 +70,8 @@ export interface Plan {
 export interface PlanOptions {
   /** The entity the conversation was about (a follow-up's "her", "his", "they"). */
   focus?: Entity;
+  /** What "today" is for relative dates ("next Monday"). @default new Date() */
+  now?: Date;
 }
 
 /** Relevance below this sends a clause to an agent's `ask` instead of a tool. */
@@ -75,6 +90,8 @@ const PRONOUN = /\bit\b/gi;
 interface Focus {
   last?: Subject;
   personal?: Subject;
+  /** Who "I", "me" and "my" are, when the message said so ("I am Ines Silva"). */
+  me?: Subject & { entity: Entity };
 }
 const SYNONYM: Record<string, string> = { boss: "manager", supervisor: "manager", team: "reports", reportees: "reports" };
 const WORD_NUMBERS: Record<string, number> = {
@@ -93,7 +110,6 @@ const WORD_NUMBERS: Record<string, number> = {
 };
 /** Words for one member of a list ("the newest member of the team", "the longest-serving person"). */
 const ELEMENT_WORDS = new Set(["member", "members", "person", "one", "employee", "people", "report"]);
-const ISO_DATE = /\b(\d{4}-\d{2}-\d{2})\b/g;
 const DURATION = /\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten) (?:working |business |full )?days?\b/i;
 
 /**
@@ -111,23 +127,36 @@ export class Planner {
   plan(model: MeshModel, question: string, options: PlanOptions = {}): Plan {
     const steps: Step[] = [];
     const parts: Part[] = [];
-    const b = new Builder(steps);
+    const b = new Builder(steps, options.now ?? new Date());
     const start: Subject | undefined = options.focus
       ? { type: options.focus.type, label: options.focus.name, entity: options.focus }
       : undefined;
     let focus: Focus = start ? { last: start, personal: start } : {};
     let candidates: RouteCandidate[] = [];
-    for (const clause of splitClauses(question)) {
+    const clauses = splitClauses(question).map(questionOrder);
+    // Statements beside a question or request are its context, not parts to answer: "I am
+    // Ines Silva" says who "I" is; "I need a new charger" is what a ticket would say.
+    const acts = clauses.map((c) => speechAct(c).kind);
+    const context = acts.some((k) => k !== "statement");
+    for (const [i, clause] of clauses.entries()) {
+      if (!context || acts[i] !== "statement") continue;
+      const who = /^\s*(?:i am|i'm|im|this is|my name is)\s+(.+?)[.!?]*$/i.exec(clause)?.[1];
+      const person = who ? model.surfaces.find((x) => x.text === who.toLowerCase() && x.entity.type === model.personType) : undefined;
+      if (person) focus = { ...focus, me: { type: person.entity.type, label: person.entity.name, entity: person.entity } };
+      else b.context.push(clause);
+    }
+    for (const [ci, clause] of clauses.entries()) {
+      if (context && acts[ci] === "statement") continue;
       const r = this.planClause(model, b, clause, focus);
       if (r.decision !== "plan") {
-        if (parts.length === 0 && splitClauses(question).length === 1)
+        if (parts.length === 0 && clauses.filter((_c, k) => !context || acts[k] !== "statement").length === 1)
           return { question, decision: r.decision, message: r.message, parts: [], steps: [], effects: [], candidates: r.candidates };
         parts.push({ kind: "problem", clause, hops: [], message: r.message });
         continue;
       }
       candidates = candidates.length ? candidates : r.candidates;
       parts.push(r.part);
-      focus = { last: r.focus?.last ?? focus.last, personal: r.focus?.personal ?? focus.personal };
+      focus = { ...focus, last: r.focus?.last ?? focus.last, personal: r.focus?.personal ?? focus.personal };
     }
     const first = parts[0];
     const primary = first ? partAgent(first, steps) : undefined;
@@ -152,6 +181,11 @@ export class Planner {
     | { decision: "plan"; part: Part; focus?: Focus; candidates: RouteCandidate[] }
     | { decision: "ambiguous" | "none"; message: string; candidates: RouteCandidate[] } {
     const { tokens, mentions } = tokenizeClause(model, clause, focus);
+    // Only a request to act may lead to a tool that changes state, and only to one whose own
+    // verb is of the kind asked for; a clause that starts with a name is about it.
+    const lead = tokens.find((t) => !/^(please|pls|kindly|hey|hi|ok|okay|so|now|also|then|just)$/.test(t));
+    const act: SpeechAct = lead?.startsWith("⟨") ? { kind: "question" } : speechAct(clause);
+    const mayChange = (t: Target) => asksFor(act, t.tool, t.actions);
     const unknown = unknownNames(clause, mentions, model);
     const chains = findChains(model, tokens, mentions);
     if (unknown.length > 0 && chains.length === 0) {
@@ -189,9 +223,27 @@ export class Planner {
         .filter((c) => c.type !== type && c.relations.length === 0 && model.readOnlyBy(c.type) === 1)
         .map((c) => c.subject.label.toLowerCase());
     for (const [type, list] of byType) {
-      const named = list.some((c) => "entity" in c.subject && c.relations.length === 0);
+      // Named, or asked who is in it ("who works in Maya Cohen's department"): a search tool may look it up by its name.
+      const named = list.some((c) => "entity" in c.subject && c.relations.length === 0) || (asksWho && type !== person);
       const topics = topicWords(type);
-      const top = model.rank(topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query, type, named)[0];
+      const ranked = model.rank(
+        topics.length ? expand([...rest, ...topics, ...(asksWho ? [person!] : [])].join(" ")) : query,
+        type,
+        named,
+        mayChange,
+      );
+      // A search tool looks a named thing up only in its own agent's data (hr's find_employee does not find a document).
+      const knownBy = new Set(list.flatMap((c) => ("entity" in c.subject ? c.subject.entity.agents : [])));
+      const top = preferAsked(
+        ranked.filter(
+          (r) =>
+            r.candidate.kind !== "tool" ||
+            r.candidate.target.entityParams.length > 0 ||
+            knownBy.size === 0 ||
+            knownBy.has(r.candidate.target.agent),
+        ),
+        act,
+      );
       if (top && (!best || top.score > best.candidate.score)) best = { type, candidate: top };
     }
 
@@ -203,7 +255,14 @@ export class Planner {
       const field = who && what ? model.attributes.find((a) => a.type === person && a.field === what.type) : undefined;
       if (who && field) return readAttribute(model, b, clause, who, field);
     }
-    if (chains.length > 0 && content.length === 0 && !asksWho) {
+    // "How many people are in X's team?": the list is the answer (its count is said with it).
+    const last = chains.length === 1 ? chains[0]!.relations.at(-1) : undefined;
+    const countOfList =
+      /\bhow many\b/i.test(clause) &&
+      last?.relation.list === true &&
+      !last.pick &&
+      content.every((w) => /^(many|number|count|total|in|on)$/.test(w));
+    if (chains.length > 0 && (content.length === 0 || countOfList) && !asksWho) {
       const chain = chains[0]!;
       if (chain.relations.length > 0 || chains.length > 1) {
         // "Who is Rosa Moreno's manager?": the answer is who the relations lead to.
@@ -212,8 +271,10 @@ export class Planner {
       }
       // A bare name known to one agent that answers in words ("Which public holidays do we
       // get?"): that agent tells about it. Known to several: ask which side is meant.
+      // (Tools of several agents acting on it, as on a person hr, finance and a helpdesk all take: ask too.)
       const owner = "entity" in chain.subject ? chain.subject.entity.agents.filter((a) => model.routable().some((r) => r.name === a)) : [];
-      if (owner.length === 1) {
+      const actors = new Set(model.targets.filter((t) => t.entityParams.some((p) => p.type === chain.subject.type)).map((t) => t.agent));
+      if (owner.length === 1 && (actors.size < 2 || !/^\s*\p{Lu}[\p{L}'-]*(\s+\p{Lu}[\p{L}'-]*)*[?.!]*\s*$/u.test(clause))) {
         return { ...askAgent(b, clause, owner[0]!), focus: focusAfter(chain, []) };
       }
       const what = model.rank(expand(chain.subject.type), chain.subject.type).slice(0, 4);
@@ -230,11 +291,15 @@ export class Planner {
       };
     }
 
+    // A weak fit is no fit: a tool none of whose words is a thing the clause asks about ("the
+    // newest hire in Sales" is not Sales' newest expenses) does not answer it.
+    if (best?.candidate.candidate.kind === "tool" && weakFit(model, best.candidate.candidate.target, content)) best = undefined;
     if (best && best.candidate.score >= MIN_TOOL_SCORE) {
       const { candidate } = best;
       const subjects = byType.get(best.type)!;
       if (candidate.candidate.kind === "attribute") return readAttribute(model, b, clause, subjects[0]!, candidate.candidate.attribute);
       const target = candidate.candidate.target;
+      if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
       const others = chains.filter((c) => c.type !== best.type);
       const hops: Hop[] = [];
       const made: string[] = [];
@@ -273,9 +338,14 @@ export class Planner {
           ),
         );
       }
+      // "Who takes home more, Bob or Carmen?": the same field of two or more, compared.
+      const order = made.length >= 2 ? comparison(clause) : undefined;
+      const fields = resultFields(target, content, made.length === 1 ? subjects.at(-1)?.subject.label : undefined);
+      const compare =
+        order && fields.fields?.length === 1 ? { compare: { order, labels: subjects.map((c) => b.follow(c).subject.label) } } : {};
       return {
         decision: "plan",
-        part: { kind: "result", clause, hops, steps: made },
+        part: { kind: "result", clause, hops, steps: made, ...fields, ...compare },
         ...(lastFocus ? { focus: lastFocus } : {}),
         candidates: [],
       };
@@ -291,6 +361,26 @@ export class Planner {
       model.rank(query, undefined).length === 0
     ) {
       const about = chains.map((c) => c.subject.label).join(" and ");
+      // A question about data no agent holds ("What is Bob Okafor's shoe size?") is answered as
+      // such, with what the agents do hold; a loose fragment ("numbers for Bob") is asked back.
+      const wanted = content.filter((w) => w !== "'s").join(" ");
+      const relationWord = content.some((w) => model.relations.some((r) => r.words.includes(stem(w))));
+      // Only for a wh-question asking for a thing by its name (nouns: "shoe size", "phone
+      // number"); a verb no tool knows ("spend", "drive") or a yes/no question is asked back.
+      const nouns = wordsOf(wanted).every((t) => t.pos === "NOUN" || t.pos === "PROPN" || t.pos === "ADJ");
+      if (wanted && !relationWord && nouns && /^\s*(what|which|when|where|whose)\b/i.test(clause)) {
+        return {
+          decision: "plan",
+          part: {
+            kind: "problem",
+            clause,
+            hops: [],
+            message: `No agent in the mesh holds "${wanted}" for ${about}. What they hold about ${chains.length > 1 ? "them" : `${/^[aeiou]/i.test(chains[0]!.type) ? "an" : "a"} ${chains[0]!.type}`}: ${heldAbout(model, chains[0]!.type)}.`,
+            ...(chains[0] && "entity" in chains[0].subject ? { agent: chains[0].subject.entity.agents[0] } : {}),
+          },
+          candidates: [],
+        };
+      }
       return {
         decision: "ambiguous",
         message: `What would you like to know or do about ${about}? Nothing the agents offer matches "${content.join(" ")}".`,
@@ -302,8 +392,42 @@ export class Planner {
     if (chains.length === 0) {
       // Nothing named, but a tool that needs no one in particular fits clearly ("run payroll for
       // 2026-12"): it is the answer, its arguments from the question (or asked for).
-      const ranked = model.rank(query, undefined);
-      const [top, second] = ranked;
+      // An id whose shape a tool's parameter gives ("ticket HD-2003"): the tool that fits best of those that take it.
+      const byId = takesStatedId(model, clause);
+      if (byId.length > 0) {
+        const fits = model
+          .rank(query, undefined, false, (t) => mayChange(t) || act.kind === "unclear")
+          .filter((r) => r.candidate.kind === "tool" && byId.includes(r.candidate.target));
+        const reads = byId.filter((t) => !t.sideEffect);
+        const target = fits[0]?.candidate.kind === "tool" ? fits[0].candidate.target : reads.length === 1 ? reads[0] : undefined;
+        if (target) {
+          if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
+          const filled = fill(target, clause, undefined, [], b);
+          if ("args" in filled) {
+            const id = Object.values(filled.args).find((v) => typeof v === "string" && byIdWord(v, clause)) as string | undefined;
+            const step = b.call(
+              target.agent,
+              target.tool.name,
+              filled.args,
+              `${(target.tool.title ?? target.tool.name).toLowerCase()}${id ? ` ${id}` : ""}`,
+              target.sideEffect,
+            );
+            return {
+              decision: "plan",
+              part: { kind: "result", clause, hops: [], steps: [step], ...resultFields(target, content, id) },
+              candidates: [],
+            };
+          }
+          return {
+            decision: "plan",
+            part: { kind: "problem", clause, hops: [], agent: target.agent, message: needs(target, filled.missing) },
+            candidates: [],
+          };
+        }
+      }
+      const ranked = model.rank(query, undefined, false, mayChange);
+      const top = preferAsked(ranked, act);
+      const second = ranked.find((r) => r !== top);
       if (
         top &&
         top.candidate.kind === "tool" &&
@@ -312,6 +436,7 @@ export class Planner {
         (!second || top.score >= second.score * 2)
       ) {
         const target = top.candidate.target;
+        if (target.sideEffect && act.kind !== "request") return askBeforeActing(target, act);
         const filled = fill(target, clause, undefined, [], b);
         if ("args" in filled) {
           const step = b.call(
@@ -321,7 +446,11 @@ export class Planner {
             (target.tool.title ?? target.tool.name).toLowerCase(),
             target.sideEffect,
           );
-          return { decision: "plan", part: { kind: "result", clause, hops: [], steps: [step] }, candidates: [] };
+          return {
+            decision: "plan",
+            part: { kind: "result", clause, hops: [], steps: [step], ...resultFields(target, content, undefined) },
+            candidates: [],
+          };
         }
         return {
           decision: "plan",
@@ -378,6 +507,32 @@ export class Planner {
   }
 }
 
+/**
+ * A clause that reads as a question or an unclear request ("Can I book…?", "Close ticket HD-2005")
+ * where the tool that fits would change something: ask, rather than act or guess.
+ */
+function askBeforeActing(target: Target, act: SpeechAct): { decision: "ambiguous"; message: string; candidates: RouteCandidate[] } {
+  const what = (target.tool.title ?? target.tool.name.replace(/_/g, " ")).toLowerCase();
+  const verb = "verb" in act ? act.verb : what.split(" ")[0];
+  return {
+    decision: "ambiguous",
+    message: `Do you want me to ${what} (${target.agent}.${target.tool.name})? I change something only when asked to do it, e.g. "Please ${verb} …"; nothing was changed. If you are asking about it, please ask it as a question.`,
+    candidates: [{ agent: target.agent, score: 0, confidence: 0 }],
+  };
+}
+
+/**
+ * The best candidate; for a request to act, the best tool that does the action asked for (a
+ * request to raise a ticket is not answered by listing tickets), when one fits at all.
+ */
+function preferAsked<T extends { candidate: Candidate; score: number }>(ranked: readonly T[], act: SpeechAct): T | undefined {
+  if (act.kind === "request") {
+    const acting = ranked.find((r) => r.candidate.kind === "tool" && r.candidate.target.sideEffect);
+    if (acting && acting.score >= MIN_TOOL_SCORE) return acting;
+  }
+  return ranked[0];
+}
+
 /** A clause handed to one agent's `ask`, in the user's words. */
 function askAgent(
   b: Builder,
@@ -425,6 +580,119 @@ function readAttribute(
   };
 }
 
+function byIdWord(v: string, clause: string): boolean {
+  return clause.split(/[\s,;?!.:]+/).includes(v);
+}
+
+/** Tools with a required parameter whose id pattern a word of the clause has. */
+function takesStatedId(model: MeshModel, clause: string): Target[] {
+  const words = clause
+    .split(/[\s,;?!:]+/)
+    .map((w) => w.replace(/[.'’]+$/, ""))
+    .filter((w) => /\d/.test(w) && /[A-Za-z]/.test(w));
+  if (words.length === 0) return [];
+  return model.targets.filter((t) =>
+    t.required.some((r) => {
+      const re = idPattern(t.properties[r]);
+      return re !== undefined && words.some((w) => re.test(w));
+    }),
+  );
+}
+
+/**
+ * The fields of a tool's output the clause asks for ("when was … bought" → `purchased`, "the
+ * status of …" → `status`): output-schema leaves (one level into objects and list items) whose
+ * name or description shares a word with the clause, the tool's own name words set aside.
+ */
+function resultFields(target: Target, content: readonly string[], about: string | undefined): { fields?: string[][]; about?: string } {
+  // Words the tool's name says, and enum values (filters the arguments took), are not fields asked for.
+  const enums = Object.values(target.properties).flatMap((p) => (p.enum ?? []).map((v) => String(v).replace(/_/g, " ")));
+  const own = new Set(tokenize(`${target.tool.name.replace(/_/g, " ")} ${target.tool.title ?? ""} ${enums.join(" ")}`));
+  const said = tokenize(expand(content.join(" ")));
+  const enumWords = new Set(tokenize(enums.join(" ")));
+  const out = (target.tool.outputSchema ?? {}) as {
+    properties?: Record<
+      string,
+      {
+        properties?: Record<string, { description?: string }>;
+        items?: { properties?: Record<string, { description?: string }> };
+        description?: string;
+      }
+    >;
+  };
+  const leaves: { path: string[]; words: string[] }[] = [];
+  for (const [k, v] of Object.entries(out.properties ?? {})) {
+    const inner = v.properties ?? v.items?.properties;
+    if (!inner) leaves.push({ path: [k], words: tokenize(`${words(k)} ${v.description ?? ""}`) });
+    else for (const [f, fs] of Object.entries(inner)) leaves.push({ path: [k, f], words: tokenize(`${words(f)} ${fs.description ?? ""}`) });
+  }
+  // Scored by how often the clause (with its thesaurus words) says each of the field's words.
+  const match = (asked: string[], from = leaves) => {
+    const scored = from
+      .map((l) => ({ ...l, score: [...new Set(l.words)].reduce((n, w) => n + asked.filter((a) => a === w).length, 0) }))
+      .filter((l) => l.score > 0);
+    const best = Math.max(0, ...scored.map((l) => l.score));
+    return scored.filter((l) => l.score === best).map((l) => l.path);
+  };
+  // The tool's own name words first set aside ("ticket" is not the field asked for), unless only they name one ("net" of compute_net_pay).
+  let fields = match(said.filter((t) => !own.has(t)));
+  if (fields.length === 0)
+    fields = match(
+      said.filter((t) => !enumWords.has(t)),
+      leaves.filter((l) => l.path.length === 1),
+    );
+  return { ...(fields.length ? { fields } : {}), ...(about ? { about } : {}) };
+}
+
+/**
+ * A comparison the clause asks for, read with wink-nlp: a comparative or superlative ("more",
+ * "higher", "the most", "less", "lowest"): which end is asked for.
+ */
+function comparison(clause: string): "max" | "min" | undefined {
+  for (const t of wordsOf(clause)) {
+    if (!["ADJ", "ADV"].includes(t.pos)) continue;
+    if (/^(less|fewer|least|lower|lowest|smaller|smallest|cheaper|cheapest|shorter|shortest)$/.test(t.normal)) return "min";
+    if (/^(more|most)$/.test(t.normal) || (t.lemma !== t.normal && /(er|est)$/.test(t.normal))) return "max";
+  }
+  return undefined;
+}
+
+/**
+ * A weak fit: no word of the clause (with what the thesaurus adds) that names a thing is a word
+ * of the tool, while one is a word of another agent's tools ("hire" of hr's records, asked with
+ * finance's "newest expenses").
+ */
+function weakFit(model: MeshModel, target: Target, content: readonly string[]): boolean {
+  const nouns = wordsOf(content.join(" ")).filter((t) => t.pos === "NOUN");
+  if (nouns.length === 0) return false;
+  // Words that order a list ("newest") say nothing of what is listed.
+  const topical = content.filter((w) => !SELECTORS.some((x) => x.re.test(w)));
+  if (tokenize(expand(topical.join(" "))).some((w) => target.terms.has(w))) return false;
+  const elsewhere = model.targets.filter((t) => t.agent !== target.agent);
+  return nouns.some((n) =>
+    tokenize(n.normal).some(
+      (w) =>
+        elsewhere.some((t) => t.terms.has(w)) ||
+        model.attributes.some((a) => a.agent !== target.agent && tokenize(words(a.field)).includes(w)),
+    ),
+  );
+}
+
+/** What the mesh holds about things of a type, by agent: its record's fields and the tools that read it. */
+function heldAbout(model: MeshModel, type: string): string {
+  const byAgent = new Map<string, Set<string>>();
+  const add = (agent: string, what: string) => (byAgent.get(agent) ?? byAgent.set(agent, new Set()).get(agent)!).add(what);
+  for (const a of model.attributes) if (a.type === type) add(a.agent, words(a.field));
+  for (const t of model.targets)
+    if (
+      !t.sideEffect &&
+      t.entityParams.some((p) => p.type === type) &&
+      !model.attributes.some((a) => a.tool === t.tool.name && a.agent === t.agent)
+    )
+      add(t.agent, (t.tool.title ?? t.tool.name.replace(/_/g, " ")).toLowerCase());
+  return [...byAgent].map(([agent, what]) => `${agent}: ${[...what].slice(0, 10).join(", ")}`).join("; ");
+}
+
 /** What a tool still needs to be called, said with what each argument is. */
 function needs(target: Target, missing: { name: string; description?: string }[]): string {
   const what = missing.map((m) => `${m.name}${m.description ? ` (${m.description})` : ""}`).join(", ");
@@ -467,19 +735,42 @@ function words(field: string): string {
     .toLowerCase();
 }
 
+/**
+ * Whether a message asks the mesh to act in any of its clauses (speechAct.ts): the only messages
+ * for which a tool that changes state may be planned, offered to a model, or confirmed.
+ */
+export function asksToAct(message: string): boolean {
+  return splitClauses(message).some((c) => speechAct(c).kind === "request");
+}
+
+/**
+ * A learner's question order, as a question: "How I can get…", "Where I find…" (no inversion,
+ * no auxiliary) is "How can I get…", "Where can I find…".
+ */
+export function questionOrder(clause: string): string {
+  return clause.replace(
+    /^(\s*)(how|where|when)\s+(i|we)\s+(?:(can|could|should|may)\s+)?(?!am\b|was\b|will\b|do\b|did\b)(\w+)/i,
+    (_m, sp: string, wh: string, who: string, modal: string | undefined, verb: string) => `${sp}${wh} ${modal ?? "can"} ${who} ${verb}`,
+  );
+}
+
 /** Splits "X and how many…", "…, and what is…" into the questions they are. */
 export function splitClauses(question: string): string[] {
-  return question
-    .split(
-      /[?;]\s+|,?\s+and\s+(?=(?:what|how|who|where|when|which|whose|is|are|does|do|did|the|his|her|their|its|also|then|book|file|submit)\b)|,\s+(?=(?:what|how|who|where|when|which)\b)/i,
-    )
-    .map((c) =>
-      c
-        .trim()
-        .replace(/^and\s+/i, "")
-        .replace(/[?.!]+$/, ""),
-    )
-    .filter((c) => c.length > 0);
+  return (
+    question
+      // A question mark stays with its clause (it is part of the sentence's form: speechAct.ts).
+      .split(
+        /(?<=\?)\s+|;\s+|(?<=[a-z0-9)])\.\s+(?=[A-Z])|,?\s+and\s+(?=(?:what|how|who|where|when|which|whose|is|are|does|do|did|the|his|her|their|its|also|then|book|file|submit)\b)|,\s+(?=(?:what|how|who|where|when|which|(?:can|could|would|will) you|please)\b)/i,
+      )
+      .map((c) =>
+        c
+          .trim()
+          .replace(/^and\s+/i, "")
+          .replace(/[.!]+$/, "")
+          .replace(/\s*\?+$/, "?"),
+      )
+      .filter((c) => c.replace(/\?$/, "").length > 0)
+  );
 }
 
 interface Mention {
@@ -490,22 +781,39 @@ interface Mention {
 
 /** Lowercase tokens with each entity mention (and pronoun) as one ⟨n⟩ token, possessive 's split off. */
 function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { tokens: string[]; mentions: Map<number, Mention> } {
-  let text = ` ${clause.replace(/[’`]/g, "'")} `;
+  // "What's", "whats", "who's": "what is" (not a possessive).
+  let text = ` ${clause.replace(/[’`]/g, "'").replace(/\b(what|who|where|how|when|that|there|here)(?:'s|s)(?=\s)/gi, "$1 is")} `;
   const found: Entity[] = [];
+  text = correctNames(model, text, found);
   const lower = () => text.toLowerCase();
   for (const s of model.surfaces) {
     if (s.text.length < 2) continue;
     // Single words must be capitalised in the question (a first name, "Legal"), not any "legal".
-    const re = new RegExp(`(?<=[^\\p{L}\\p{N}])${escape(s.text)}(?=[^\\p{L}\\p{N}])`, "giu");
+    // A possessive without its apostrophe ("Bob Okafors manager", typed on a phone) is one too.
+    const re = new RegExp(`(?<=[^\\p{L}\\p{N}])${escape(s.text)}(s?)(?=[^\\p{L}\\p{N}])`, "giu");
     let m: RegExpExecArray | null;
     while ((m = re.exec(lower())) !== null) {
       const original = text.slice(m.index, m.index + s.text.length);
       if (!s.text.includes(" ") && !/^[A-Z0-9]/.test(original)) continue;
+      // "…s" as a possessive only for a full name (not "Legals", not a first name that is a word).
+      if (m[1] && !s.text.includes(" ")) continue;
       const n = found.length;
       found.push(s.entity);
-      text = `${text.slice(0, m.index)} ⟨${n}⟩ ${text.slice(m.index + s.text.length)}`;
+      text = `${text.slice(0, m.index)} ⟨${n}⟩ ${m[1] ? "'s " : ""}${text.slice(m.index + m[0].length)}`;
       re.lastIndex = 0;
     }
+  }
+  // Ids of a kind no vocabulary lists, by the shape a tool's parameter gives ("HD-2004": a ticket).
+  text = text.replace(/(?<=\s)([\p{L}\p{N}][\p{L}\p{N}_-]*\p{N}[\p{L}\p{N}_-]*)(?=[\s,;:?!.]*\s)/gu, (word: string) => {
+    const e = word.includes("⟨") ? undefined : model.idEntity(word);
+    if (!e) return word;
+    found.push(e);
+    return ` ⟨${found.length - 1}⟩ `;
+  });
+  if (focus.me) {
+    found.push(focus.me.entity);
+    const me = `⟨${found.length - 1}⟩`;
+    text = text.replace(/\b(my|mine)\b/gi, ` ${me} 's `).replace(/\b(me|I)\b/g, ` ${me} `);
   }
   if (focus.personal) text = text.replace(PERSONAL_POSSESSIVE, " ⟨p⟩ 's ").replace(PERSONAL, " ⟨p⟩ ");
   if (focus.last) text = text.replace(POSSESSIVE, " ⟨f⟩ 's ").replace(PRONOUN, " ⟨f⟩ ");
@@ -516,6 +824,12 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:report|answer)s? to\b/gi, "$1 's manager")
     // "who manages X" is X's manager (the relation said as its verb).
     .replace(/\bwho (?:manages|supervises|oversees) (?=the |⟨)/gi, "the manager of ")
+    // "who does X manage", "the people X manages": X's reports.
+    .replace(/\bwho (?:does|do|did) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manage|supervise|oversee|lead)\b/gi, "$1 's reports")
+    .replace(
+      /\b(?:the )?(?:people|employees|staff|ones) (⟨\w+⟩(?: 's [a-z-]+)*) (?:manages|supervises|oversees|leads)\b/gi,
+      "$1 's reports",
+    )
     .replace(/\b(?:who )?(?:reports?|reporting|works?|working) (?:directly )?(?:to|for|under) (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
     // "who sits under X", "who is under X" (not "is for X": an expense may be for someone).
     .replace(/\b(?:who )?(?:sits?|sitting|is|are) (?:directly )?under (⟨\w+⟩(?: 's [a-z-]+)*)/gi, "$1 's reports")
@@ -528,6 +842,7 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     .map((t) => t.replace(/^'(?!s$)|'$/g, ""))
     .filter(Boolean)
     .map((t) => SYNONYM[t] ?? t);
+  linkByVerb(model, tokens, found);
   const mentions = new Map<number, Mention>();
   tokens.forEach((t, i) => {
     const m = /^⟨(\d+|f|p)⟩$/.exec(t);
@@ -537,6 +852,88 @@ function tokenizeClause(model: MeshModel, clause: string, focus: Focus): { token
     else mentions.set(i, { token: i, entity: found[Number(m[1])]! });
   });
   return { tokens, mentions };
+}
+
+/**
+ * Names misspelt ("Wei Zang", "Ben Carterr's", "Enginering"): each one becomes a mention of the one
+ * vocabulary name within a small edit distance (fastest-levenshtein: 1, or 2 for ten letters or
+ * more), when exactly one thing is that close. Two words against full names first; one
+ * capitalised word (not the clause's first) against one-word names of six letters or more.
+ */
+function correctNames(model: MeshModel, text: string, found: Entity[]): string {
+  const words = text.split(" ");
+  const near = (written: string, parts: number): Entity | undefined => {
+    const limit = written.length >= 10 ? 2 : 1;
+    const close = model.surfaces.filter(
+      (x) =>
+        x.text.split(" ").length === parts &&
+        x.text.length >= 5 &&
+        Math.abs(x.text.length - written.length) <= limit &&
+        distance(x.text, written) <= limit,
+    );
+    if (close.some((x) => x.text === written)) return undefined;
+    const entities = new Set(close.map((x) => x.entity));
+    return entities.size === 1 ? close[0]!.entity : undefined;
+  };
+  const bare = (w: string) => w.replace(/'s$/i, "").replace(/[,;:?!.]+$/, "");
+  const tail = (w: string) => (/'s[,;:?!.]*$/i.test(w) ? " 's " : "") + (/[,;:?!.]+$/.exec(w)?.[0] ?? "");
+  const out: string[] = [];
+  let first = true;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (!/\p{L}/u.test(w)) {
+      out.push(w);
+      continue;
+    }
+    const pair = next && /^\p{L}/u.test(next) && !/[,;:?!.]$/.test(w) ? near(`${w} ${bare(next)}`.toLowerCase(), 2) : undefined;
+    if (pair && /^\p{Lu}/u.test(w) === /^\p{Lu}/u.test(next!)) {
+      found.push(pair);
+      out.push(`⟨${found.length - 1}⟩${tail(next!)}`);
+      i++;
+    } else {
+      const one = !first && /^\p{Lu}/u.test(w) && bare(w).length >= 6 ? near(bare(w).toLowerCase(), 1) : undefined;
+      if (one) {
+        found.push(one);
+        out.push(`⟨${found.length - 1}⟩${tail(w)}`);
+      } else out.push(w);
+    }
+    first = false;
+  }
+  return out.join(" ");
+}
+
+/** Words for "the person" in "the person who raised HD-2004". */
+const SOMEONE = /^(person|employee|one|colleague|people|someone|somebody|guy|user|requester)$/;
+
+/**
+ * A link said as its verb: "the person who raised ⟨HD-2004⟩" and "whoever opened ⟨…⟩" are
+ * "⟨…⟩ 's requester", "who raised ⟨…⟩" is "who is ⟨…⟩ 's requester", when a link from that kind
+ * of thing is said with that verb (model.ts: what tools say of the parameter). Rewrites tokens.
+ */
+function linkByVerb(model: MeshModel, tokens: string[], found: readonly Entity[]): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const m = /^⟨(\d+)⟩$/.exec(tokens[i]!);
+    const type = m ? found[Number(m[1])]?.type : undefined;
+    if (!type) continue;
+    let j = i - 1;
+    if (tokens[j] === type || tokens[j] === `${type}s`) j--;
+    if (tokens[j] === "the" || tokens[j] === "a") j--;
+    const verb = tokens[j];
+    if (!verb) continue;
+    const relation = model.relations.find((r) => r.from === type && r.record && r.words.includes(stem(lemmaOf(verb))));
+    if (!relation) continue;
+    const said = [tokens[i]!, "'s", relation.name];
+    if (tokens[j - 1] === "whoever") tokens.splice(j - 1, i - j + 2, ...said);
+    else if (tokens[j - 1] === "who" || tokens[j - 1] === "that") {
+      let k = j - 1;
+      if (SOMEONE.test(tokens[k - 1] ?? "")) {
+        k--;
+        if (tokens[k - 1] === "the") k--;
+        tokens.splice(k, i - k + 1, ...said);
+      } else if (k === 0) tokens.splice(0, i + 1, "who", "is", ...said);
+    }
+  }
 }
 
 function escape(s: string): string {
@@ -690,13 +1087,19 @@ function range(start: number, len: number): number[] {
 /** Builds steps, sharing one call between parts that need the same thing. */
 class Builder {
   private readonly steps: Step[];
-  constructor(steps: Step[]) {
+  /** "Today", for relative dates. */
+  readonly now: Date;
+  /** Statements of the message beside its request ("I need a new charger"): what a free-text field says. */
+  readonly context: string[] = [];
+  constructor(steps: Step[], now: Date) {
     this.steps = steps;
+    this.now = now;
   }
 
   call(agent: string, tool: string, args: Record<string, Arg>, why: string, sideEffect = false): string {
     const key = JSON.stringify([agent, tool, args]);
-    const same = this.steps.find((s) => JSON.stringify([s.agent, s.tool, s.args]) === key && !sideEffect);
+    // The same call twice in one plan is one call; for a change too (one message books once).
+    const same = this.steps.find((s) => JSON.stringify([s.agent, s.tool, s.args]) === key);
     if (same) return same.id;
     const id = `s${this.steps.length + 1}`;
     const after = [...new Set(Object.values(args).flatMap((a) => (typeof a === "object" ? [a.$ref.step] : [])))];
@@ -721,7 +1124,13 @@ class Builder {
         `find ${subject.label}'s ${relation.name}`,
       );
       const field = relation.dateFields[0];
-      const ref: Ref = { step, path: relation.path, ...(pick && field ? { pick: { field, order: pick } } : {}) };
+      let ref: Ref = { step, path: relation.path, ...(pick && field ? { pick: { field, order: pick } } : {}) };
+      // A link that ends in an id: read that thing's record, to name it and go on from it.
+      if (relation.record) {
+        const r = relation.record;
+        const read = this.call(r.agent, r.tool, { [r.param]: { $ref: ref } }, `read the ${r.type} ${subject.label}'s ${relation.name} is`);
+        ref = { step: read, path: [r.path[0]!] };
+      }
       const label = `${subject.label}'s ${pick ? `${pick === "max" ? "newest" : "longest-serving"} ${words(relation.label).replace(/s$/, "")}` : words(relation.label)}`;
       subject = { type: relation.to, label, ref, list: relation.list && !pick };
       hops.push({ label, subject });
@@ -740,16 +1149,21 @@ function fill(
   b: Builder,
 ): { args: Record<string, Arg> } | { missing: { name: string; description?: string }[] } {
   const args: Record<string, Arg> = {};
-  const expanded = expand(clause).toLowerCase();
-  const dates = [...clause.matchAll(ISO_DATE)].map((m) => m[1]!);
-  const duration = DURATION.exec(clause);
-  const days = duration ? (WORD_NUMBERS[duration[1]!.toLowerCase()] ?? Number(duration[1])) : undefined;
-  const withoutDates = clause
-    .replace(ISO_DATE, " ")
-    .replace(DURATION, " ")
-    .replace(/\b[A-Z]\d{3,}\b/g, " ");
-  const numbers = [...withoutDates.matchAll(/(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])/g)].map((m) => Number(m[1]));
+  const expanded = expand(clause).toLowerCase().replace(/_/g, " ");
+  // Dates by chrono-node ("2026-12-21", "next Monday", "December 21 to 24"); amounts by
+  // wink-nlp ("1,500 USD", "$2k"), once dates, durations and ids are set aside.
+  const spans = dates(clause, b.now);
+  const days = (() => {
+    const d = DURATION.exec(clause);
+    return d ? (WORD_NUMBERS[d[1]!.toLowerCase()] ?? Number(d[1])) : undefined;
+  })();
+  let plain = clause.replace(DURATION, " ").replace(/\b[A-Z]+-?\d{3,}\b/g, " ");
+  for (const s of spans) plain = plain.replace(s.text, " ");
+  const numbers = amounts(plain).map((a) => a.value);
+  const start = spans[0]?.start;
+  const end = spans[0]?.end ?? spans[1]?.start;
   let subjectUsed = false;
+  const free: string[] = [];
   for (const [name, s] of Object.entries(target.properties)) {
     const ep = target.entityParams.find((p) => p.param === name);
     if (ep) {
@@ -763,16 +1177,19 @@ function fill(
       continue;
     }
     if (s.enum) {
-      const hit = s.enum.find((v) => typeof v === "string" && new RegExp(`\\b${escape(v.toLowerCase())}`).test(expanded));
+      // Enum values as words ("in_progress" is "in progress"), whether the parameter is required or a filter.
+      const hit = s.enum.find(
+        (v) => typeof v === "string" && new RegExp(`\\b${escape(v.toLowerCase().replace(/_/g, " "))}`).test(expanded),
+      );
       if (hit !== undefined) args[name] = hit as string;
       continue;
     }
     if (/date/i.test(name) && (s.type === "string" || s.pattern)) {
-      if (/^(start|from|first)/i.test(name) && dates[0]) args[name] = dates[0];
+      if (/^(start|from|first)/i.test(name) && start) args[name] = start;
       else if (/^(end|to|until|last)/i.test(name)) {
-        if (dates[1]) args[name] = dates[1];
-        else if (dates[0]) args[name] = addWorkingDays(dates[0], (days ?? 1) - 1);
-      } else if (dates[0]) args[name] = dates[0];
+        if (end) args[name] = end;
+        else if (start) args[name] = addWorkingDays(start, (days ?? 1) - 1);
+      } else if (start) args[name] = start;
       continue;
     }
     if ((s.type === "number" || s.type === "integer") && target.required.includes(name) && numbers.length > 0) {
@@ -780,7 +1197,7 @@ function fill(
       continue;
     }
     if (s.type === "string" && s.pattern) {
-      // A value whose shape the schema gives (a month "2026-12"): the question's word of that shape.
+      // A value whose shape the schema gives (a month "2026-12", a ticket "HD-2001"): the question's word of that shape.
       let re: RegExp | undefined;
       try {
         re = new RegExp(s.pattern);
@@ -794,16 +1211,27 @@ function fill(
       }
     }
     if (s.type === "string" && target.required.includes(name)) {
-      if (name === target.search) args[name] = subject && "entity" in subject ? subject.entity.name : clause.replace(/[?!.]+$/, "");
-      else if (/description|what|reason|note/i.test(name)) args[name] = clause.trim().slice(0, 500);
+      if (name === target.search)
+        args[name] = subject ? ("entity" in subject ? subject.entity.name : b.arg(subject)) : clause.replace(/[?!.]+$/, "");
+      else if (!s.pattern && !("format" in s)) free.push(name);
     }
   }
+  // A required free-text parameter, whatever its name (description, summary, reason, note…): the
+  // question's own words for it ("…: the screen flickers", "…because the VPN drops").
+  if (free.length === 1) args[free[0]!] = freeText(clause, b.context);
   const missing = target.required
     .filter((r) => args[r] === undefined)
     .map((r) => ({ name: r, description: target.properties[r]?.description }));
   return missing.length
     ? { missing: missing.map((m) => (m.description ? { name: m.name, description: m.description } : { name: m.name })) }
     : { args };
+}
+
+/** What a free-text field says: the words after a colon or a "because", else the whole clause. */
+function freeText(clause: string, context: readonly string[] = []): string {
+  const text = clause.trim().replace(/[?!.]+$/, "");
+  const said = /:\s*(.{3,})$/.exec(text)?.[1] ?? /\b(?:because|since|saying|as)\s+(.{3,})$/i.exec(text)?.[1];
+  return (said ?? (context.length ? context.join(". ") : text)).trim().slice(0, 300);
 }
 
 /** The date `n` working days (Monday-Friday) after `iso`. */

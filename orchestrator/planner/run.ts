@@ -227,8 +227,15 @@ async function renderPart(
   if (part.kind === "ask") {
     const o = await outcome(part.step);
     if (!o.ok) return { text: `${part.agent} could not answer "${part.clause}": ${o.error}`, problem: o.error };
-    const answer = (o.structured as { answer?: unknown } | undefined)?.answer;
-    return { text: typeof answer === "string" ? answer : resultText(o.result) };
+    const { answer, sources } = (o.structured ?? {}) as { answer?: unknown; sources?: unknown };
+    const text = typeof answer === "string" ? answer : resultText(o.result);
+    // An agent that answers from none of its sources (its help text, "the documents do not
+    // cover that") did not answer: said so, not passed off as the answer.
+    if (Array.isArray(sources) && sources.length === 0) {
+      const problem = `${part.agent} has no answer from its data`;
+      return { text: `${part.agent} could not answer "${part.clause}" from its data. It says: ${text}`, problem };
+    }
+    return { text };
   }
   const hops = await renderHops(part.hops, outcome);
   const focus = focusOf(hops.last, hops.type);
@@ -251,13 +258,87 @@ async function renderPart(
   let problem: string | undefined;
   for (const id of part.steps) {
     const o = await outcome(id);
-    if (o.ok) texts.push(resultText(o.result));
+    if (o.ok) texts.push(renderResult(o.result, o.structured, part));
     else {
       problem = o.error;
       texts.push(`Could not answer "${part.clause}": ${o.error}`);
     }
   }
+  if (part.compare && !problem) texts.push(await compared(part, outcome));
   return { text: [...hops.lines, ...texts].join("\n"), ...(problem ? { problem } : {}), ...(focus ? { focus } : {}) };
+}
+
+/** "Bob Okafor has the highest net: 11813.18 (Carmen Alvarez: 10328.36)." */
+async function compared(part: Extract<Part, { kind: "result" }>, outcome: (step: string) => Promise<Outcome>): Promise<string> {
+  const path = part.fields![0]!;
+  const values: { label: string; value: number }[] = [];
+  for (const [i, id] of part.steps.entries()) {
+    const o = await outcome(id);
+    let v: unknown = o.ok ? o.structured : undefined;
+    for (const k of path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+    if (typeof v !== "number") return `I could not compare ${fieldWords(path.at(-1)!)}: ${part.compare!.labels[i]} has no number for it.`;
+    values.push({ label: part.compare!.labels[i] ?? id, value: v });
+  }
+  const sorted = [...values].sort((a, b) => (part.compare!.order === "max" ? b.value - a.value : a.value - b.value));
+  const [top, ...rest] = sorted;
+  const word = part.compare!.order === "max" ? "highest" : "lowest";
+  if (rest.some((r) => r.value === top!.value)) return `They have the same ${fieldWords(path.at(-1)!)}: ${top!.value}.`;
+  return `${top!.label} has the ${word} ${fieldWords(path.at(-1)!)}: ${top!.value} (${rest.map((r) => `${r.label}: ${r.value}`).join(", ")}).`;
+}
+
+/**
+ * A result in words. An agent that answers in sentences is quoted; one whose text is a raw
+ * record (JSON) is answered with the fields the question asked for, or its record's fields
+ * named, about whom or what the part asked.
+ */
+function renderResult(result: CallToolResult, structured: unknown, part: Extract<Part, { kind: "result" }>): string {
+  const text = resultText(result);
+  if (!/^\s*[[{]/.test(text) || !structured || typeof structured !== "object") return text;
+  const about = part.about ? `${part.about}'s ` : "";
+  const root = structured as Record<string, unknown>;
+  if (part.fields?.length) {
+    const lines = part.fields.map((path) => {
+      const [k, f] = path as [string, string | undefined];
+      const v = root[k];
+      const label = `${about}${fieldWords(k)}${f ? ` ${fieldWords(f)}` : ""}`;
+      if (Array.isArray(v) && f)
+        return `${capitalise(label)} (${v.length}): ${v.map((x) => `${firstScalar(x)} ${scalar((x as Record<string, unknown>)[f])}`).join("; ") || "none"}.`;
+      return `${capitalise(label)}: ${f ? scalar((v as Record<string, unknown> | undefined)?.[f]) : scalar(v)}.`;
+    });
+    return lines.join("\n");
+  }
+  return Object.entries(root)
+    .map(([k, v]) => {
+      if (Array.isArray(v)) return `${capitalise(`${about}${fieldWords(k)}`)} (${v.length}): ${v.map(record).join("; ") || "none"}.`;
+      return `${capitalise(`${about}${fieldWords(k)}`)}: ${record(v)}.`;
+    })
+    .join("\n");
+}
+
+function fieldWords(field: string): string {
+  return field
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/_/g, " ")
+    .toLowerCase();
+}
+
+function scalar(v: unknown): string {
+  if (v === undefined || v === null) return "none on record";
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+function firstScalar(v: unknown): string {
+  if (!v || typeof v !== "object") return scalar(v);
+  return String(Object.values(v).find((x) => typeof x === "string" || typeof x === "number") ?? "");
+}
+
+/** A record's scalar fields, named ("model: Dell XPS 15, os: Windows"). */
+function record(v: unknown): string {
+  if (!v || typeof v !== "object") return scalar(v);
+  return Object.entries(v)
+    .filter(([, x]) => x === null || typeof x !== "object")
+    .map(([k, x]) => `${fieldWords(k)}: ${scalar(x)}`)
+    .join(", ");
 }
 
 function focusOf(v: unknown, type: string | undefined): PlanRun["focus"] {

@@ -4,7 +4,7 @@
  * Each entry adds its words to a question that contains the key (matched on word stems).
  */
 export const THESAURUS: readonly (readonly [RegExp, string])[] = [
-  [/\btake[- ]home\b|\bafter (tax|deductions?)\b|\bearns?\b|\bpaid\b|\bwages?\b|\bsalary\b/, "net pay"],
+  [/\btakes?[- ]home\b|\bafter (tax|deductions?)\b|\bearns?\b|\bpaid\b|\bwages?\b|\bsalary\b/, "net pay"],
   [/\btax(es)?\b/, "income tax net pay"],
   [/\b(annual(ly)?|yearly|per year|a year|each year)\b/, "annual"],
   [/\b(monthly|per month|a month|each month)\b/, "monthly"],
@@ -18,8 +18,9 @@ export const THESAURUS: readonly (readonly [RegExp, string])[] = [
   [/\b(sick|ill|illness)\b/, "sick leave"],
   [/\b(left|remaining|still have|balance|taken|used)\b/, "remaining balance"],
   [/\b(book|schedule|put( .*)? down for|take|off on|off from)\b/, "request leave"],
-  [/\b(reimburs\w*|claim|file|expenses?|charge|spent|bought|paid for)\b/, "submit expense"],
-  [/\b(budget|cost cent(re|er)|allocation|allocated|over budget|used up|money)\b/, "budget remaining allocated spent"],
+  [/\b(reimburs\w*|claim|file|expenses?|charge|spent|paid for)\b/, "submit expense"],
+  [/\b(bought|buy|purchased?|acquired)\b/, "purchased purchase"],
+  [/\b(budget|cost cent(re|er)|allocation|allocated|over budget|used up|money|spend|spending)\b/, "budget remaining allocated spent"],
   [/\b(everyone|staff|people|employees|who works|headcount|members?)\b/, "employee directory"],
   [/\b(look ?up|details|profile|record)\b/, "directory record"],
   [/\b(rules?|guidelines?|allowed|permitted|am i allowed|can i|may i)\b/, "policy handbook"],

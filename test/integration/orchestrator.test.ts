@@ -115,6 +115,19 @@ describe("mesh ask", () => {
     expect((await ask("yes")).kind).not.toBe("confirm");
   });
 
+  it("a question never becomes a change, not even with --yes (issue 23): an amount in a budget question is not an expense", async () => {
+    // Expenses booked against Legal so far (each has an id in the call's JSON).
+    const expenses = async () =>
+      ((await mesh(["call", "finance.list_expenses", '{"department":"Legal"}', "--json", ...c])).stdout.match(/"expenseId"/g) ?? []).length;
+    const before = await expenses();
+    const r = await mesh(["ask", "Does the Legal budget cover a 1,500 USD course?", "--yes", "--json", ...c]);
+    expect(r.code, r.stderr).toBe(0);
+    const a = JSON.parse(r.stdout) as { kind: string; used: string[]; answer: string };
+    expect(a).toMatchObject({ kind: "answer", used: ["finance.get_budget"] });
+    expect(a.answer).toContain("1300 remaining");
+    expect(await expenses()).toBe(before);
+  });
+
   it("follows up on who the conversation is about", async () => {
     const session = `follow-${Date.now()}`;
     const first = await mesh(["ask", "Who is Rosa Moreno's manager?", "--session", session, ...c]);
@@ -361,6 +374,44 @@ describe("the LLM planner (an OpenAI-compatible endpoint, scripted)", () => {
     }
   });
 
+  it("for a question, the model is not offered the tools that change state, and confirm: true does not let one run (issue 23)", async () => {
+    const llm = await startScriptedLlm((req, i) => {
+      const names = (req.tools ?? []).map((t) => t.function.name);
+      if (i === 0) {
+        for (const n of ["finance__submit_expense", "hr__request_leave", "finance__run_payroll"])
+          if (names.includes(n)) throw new Error(`${n} offered for a question`);
+        if (!names.includes("finance__get_budget")) throw new Error(`get_budget not offered: ${names.join(", ")}`);
+        // A model that tries anyway gets "no such tool".
+        return {
+          calls: [
+            {
+              name: "finance__submit_expense",
+              args: { employee_id: "E1008", department: "Legal", category: "training", amount: 1500, description: "course" },
+            },
+          ],
+        };
+      }
+      if (i === 1) {
+        if (!String(req.messages.at(-1)!.content).includes('there is no tool "finance__submit_expense"'))
+          throw new Error(`tool result: ${JSON.stringify(req.messages.at(-1))}`);
+        return { calls: [{ name: "finance__get_budget", args: { department: "Legal" } }] };
+      }
+      return { content: "No: Legal has 1300 USD left, less than the 1,500 USD the course costs." };
+    });
+    try {
+      const orchestrator = new Orchestrator({
+        mesh: client,
+        sessions: new SessionStore(consul.client),
+        llm: { baseURL: llm.baseURL, apiKey: "test", model: "scripted" },
+      });
+      const r = await orchestrator.ask("Does the Legal budget cover a 1,500 USD course?", { confirm: true });
+      expect(r).toMatchObject({ kind: "answer", used: ["finance.get_budget"] });
+      if (r.kind === "answer") expect(r.explanation!.steps.map((s) => s.tool)).toEqual(["get_budget"]);
+    } finally {
+      await llm.close();
+    }
+  });
+
   it("mesh ask --llm-model/--llm-base-url plans with the model (--explain says so); a bad URL is a usage error", async () => {
     const llm = await startScriptedLlm((_req, i) =>
       i === 0
@@ -511,6 +562,12 @@ describe("the orchestrator as a running agent", () => {
       const done = (await client.callTool({ name: "ask", arguments: { question, confirm: true } })) as CallToolResult;
       expect(done.structuredContent).toMatchObject({ kind: "answer", used: ["hr.request_leave"] });
       expect((done.structuredContent as { answer: string }).answer).toMatch(/^Booked 1 working day\(s\) of sick leave for Wei Zhang/);
+      // confirm: true on a question changes nothing (issue 23): "open" in "open tickets" is not an action, nor is an amount an expense.
+      const asked2 = (await client.callTool({
+        name: "ask",
+        arguments: { question: "Would a 1,500 USD course fit in what is left of the Legal budget?", confirm: true },
+      })) as CallToolResult;
+      expect(asked2.structuredContent).toMatchObject({ kind: "answer", used: ["finance.get_budget"] });
     } finally {
       await client.close();
       // The next tests start their own orchestrator and expect one instance.
