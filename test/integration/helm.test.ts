@@ -212,10 +212,15 @@ describe("the Helm chart", () => {
   it("sets only environment variables the code reads", async () => {
     const source = (file: string) => [...readFileSync(join(ROOT, file), "utf8").matchAll(/env\[\s*"([A-Z0-9_]+)"\s*\]/g)].map((m) => m[1]!);
     const tracing = source("src/telemetry/tracing.ts");
+    // Every process reads Consul's settings through consulSettings (its variables are named in string literals there).
+    const consulVars = [...readFileSync(join(ROOT, "src/consul/settings.ts"), "utf8").matchAll(/"((?:CONSUL|MESH)_[A-Z0-9_]+)"/g)].map(
+      (m) => m[1]!,
+    );
+    expect(consulVars).toContain("CONSUL_HTTP_ADDR");
     const downward = ["HOST_IP", "POD_IP"]; // the downward API's values, used as $(HOST_IP) and $(POD_IP)
-    const agent = new Set([...Object.keys(AGENT_ENV), ...tracing, ...downward, FAILOVER_DCS_ENV]);
+    const agent = new Set([...Object.keys(AGENT_ENV), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
     const orchestrator = new Set([...agent, ...source("orchestrator/planner/llm.ts")]);
-    const gateway = new Set([...source("orchestrator/gateway/run.ts"), ...tracing, ...downward, FAILOVER_DCS_ENV]);
+    const gateway = new Set([...source("orchestrator/gateway/run.ts"), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
     expect(tracing).toContain("OTEL_EXPORTER_OTLP_ENDPOINT");
     expect(gateway).toContain("MESH_GATEWAY_TOKEN");
     for (const values of [undefined, CUSTOM.replace(/extraEnv:[\s\S]*$/, "")]) {
