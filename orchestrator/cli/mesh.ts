@@ -87,6 +87,10 @@ export async function requireAgent(session: MeshSession, name: string, deadline:
   } finally {
     clearTimeout(timer);
   }
+  // None healthy here: a failover datacenter's (MESH_FAILOVER_DCS) may serve its read-only tools.
+  const here = mesh.catalog.agent(name);
+  const remote = here && here.instances.length > 0 ? undefined : await mesh.failoverAgent(name).catch(() => undefined);
+  if (remote) return remote;
   const agent = mesh.catalog.agent(name);
   if (agent && agent.instances.length > 0) return agent;
   const failed = mesh.catalog.lastError;

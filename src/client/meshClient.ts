@@ -13,7 +13,8 @@ import { failovers } from "../telemetry/metrics.ts";
 import { currentHopParent, hopId, hopsOf, recordHops, type Hop } from "../telemetry/hops.ts";
 import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tracing.ts";
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
-import { Catalog, isToolmesh, type CatalogInstance } from "../discovery/catalog.ts";
+import { Catalog, isToolmesh, type CatalogAgent, type CatalogInstance } from "../discovery/catalog.ts";
+import { DatacenterFailover, FAILOVER_DCS_ENV, mayFailOver, parseFailoverDatacenters } from "../discovery/failover.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
 import { IDENTITY_META, identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
 import { currentIdentity } from "../http/principal.ts";
@@ -79,6 +80,11 @@ export interface MeshClientOptions {
   configure?: (client: Client) => void;
   /** An agent said one of its lists changed (its tools are fetched again first). */
   onListChanged?: (agent: string, list: ListKind) => void;
+  /**
+   * Other Consul datacenters to send read-only calls to, in order, when this one has no healthy
+   * instance of the agent (see discovery/failover.ts). @default MESH_FAILOVER_DCS, else none
+   */
+  failoverDatacenters?: readonly string[];
   logger?: Logger;
 }
 
@@ -149,6 +155,7 @@ export class MeshClient implements MeshCaller {
   private readonly picker: InstancePicker;
   private readonly logger: Logger;
   private readonly consulUrl: string;
+  private readonly failover: DatacenterFailover | undefined;
   /** What each agent kind said it is when its tool list was last fetched (serverInfo, capabilities). */
   private readonly identities = new Map<string, UpstreamIdentity>();
   private readonly identityKeyFor: IdentityKeyFor;
@@ -197,6 +204,18 @@ export class MeshClient implements MeshCaller {
       mode: options.catalogMode ?? "on-demand",
     });
     this.health = new InstanceHealth({ logger: options.logger, ...options.health });
+    const datacenters = options.failoverDatacenters ?? parseFailoverDatacenters(process.env[FAILOVER_DCS_ENV]);
+    this.failover =
+      datacenters.length > 0
+        ? new DatacenterFailover({
+            consul: options.consul,
+            datacenters,
+            fetchTools: async (instance, signal) =>
+              (await this.pool.use(instance, (c) => c.listTools(undefined, { signal }), signal)).tools,
+            ...(options.toolsTimeoutMs !== undefined ? { toolsTimeoutMs: options.toolsTimeoutMs } : {}),
+            logger: options.logger,
+          })
+        : undefined;
     // An instance that left the healthy set and is back is re-admitted at once.
     let known = new Set<string>();
     this.catalog.on("change", (event) => {
@@ -292,7 +311,7 @@ export class MeshClient implements MeshCaller {
     ctx = { ...ctx, deadline, ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) };
 
     // The deadline covers discovery too: a first call may wait for an agent's tool list.
-    const instances = await this.discover(agent, deadline, options.signal);
+    const { instances, datacenter } = await this.discover(agent, tool, deadline, options.signal);
     const pool = options.pool ?? this.pool;
     const { order, bypassBreakers } = placeCall(agent, instances, ctx.sessionId, this.health, this.picker, (id) => pool.inFlight(id));
     // The deadline as one timer, cleared when the call ends (AbortSignal.timeout would hold
@@ -305,8 +324,11 @@ export class MeshClient implements MeshCaller {
     const signal = options.signal ? AbortSignal.any([options.signal, deadlineCtl.signal]) : deadlineCtl.signal;
     // Safe to send again after a failure: the tool says so, or the call carries an
     // idempotency key that every instance deduplicates in shared state.
+    // (A call sent to another datacenter is read-only: discover() let no other through.)
     const repeatable =
-      this.repeatable(agent, tool) || (ctx.idempotencyKey !== undefined && instances.every((i) => i.meta["idempotency"] === "shared"));
+      datacenter !== undefined ||
+      this.repeatable(agent, tool) ||
+      (ctx.idempotencyKey !== undefined && instances.every((i) => i.meta["idempotency"] === "shared"));
     const call: Call = {
       agent,
       tool,
@@ -570,8 +592,16 @@ export class MeshClient implements MeshCaller {
     }
   }
 
-  /** The agent's usable instances, waiting for discovery no longer than the deadline. */
-  private async discover(agent: string, deadline: number, signal?: AbortSignal): Promise<CatalogInstance[]> {
+  /**
+   * The agent's usable instances, waiting for discovery no longer than the deadline: this
+   * datacenter's, else (for a read-only tool, with failover datacenters set) another's.
+   */
+  private async discover(
+    agent: string,
+    tool: string,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<{ instances: CatalogInstance[]; datacenter?: string }> {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -590,8 +620,12 @@ export class MeshClient implements MeshCaller {
       : undefined;
     try {
       const instances = await Promise.race([this.catalog.instances(agent), expired, ...(cancelled ? [cancelled] : [])]);
-      if (instances.length === 0) throw this.noInstance(agent);
-      return instances;
+      if (instances.length > 0) return { instances };
+      if (!this.failover) throw this.noInstance(agent);
+      const { found, tried } = await Promise.race([this.failover.lookup(agent), expired, ...(cancelled ? [cancelled] : [])]);
+      if (!found) throw this.noInstance(agent, ` None in the failover datacenters either (${tried.join("; ")}).`);
+      if (!mayFailOver(found.tools, tool)) throw this.failoverRefused(agent, tool, found.datacenter);
+      return { instances: found.instances, datacenter: found.datacenter };
     } finally {
       clearTimeout(timer);
     }
@@ -650,7 +684,40 @@ export class MeshClient implements MeshCaller {
     );
   }
 
-  private noInstance(agent: string): MeshError {
+  /**
+   * The agent as a failover datacenter has it (MESH_FAILOVER_DCS), for a caller that found no
+   * healthy instance here and needs its tools (the CLI's argument parsing): undefined when no
+   * failover datacenter is set or none has it. Calls to it still go through call(), which sends
+   * only read-only ones there.
+   */
+  async failoverAgent(agent: string): Promise<(CatalogAgent & { datacenter: string }) | undefined> {
+    const found = this.failover ? (await this.failover.lookup(agent)).found : undefined;
+    if (!found) return undefined;
+    return {
+      name: agent,
+      datacenter: found.datacenter,
+      tags: found.instances[0]?.tags ?? [],
+      instances: found.instances,
+      unusable: [],
+      tools: found.tools,
+      toolsHash: found.instances[0]?.meta["tools_hash"],
+      description: found.instances[0]?.meta["description"],
+      toolsError: undefined,
+    };
+  }
+
+  /** A state-changing call that only another datacenter could serve: refused, never sent. */
+  private failoverRefused(agent: string, tool: string, datacenter: string): MeshError {
+    return new MeshError(
+      "NO_HEALTHY_INSTANCE",
+      `No healthy instance of agent "${agent}" in this datacenter, and ${agent}.${tool} is not read-only, so it is not sent to ${datacenter}: ` +
+        `Consul KV (idempotency claims, bookings, task records) is per datacenter, and a state-changing call run there could neither be ` +
+        `deduplicated against this one's records nor seen by its readers. Nothing was sent. Start an instance of ${agent} here, or call it in ${datacenter} directly.`,
+      { retryable: false, details: { agent, tool, failoverDatacenter: datacenter, failoverRefused: "not read-only" } },
+    );
+  }
+
+  private noInstance(agent: string, more = ""): MeshError {
     const outage = this.catalog.lastError
       ? ` Consul is unreachable (${this.catalog.lastError}); the last-known catalog has none either.`
       : "";
@@ -664,7 +731,7 @@ export class MeshClient implements MeshCaller {
     }
     return new MeshError(
       "NO_HEALTHY_INSTANCE",
-      `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage} Start one (mesh serve ${agent}) or check "mesh agents".`,
+      `No healthy instance of agent "${agent}" is registered in Consul at ${this.consulUrl}.${outage}${more} Start one (mesh serve ${agent}) or check "mesh agents".`,
       { retryable: true, details: { agent } },
     );
   }

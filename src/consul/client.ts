@@ -101,6 +101,8 @@ export interface BlockingOptions extends CallOptions {
   index?: string;
   /** Consul's max wait, e.g. "30s". @default "30s" */
   wait?: string;
+  /** Ask another datacenter (Consul's `?dc=`, through the local agent and the WAN); unset: the local one. */
+  dc?: string;
 }
 
 export interface KvEntry {
@@ -633,8 +635,9 @@ function pause(attempt: number, signal?: AbortSignal): Promise<void> {
 }
 
 function blockingParams(options: BlockingOptions): Record<string, string> {
-  if (!options.index || options.index === "0") return {};
-  return { index: options.index, wait: options.wait ?? "30s" };
+  const dc: Record<string, string> = options.dc ? { dc: options.dc } : {};
+  if (!options.index || options.index === "0") return dc;
+  return { ...dc, index: options.index, wait: options.wait ?? "30s" };
 }
 
 /** A blocking query may legitimately take `wait` (+ Consul's jitter of wait/16) to answer. */

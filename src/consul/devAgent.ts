@@ -63,6 +63,14 @@ export interface DevConsulOptions {
    * Created if missing. @default undefined (a -dev agent)
    */
   dataDir?: string;
+  /** Its datacenter's name. @default "dc1" (Consul's) */
+  datacenter?: string;
+  /**
+   * Join these servers over the WAN (their serf WAN port, 8302, on their bind address): two
+   * agents with different `datacenter`s become two datacenters that can query each other
+   * (`?dc=`). Unset: the WAN port is off.
+   */
+  joinWan?: readonly string[];
 }
 
 export interface DevConsul {
@@ -105,8 +113,8 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
     "-1",
     "-grpc-tls-port",
     "-1",
-    "-serf-wan-port",
-    "-1",
+    ...(options.datacenter ? ["-datacenter", options.datacenter] : []),
+    ...(options.joinWan ? options.joinWan.flatMap((a) => ["-retry-join-wan", a]) : ["-serf-wan-port", "-1"]),
     "-hcl",
     "disable_update_check = true",
     ...(options.hcl ? ["-hcl", options.hcl] : []),
