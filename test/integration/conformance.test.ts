@@ -262,7 +262,16 @@ describe("2025-11-25 SSE polling (SEP-1699) through the passthrough", () => {
     while (!/^id: (.+)$/m.test(seen)) seen += (await reader.read()).value ?? "";
     const lastEventId = /^id: (.+)$/m.exec(seen)![1]!.trim();
     cut.abort();
-    const resumed = await fetch(url, { method: "GET", headers: { accept: "text/event-stream", ...session, "last-event-id": lastEventId } });
+    // Until the gateway has seen the cut, the stream is still attached (409): a client retries after `retry` ms.
+    let resumed!: Response;
+    await eventually(
+      async () => {
+        resumed = await fetch(url, { method: "GET", headers: { accept: "text/event-stream", ...session, "last-event-id": lastEventId } });
+        if (resumed.status === 409) await resumed.body?.cancel();
+        return resumed.status !== 409;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: "the cut stream released" },
+    );
     expect(resumed.status).toBe(200);
     const events = resumed.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";

@@ -515,9 +515,11 @@ describe("a keyed --task call, repeated", () => {
       // The gateway serves /agents/jobs/mcp once its catalog has a healthy jobs instance. Earlier tests
       // restart Consul empty: the gateway's blocking watch may wait out its 30 s before it sees the new
       // Consul's lower index (a known limit, in the README).
-      await eventually(async () => (await rpc(url, "tools/list", {})).result !== undefined, {
+      // An answer is not enough: the passthrough lists no tools while its catalog has no healthy jobs.
+      const listed = async () => ((await rpc(url, "tools/list", {})).result?.["tools"] as { name: string }[] | undefined) ?? [];
+      await eventually(async () => (await listed()).some((t) => t.name === "protocol_error_job"), {
         timeoutMs: 45_000,
-        what: `${url} answering`,
+        what: `${url} offering protocol_error_job`,
       });
       const call = {
         name: "protocol_error_job",
