@@ -320,16 +320,24 @@ export class ConsulClient {
    * `value: undefined` with the index to wait on.
    */
   async kvGetBlocking(key: string, options: BlockingOptions = {}): Promise<Blocking<KvEntry | undefined>> {
-    const [res, body] = await this.kv("get", key, () =>
+    const res = await this.kv("get", key, () =>
       this.call(
         `watch key "${key}"`,
-        loose((o) => this.consul.kv.get(o)),
-        { key, ...blockingParams(options) },
+        // Stale like discovery: a hot-reloaded document may lag the leader by max_stale, never stop.
+        { method: "GET", path: kvPath(key), query: this.discoveryQuery(options) },
+        blockingRetry(options),
         blockingCall(options),
+        [404],
       ),
     );
-    const item = body && typeof body === "object" ? (body as { Value?: string | null; ModifyIndex: number }) : undefined;
-    return { value: item ? { value: item.Value ?? "", modifyIndex: item.ModifyIndex } : undefined, index: consulIndex(res) };
+    const item =
+      res.status !== 404 && Array.isArray(res.body)
+        ? (res.body[0] as { Value?: string | null; ModifyIndex: number } | undefined)
+        : undefined;
+    const value = item
+      ? { value: item.Value ? Buffer.from(item.Value, "base64").toString("utf8") : "", modifyIndex: item.ModifyIndex }
+      : undefined;
+    return { value, index: consulIndex(res) };
   }
 
   /**
