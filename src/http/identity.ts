@@ -103,7 +103,10 @@ export class IdentityVerifier {
   check(meta: Record<string, unknown> | undefined, now = Date.now()): IdentityCheck {
     const value = meta?.[IDENTITY_META];
     if (value === undefined) return undefined;
-    if (!this.enabled) return { ok: false, reason: `${this.agent} holds no mesh token to check an identity with` };
+    // An agent that holds no mesh token authenticates nobody: anyone may call it unsigned, so an
+    // assertion it cannot check grants nothing and takes nothing away. It is ignored (the call runs
+    // for no one in particular), not refused: a gateway that has a token can still use such agents.
+    if (!this.enabled) return undefined;
     if (typeof value !== "string" || value.length > MAX_ASSERTION_LENGTH || !value.startsWith(IDENTITY_ASSERTION_PREFIX))
       return { ok: false, reason: `${IDENTITY_META} is not a ${IDENTITY_ASSERTION_PREFIX} assertion` };
     const cut = value.lastIndexOf(".");
