@@ -14,6 +14,8 @@ const GATEWAY = fileURLToPath(new URL("../../orchestrator/gateway/main.ts", impo
 const EVERYTHING = fileURLToPath(new URL("../fixtures/everythingAgent.ts", import.meta.url));
 const TASKS = "io.modelcontextprotocol/tasks";
 
+/** The outages here are Consul killed outright: a shortened leader-retry budget (default 20 s) keeps each within its test's time. */
+const OUTAGE = { env: { MESH_CONSUL_RETRY_MS: "3000" } };
 let consul: TestConsul;
 let gateway: TestAgent;
 const finance: TestAgent[] = [];
@@ -22,7 +24,7 @@ let hr: TestAgent;
 beforeAll(async () => {
   consul = await startTestConsul();
   [hr] = await Promise.all([spawnAgent("hr", consul.address)]);
-  finance.push(...(await Promise.all([spawnAgent("finance", consul.address), spawnAgent("finance", consul.address)])));
+  finance.push(...(await Promise.all([spawnAgent("finance", consul.address, OUTAGE), spawnAgent("finance", consul.address, OUTAGE)])));
   await eventually(async () => (await consul.client.healthService("finance", { passing: true })).value.length === 2, {
     timeoutMs: 5_000,
     what: "two finance replicas passing",
@@ -352,7 +354,7 @@ function noInternals(text: string): void {
 describe("task ids, and a Consul that fails under running tasks", () => {
   // Two live finance replicas (a test above SIGKILLs one).
   beforeAll(async () => {
-    for (const [i, f] of finance.entries()) if (!f.process.running) finance[i] = await spawnAgent("finance", consul.address);
+    for (const [i, f] of finance.entries()) if (!f.process.running) finance[i] = await spawnAgent("finance", consul.address, OUTAGE);
     await meshBack();
   }, 30_000);
 
@@ -456,7 +458,8 @@ describe("task ids, and a Consul that fails under running tasks", () => {
   }, 60_000);
 
   it("mesh tasks wait rides out a Consul outage (saying it retries on stderr) and ends with the task's result", async () => {
-    const taskId = await startPayrollAt(finance[1]!, "2025-11", 120);
+    // Long enough (51 employees × 400 ms) to still be working once a CLI has started on a busy machine.
+    const taskId = await startPayrollAt(finance[1]!, "2025-11", 400);
     const waiting = meshLive(["tasks", "wait", "finance", taskId, "--consul", consul.address]);
     await eventually(() => /^working/m.test(waiting.stderr()), { timeoutMs: 10_000, what: "the wait following the task" });
     consul.agent.kill("SIGKILL");
