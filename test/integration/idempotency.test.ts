@@ -155,11 +155,12 @@ describe("the CLI", () => {
   });
 
   it("a timeout on a non-idempotent tool says delivery unknown, never 'cancelled', and names the instance", async () => {
-    const slow = JSON.stringify({ ms: 3_000, id: "cli-timeout" });
-    const r = await mesh(["call", "keyed.effect", slow, "--timeout", "500", ...c]);
+    // The deadline covers discovery too: long enough for it on a busy machine, far shorter than the call.
+    const slow = JSON.stringify({ ms: 20_000, id: "cli-timeout" });
+    const r = await mesh(["call", "keyed.effect", slow, "--timeout", "3000", ...c]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
-      /Delivery unknown: keyed\.effect on keyed-\S+ did not answer within its deadline \(500 ms\)\. It may or may not have run/,
+      /Delivery unknown: keyed\.effect on keyed-\S+ did not answer within its deadline \(3000 ms\)\. It may or may not have run/,
     );
     expect(r.stderr).not.toMatch(/the call was cancelled/);
   });
