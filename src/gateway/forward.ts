@@ -24,8 +24,8 @@ import {
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { HOPS_META } from "../telemetry/hops.ts";
-import { recordedCall } from "./console.ts";
-import type { Gateway, LegacySession } from "./gateway.ts";
+import { recordedCall } from "./callLog.ts";
+import type { GatewayCore, LegacySession } from "./core.ts";
 
 type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
 
@@ -39,7 +39,7 @@ type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unkn
  * as they are; a mesh failure comes back as an isError result the model can read.
  */
 export function forwardCall(
-  gateway: Gateway,
+  gateway: GatewayCore,
   target: { agent: string; tool: string },
   params: Params,
   ctx: ServerContext,
@@ -69,7 +69,7 @@ export function forwardCall(
 }
 
 async function forward(
-  gateway: Gateway,
+  gateway: GatewayCore,
   target: { agent: string; tool: string },
   params: Params,
   ctx: ServerContext,
@@ -178,7 +178,7 @@ function contextFor(meta: Record<string, unknown>, agent: string): MeshContext {
  * again. The agent's JSON-RPC errors pass through as they are.
  */
 export async function forwardRequest<R>(
-  gateway: Gateway,
+  gateway: GatewayCore,
   agent: string,
   request: { method: "prompts/get" | "resources/read" | "tasks/get" | "tasks/update" | "tasks/cancel"; params: Record<string, unknown> },
   ctx: ServerContext,

@@ -28,7 +28,8 @@ import { ListChanges, type Listing } from "./listChanges.ts";
 import { serverInfoOf, type View } from "./views.ts";
 import type { ListKind } from "../client/pool.ts";
 import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
-import { RecentCalls } from "./console.ts";
+import { RecentCalls } from "./callLog.ts";
+import type { GatewayCore, LegacySession } from "./core.ts";
 import { currentIdentity } from "../http/principal.ts";
 import { FORBIDDEN_ERROR_CODE, RATE_LIMITED_ERROR_CODE } from "../protocol/codes.ts";
 import { quotaRefusals } from "../telemetry/metrics.ts";
@@ -113,11 +114,6 @@ function withInputResponses(params: Record<string, unknown>, ctx: ServerContext)
   return responses === undefined ? params : { ...params, inputResponses: responses };
 }
 
-/** A 2025-era session a call came on: its client's capabilities and the log level it set travel with the call. */
-export interface LegacySession {
-  server: Server;
-  logLevel: () => LoggingLevel | undefined;
-}
 
 /**
  * The whole mesh as one MCP server: every tool of every agent with a healthy instance,
@@ -129,7 +125,7 @@ export interface LegacySession {
  * a second gateway replica could not rebuild: 2026-07-28 requests are served by a fresh
  * server each, and a 2025-era session's only state is its log level and subscriptions.
  */
-export class Gateway {
+export class Gateway implements GatewayCore {
   readonly mesh: MeshClient;
   /** The calls through this gateway, for the console. */
   readonly calls = new RecentCalls();

@@ -1,6 +1,7 @@
 import type { LoggingLevel, Server } from "@modelcontextprotocol/server";
 import { ClientPool } from "../client/pool.ts";
-import type { Gateway, View } from "./gateway.ts";
+import type { GatewayCore } from "./core.ts";
+import type { View } from "./views.ts";
 
 /**
  * A 2025-era session's own upstream connections, opened only when it needs them: when its
@@ -12,7 +13,7 @@ import type { Gateway, View } from "./gateway.ts";
  * gateway's 2026-07-28 connections; resource updates come through the gateway's shared
  * subscriptions either way.
  */
-export function relayPoolFor(gateway: Gateway, server: Server, view: View, logLevel: () => LoggingLevel | undefined): Relay {
+export function relayPoolFor(gateway: GatewayCore, server: Server, view: View, logLevel: () => LoggingLevel | undefined): Relay {
   let pool: ClientPool | undefined;
   const needed = () => {
     if (pool || logLevel() !== undefined) return true;
