@@ -43,10 +43,8 @@ export {
 } from "./discovery/catalog.ts";
 export {
   DEFAULT_HOP_LIMIT,
-  IDEMPOTENCY_KEY_META,
   IDEMPOTENCY_KEY_PATTERN,
   idempotencyKeyProblem,
-  META_PREFIX,
   MAX_HISTORY_TURNS,
   childContext,
   currentMeshContext,
@@ -58,6 +56,16 @@ export {
   type RootContextOptions,
   type Turn,
 } from "./context/meshContext.ts";
+export {
+  CLIENT_CAPABILITIES_META,
+  IDEMPOTENCY_KEY_META,
+  IDENTITY_META,
+  META_PREFIX,
+  PRINCIPAL_META,
+  RESERVED_META_PREFIX,
+  TASKS_ENVELOPE,
+  TASKS_EXTENSION,
+} from "./protocol/keys.ts";
 export {
   DEADLINE_ERROR_CODE,
   DRAINING_ERROR_CODE,

@@ -3,7 +3,7 @@ import type { MeshCaller } from "../../src/client/meshCaller.ts";
 import { resultText } from "../../src/protocol/results.ts";
 import { describeError } from "../../src/protocol/errors.ts";
 import * as z from "zod";
-import { TASKS_ENVELOPE } from "../../src/agent/tasks.ts";
+import { TASKS_ENVELOPE } from "../../src/protocol/keys.ts";
 import type { MeshClient } from "../../src/client/meshClient.ts";
 
 export interface DemoCall {

@@ -7,18 +7,11 @@ import {
   type McpServer,
   type ServerContext,
 } from "@modelcontextprotocol/server";
-import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
+import { CLIENT_CAPABILITIES_META } from "../protocol/keys.ts";
 import { currentVerifier, ownerOf, withIdentity } from "../http/principal.ts";
 import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
-import {
-  fromMeta,
-  IDEMPOTENCY_KEY_META,
-  idempotencyKeyProblem,
-  META_PREFIX,
-  rootContext,
-  runWithMeshContext,
-  type MeshContext,
-} from "../context/meshContext.ts";
+import { fromMeta, idempotencyKeyProblem, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
 import type { Logger } from "../logger.ts";

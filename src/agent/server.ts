@@ -8,7 +8,8 @@ import { callTool, installTools } from "./pipeline.ts";
 import { ToolRegistry } from "./tools.ts";
 import { registerVocabulary } from "./vocabulary.ts";
 import { installTasks } from "./taskMethods.ts";
-import { TaskEngine, TASKS_EXTENSION } from "./tasks.ts";
+import { TaskEngine } from "./tasks.ts";
+import { TASKS_EXTENSION } from "../protocol/keys.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
 export const DEFAULT_LIST_TTL_MS = 60_000;

@@ -1,6 +1,6 @@
 import { ProtocolError, ProtocolErrorCode, type McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { CLIENT_CAPABILITIES_META } from "../http/fastCalls.ts";
+import { CLIENT_CAPABILITIES_META } from "../protocol/keys.ts";
 import { ForgedIdentityError, ownerOf } from "../http/principal.ts";
 import { IDENTITY_ERROR_CODE } from "../protocol/codes.ts";
 import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";

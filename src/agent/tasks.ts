@@ -14,37 +14,15 @@ import { MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { ToolOutcome } from "./tools.ts";
-
-/** The Tasks extension (SEP-2663), negotiated per request on 2026-07-28. */
-export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
-/** The request envelope of a caller that can take a task handle (and may ask tasks/*). */
-export const TASKS_ENVELOPE: Readonly<Record<string, unknown>> = Object.freeze({
-  "io.modelcontextprotocol/clientCapabilities": { extensions: { [TASKS_EXTENSION]: {} } },
-});
-
-/** JSON-RPC code for a capability the request's client did not declare (SEP-2575). */
-export const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
-
-/** How long a task's record is kept after it is created. @default 3600000 (1 h) */
-export const TASK_TTL_MS = 60 * 60_000;
-/** The polling interval suggested to clients. @default 1000 */
-export const TASK_POLL_INTERVAL_MS = 1_000;
-/**
- * How often the replica running a task refreshes its record and looks for a cancel request
- * or input responses delivered to another replica. @default 1000
- */
-export const TASK_HEARTBEAT_MS = 1_000;
-/** How often each replica deletes task records past their TTL. @default 300000 */
-export const TASK_SWEEP_INTERVAL_MS = 5 * 60_000;
-/** A running task whose record has not been refreshed for this long lost its replica. @default 10000 */
-export const TASK_ORPHAN_AFTER_MS = 10_000;
-
-/**
- * How long the replica that ran a task keeps trying to record its end while shared state is
- * unreachable (Consul restarting, a leader election); the task keeps its heartbeat meanwhile.
- * @default 600000 (10 min)
- */
-export const TASK_END_RETRY_MS = 10 * 60_000;
+import { TASKS_EXTENSION } from "../protocol/keys.ts";
+import { MISSING_REQUIRED_CLIENT_CAPABILITY } from "../protocol/codes.ts";
+import {
+  TASK_END_RETRY_MS,
+  TASK_HEARTBEAT_MS,
+  TASK_ORPHAN_AFTER_MS,
+  TASK_POLL_INTERVAL_MS,
+  TASK_TTL_MS,
+} from "../protocol/tasks.ts";
 
 /** A task id as this engine makes them (randomUUID): any other is unknown without asking shared state. */
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

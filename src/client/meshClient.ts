@@ -16,7 +16,8 @@ import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext
 import { Catalog, isToolmesh, type CatalogAgent, type CatalogInstance } from "../discovery/catalog.ts";
 import { DatacenterFailover, FAILOVER_DCS_ENV, mayFailOver, parseFailoverDatacenters } from "../discovery/failover.ts";
 import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
-import { IDENTITY_META, identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
+import { identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
+import { IDENTITY_META } from "../protocol/keys.ts";
 import { currentIdentity } from "../http/principal.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { MeshError, describeError, isMeshError } from "../protocol/errors.ts";

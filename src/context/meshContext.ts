@@ -2,9 +2,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomFillSync } from "node:crypto";
 import { MeshError } from "../protocol/errors.ts";
 import { activeTraceparent } from "../telemetry/tracing.ts";
+import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
 
-/** Prefix of toolmesh's own keys in `params._meta` (MCP reserves un-prefixed names). */
-export const META_PREFIX = "io.toolmesh/";
 /** How many agent-to-agent hops a call may take before it is refused. @default 8 */
 export const DEFAULT_HOP_LIMIT = 8;
 /** Turns of conversation history carried in a call. @default 20 */
@@ -47,8 +46,6 @@ export interface MeshContext {
   readonly reportHops?: boolean;
 }
 
-/** The `_meta` key of a call's idempotency key. */
-export const IDEMPOTENCY_KEY_META = `${META_PREFIX}idempotency-key`;
 /**
  * What an idempotency key may be, at every entry point (agent, gateway, CLI): 8 to 200 of
  * A-Z a-z 0-9 . _ : + / = - — a UUID, a request number, a base64 digest. Shorter keys collide

@@ -23,7 +23,7 @@ import { currentPrincipal } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
-import { TASK_HEARTBEAT_MS, TASK_ORPHAN_AFTER_MS, TASK_TTL_MS } from "../agent/tasks.ts";
+import { TASK_HEARTBEAT_MS, TASK_ORPHAN_AFTER_MS, TASK_TTL_MS } from "../protocol/tasks.ts";
 
 /** A2A states after which a task never changes (the SDK's own list). */
 const TERMINAL: ReadonlySet<TaskState> = new Set([

@@ -121,4 +121,3 @@ export async function recordedCall(
   if (!value) throw error;
   return { ...value, record };
 }
-

@@ -1,5 +1,6 @@
 import * as z from "zod";
-import { currentPrincipal, PRINCIPAL_META } from "../http/principal.ts";
+import { currentPrincipal } from "../http/principal.ts";
+import { PRINCIPAL_META } from "../protocol/keys.ts";
 import { gatewayCalls } from "../telemetry/metrics.ts";
 import {
   CLIENT_CAPABILITIES_META_KEY,
@@ -12,15 +13,8 @@ import {
 } from "@modelcontextprotocol/server";
 import { protocolMessage } from "../client/outcome.ts";
 import type { ClientPool } from "../client/pool.ts";
-import {
-  childContext,
-  fromMeta,
-  IDEMPOTENCY_KEY_META,
-  idempotencyKeyProblem,
-  META_PREFIX,
-  rootContext,
-  type MeshContext,
-} from "../context/meshContext.ts";
+import { childContext, fromMeta, idempotencyKeyProblem, rootContext, type MeshContext } from "../context/meshContext.ts";
+import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { HOPS_META } from "../telemetry/hops.ts";

@@ -12,7 +12,7 @@ import {
   type Tool,
 } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { TASKS_EXTENSION } from "../agent/tasks.ts";
+import { TASKS_EXTENSION } from "../protocol/keys.ts";
 import type { MeshClient } from "../client/meshClient.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
@@ -113,7 +113,6 @@ function withInputResponses(params: Record<string, unknown>, ctx: ServerContext)
   const responses = params["inputResponses"] ?? ctx.mcpReq.inputResponses;
   return responses === undefined ? params : { ...params, inputResponses: responses };
 }
-
 
 /**
  * The whole mesh as one MCP server: every tool of every agent with a healthy instance,

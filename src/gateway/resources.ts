@@ -11,7 +11,7 @@ import {
 import type { Client } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../client/meshClient.ts";
 import type { ClientPool } from "../client/pool.ts";
-import { META_PREFIX } from "../context/meshContext.ts";
+import { META_PREFIX } from "../protocol/keys.ts";
 import { describeError } from "../protocol/errors.ts";
 import type { Logger } from "../logger.ts";
 import type { ResourceSubscriptions } from "./subscriptions.ts";

@@ -13,6 +13,13 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import type { Logger } from "../logger.ts";
+import {
+  CLIENT_CAPABILITIES_META,
+  LOG_LEVEL_META,
+  PROTOCOL_VERSION_META,
+  RESERVED_META_PREFIX,
+  SERVER_INFO_META,
+} from "../protocol/keys.ts";
 
 /**
  * Tool calls answered without the SDK's per-message machinery: the hot path of every hop in
@@ -48,13 +55,6 @@ export interface FastCall {
   notify?: (notification: { method: string; params?: Record<string, unknown> }) => Promise<void>;
 }
 
-/** Keys of `_meta` the MCP specification reserves for the protocol (the request envelope). */
-export const RESERVED_META_PREFIX = "io.modelcontextprotocol/";
-const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
-const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
-const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
-/** Where a 2026-07-28 request's envelope declares the client's capabilities. */
-export const CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities";
 /** MissingRequiredClientCapability: the one handler error the spec answers with HTTP 400. */
 const MISSING_CAPABILITY = -32_021;
 /** Log levels, least severe first. */

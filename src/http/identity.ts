@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { AGENT_CREDENTIAL_PREFIX, agentTokenVariable, loadTokens } from "./auth.ts";
+import { IDENTITY_META } from "../protocol/keys.ts";
 
 /**
  * Who a call is for, as the mesh's edge (the gateway) established it: an OAuth user or client
@@ -18,8 +19,6 @@ export interface CallerIdentity {
   readonly claims: Readonly<Record<string, string>>;
 }
 
-/** The `_meta` key of the signed identity assertion. */
-export const IDENTITY_META = "io.toolmesh/identity";
 /** How a signed identity assertion begins (versioned: a new scheme gets a new prefix). */
 export const IDENTITY_ASSERTION_PREFIX = "tmi1.";
 /** What the key of a kind's assertions is derived with, before the kind's name. */

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import type { CallerIdentity, IdentityVerifier } from "./identity.ts";
+import { PRINCIPAL_META } from "../protocol/keys.ts";
 
 /**
  * Who is asking, per HTTP request the kit serves (and per call the pipeline runs):
@@ -18,13 +19,6 @@ export interface RequestPrincipal {
 }
 
 const principals = new AsyncLocalStorage<RequestPrincipal>();
-
-/**
- * The key in `_meta` through which an intermediary (the gateway) names its own client in an
- * open mesh (no MESH_TOKEN: nothing is authenticated). With mesh tokens it is ignored: only a
- * signed identity (IDENTITY_META) names a client.
- */
-export const PRINCIPAL_META = "io.toolmesh/principal";
 
 export function principalOf(authorization: string | undefined): string {
   const m = authorization ? /^Bearer[ \t]+(\S+)/i.exec(authorization) : null;

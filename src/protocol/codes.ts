@@ -39,6 +39,9 @@ export const FORBIDDEN_ERROR_CODE = -32_019;
 export const RATE_LIMITED_ERROR_CODE = -32_011;
 
 /** Exit codes of every toolmesh process and of the mesh CLI, one per kind of failure (STYLE.md rule 6). */
+/** JSON-RPC code for a capability the request's client did not declare (SEP-2575). */
+export const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
+
 export const EXIT = Object.freeze({
   OK: 0,
   /** A tool answered with isError (a business failure). */

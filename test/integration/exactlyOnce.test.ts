@@ -9,7 +9,7 @@ import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { META_PREFIX } from "../../src/context/meshContext.ts";
+import { META_PREFIX } from "../../src/protocol/keys.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";
 import { eventually, untilInstances } from "../helpers/eventually.ts";

@@ -1,14 +1,8 @@
 // The pure parts of the edge's authorization: signed identities, the tool policy, token buckets.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  identityKey,
-  IdentityVerifier,
-  IDENTITY_ASSERTION_TTL_MS,
-  IDENTITY_META,
-  identityKeys,
-  signIdentity,
-} from "../../src/http/identity.ts";
+import { identityKey, IdentityVerifier, IDENTITY_ASSERTION_TTL_MS, identityKeys, signIdentity } from "../../src/http/identity.ts";
+import { IDENTITY_META } from "../../src/protocol/keys.ts";
 import { agentCredential } from "../../src/http/auth.ts";
 import { parsePolicy, PolicyEngine, type ToolPolicy } from "../../src/gateway/policy.ts";
 import { TokenBuckets } from "../../src/gateway/quota.ts";

@@ -7,7 +7,7 @@ import { IDEMPOTENCY_KEY_PATTERN, rootContext } from "../../../src/context/meshC
 import { ToolError, UsageError } from "../errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { parseTimeout } from "../options.ts";
-import { TASKS_ENVELOPE } from "../../../src/agent/tasks.ts";
+import { TASKS_ENVELOPE } from "../../../src/protocol/keys.ts";
 import { SpanKind, startTracing, traced } from "../../../src/telemetry/tracing.ts";
 import { EXIT } from "../../../src/protocol/codes.ts";
 

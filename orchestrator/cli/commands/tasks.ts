@@ -1,7 +1,8 @@
 import { ProtocolError, ProtocolErrorCode, SdkError } from "@modelcontextprotocol/client";
 import { Command } from "commander";
 import * as z from "zod";
-import { TASKS_ENVELOPE, type TaskRecord } from "../../../src/agent/tasks.ts";
+import { type TaskRecord } from "../../../src/agent/tasks.ts";
+import { TASKS_ENVELOPE } from "../../../src/protocol/keys.ts";
 import { TASKS_KV_PREFIX } from "../../../src/agent/run.ts";
 import { describeError, isMeshError, MeshError } from "../../../src/protocol/errors.ts";
 import { EXIT, MESH_FAILURE_ERROR_CODE } from "../../../src/protocol/codes.ts";
