@@ -59,6 +59,7 @@ export {
 export {
   CLIENT_CAPABILITIES_META,
   IDEMPOTENCY_KEY_META,
+  PROTOCOL_VERSION_META,
   IDENTITY_META,
   META_PREFIX,
   PRINCIPAL_META,
@@ -94,19 +95,12 @@ export {
   type AgentConfigInput,
 } from "./agent/config.ts";
 export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOptions } from "./http/server.ts";
-export { McpEndpoint, PROTOCOL_VERSION_META, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
+export { McpEndpoint, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
 export { type FastToolCalls, type FastCall } from "./http/fastCalls.ts";
 export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./http/legacySessions.ts";
-export {
-  AGENT_CREDENTIAL_PREFIX,
-  TokenVerifier,
-  agentCredential,
-  agentTokens,
-  loadTokens,
-  callerTokens,
-  agentTokenVariable,
-  type TokenFor,
-} from "./http/auth.ts";
+export { TokenVerifier, agentTokens } from "./http/auth.ts";
+export { AGENT_CREDENTIAL_PREFIX, agentCredential, loadTokens, agentTokenVariable } from "./protocol/credentials.ts";
+export { callerTokens, type TokenFor } from "./client/tokens.ts";
 export { Registrar, sleep, type RegistrarEvent, type RegistrarOptions } from "./agent/registrar.ts";
 export { hashTools } from "./agent/toolsHash.ts";
 export { agentServerFactory, agentServing, LiveServers, type AgentServerParts } from "./agent/server.ts";

@@ -6,7 +6,7 @@ import type { ConsulClient } from "../consul/client.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
 import type { IdentityKeyFor } from "../http/identity.ts";
-import type { TokenFor } from "../http/auth.ts";
+import type { TokenFor } from "../client/tokens.ts";
 import { MeshError } from "../protocol/errors.ts";
 
 /** What the kit hands an agent when it builds the agent's shared dependencies. */

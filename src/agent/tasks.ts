@@ -16,13 +16,7 @@ import type { SharedState } from "../state/sharedState.ts";
 import type { ToolOutcome } from "./tools.ts";
 import { TASKS_EXTENSION } from "../protocol/keys.ts";
 import { MISSING_REQUIRED_CLIENT_CAPABILITY } from "../protocol/codes.ts";
-import {
-  TASK_END_RETRY_MS,
-  TASK_HEARTBEAT_MS,
-  TASK_ORPHAN_AFTER_MS,
-  TASK_POLL_INTERVAL_MS,
-  TASK_TTL_MS,
-} from "../protocol/tasks.ts";
+import { TASK_END_RETRY_MS, TASK_HEARTBEAT_MS, TASK_ORPHAN_AFTER_MS, TASK_POLL_INTERVAL_MS, TASK_TTL_MS } from "../protocol/tasks.ts";
 
 /** A task id as this engine makes them (randomUUID): any other is unknown without asking shared state. */
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

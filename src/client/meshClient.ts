@@ -15,7 +15,8 @@ import { inSpan, SpanKind, traceparentOf, tracingEnabled } from "../telemetry/tr
 import { childContext, currentMeshContext, rootContext, toMeta, type MeshContext } from "../context/meshContext.ts";
 import { Catalog, isToolmesh, type CatalogAgent, type CatalogInstance } from "../discovery/catalog.ts";
 import { DatacenterFailover, FAILOVER_DCS_ENV, mayFailOver, parseFailoverDatacenters } from "../discovery/failover.ts";
-import { agentTokenVariable, callerTokens, type TokenFor } from "../http/auth.ts";
+import { callerTokens, type TokenFor } from "./tokens.ts";
+import { agentTokenVariable } from "../protocol/credentials.ts";
 import { identityKeys, signIdentity, type CallerIdentity, type IdentityKeyFor } from "../http/identity.ts";
 import { IDENTITY_META } from "../protocol/keys.ts";
 import { currentIdentity } from "../http/principal.ts";

@@ -13,7 +13,7 @@ import { meshFetch } from "./meshFetch.ts";
 import { withMeshOAuth, type MeshOAuthProvider } from "./oauth.ts";
 import { directToolCall, type DirectCall } from "./directCall.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import type { TokenFor } from "../http/auth.ts";
+import type { TokenFor } from "./tokens.ts";
 import { isToolmesh } from "../discovery/catalog.ts";
 
 /** Calls this caller sends one instance at once; more wait in its queue. @default 64 */

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { AGENT_CREDENTIAL_PREFIX, agentTokenVariable, loadTokens } from "./auth.ts";
+import { AGENT_CREDENTIAL_PREFIX, agentTokenVariable, loadTokens } from "../protocol/credentials.ts";
 import { IDENTITY_META } from "../protocol/keys.ts";
 
 /**

@@ -8,9 +8,6 @@ import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts"
 import { requestRefusal, taskNameHeader } from "./requestCheck.ts";
 import { sendRefusal } from "./responses.ts";
 
-/** The reserved `_meta` key that marks a 2026-07-28 request (the per-request envelope). */
-export const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
-
 /** A server instance for one request (2026-07-28) or one session (2025-11-25). */
 export type ServerFactory = (era: "modern" | "legacy") => McpServer | Server | Promise<McpServer | Server>;
 

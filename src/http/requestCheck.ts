@@ -1,12 +1,11 @@
 import type { IncomingMessage } from "node:http";
 import { isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS, UnsupportedProtocolVersionError } from "@modelcontextprotocol/server";
+import { PROTOCOL_VERSION_META } from "../protocol/keys.ts";
 
 /** The revisions an endpoint serves without a session (per-request envelope). */
 export const MODERN_REVISIONS: readonly string[] = Object.freeze(["2026-07-28"]);
 /** The one session revision that allowed JSON-RPC batches: 2025-06-18 removed them. */
 export const BATCH_REVISIONS: readonly string[] = Object.freeze(["2025-03-26"]);
-
-const PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion";
 
 /** Why a request is refused before any handler sees it: the HTTP status and the JSON-RPC error. */
 export interface Refusal {

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { CallToolResult, Client } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentCredential } from "../../src/http/auth.ts";
+import { agentCredential } from "../../src/protocol/credentials.ts";
 import { MeshClient } from "../../src/client/meshClient.ts";
 import { resultText } from "../../src/protocol/results.ts";
 import { startAclConsul, POLICIES } from "../helpers/acl.ts";

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport, UnauthorizedError, type CallToolResult } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentCredential } from "../../src/http/auth.ts";
+import { agentCredential } from "../../src/protocol/credentials.ts";
 import { identityKey, signIdentity } from "../../src/http/identity.ts";
 import { IDENTITY_META } from "../../src/protocol/keys.ts";
 import { PRINCIPAL_META } from "../../src/protocol/keys.ts";

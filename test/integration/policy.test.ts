@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CallToolResult, Client, Tool } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentCredential } from "../../src/http/auth.ts";
+import { agentCredential } from "../../src/protocol/credentials.ts";
 import { PolicyEngine, POLICY_KV_KEY, type ToolPolicy } from "../../src/gateway/policy.ts";
 import { FORBIDDEN_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { connectHttp, spawnAgent, type TestAgent } from "../helpers/agents.ts";

@@ -6,7 +6,7 @@ import type { CallToolResult } from "@modelcontextprotocol/client";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeshClient } from "../../src/client/meshClient.ts";
-import { callerTokens } from "../../src/http/auth.ts";
+import { callerTokens } from "../../src/client/tokens.ts";
 import { POLICY_KV_KEY, type ToolPolicy } from "../../src/gateway/policy.ts";
 import { RATE_LIMITED_ERROR_CODE } from "../../src/protocol/codes.ts";
 import { resultText } from "../../src/protocol/results.ts";

@@ -1,6 +1,8 @@
 // Credentials per agent kind (src/http/auth.ts): what a caller sends, what an agent accepts.
 import { describe, expect, it } from "vitest";
-import { AGENT_CREDENTIAL_PREFIX, agentCredential, agentTokens, callerTokens, TokenVerifier } from "../../src/http/auth.ts";
+import { agentTokens, TokenVerifier } from "../../src/http/auth.ts";
+import { callerTokens } from "../../src/client/tokens.ts";
+import { AGENT_CREDENTIAL_PREFIX, agentCredential } from "../../src/protocol/credentials.ts";
 
 const MESH = "unit-test-mesh-token-0123456789";
 const NEXT = "unit-test-mesh-token-NEXT-98765";

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { identityKey, IdentityVerifier, IDENTITY_ASSERTION_TTL_MS, identityKeys, signIdentity } from "../../src/http/identity.ts";
 import { IDENTITY_META } from "../../src/protocol/keys.ts";
-import { agentCredential } from "../../src/http/auth.ts";
+import { agentCredential } from "../../src/protocol/credentials.ts";
 import { parsePolicy, PolicyEngine, type ToolPolicy } from "../../src/gateway/policy.ts";
 import { TokenBuckets } from "../../src/gateway/quota.ts";
 

@@ -7,7 +7,7 @@ import type { ServiceRegistration } from "../../../src/consul/client.ts";
 import { UsageError } from "../errors.ts";
 import { addMeshOptions, print, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { ClientPool } from "../../../src/client/pool.ts";
-import { callerTokens } from "../../../src/http/auth.ts";
+import { callerTokens } from "../../../src/client/tokens.ts";
 import { describeError } from "../../../src/protocol/errors.ts";
 
 interface RegisterFlags extends MeshFlags {
