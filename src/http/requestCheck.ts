@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS, UnsupportedProtocolVersionError } from "@modelcontextprotocol/server";
 import { PROTOCOL_VERSION_META } from "../protocol/keys.ts";
+import { header, requestIdOf } from "./request.ts";
 
 /** The revisions an endpoint serves without a session (per-request envelope). */
 export const MODERN_REVISIONS: readonly string[] = Object.freeze(["2026-07-28"]);
@@ -112,16 +113,4 @@ function envelopeVersion(body: unknown): string | undefined {
 
 function isInitialize(body: unknown): boolean {
   return (Array.isArray(body) ? body : [body]).some((m) => (m as { method?: unknown } | null)?.method === "initialize");
-}
-
-/** A JSON-RPC message's id, or null (a notification, a malformed message). */
-export function requestIdOf(body: unknown): string | number | null {
-  const id = (body as { id?: unknown } | null)?.id;
-  return typeof id === "string" || typeof id === "number" ? id : null;
-}
-
-/** A request header's first value. */
-export function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }

@@ -17,7 +17,7 @@ export interface HttpEndpoint {
 import { bodyDepthProblem } from "../protocol/limits.ts";
 import { refuseBatchMembers } from "./batchAdmission.ts";
 import { keepRawBody } from "./rawBody.ts";
-import { header, requestIdOf } from "./requestCheck.ts";
+import { header, requestIdOf } from "./request.ts";
 import { sendJson, sendJsonRpcError } from "./responses.ts";
 
 /**
