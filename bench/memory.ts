@@ -5,7 +5,7 @@ import type { AgentDefinition, AgentRuntime } from "../src/agent/definition.ts";
 import { agentServing } from "../src/agent/server.ts";
 import type { MeshClient } from "../src/client/meshClient.ts";
 import { Gateway } from "../src/gateway/gateway.ts";
-import { McpEndpoint } from "../src/http/mcpEndpoint.ts";
+import { McpEndpoint } from "../src/mcp/endpoint.ts";
 import { DEFAULT_MAX_BODY_BYTES, serveHttp } from "../src/http/server.ts";
 import { silentLogger } from "../src/logger.ts";
 import { MemoryState } from "../src/state/sharedState.ts";

@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { AgentProcess } from "../orchestrator/up/agentProcess.ts";
+import { AgentProcess } from "../orchestrator/launcher/agentProcess.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { rootContext } from "../src/context/meshContext.ts";
 import { ConsulClient } from "../src/consul/client.ts";

@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AgentProcess } from "../orchestrator/up/agentProcess.ts";
+import { AgentProcess } from "../orchestrator/launcher/agentProcess.ts";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { rootContext } from "../src/context/meshContext.ts";
 import { ConsulClient } from "../src/consul/client.ts";

@@ -25,7 +25,7 @@ import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { MeshClient } from "../src/client/meshClient.ts";
 import { ConsulClient } from "../src/consul/client.ts";
 import { describeError } from "../src/protocol/errors.ts";
-import { meshUp } from "../orchestrator/up/meshUp.ts";
+import { meshUp } from "../orchestrator/launcher/meshUp.ts";
 
 const { values } = parseArgs({
   options: {

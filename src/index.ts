@@ -95,9 +95,9 @@ export {
   type AgentConfigInput,
 } from "./agent/config.ts";
 export { serveHttp, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOptions } from "./http/server.ts";
-export { McpEndpoint, type McpEndpointOptions, type ServerFactory } from "./http/mcpEndpoint.ts";
-export { type FastToolCalls, type FastCall } from "./http/fastCalls.ts";
-export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./http/legacySessions.ts";
+export { McpEndpoint, type McpEndpointOptions, type ServerFactory } from "./mcp/endpoint.ts";
+export { type FastToolCalls, type FastCall } from "./mcp/fastCalls.ts";
+export { LegacySessions, DEFAULT_MAX_SESSIONS, type LegacySessionsOptions } from "./mcp/legacySessions.ts";
 export { TokenVerifier, agentTokens } from "./http/auth.ts";
 export { AGENT_CREDENTIAL_PREFIX, agentCredential, loadTokens, agentTokenVariable } from "./protocol/credentials.ts";
 export { callerTokens, type TokenFor } from "./client/tokens.ts";

@@ -4,7 +4,7 @@ import { consulSettings } from "../../src/consul/settings.ts";
 import { ConsulClient } from "../../src/consul/client.ts";
 import type { CatalogAgent } from "../../src/discovery/catalog.ts";
 import { MeshError } from "../../src/protocol/errors.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../common/errors.ts";
 
 /** Options every command that talks to the mesh accepts. */
 export interface MeshFlags {

@@ -15,7 +15,7 @@ import { toolsCommand } from "./commands/tools.ts";
 import { upCommand } from "./commands/up.ts";
 import { policyCommand } from "./commands/policy.ts";
 import { gatewayCommand } from "../gateway/run.ts";
-import { ToolError, UsageError } from "./errors.ts";
+import { ToolError, UsageError } from "../common/errors.ts";
 import { EXIT } from "../../src/protocol/codes.ts";
 import { stopTracing } from "../../src/telemetry/tracing.ts";
 

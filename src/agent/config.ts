@@ -3,7 +3,7 @@ import { DEFAULT_CONSUL_ADDR, parseConsulAddresses } from "../consul/address.ts"
 import { parseDurationMs } from "../consul/client.ts";
 import { MeshError } from "../protocol/errors.ts";
 import { LOG_LEVELS } from "../logger.ts";
-import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from "../http/legacySessions.ts";
+import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from "../mcp/legacySessions.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../http/server.ts";
 import { DEFAULT_CLAIM_LEASE_MS } from "./idempotency.ts";
 

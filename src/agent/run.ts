@@ -9,7 +9,7 @@ import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedSta
 import { advertisedHost, type AgentConfig } from "./config.ts";
 import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpServer } from "../http/server.ts";
-import { McpEndpoint } from "../http/mcpEndpoint.ts";
+import { McpEndpoint } from "../mcp/endpoint.ts";
 import { describeError } from "../protocol/errors.ts";
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
 import { sweepTaskRecords, TaskEngine } from "./tasks.ts";

@@ -1,5 +1,5 @@
 import { McpServer, type ServerCapabilities } from "@modelcontextprotocol/server";
-import { answersServerRequests, fastRequestContext, type FastToolCalls } from "../http/fastCalls.ts";
+import { answersServerRequests, fastRequestContext, type FastToolCalls } from "../mcp/fastCalls.ts";
 import type { Logger } from "../logger.ts";
 import { MemoryState } from "../state/sharedState.ts";
 import type { AgentDefinition } from "./definition.ts";

@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { argumentProblem } from "../protocol/limits.ts";
 import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
-import { fastRequestContext, type FastToolCalls } from "../http/fastCalls.ts";
+import { fastRequestContext, type FastToolCalls } from "../mcp/fastCalls.ts";
 import { forwardCall, forwardRequest } from "./forward.ts";
 import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
 import { relayPoolFor, type Relay } from "./relay.ts";

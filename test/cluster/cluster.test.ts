@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Lab } from "../../orchestrator/lab/lab.ts";
+import { Lab } from "../../orchestrator/launcher/lab.ts";
 import { resolveConsulBinary } from "../../src/consul/devAgent.ts";
 import { bound } from "../helpers/eventually.ts";
 import { DEPARTMENTS, Load, pause, rpc } from "./load.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { AgentProcess, type ReadyInfo } from "../../orchestrator/up/agentProcess.ts";
+import { AgentProcess, type ReadyInfo } from "../../orchestrator/launcher/agentProcess.ts";
 import { eventually } from "./eventually.ts";
 
 export interface TestAgent extends ReadyInfo {

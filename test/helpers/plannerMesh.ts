@@ -5,8 +5,8 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { AgentDefinition } from "../../src/agent/definition.ts";
 import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import { AGENTS } from "../../servers/index.ts";
-import { MeshModel, type PlannerAgent } from "../../orchestrator/planner/model.ts";
-import type { StepCaller } from "../../orchestrator/planner/run.ts";
+import { MeshModel, type PlannerAgent } from "../../orchestrator/agent/planner/model.ts";
+import type { StepCaller } from "../../orchestrator/agent/planner/run.ts";
 import { connectInMemory, testRuntime } from "./inMemory.ts";
 
 /**

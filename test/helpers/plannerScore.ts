@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import { Planner, type Plan } from "../../orchestrator/planner/plan.ts";
-import { runPlan } from "../../orchestrator/planner/run.ts";
-import type { MeshModel } from "../../orchestrator/planner/model.ts";
+import { Planner, type Plan } from "../../orchestrator/agent/planner/plan.ts";
+import { runPlan } from "../../orchestrator/agent/planner/run.ts";
+import type { MeshModel } from "../../orchestrator/agent/planner/model.ts";
 import { plannerMesh, thirdPartyAgent, type ThirdPartyAgent } from "./plannerMesh.ts";
 
 /** A routing set: `[message, agents a person would say answer it ("ambiguous": ask back)]`. */

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { defineAgent } from "../../src/agent/definition.ts";
 import { agentServerFactory } from "../../src/agent/server.ts";
 import { defineTool } from "../../src/agent/tools.ts";
-import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
+import { McpEndpoint } from "../../src/mcp/endpoint.ts";
 import { DEFAULT_MAX_BODY_BYTES, serveHttp, type HttpServer } from "../../src/http/server.ts";
 import { MAX_ARGUMENT_BYTES } from "../../src/protocol/limits.ts";
 import { silentLogger } from "../../src/logger.ts";

@@ -219,7 +219,7 @@ describe("the Helm chart", () => {
     expect(consulVars).toContain("CONSUL_HTTP_ADDR");
     const downward = ["HOST_IP", "POD_IP"]; // the downward API's values, used as $(HOST_IP) and $(POD_IP)
     const agent = new Set([...Object.keys(AGENT_ENV), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
-    const orchestrator = new Set([...agent, ...source("orchestrator/planner/llm.ts")]);
+    const orchestrator = new Set([...agent, ...source("orchestrator/agent/planner/llm.ts")]);
     const gateway = new Set([...source("orchestrator/gateway/run.ts"), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
     expect(tracing).toContain("OTEL_EXPORTER_OTLP_ENDPOINT");
     expect(gateway).toContain("MESH_GATEWAY_TOKEN");

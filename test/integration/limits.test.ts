@@ -8,7 +8,7 @@ import { z } from "zod";
 import { defineAgent } from "../../src/agent/definition.ts";
 import { agentServing } from "../../src/agent/server.ts";
 import { defineTool } from "../../src/agent/tools.ts";
-import { McpEndpoint } from "../../src/http/mcpEndpoint.ts";
+import { McpEndpoint } from "../../src/mcp/endpoint.ts";
 import { DEFAULT_MAX_BODY_BYTES, serveHttp, type HttpServer } from "../../src/http/server.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { OVERLOADED_ERROR_CODE } from "../../src/protocol/codes.ts";

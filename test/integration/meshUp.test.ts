@@ -147,7 +147,7 @@ it("mesh up --help documents its options and exits 0; a bad flag is a usage erro
 });
 
 it("mesh up starts an agent again when it dies, and it is back in Consul; stopping is not dying", async () => {
-  const { meshUp, RESTART_FIRST_DELAY_MS } = await import("../../orchestrator/up/meshUp.ts");
+  const { meshUp, RESTART_FIRST_DELAY_MS } = await import("../../orchestrator/launcher/meshUp.ts");
   const lines: string[] = [];
   const mesh = await meshUp({
     consul: `http://${randomLoopback()}:8500`,
@@ -186,7 +186,7 @@ it("mesh up starts an agent again when it dies, and it is back in Consul; stoppi
 });
 
 it("mesh up notices when its Consul dev agent dies, starts it again, and the agents are back in it", async () => {
-  const { meshUp } = await import("../../orchestrator/up/meshUp.ts");
+  const { meshUp } = await import("../../orchestrator/launcher/meshUp.ts");
   const lines: string[] = [];
   const mesh = await meshUp({
     consul: `http://${randomLoopback()}:8500`,
@@ -224,7 +224,7 @@ it("mesh up notices when its Consul dev agent dies, starts it again, and the age
 }, 180_000);
 
 it("mesh up keeps its Consul's data across restarts of that Consul: a booking survives Consul being killed and started again", async () => {
-  const { meshUp } = await import("../../orchestrator/up/meshUp.ts");
+  const { meshUp } = await import("../../orchestrator/launcher/meshUp.ts");
   const lines: string[] = [];
   const host = randomLoopback();
   const dataDir = mkdtempSync(join(tmpdir(), "toolmesh-data-"));

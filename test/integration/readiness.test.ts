@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AgentProcess, readinessFromEnv } from "../../orchestrator/up/agentProcess.ts";
+import { AgentProcess, readinessFromEnv } from "../../orchestrator/launcher/agentProcess.ts";
 import { isMeshError } from "../../src/protocol/errors.ts";
 import { connectHttp } from "../helpers/agents.ts";
 import { startTestConsul, type TestConsul } from "../helpers/consul.ts";

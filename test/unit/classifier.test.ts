@@ -3,7 +3,7 @@ import { beforeAll, expect, it } from "vitest";
 import type { AgentDefinition } from "../../src/agent/definition.ts";
 import { connectInMemory, testRuntime } from "../helpers/inMemory.ts";
 import { AGENTS } from "../../servers/index.ts";
-import { Bm25IntentClassifier, type RoutableAgent } from "../../orchestrator/router/classifier.ts";
+import { Bm25IntentClassifier, type RoutableAgent } from "../../orchestrator/agent/router/classifier.ts";
 
 // The routing table: [message, expected agent or "ambiguous"]. Kept as test data.
 const TABLE = JSON.parse(readFileSync(new URL("../data/routing.json", import.meta.url), "utf8")) as [string, string][];

@@ -1,6 +1,6 @@
 import type { JSONRPCMessage } from "@modelcontextprotocol/server";
 import { describe, expect, it } from "vitest";
-import { SessionEventStore } from "../../src/http/eventStore.ts";
+import { SessionEventStore } from "../../src/mcp/eventStore.ts";
 
 const note = (n: number, pad = 0): JSONRPCMessage => ({
   jsonrpc: "2.0",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { llmConfig } from "../../orchestrator/planner/llm.ts";
+import { llmConfig } from "../../orchestrator/agent/planner/llm.ts";
 
 describe("the LLM planner's configuration", () => {
   it("is off unless a model is named; empty variables (as docker-compose passes unset ones) count as unset", () => {

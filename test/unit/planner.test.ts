@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Planner, type Plan } from "../../orchestrator/planner/plan.ts";
-import { failuresOf, runPlan } from "../../orchestrator/planner/run.ts";
+import { Planner, type Plan } from "../../orchestrator/agent/planner/plan.ts";
+import { failuresOf, runPlan } from "../../orchestrator/agent/planner/run.ts";
 import { MeshError } from "../../src/protocol/errors.ts";
-import type { MeshModel } from "../../orchestrator/planner/model.ts";
+import type { MeshModel } from "../../orchestrator/agent/planner/model.ts";
 import { plannerMesh } from "../helpers/plannerMesh.ts";
 
 // Routing: the tuning table; held-out sets A to E, each a development set once it had been

@@ -8,9 +8,9 @@
 import { readFileSync } from "node:fs";
 import type { CallToolResult, Client, Tool } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Planner, type Plan } from "../../orchestrator/planner/plan.ts";
-import { MeshModel, type PlannerAgent } from "../../orchestrator/planner/model.ts";
-import { runPlan, type StepCaller } from "../../orchestrator/planner/run.ts";
+import { Planner, type Plan } from "../../orchestrator/agent/planner/plan.ts";
+import { MeshModel, type PlannerAgent } from "../../orchestrator/agent/planner/model.ts";
+import { runPlan, type StepCaller } from "../../orchestrator/agent/planner/run.ts";
 import type { AgentDefinition } from "../../src/agent/definition.ts";
 import { vocabularyUri, type Vocabulary } from "../../src/agent/vocabulary.ts";
 import { AGENTS } from "../../servers/index.ts";

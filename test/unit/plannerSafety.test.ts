@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { asksToAct, Planner } from "../../orchestrator/planner/plan.ts";
-import { runPlan } from "../../orchestrator/planner/run.ts";
-import { speechAct } from "../../orchestrator/planner/speechAct.ts";
-import { amounts, dates } from "../../orchestrator/planner/language.ts";
+import { asksToAct, Planner } from "../../orchestrator/agent/planner/plan.ts";
+import { runPlan } from "../../orchestrator/agent/planner/run.ts";
+import { speechAct } from "../../orchestrator/agent/planner/speechAct.ts";
+import { amounts, dates } from "../../orchestrator/agent/planner/language.ts";
 import { plannerMesh, thirdPartyAgent } from "../helpers/plannerMesh.ts";
 import { stateChangingAsked, stateChangingSteps } from "../helpers/plannerScore.ts";
 

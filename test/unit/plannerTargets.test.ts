@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Planner } from "../../orchestrator/planner/plan.ts";
+import { Planner } from "../../orchestrator/agent/planner/plan.ts";
 import { plannerMesh, thirdPartyAgent } from "../helpers/plannerMesh.ts";
 import { scorePlanner, type PlannerScore } from "../helpers/plannerScore.ts";
 

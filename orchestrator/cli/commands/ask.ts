@@ -1,13 +1,13 @@
 import { Command } from "commander";
-import { SESSION_ID_PATTERN, SessionStore } from "../../session/sessionStore.ts";
+import { SESSION_ID_PATTERN, SessionStore } from "../../agent/session/sessionStore.ts";
 import { createInterface } from "node:readline/promises";
 import { EXIT } from "../../../src/protocol/codes.ts";
-import { Orchestrator, type AskResult } from "../../orchestrator.ts";
-import type { AskFailure } from "../../planner/run.ts";
-import { llmConfig } from "../../planner/llm.ts";
-import { UsageError } from "../errors.ts";
+import { Orchestrator, type AskResult } from "../../agent/orchestrator.ts";
+import type { AskFailure } from "../../agent/planner/run.ts";
+import { llmConfig } from "../../agent/planner/llm.ts";
+import { UsageError } from "../../common/errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags } from "../mesh.ts";
-import { parseTimeout } from "../options.ts";
+import { parseTimeout } from "../../common/options.ts";
 import { SpanKind, startTracing, traced } from "../../../src/telemetry/tracing.ts";
 
 interface AskFlags extends MeshFlags {

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { resolveConsulBinary } from "../../../src/consul/devAgent.ts";
 import { EXIT } from "../../../src/protocol/codes.ts";
-import { defaultPlacement, Lab } from "../../lab/lab.ts";
-import { destroyLab, LabNetwork, listLabs } from "../../lab/netns.ts";
-import { UsageError } from "../errors.ts";
+import { defaultPlacement, Lab } from "../../launcher/lab.ts";
+import { destroyLab, LabNetwork, listLabs } from "../../launcher/netns.ts";
+import { UsageError } from "../../common/errors.ts";
 
 /**
  * `mesh lab up --hosts 3`: a Consul cluster and the mesh across hosts on this machine (network

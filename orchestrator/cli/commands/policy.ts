@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { parsePolicy, PolicyEngine, POLICY_KV_KEY, type PolicyDecision } from "../../../src/gateway/policy.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../common/errors.ts";
 import { addMeshOptions, print, withMesh, type MeshFlags } from "../mesh.ts";
 
 const EXAMPLE = `{

@@ -4,7 +4,7 @@ import { a2aBridgeAgent, connectA2a } from "../../../src/a2a/bridge.ts";
 import { runAgentProcess } from "../../../src/agent/main.ts";
 import { AGENT_NAME_PATTERN } from "../../../src/agent/definition.ts";
 import type { ServiceRegistration } from "../../../src/consul/client.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../common/errors.ts";
 import { addMeshOptions, print, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { ClientPool } from "../../../src/client/pool.ts";
 import { callerTokens } from "../../../src/client/tokens.ts";

@@ -1,14 +1,14 @@
 import { Command } from "commander";
 import { addAgentOptions, runAgentProcess } from "../../../src/agent/main.ts";
 import { AGENTS as SPECIALISTS } from "../../../servers/index.ts";
-import { orchestratorAgent } from "../../agent.ts";
+import { orchestratorAgent } from "../../agent/agent.ts";
 
 /** What `mesh serve` can run: every specialist, and the orchestrator. */
 const AGENTS: Readonly<Record<string, (typeof SPECIALISTS)[string]>> = {
   ...SPECIALISTS,
   orchestrator: orchestratorAgent as (typeof SPECIALISTS)[string],
 };
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../common/errors.ts";
 
 export function serveCommand(): Command {
   const cmd = new Command("serve")

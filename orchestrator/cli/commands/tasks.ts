@@ -6,9 +6,9 @@ import { TASKS_ENVELOPE } from "../../../src/protocol/keys.ts";
 import { TASKS_KV_PREFIX } from "../../../src/agent/run.ts";
 import { describeError, isMeshError, MeshError } from "../../../src/protocol/errors.ts";
 import { EXIT, MESH_FAILURE_ERROR_CODE } from "../../../src/protocol/codes.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../common/errors.ts";
 import { addMeshOptions, print, requireAgent, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
-import { parseTimeout } from "../options.ts";
+import { parseTimeout } from "../../common/options.ts";
 import { formatTable } from "../table.ts";
 
 const AGENT = /^[a-z][a-z0-9-]{0,62}$/;

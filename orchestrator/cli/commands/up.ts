@@ -3,10 +3,10 @@ import { Command, Option } from "commander";
 import { ConsulClient } from "../../../src/consul/client.ts";
 import { MeshClient } from "../../../src/client/meshClient.ts";
 import { DEFAULT_CONSUL_ADDR } from "../../../src/consul/address.ts";
-import { runDemo, type DemoResult } from "../../up/demo.ts";
-import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../up/meshUp.ts";
+import { runDemo, type DemoResult } from "../../launcher/demo.ts";
+import { DEFAULT_BASE_PORT, meshUp, type RunningMesh } from "../../launcher/meshUp.ts";
 import { EXIT } from "../../../src/protocol/codes.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../common/errors.ts";
 import { formatTable } from "../table.ts";
 
 interface UpOptions {

@@ -1,9 +1,9 @@
 import OpenAI from "openai";
 import type { ChatCompletionFunctionTool, ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import type { CallToolResult } from "@modelcontextprotocol/client";
-import type { Turn } from "../../src/context/meshContext.ts";
-import { describeError, MeshError } from "../../src/protocol/errors.ts";
-import { resultText } from "../../src/protocol/results.ts";
+import type { Turn } from "../../../src/context/meshContext.ts";
+import { describeError, MeshError } from "../../../src/protocol/errors.ts";
+import { resultText } from "../../../src/protocol/results.ts";
 import type { MeshModel, Target } from "./model.ts";
 import type { StepRun } from "./run.ts";
 

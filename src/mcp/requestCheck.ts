@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS, UnsupportedProtocolVersionError } from "@modelcontextprotocol/server";
 import { PROTOCOL_VERSION_META } from "../protocol/keys.ts";
-import { header, requestIdOf } from "./request.ts";
+import { header, requestIdOf } from "../http/request.ts";
 
 /** The revisions an endpoint serves without a session (per-request envelope). */
 export const MODERN_REVISIONS: readonly string[] = Object.freeze(["2026-07-28"]);

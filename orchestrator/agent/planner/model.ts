@@ -1,7 +1,7 @@
 import type { Tool } from "@modelcontextprotocol/client";
-import type { VocabularyEntry } from "../../src/agent/vocabulary.ts";
-import { Bm25Index } from "../../src/text/bm25.ts";
-import { stem, tokenize } from "../../src/text/tokenize.ts";
+import type { VocabularyEntry } from "../../../src/agent/vocabulary.ts";
+import { Bm25Index } from "../../../src/text/bm25.ts";
+import { stem, tokenize } from "../../../src/text/tokenize.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
 import { actionClass, toolVerbs } from "./speechAct.ts";
 import { tokens as wordsOf } from "./language.ts";

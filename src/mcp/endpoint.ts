@@ -2,11 +2,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { classifyInboundRequest, createMcpHandler, type McpServer, type Server, type ServerNotifier } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
-import { rawArgumentsOf } from "./rawBody.ts";
+import { rawArgumentsOf } from "../http/rawBody.ts";
 import { answerFast, envelopeCapabilities, plainToolCall, splitEnvelope, type FastToolCalls } from "./fastCalls.ts";
 import { LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
 import { requestRefusal, taskNameHeader } from "./requestCheck.ts";
-import { sendRefusal } from "./responses.ts";
+import { sendRefusal } from "../http/responses.ts";
 
 /** A server instance for one request (2026-07-28) or one session (2025-11-25). */
 export type ServerFactory = (era: "modern" | "legacy") => McpServer | Server | Promise<McpServer | Server>;

@@ -1,5 +1,5 @@
 import type { Tool } from "@modelcontextprotocol/client";
-import { Bm25Index } from "../../src/text/bm25.ts";
+import { Bm25Index } from "../../../src/text/bm25.ts";
 
 /** What a router knows of an agent: from its Consul registration and its tool list. */
 export interface RoutableAgent {

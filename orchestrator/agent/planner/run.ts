@@ -1,6 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
-import { resultText } from "../../src/protocol/results.ts";
-import { describeError } from "../../src/protocol/errors.ts";
+import { resultText } from "../../../src/protocol/results.ts";
+import { describeError } from "../../../src/protocol/errors.ts";
 import type { Arg, Hop, Part, Plan, Ref, Step, Subject } from "./plan.ts";
 
 /** Calls one tool through the mesh (with the MeshContext continued); returns its result and the instance that answered. */

@@ -4,12 +4,12 @@ import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
 import type { McpServer, Server } from "@modelcontextprotocol/server";
 import { silentLogger, type Logger } from "../logger.ts";
 import { legacySessions, sessionsEvicted } from "../telemetry/metrics.ts";
-import { rawArgumentsOf } from "./rawBody.ts";
+import { rawArgumentsOf } from "../http/rawBody.ts";
 import { SessionEventStore, SSE_RETRY_MS } from "./eventStore.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
-import { refusedBatchMembers, type BatchRefusals } from "./batchAdmission.ts";
+import { refusedBatchMembers, type BatchRefusals } from "../http/batchAdmission.ts";
 import { BATCH_REVISIONS, requestRefusal } from "./requestCheck.ts";
-import { sendJsonRpcError, sendRefusal } from "./responses.ts";
+import { sendJsonRpcError, sendRefusal } from "../http/responses.ts";
 
 /**
  * Sessions one instance keeps for 2025-era clients (each holds a server instance): past

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { MeshError } from "../../src/protocol/errors.ts";
-import { AgentProcess } from "../up/agentProcess.ts";
+import { AgentProcess } from "./agentProcess.ts";
 import { LabNetwork, type LabHost } from "./netns.ts";
 
 /** The Consul servers of a lab, each on a host of its own. */

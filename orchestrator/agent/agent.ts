@@ -1,11 +1,11 @@
 import { acceptedContent, inputRequired, inputResponse } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { defineTool, type ToolSpec } from "../src/agent/tools.ts";
-import { defineAgent } from "../src/agent/definition.ts";
-import { businessError, textAndStructured } from "../src/protocol/results.ts";
-import { MeshClient } from "../src/client/meshClient.ts";
-import { MeshError } from "../src/protocol/errors.ts";
-import { ownerOf } from "../src/http/principal.ts";
+import { defineTool, type ToolSpec } from "../../src/agent/tools.ts";
+import { defineAgent } from "../../src/agent/definition.ts";
+import { businessError, textAndStructured } from "../../src/protocol/results.ts";
+import { MeshClient } from "../../src/client/meshClient.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
+import { ownerOf } from "../../src/http/principal.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { llmConfig } from "./planner/llm.ts";
 import { ROUTER_TAG } from "./router/classifier.ts";

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { ConsulClient } from "../../src/consul/client.ts";
-import { MAX_HISTORY_TURNS, type Turn } from "../../src/context/meshContext.ts";
-import { BusinessError } from "../../src/protocol/results.ts";
-import { ConsulKvState } from "../../src/state/sharedState.ts";
+import type { ConsulClient } from "../../../src/consul/client.ts";
+import { MAX_HISTORY_TURNS, type Turn } from "../../../src/context/meshContext.ts";
+import { BusinessError } from "../../../src/protocol/results.ts";
+import { ConsulKvState } from "../../../src/state/sharedState.ts";
 
 /** KV prefix of orchestrator sessions. @default "toolmesh/sessions/" */
 export const SESSION_PREFIX = "toolmesh/sessions/";

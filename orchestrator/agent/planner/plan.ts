@@ -1,4 +1,4 @@
-import { stem, STOPWORDS, tokenize } from "../../src/text/tokenize.ts";
+import { stem, STOPWORDS, tokenize } from "../../../src/text/tokenize.ts";
 import { Bm25IntentClassifier, type Candidate as RouteCandidate } from "../router/classifier.ts";
 import { idPattern, type Attribute, type Candidate, type Entity, type MeshModel, type Relation, type Target } from "./model.ts";
 import { expand, IDENTITY_WORDS, SELECTORS } from "./thesaurus.ts";

@@ -30,8 +30,8 @@ import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../protocol/limits.ts";
 import { resultText } from "../protocol/results.ts";
-import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./a2aTasks.ts";
-import { recordedCall, RecentCalls } from "./callLog.ts";
+import { MeshA2aRequestHandler, SharedA2aTaskStore, watchTask } from "./taskStore.ts";
+import { recordedCall, RecentCalls } from "../gateway/callLog.ts";
 
 /** Where the gateway serves A2A: /a2a/<agent> (JSON-RPC) and /a2a/<agent>/.well-known/agent-card.json. */
 export const A2A_PATH = /^\/a2a\/([a-z][a-z0-9-]{0,62})(\/\.well-known\/agent-card\.json)?\/?$/;

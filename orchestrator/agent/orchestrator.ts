@@ -1,7 +1,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { ProtocolError } from "@modelcontextprotocol/client";
-import type { MeshClient } from "../src/client/meshClient.ts";
-import { resultText } from "../src/protocol/results.ts";
+import type { MeshClient } from "../../src/client/meshClient.ts";
+import { resultText } from "../../src/protocol/results.ts";
 import {
   childContext,
   currentMeshContext,
@@ -9,14 +9,14 @@ import {
   runWithMeshContext,
   type MeshContext,
   type Turn,
-} from "../src/context/meshContext.ts";
-import { describeError, isMeshError } from "../src/protocol/errors.ts";
-import { silentLogger, type Logger } from "../src/logger.ts";
-import { currentPrincipal } from "../src/http/principal.ts";
+} from "../../src/context/meshContext.ts";
+import { describeError, isMeshError } from "../../src/protocol/errors.ts";
+import { silentLogger, type Logger } from "../../src/logger.ts";
+import { currentPrincipal } from "../../src/http/principal.ts";
 import type { Candidate } from "./router/classifier.ts";
 import type { SessionStore } from "./session/sessionStore.ts";
 import { createHash } from "node:crypto";
-import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../src/agent/vocabulary.ts";
+import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../../src/agent/vocabulary.ts";
 import { MeshModel, type Entity } from "./planner/model.ts";
 import { asksToAct, Planner, type Plan } from "./planner/plan.ts";
 import { failuresOf, runPlan, type AskFailure, type StepRun } from "./planner/run.ts";

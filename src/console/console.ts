@@ -6,9 +6,9 @@ import { currentPrincipal } from "../http/principal.ts";
 import { PRINCIPAL_META } from "../protocol/keys.ts";
 import type { Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
-import type { Gateway } from "./gateway.ts";
+import type { Gateway } from "../gateway/gateway.ts";
 
-import { recordedCall } from "./callLog.ts";
+import { recordedCall } from "../gateway/callLog.ts";
 
 /** How often the console's live stream sends the topology. @default 1000 */
 export const CONSOLE_REFRESH_MS = 1_000;

@@ -92,7 +92,7 @@ export interface ReadyInfo {
 /** Entry script of an agent: servers/<name>/main.ts, the orchestrator, or a path. */
 export function agentEntry(agent: string): string {
   if (agent.includes("/")) return agent;
-  if (agent === "orchestrator") return fileURLToPath(new URL("../main.ts", import.meta.url));
+  if (agent === "orchestrator") return fileURLToPath(new URL("../agent/main.ts", import.meta.url));
   return fileURLToPath(new URL(`../../servers/${agent}/main.ts`, import.meta.url));
 }
 
