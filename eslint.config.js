@@ -38,5 +38,13 @@ export default tseslint.config(
       globals: { document: "readonly", window: "readonly", sessionStorage: "readonly", Node: "readonly", TextDecoderStream: "readonly" },
     },
   },
+  {
+    // Sizes a reader can hold (docs/architecture.md): split by responsibility, not by cleverness.
+    files: ["src/**/*.ts", "orchestrator/**/*.ts", "servers/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
+    rules: {
+      "max-lines": ["error", { max: 300, skipBlankLines: true, skipComments: true }],
+      "max-lines-per-function": ["error", { max: 60, skipBlankLines: true, skipComments: true, IIFEs: true }],
+    },
+  },
   // The layers (and no cycles) are checked by dependency-cruiser: .dependency-cruiser.cjs.
 );
