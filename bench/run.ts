@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const bind = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(2, 255)}`;
   // Every process here talks to Consul from one IP; a caller watching every agent kind holds
   // one blocking query per kind, and the catalog section has 200 kinds: Consul's default of
-  // 200 concurrent connections per client IP would refuse some (see README, Limits).
+  // 200 concurrent connections per client IP would refuse some (see docs/limits.md).
   const consul = await startDevConsul({
     bindAddress: bind,
     binary: consulBin,

@@ -7,7 +7,7 @@
 #   3. a cached build of HashiCorp Consul v1.16.4 (the last MPL-2.0 release) in
 #      ${TOOLMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolmesh}/consul-1.16.4/consul,
 #      built from the Go module proxy when missing. Where the proxy cannot supply v1.16.4
-#      with verified checksums, v1.14.11 is built instead (see README, "Consul"): the
+#      with verified checksums, v1.14.11 is built instead (see docs/consul.md#which-version): the
 #      proxy here refuses v1.16.4's source, and every 1.15/1.16 release depends on
 #      consul/envoyextensions, whose checksums the proxy refuses, while 1.14.11
 #      (MPL-2.0 too) predates that module. Set TOOLMESH_CONSUL_VERSION to force one.

@@ -1,6 +1,6 @@
 # The toolmesh gateway on Nomad: the whole mesh as one MCP server (/mcp, /ui, /a2a/<agent>).
 #
-#   nomad var put nomad/jobs mesh_token=... gateway_token=...    # see README
+#   nomad var put nomad/jobs mesh_token=... gateway_token=...    # see docs/deployment.md#nomad
 #   nomad job run -var image=registry.example.com/toolmesh:0.1.0 -var allowed_hosts=mesh.example.com deploy/nomad/gateway.nomad.hcl
 #
 # The gateway does not register itself in Consul: the `service` block below is its only

@@ -1,6 +1,6 @@
 # toolmesh "knowledge" on Nomad: the knowledge specialist: handbook search.
 #
-#   nomad var put nomad/jobs mesh_token="$(openssl rand -hex 32)"   # once per namespace (see README)
+#   nomad var put nomad/jobs mesh_token="$(openssl rand -hex 32)"   # once per namespace (see docs/deployment.md#nomad)
 #   nomad job run -var image=registry.example.com/toolmesh:0.1.0 deploy/nomad/knowledge.nomad.hcl
 #
 # Every Nomad client runs a Consul client agent (the standard Nomad + Consul set-up). Each

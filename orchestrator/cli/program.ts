@@ -38,7 +38,7 @@ Environment:
   MESH_TOKEN_<AGENT>   the token to send to one agent, e.g. MESH_TOKEN_HR
   MESH_LOG_LEVEL       log level of the processes mesh starts
   MESH_OAUTH_ISSUER    (mesh gateway) accept OAuth access tokens from this authorization server;
-                       MESH_OAUTH_RESOURCE, _JWKS_URL, _INTROSPECTION_URL, _REQUIRED_SCOPES: see README
+                       MESH_OAUTH_RESOURCE, _JWKS_URL, _INTROSPECTION_URL, _REQUIRED_SCOPES: see docs/security.md
 
 Exit codes: 0 ok, 1 a tool answered isError (mesh ask: an agent refused a step, or part of the
 question was not answered), 2 usage or configuration error (flags, arguments an agent refuses,

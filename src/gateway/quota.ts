@@ -5,7 +5,7 @@ export const MAX_BUCKETS = 100_000;
  * Token buckets for the gateway's quotas, in this replica's memory. Not shared through
  * Consul on purpose: a CAS write per call would put Consul's raft leader on the hot path of
  * every call (and stall calls during an election). With N replicas behind a balancer a caller
- * gets up to N times its limit; set limits per replica (README).
+ * gets up to N times its limit; set limits per replica (docs/security.md#quotas).
  */
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();

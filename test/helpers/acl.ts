@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { startTestConsul, type TestConsul } from "./consul.ts";
 
-/** The least-privilege policies of a toolmesh mesh, as the README documents them (HCL). */
+/** The least-privilege policies of a toolmesh mesh, as docs/security.md#consul-acls documents them (HCL). */
 export const POLICIES = {
   /** One agent: write its own service, read the others (to call them), its own KV (state, idempotency, tasks). */
   agent: (name: string) => `

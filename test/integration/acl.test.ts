@@ -1,5 +1,5 @@
 // The mesh against a Consul with ACLs on, default deny, and least-privilege tokens (the
-// policies the README documents): registration, discovery, KV state and sessions, and
+// policies docs/security.md documents): registration, discovery, KV state and sessions, and
 // `mesh register`; a token lacking a right gets an error that names it.
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { readFileSync } from "node:fs";

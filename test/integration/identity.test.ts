@@ -1,7 +1,7 @@
 // Membership is proven, not claimed: a server registered straight in Consul with a toolmesh
 // agent's meta is sent a credential for its own name only, and nothing it receives opens any
 // other member. With and without Consul ACLs (under ACLs: an operator allowed to register ext-*
-// services, the README's policy, registers it).
+// services, the policy docs/security.md documents, registers it).
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { CallToolResult, Client } from "@modelcontextprotocol/client";

@@ -517,7 +517,7 @@ describe("a keyed --task call, repeated", () => {
     for (const url of [jobs.url, new URL("/agents/jobs/mcp", gateway.url).toString()]) {
       // The gateway serves /agents/jobs/mcp once its catalog has a healthy jobs instance. Earlier tests
       // restart Consul empty: the gateway's blocking watch may wait out its 30 s before it sees the new
-      // Consul's lower index (a known limit, in the README).
+      // Consul's lower index (a known limit, in docs/limits.md).
       // An answer is not enough: the passthrough lists no tools while its catalog has no healthy jobs.
       const listed = async () => ((await rpc(url, "tools/list", {})).result?.["tools"] as { name: string }[] | undefined) ?? [];
       await eventually(async () => (await listed()).some((t) => t.name === "protocol_error_job"), {

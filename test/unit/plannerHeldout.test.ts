@@ -4,7 +4,8 @@
 // (facilities: rooms, desks, bookings keyed by hr's ids; test/fixtures/facilities/) written
 // before any tuning. Measured once, on the planner of issue 23; never tuned on. The floors
 // below are the measured band, so a regression fails; issue 23's targets (routing ≥ 95%,
-// compound ≥ 80%) are not met on these sets — README "Planning" says so.
+// compound ≥ 80%) are not met on these sets — docs/orchestrator-and-planner.md says so (held-out
+// set G2).
 import { readFileSync } from "node:fs";
 import type { CallToolResult, Client, Tool } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
