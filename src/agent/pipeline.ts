@@ -16,7 +16,8 @@ import { clientCapabilitiesOf, detachedContext, progressOf } from "./callContext
 import { admit, checkDeadline, checkHop, checkIdempotencyKey, checkIdentity, decode, type CallParams } from "./callChecks.ts";
 import type { IdempotencyLedger } from "./idempotency.ts";
 import { claimAndRun, invoke, withDeadline } from "./runHandler.ts";
-import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
+import type { TaskEngine } from "./taskEngine.ts";
+import { declaresTasks, tasksCapabilityMissing } from "./tasks.ts";
 import type { ToolCall, ToolOutcome, ToolRegistry, ToolSpec } from "./tools.ts";
 
 export interface CallPipelineOptions {

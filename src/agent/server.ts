@@ -8,7 +8,7 @@ import { callTool, installTools, type CallPipelineOptions } from "./pipeline.ts"
 import { ToolRegistry } from "./tools.ts";
 import { registerVocabulary } from "./vocabulary.ts";
 import { installTasks } from "./taskMethods.ts";
-import { TaskEngine } from "./tasks.ts";
+import { TaskEngine } from "./taskEngine.ts";
 import { TASKS_EXTENSION } from "../protocol/keys.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
