@@ -67,6 +67,8 @@ export class RunningTask {
             },
       )
       .then((r) => {
+        // Ended elsewhere (failed as orphaned while this replica was paused or cut off): stop the handler.
+        if (TERMINAL.has(r.status)) this.abort.abort(new Error(`the task was already ${r.status} by another instance`));
         if (r.cancelRequested) this.abort.abort(new Error("cancelled by tasks/cancel"));
         if (r.inputResponses && Object.keys(r.inputResponses).length > 0 && Object.keys(r.inputRequests ?? {}).length === 0) this.wake();
       })

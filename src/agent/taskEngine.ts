@@ -5,10 +5,12 @@ import type { Logger } from "../logger.ts";
 import { MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { TASK_END_RETRY_MS, TASK_ORPHAN_AFTER_MS, TASK_POLL_INTERVAL_MS, TASK_TTL_MS } from "../protocol/tasks.ts";
+import { withFence } from "../state/fence.ts";
 import type { SharedState } from "../state/sharedState.ts";
 import { tasksEnded, tasksRunning } from "../telemetry/metrics.ts";
 import { RunningTask } from "./runningTask.ts";
 import { detailed, plain, TERMINAL, wire, type TaskRecord, type TaskRun, type TaskStatus } from "./tasks.ts";
+import type { TaskFence } from "./taskFence.ts";
 import { TaskStore } from "./taskStore.ts";
 import type { ToolOutcome } from "./tools.ts";
 
@@ -49,8 +51,8 @@ export class TaskEngine {
       ttlMs: TASK_TTL_MS,
       pollIntervalMs: TASK_POLL_INTERVAL_MS,
     };
-    await this.store.create(record);
-    void this.drive(record.taskId, run, gathered);
+    const fence = await this.store.create(record, `${tool} (task ${record.taskId})`);
+    void this.drive(record.taskId, run, gathered, fence);
     return { resultType: "task", ...wire(record) };
   }
 
@@ -87,7 +89,9 @@ export class TaskEngine {
         status: "failed",
         error: {
           code: ProtocolErrorCode.InternalError,
-          message: `Instance ${record.instance} stopped while running ${record.tool} (no sign of it since ${record.heartbeatAt}); the task did not finish. Start it again.`,
+          message: record.applied
+            ? `Instance ${record.instance} stopped while running ${record.tool} (no sign of it since ${record.heartbeatAt}), after the task recorded a change; it did not report its result. Check what it changed before starting it again.`
+            : `Instance ${record.instance} stopped while running ${record.tool} (no sign of it since ${record.heartbeatAt}); the task did not finish and changed nothing. Start it again.`,
         },
       });
     }
@@ -136,14 +140,18 @@ export class TaskEngine {
   }
 
   /** Runs the handler, again after each round of input, until it ends; keeps the record current. */
-  private async drive(taskId: string, run: TaskRun, gathered: Record<string, unknown> | undefined): Promise<void> {
+  private async drive(taskId: string, run: TaskRun, gathered: Record<string, unknown> | undefined, fence: TaskFence): Promise<void> {
     const task = new RunningTask(taskId, this.store, this.logger);
     this.running.set(taskId, task);
     tasksRunning.inc();
     let responses: Record<string, unknown> | undefined = gathered;
     try {
       for (;;) {
-        const outcome = await abortable(run(responses, task.signal, task.report), task.signal);
+        // Every shared-state write of the handler is fenced by the task's record (taskFence.ts).
+        const outcome = await abortable(
+          withFence(fence, () => run(responses, task.signal, task.report)),
+          task.signal,
+        );
         if (!isInputRequiredResult(outcome)) return await this.complete(taskId, outcome as CallToolResult);
         responses = { ...responses, ...(await this.awaitInput(task, taskId, outcome.inputRequests ?? {})) };
       }

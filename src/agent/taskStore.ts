@@ -3,6 +3,7 @@ import type { Logger } from "../logger.ts";
 import { MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import type { SharedState } from "../state/sharedState.ts";
+import { TaskFence } from "./taskFence.ts";
 import type { TaskRecord } from "./tasks.ts";
 
 /** A task id as the engine makes them (randomUUID): any other is unknown without asking shared state. */
@@ -24,10 +25,15 @@ export class TaskStore {
     this.logger = logger;
   }
 
-  /** Writes a new task's record (durably: a read of it resolves before this returns); this replica runs it. */
-  async create(record: TaskRecord): Promise<void> {
-    await this.shared(record.taskId, () => this.state.update<TaskRecord>(record.taskId, () => record));
+  /**
+   * Writes a new task's record (durably: a read of it resolves before this returns); this
+   * replica runs it. Returns the fence its handler's writes go through.
+   */
+  async create(record: TaskRecord, label: string): Promise<TaskFence> {
+    const index = await this.shared(record.taskId, () => this.state.writeIf<TaskRecord>(record.taskId, record, 0));
+    if (index === undefined) throw new Error(`task id ${record.taskId} is taken (a random UUID twice?)`);
     this.local.set(record.taskId, record);
+    return new TaskFence({ state: this.state, record, index, label });
   }
 
   /** A task of `owner`'s, unexpired; any other id is refused as unknown. */

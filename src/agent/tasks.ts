@@ -39,6 +39,8 @@ export interface TaskRecord {
   /** Every input request key issued so far: a key is never reused. */
   issued?: string[];
   cancelRequested?: boolean;
+  /** An effect of the handler committed (fenced by this record: agent/taskFence.ts). */
+  applied?: boolean;
 }
 
 /**
