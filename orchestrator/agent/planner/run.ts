@@ -1,7 +1,8 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { resultText } from "../../../src/protocol/results.ts";
 import { describeError } from "../../../src/protocol/errors.ts";
-import type { Arg, Hop, Part, Plan, Ref, Step, Subject } from "./plan.ts";
+import type { Plan } from "./plan.ts";
+import type { Arg, Hop, Part, Ref, Step, Subject } from "./planTypes.ts";
 
 /** Calls one tool through the mesh (with the MeshContext continued); returns its result and the instance that answered. */
 export type StepCaller = (step: Step, args: Record<string, unknown>) => Promise<{ result: CallToolResult; instance: string }>;
