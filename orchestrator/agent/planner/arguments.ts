@@ -1,4 +1,4 @@
-import type { Target } from "./model.ts";
+import type { Target } from "./targets.ts";
 import type { Builder } from "./builder.ts";
 import type { Arg, Subject } from "./planTypes.ts";
 import { expand } from "./thesaurus.ts";

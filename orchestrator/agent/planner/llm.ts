@@ -4,7 +4,8 @@ import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { Turn } from "../../../src/context/meshContext.ts";
 import { describeError, MeshError } from "../../../src/protocol/errors.ts";
 import { resultText } from "../../../src/protocol/results.ts";
-import type { MeshModel, Target } from "./model.ts";
+import type { MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
 import { usedBy, type StepRun } from "./run.ts";
 
 /** An OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp's server). */

@@ -2,9 +2,10 @@ import type { Tool } from "@modelcontextprotocol/client";
 import type { VocabularyEntry } from "../../../src/agent/vocabulary.ts";
 import { Bm25Index } from "../../../src/text/bm25.ts";
 import { stem, tokenize } from "../../../src/text/tokenize.ts";
-import { ID_PARAM, nameWords, readRecord, type Attribute, type Relation, type Schema } from "./records.ts";
+import { ID_PARAM, readRecord, type Attribute, type Relation, type Schema } from "./records.ts";
+import { toolFields, toTarget, type Target } from "./targets.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
-import { actionClass, toolVerbs } from "./speechAct.ts";
+import { toolVerbs } from "./speechAct.ts";
 import { tokens as wordsOf } from "./language.ts";
 
 /** The verbs of a description, as lemmas ("of the person who raised them" → raise). */
@@ -30,30 +31,6 @@ export interface Entity {
   name: string;
   agents: string[];
 }
-
-/** A tool the planner may call, with how its parameters take the things a question names. */
-export interface Target {
-  agent: string;
-  tool: Tool;
-  /** Parameters that take an entity, by entity type. */
-  entityParams: { param: string; type: string; required: boolean }[];
-  required: string[];
-  properties: Record<string, Schema>;
-  /**
-   * Changes state (no `readOnlyHint`, or `destructiveHint`): planned only for a request to act
-   * whose verb is of the tool's kind (`verbs`), and run only once confirmed.
-   */
-  sideEffect: boolean;
-  /** Kinds of action the tool's own verbs name (speechAct.ts `actionClass`): what a request must ask for. */
-  actions: string[];
-  /** The (stemmed) words of its name, title, description and parameters: what it is about. */
-  terms: Set<string>;
-  /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
-  search?: string;
-}
-
-/** Parameter names of free-text search. */
-const SEARCH_PARAM = /^(query|q|search|text|keywords?)$/;
 
 export type Candidate = { kind: "tool"; target: Target } | { kind: "attribute"; attribute: Attribute };
 
@@ -272,7 +249,7 @@ export class MeshModel {
 
   /** A tool as a target: how its parameters take things, ranked by its words; a record tool's output read too. */
   private addTool(agent: string, tool: Tool): void {
-    const target = this.target(agent, tool);
+    const target = toTarget(agent, tool, (param, schema) => this.paramType(param, schema));
     this.targets.push(target);
     this.indexTool(target);
     // Relations and attributes come from read-only tools that take one entity.
@@ -288,44 +265,10 @@ export class MeshModel {
     }
   }
 
-  /** What the planner needs of a tool: its parameters, the entities they take, whether it changes state. */
-  private target(agent: string, tool: Tool): Target {
-    const input = tool.inputSchema as Schema;
-    const properties = input.properties ?? {};
-    const required = input.required ?? [];
-    const entityParams = Object.entries(properties).flatMap(([param, s]) => {
-      const type = this.paramType(param, s);
-      return type ? [{ param, type, required: required.includes(param) }] : [];
-    });
-    const a = tool.annotations ?? {};
-    const search = required.find((r) => SEARCH_PARAM.test(r) && properties[r]?.type === "string");
-    return {
-      agent,
-      tool,
-      entityParams,
-      required,
-      ...(search ? { search } : {}),
-      properties,
-      sideEffect: a.readOnlyHint !== true || a.destructiveHint === true,
-      actions: toolVerbs(tool).map(actionClass),
-      terms: new Set(),
-    };
-  }
-
   /** Ranks a tool by its name, title, description and parameters; its words are its `terms` and the agent's. */
   private indexTool(target: Target): void {
-    const { tool, agent, properties } = target;
-    const fields: [string, number][] = [
-      [nameWords(tool.name), 3],
-      [tool.title ?? "", 2],
-      [tool.description ?? "", 1],
-      [
-        Object.entries(properties)
-          .map(([p, s]) => `${nameWords(p)} ${s.description ?? ""} ${(s.enum ?? []).join(" ")}`)
-          .join(" "),
-        1,
-      ],
-    ];
+    const { agent } = target;
+    const fields = toolFields(target);
     this.index.add({ kind: "tool", target }, fields);
     for (const [text] of fields) for (const term of tokenize(text)) target.terms.add(term);
     for (const [text] of fields)

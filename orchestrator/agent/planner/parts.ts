@@ -1,5 +1,6 @@
 import type { Candidate as RouteCandidate } from "../router/classifier.ts";
-import type { MeshModel, Target } from "./model.ts";
+import type { MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
 import type { Attribute } from "./records.ts";
 import type { SpeechAct } from "./speechAct.ts";
 import type { Builder } from "./builder.ts";

@@ -1,5 +1,6 @@
 import { STOPWORDS } from "../../../src/text/tokenize.ts";
-import type { MeshModel, Target } from "./model.ts";
+import type { MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
 import { expand, IDENTITY_WORDS } from "./thesaurus.ts";
 import { asksFor, speechAct, type SpeechAct } from "./speechAct.ts";
 import { findChains, type Chain } from "./chains.ts";

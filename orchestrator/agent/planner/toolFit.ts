@@ -1,5 +1,6 @@
 import { tokenize } from "../../../src/text/tokenize.ts";
-import type { Candidate, MeshModel, Target } from "./model.ts";
+import type { Candidate, MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
 import { expand, SELECTORS } from "./thesaurus.ts";
 import type { SpeechAct } from "./speechAct.ts";
 import { fieldWords, tokens as wordsOf } from "./language.ts";

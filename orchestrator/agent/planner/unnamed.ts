@@ -1,4 +1,5 @@
-import { idPattern, type Candidate, type MeshModel, type Target } from "./model.ts";
+import { idPattern, type Candidate, type MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
 import type { Builder } from "./builder.ts";
 import { fill } from "./arguments.ts";
 import { askAgent, askBeforeActing, needs } from "./parts.ts";
