@@ -1,32 +1,17 @@
-import type { CallToolResult } from "@modelcontextprotocol/client";
-import { ProtocolError } from "@modelcontextprotocol/client";
 import type { MeshClient } from "../../src/client/meshClient.ts";
-import { resultText } from "../../src/protocol/results.ts";
-import {
-  childContext,
-  currentMeshContext,
-  rootContext,
-  runWithMeshContext,
-  type MeshContext,
-  type Turn,
-} from "../../src/context/meshContext.ts";
+import { runWithMeshContext, type MeshContext, type Turn } from "../../src/context/meshContext.ts";
 import { describeError, isMeshError } from "../../src/protocol/errors.ts";
 import { silentLogger, type Logger } from "../../src/logger.ts";
 import { currentPrincipal } from "../../src/http/principal.ts";
 import type { Candidate } from "./router/classifier.ts";
 import type { SessionStore } from "./session/sessionStore.ts";
-import { createHash } from "node:crypto";
-import { vocabularyUri, type Vocabulary, type VocabularyEntry } from "../../src/agent/vocabulary.ts";
-import { MeshModel, type Entity } from "./planner/model.ts";
+import type { MeshModel } from "./planner/model.ts";
 import { asksToAct, Planner, type Plan } from "./planner/plan.ts";
-import { failuresOf, runPlan, type AskFailure, type StepRun } from "./planner/run.ts";
+import { failuresOf, runPlan, usedBy, type AskFailure, type StepRun } from "./planner/run.ts";
 import { LlmPlanner, type LlmCall, type LlmConfig, type LlmOutcome } from "./planner/llm.ts";
-
-/** A reply that confirms the side effects the previous answer asked about. */
-export const CONFIRMATION = /^(y|yes|yes please|confirm|confirmed|ok|okay|go ahead|do it|book it|file it|submit it|please do|sure)[.!]*$/i;
-
-/** How long a published vocabulary is reused before it is read again. @default 60000 */
-export const VOCABULARY_TTL_MS = 60_000;
+import { ModelSource } from "./modelSource.ts";
+import { answerText, asEntity, contextForCall, type Exchange } from "./exchange.ts";
+import { asCalls, CONFIRMATION, confirmMessage, idempotencyKey, literalArgs, runConfirmedCalls } from "./confirmation.ts";
 
 export interface AskOptions {
   /** Continue this session (created when new). Only its owner may: another caller gets SessionRefused. */
@@ -83,6 +68,15 @@ export type AskResult =
     }
   | { kind: "ambiguous" | "none"; message: string; sessionId: string; candidates: Candidate[] };
 
+/** What a planner's run gave, to record and return. */
+interface Answered {
+  answer: string;
+  planner: Explanation["planner"];
+  steps: StepRun[];
+  used: string[];
+  unanswered: string[];
+}
+
 /**
  * The orchestrator agent: plans a message as tool calls across the specialists (the
  * built-in planner reads the agents' tools and vocabularies), runs them through the mesh with
@@ -97,11 +91,8 @@ export class Orchestrator {
   private readonly sessions: SessionStore;
   private readonly planner = new Planner();
   private readonly logger: Logger;
-  private readonly vocabularies = new Map<string, { at: number; entries: readonly VocabularyEntry[] }>();
   private readonly llm: LlmPlanner | undefined;
-  private lastModel: { inputs: unknown[]; model: MeshModel } | undefined;
-  /** Agents whose vocabulary could not be read for the latest model, with why. */
-  private readonly unreadVocabularies = new Map<string, string>();
+  private readonly models: ModelSource;
 
   /** `llm`: plan with this model when it answers; the built-in planner otherwise (and when it fails). */
   constructor(options: { mesh: MeshClient; sessions: SessionStore; logger?: Logger; llm?: LlmConfig }) {
@@ -109,50 +100,53 @@ export class Orchestrator {
     this.sessions = options.sessions;
     this.llm = options.llm ? new LlmPlanner(options.llm) : undefined;
     this.logger = (options.logger ?? silentLogger).child({ component: "orchestrator" });
+    this.models = new ModelSource(this.mesh, this.logger);
   }
 
   /** Throws SessionRefused (a business error) for a session that is not the asker's. */
   async ask(message: string, options: AskOptions = {}): Promise<AskResult> {
-    const sessionId = options.sessionId ?? this.sessions.newId();
-    const owner = options.owner ?? currentPrincipal();
-    // Consul KV down must not cost the answer: continue without history, and say so.
-    let sessionSaved = true;
-    const session = await this.sessions.load(sessionId, owner).catch((e: unknown) => {
-      if (!isMeshError(e) || !e.retryable) throw e;
-      sessionSaved = false;
-      this.logger.warn({ sessionId, err: describeError(e) }, "cannot read the session; answering without its history");
-      return undefined;
-    });
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    if (options.agent) return this.forward(message, options.agent, sessionId, owner, timeoutMs, session, sessionSaved);
-
+    const x = await this.exchange(message, options);
+    if (options.agent) return this.forward(x, options.agent);
     // "yes" to a question that asked for confirmation runs what it described: the model's
     // exact calls (LLM planner), or the question planned again (built-in, deterministic).
     const yes = CONFIRMATION.test(message.trim());
-    const pendingCalls = asCalls(session?.facts["pendingCalls"]);
-    if (yes && pendingCalls) return this.runConfirmed(message, pendingCalls, sessionId, owner, timeoutMs, session, sessionSaved);
-    const pending = typeof session?.facts["pending"] === "string" ? session.facts["pending"] : undefined;
+    const pendingCalls = asCalls(x.session?.facts["pendingCalls"]);
+    if (yes && pendingCalls) return this.runConfirmed(x, pendingCalls);
+    const pending = typeof x.session?.facts["pending"] === "string" ? x.session.facts["pending"] : undefined;
     const confirming = pending !== undefined && yes;
     const question = confirming ? pending : message;
-    const model = await this.model(Date.now() + Math.min(timeoutMs, 5_000));
+    const model = await this.models.model(Date.now() + Math.min(x.timeoutMs, 5_000));
     // A question never changes anything: confirmation (--yes, confirm: true, "yes") applies only
     // to what a request asked for; a model is not even offered the tools that change state.
     const mayAct = asksToAct(question);
     if (this.llm && !confirming) {
-      const answered = await this.askLlm(
-        message,
-        model,
-        sessionId,
-        owner,
-        timeoutMs,
-        session,
-        sessionSaved,
-        mayAct,
-        options.confirm === true,
-      );
+      const answered = await this.askLlm(x, model, mayAct, options.confirm === true);
       if (answered) return answered;
     }
-    const focus = asEntity(session?.facts["focus"]);
+    return this.planAndRun(x, model, question, mayAct, options.confirm === true || confirming);
+  }
+
+  /** The message in its session; Consul KV down must not cost the answer: continue without history, and say so. */
+  private async exchange(message: string, options: AskOptions): Promise<Exchange> {
+    const sessionId = options.sessionId ?? this.sessions.newId();
+    const owner = options.owner ?? currentPrincipal();
+    let saved = true;
+    const session = await this.sessions.load(sessionId, owner).catch((e: unknown) => {
+      if (!isMeshError(e) || !e.retryable) throw e;
+      saved = false;
+      this.logger.warn({ sessionId, err: describeError(e) }, "cannot read the session; answering without its history");
+      return undefined;
+    });
+    return { message, sessionId, owner, timeoutMs: options.timeoutMs ?? 30_000, session, saved };
+  }
+
+  /**
+   * Plans the question with the built-in planner and runs it; a plan that would change
+   * something is only described until `confirmed` (and never run for a question).
+   */
+  private async planAndRun(x: Exchange, model: MeshModel, question: string, mayAct: boolean, confirmed: boolean): Promise<AskResult> {
+    const { sessionId } = x;
+    const focus = asEntity(x.session?.facts["focus"]);
     const plan = this.planner.plan(model, question, focus ? { focus } : {});
     if (plan.effects.length > 0 && !mayAct) {
       // The planner never plans a change for a question; if it ever did, nothing runs.
@@ -168,28 +162,37 @@ export class Orchestrator {
       this.logger.info({ sessionId, kind: plan.decision, candidates: plan.candidates }, "not planned");
       return { kind: plan.decision, message: plan.message ?? "", sessionId, candidates: plan.candidates };
     }
-    if (plan.effects.length > 0 && !(options.confirm || confirming)) {
-      const effects = plan.steps.filter((s) => s.sideEffect).map((s) => ({ agent: s.agent, tool: s.tool, args: literalArgs(s.args) }));
-      const text = confirmMessage(effects);
-      if (sessionSaved)
-        await this.save(sessionId, owner, [{ role: "user", text: message, at: new Date().toISOString() }], {
-          pending: question,
-          pendingCalls: null,
-        });
-      return { kind: "confirm", message: text, sessionId, effects, candidates: plan.candidates };
-    }
+    if (plan.effects.length > 0 && !confirmed) return this.askToConfirm(x, question, plan);
+    return this.runBuiltIn(x, question, plan);
+  }
+
+  /** Describes what the plan would change, and keeps the question in the session for a "yes". */
+  private async askToConfirm(x: Exchange, question: string, plan: Plan): Promise<AskResult> {
+    const effects = plan.steps.filter((s) => s.sideEffect).map((s) => ({ agent: s.agent, tool: s.tool, args: literalArgs(s.args) }));
+    const text = confirmMessage(effects);
+    if (x.saved)
+      await this.save(x.sessionId, x.owner, [{ role: "user", text: x.message, at: new Date().toISOString() }], {
+        pending: question,
+        pendingCalls: null,
+      });
+    return { kind: "confirm", message: text, sessionId: x.sessionId, effects, candidates: plan.candidates };
+  }
+
+  /** Runs a built-in plan through the mesh, each change with its idempotency key, and records who it ended on. */
+  private async runBuiltIn(x: Exchange, question: string, plan: Plan): Promise<AskResult> {
     const primary = plan.primary ?? plan.steps.at(-1)?.agent ?? "orchestrator";
-    const context = contextForCall(primary, sessionId, timeoutMs, session);
+    const context = contextForCall(primary, x);
     const run = await runWithMeshContext(context, () =>
       runPlan(plan, async (step, args) => {
-        const key = step.sideEffect ? idempotencyKey(sessionId, question, step.id, args) : undefined;
+        const key = step.sideEffect ? idempotencyKey(x.sessionId, question, step.id, args) : undefined;
         const outcome = await this.mesh.call(step.agent, step.tool, args, { context, ...(key ? { idempotencyKey: key } : {}) });
         return outcome;
       }),
     );
     const named = plan.focus && "entity" in plan.focus ? plan.focus.entity : undefined;
     const focusAfter = run.focus ?? (named ? { type: named.type, id: named.id, name: named.name } : undefined);
-    return this.answered(message, run.answer, "built-in", run.steps, run.used, run.unanswered, sessionId, owner, context, sessionSaved, {
+    const { answer, steps, used, unanswered } = run;
+    return this.answered(x, { answer, planner: "built-in", steps, used, unanswered }, context, {
       agent: primary,
       candidates: plan.candidates,
       facts: focusAfter ? { focus: focusAfter } : {},
@@ -197,28 +200,19 @@ export class Orchestrator {
   }
 
   /** Plans with the model; undefined (after a log line) when the endpoint is absent or failing. */
-  private async askLlm(
-    message: string,
-    model: MeshModel,
-    sessionId: string,
-    owner: string,
-    timeoutMs: number,
-    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
-    saved: boolean,
-    mayAct: boolean,
-    confirm: boolean,
-  ): Promise<AskResult | undefined> {
+  private async askLlm(x: Exchange, model: MeshModel, mayAct: boolean, confirm: boolean): Promise<AskResult | undefined> {
     const llm = this.llm!;
-    const context = contextForCall("mesh", sessionId, timeoutMs, session);
+    const { message, sessionId } = x;
+    const context = contextForCall("mesh", x);
     let outcome: LlmOutcome;
     try {
       outcome = await runWithMeshContext(context, () =>
         llm.answer(message, {
           model,
-          history: session?.history ?? [],
+          history: x.session?.history ?? [],
           mayAct,
           confirm: mayAct && confirm,
-          signal: AbortSignal.timeout(timeoutMs),
+          signal: AbortSignal.timeout(x.timeoutMs),
           call: (c) => {
             const key = c.sideEffect ? idempotencyKey(sessionId, message, c.tool, c.args) : undefined;
             return this.mesh.call(c.agent, c.tool, c.args, { context, ...(key ? { idempotencyKey: key } : {}) });
@@ -234,83 +228,38 @@ export class Orchestrator {
     }
     const at = new Date().toISOString();
     if (outcome.kind === "confirm") {
-      if (saved) await this.save(sessionId, owner, [{ role: "user", text: message, at }], { pendingCalls: outcome.effects, pending: null });
+      if (x.saved)
+        await this.save(sessionId, x.owner, [{ role: "user", text: message, at }], { pendingCalls: outcome.effects, pending: null });
       return { kind: "confirm", message: confirmMessage(outcome.effects), sessionId, effects: outcome.effects, candidates: [] };
     }
-    return this.answered(message, outcome.answer, "llm", outcome.steps, outcome.used, [], sessionId, owner, context, saved);
+    const { answer, steps, used } = outcome;
+    return this.answered(x, { answer, planner: "llm", steps, used, unanswered: [] }, context);
   }
 
   /** Runs the calls a "yes" confirmed, exactly as they were shown. */
-  private async runConfirmed(
-    message: string,
-    calls: LlmCall[],
-    sessionId: string,
-    owner: string,
-    timeoutMs: number,
-    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
-    saved: boolean,
-  ): Promise<AskResult> {
-    const context = contextForCall("mesh", sessionId, timeoutMs, session);
-    const steps: StepRun[] = [];
-    const texts: string[] = [];
-    for (const [i, c] of calls.entries()) {
-      const run: StepRun = {
-        id: `c${i + 1}`,
-        agent: c.agent,
-        tool: c.tool,
-        args: c.args,
-        why: "confirmed by the user",
-        status: "error",
-        changes: true,
-      };
-      steps.push(run);
-      const t0 = performance.now();
-      try {
-        const { result, instance } = await this.mesh.call(c.agent, c.tool, c.args, {
-          context,
-          idempotencyKey: idempotencyKey(sessionId, JSON.stringify(calls), c.tool, c.args),
-        });
-        run.instance = instance;
-        run.status = result.isError ? "error" : "ok";
-        if (result.isError) {
-          run.failure = "business";
-          run.error = resultText(result);
-        }
-        texts.push(resultText(result));
-      } catch (e) {
-        run.failure = "mesh";
-        run.error = describeError(e);
-        texts.push(`${c.agent}.${c.tool} failed: ${run.error}`);
-      } finally {
-        run.ms = Math.round((performance.now() - t0) * 10) / 10;
-      }
-    }
-    const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
+  private async runConfirmed(x: Exchange, calls: LlmCall[]): Promise<AskResult> {
+    const context = contextForCall("mesh", x);
+    const { steps, texts } = await runConfirmedCalls(this.mesh, calls, x.sessionId, context);
+    const used = usedBy(steps);
     const answer = `${texts.join("\n")}${used.length ? `\n\n— ${used.join(", ")}` : ""}`;
-    return this.answered(message, answer, "llm", steps, used, [], sessionId, owner, context, saved);
+    return this.answered(x, { answer, planner: "llm", steps, used, unanswered: [] }, context);
   }
 
   /** Records an answer in the session and shapes the result. */
   private async answered(
-    message: string,
-    answer: string,
-    planner: Explanation["planner"],
-    steps: StepRun[],
-    used: string[],
-    unanswered: string[],
-    sessionId: string,
-    owner: string,
+    x: Exchange,
+    a: Answered,
     context: MeshContext,
-    saved: boolean,
     extra: { agent?: string; candidates?: Candidate[]; facts?: Record<string, unknown> } = {},
   ): Promise<AskResult> {
+    const { answer, planner, steps, used, unanswered } = a;
+    const { sessionId } = x;
     // The agent that answered: the one the plan names, else the last that answered.
     const last = [...steps].reverse().find((s) => s.status === "ok" && (!extra.agent || s.agent === extra.agent));
     const agent = extra.agent ?? last?.agent ?? "orchestrator";
-    const sessionSaved =
-      saved && (await this.saveExchange(sessionId, owner, message, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
+    const sessionSaved = x.saved && (await this.saveExchange(x, answer, agent, { pending: null, pendingCalls: null, ...extra.facts }));
     this.logger.info({ sessionId, planner, agents: used, traceId: context.traceId }, "answered");
-    const failures = failuresOf(steps, unanswered).map((f) => this.explainUnanswered(f));
+    const failures = failuresOf(steps, unanswered).map((f) => this.models.explain(f));
     return {
       kind: "answer",
       answer,
@@ -329,83 +278,14 @@ export class Orchestrator {
     };
   }
 
-  /**
-   * A part left unanswered while an agent could not be read (its vocabulary, so the names it
-   * knows) or had no usable instance is a failure of the mesh, not of the question: said so.
-   */
-  private explainUnanswered(f: AskFailure): AskFailure {
-    if (f.kind !== "unanswered") return f;
-    const down = this.mesh.catalog
-      .agents()
-      .filter((a) => a.instances.length === 0)
-      .map((a) => `${a.name} has no usable instance`);
-    const unread = [...this.unreadVocabularies].map(([agent, err]) => `${agent} did not answer (${err})`);
-    const why = [...down, ...unread];
-    if (why.length === 0) return f;
-    const message = `${f.message} But ${why.join(" and ")}, so what only it knows could not be looked up; ask again once it is back (see "mesh agents").`;
-    return { ...f, kind: "mesh", message };
-  }
-
-  /** The mesh as the planner reads it: healthy agents, their tools and vocabularies. */
-  async model(deadline: number): Promise<MeshModel> {
-    const agents = this.mesh.catalog.agents().filter((a) => a.instances.length > 0);
-    const vocabularies = await Promise.all(agents.map((a) => this.vocabulary(a.name, deadline)));
-    // The same agents, tool lists and vocabularies (the catalog and the cache keep their arrays): the same model.
-    const inputs = agents.flatMap((a, i) => [a.name, a.description, a.tools, vocabularies[i]]);
-    if (this.lastModel && this.lastModel.inputs.length === inputs.length && this.lastModel.inputs.every((x, i) => x === inputs[i]))
-      return this.lastModel.model;
-    const model = new MeshModel(
-      agents.map((a, i) => ({
-        name: a.name,
-        ...(a.description ? { description: a.description } : {}),
-        tags: a.tags,
-        tools: a.tools,
-        vocabulary: vocabularies[i]!,
-      })),
-    );
-    this.lastModel = { inputs, model };
-    return model;
-  }
-
-  private async vocabulary(agent: string, deadline: number): Promise<readonly VocabularyEntry[]> {
-    const cached = this.vocabularies.get(agent);
-    if (cached && Date.now() - cached.at < VOCABULARY_TTL_MS) return cached.entries;
-    const signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-    try {
-      const read = await this.mesh.withAgent(agent, (c) => c.readResource({ uri: vocabularyUri(agent) }, { signal }));
-      const text = (read.contents[0] as { text?: unknown } | undefined)?.text;
-      const parsed = typeof text === "string" ? (JSON.parse(text) as Vocabulary) : undefined;
-      const entries = Array.isArray(parsed?.entries)
-        ? parsed.entries.filter((e) => e && typeof e.type === "string" && typeof e.id === "string" && typeof e.name === "string")
-        : [];
-      this.vocabularies.set(agent, { at: Date.now(), entries });
-      this.unreadVocabularies.delete(agent);
-      return entries;
-    } catch (e) {
-      // An agent that publishes none (most MCP servers) is planned from its tools alone.
-      this.logger.debug({ agent, err: describeError(e) }, "no vocabulary");
-      // An agent that publishes none answers "not found"; one that did not answer is a mesh failure.
-      if (!cached && !answeredWithout(e)) this.unreadVocabularies.set(agent, describeError(e));
-      this.vocabularies.set(agent, { at: Date.now(), entries: cached?.entries ?? [] });
-      return cached?.entries ?? [];
-    }
-  }
-
   /** Records a question and its answer (and who answered) in the session. */
-  private saveExchange(
-    sessionId: string,
-    owner: string,
-    message: string,
-    answer: string,
-    agent: string,
-    facts: Record<string, unknown>,
-  ): Promise<boolean> {
+  private saveExchange(x: Exchange, answer: string, agent: string, facts: Record<string, unknown>): Promise<boolean> {
     const at = new Date().toISOString();
     return this.save(
-      sessionId,
-      owner,
+      x.sessionId,
+      x.owner,
       [
-        { role: "user", text: message, at },
+        { role: "user", text: x.message, at },
         { role: "agent", text: answer, agent, at },
       ],
       { lastAgent: agent, ...facts },
@@ -424,20 +304,13 @@ export class Orchestrator {
   }
 
   /** Asks one named agent's `ask` tool, as it is (`--agent`). */
-  private async forward(
-    message: string,
-    agent: string,
-    sessionId: string,
-    owner: string,
-    timeoutMs: number,
-    session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
-    saved: boolean,
-  ): Promise<AskResult> {
-    const context = contextForCall(agent, sessionId, timeoutMs, session);
+  private async forward(x: Exchange, agent: string): Promise<AskResult> {
+    const { message, sessionId } = x;
+    const context = contextForCall(agent, x);
     const { result, instance } = await this.mesh.call(agent, "ask", { question: message }, { context });
     const answer = answerText(result);
     const sources = ((result.structuredContent as { sources?: unknown } | undefined)?.sources as string[] | undefined) ?? [];
-    const sessionSaved = saved && (await this.saveExchange(sessionId, owner, message, answer, agent, {}));
+    const sessionSaved = x.saved && (await this.saveExchange(x, answer, agent, {}));
     this.logger.info({ sessionId, agent, instance, traceId: context.traceId }, "answered");
     const failures: AskFailure[] = result.isError ? [{ kind: "business", agent, tool: "ask", changes: false, message: answer }] : [];
     return {
@@ -456,71 +329,4 @@ export class Orchestrator {
       failures,
     };
   }
-}
-
-/** What a plan would change, and how to let it. */
-function confirmMessage(effects: readonly LlmCall[]): string {
-  return `This would change something: ${effects
-    .map((e) => `${e.agent}.${e.tool} ${JSON.stringify(e.args)}`)
-    .join("; ")}. Reply "yes" in this session to go ahead (or ask again with confirmation: mesh ask --yes).`;
-}
-
-function asCalls(v: unknown): LlmCall[] | undefined {
-  if (!Array.isArray(v) || v.length === 0) return undefined;
-  const ok = v.every(
-    (c) => c && typeof c === "object" && typeof c.agent === "string" && typeof c.tool === "string" && c.args && typeof c.args === "object",
-  );
-  return ok ? (v as LlmCall[]) : undefined;
-}
-
-/** Arguments known before anything runs (references to earlier steps shown as such). */
-function literalArgs(args: Plan["steps"][number]["args"]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, typeof v === "object" ? `<from ${v.$ref.step}>` : v]));
-}
-
-/** One key per intended effect: a repeated "yes" or a failover does not book twice. */
-function idempotencyKey(sessionId: string, question: string, step: string, args: Record<string, unknown>): string {
-  return `ask-${createHash("sha256")
-    .update(JSON.stringify([sessionId, question, step, args]))
-    .digest("hex")
-    .slice(0, 40)}`;
-}
-
-function asEntity(v: unknown): Entity | undefined {
-  if (!v || typeof v !== "object") return undefined;
-  const o = v as Record<string, unknown>;
-  return typeof o["type"] === "string" && typeof o["id"] === "string" && typeof o["name"] === "string"
-    ? { type: o["type"], id: o["id"], name: o["name"], agents: [] }
-    : undefined;
-}
-
-/**
- * The context of the call to the specialist. Called as a tool (by the gateway, another agent,
- * a client with a mesh context), the orchestrator continues its caller's context: the same
- * trace, one more hop (so a loop through the orchestrator still meets the hop limit), the
- * caller's deadline if sooner; the session's history and facts are the conversation's.
- * Called directly (the CLI), it starts one.
- */
-function contextForCall(
-  agent: string,
-  sessionId: string,
-  timeoutMs: number,
-  session: { facts: Record<string, unknown>; history: readonly Turn[] } | undefined,
-): MeshContext {
-  const caller = currentMeshContext();
-  const conversation = { sessionId, facts: session?.facts ?? {}, history: session?.history ?? [] };
-  if (!caller) return rootContext({ caller: "orchestrator", timeoutMs, ...conversation });
-  const child = childContext(caller, "orchestrator", agent);
-  const deadline = Math.min(caller.deadline ?? Number.POSITIVE_INFINITY, Date.now() + timeoutMs);
-  return { ...child, ...conversation, deadline };
-}
-
-function answerText(r: CallToolResult): string {
-  const structured = (r.structuredContent as { answer?: unknown } | undefined)?.answer;
-  return typeof structured === "string" ? structured : resultText(r);
-}
-
-/** The agent answered, with no (usable) vocabulary: a protocol error (no such resource) or one that is not JSON. */
-function answeredWithout(e: unknown): boolean {
-  return e instanceof ProtocolError || e instanceof SyntaxError;
 }

@@ -140,3 +140,16 @@ export function dates(text: string, now: Date = new Date()): DateSpan[] {
   }
   return out;
 }
+
+/** A schema's field or parameter name as the words a sentence says ("hireDate", "net_pay" → "hire date", "net pay"). */
+export function fieldWords(field: string): string {
+  return field
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/_/g, " ")
+    .toLowerCase();
+}
+
+/** A name or value as written, to match literally inside a RegExp. */
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

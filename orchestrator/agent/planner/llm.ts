@@ -4,8 +4,9 @@ import type { CallToolResult } from "@modelcontextprotocol/client";
 import type { Turn } from "../../../src/context/meshContext.ts";
 import { describeError, MeshError } from "../../../src/protocol/errors.ts";
 import { resultText } from "../../../src/protocol/results.ts";
-import type { MeshModel, Target } from "./model.ts";
-import type { StepRun } from "./run.ts";
+import type { MeshModel } from "./model.ts";
+import type { Target } from "./targets.ts";
+import { usedBy, type StepRun } from "./run.ts";
 
 /** An OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp's server). */
 export interface LlmConfig {
@@ -121,11 +122,7 @@ export class LlmPlanner {
       const message = completion.choices[0]?.message;
       if (!message) throw new Error("the model answered with no choices");
       const calls = (message.tool_calls ?? []).filter((c) => c.type === "function");
-      if (calls.length === 0) {
-        const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
-        const text = (message.content ?? "").trim() || "The model gave no answer.";
-        return { kind: "answer", answer: used.length ? `${text}\n\n— ${used.join(", ")}` : text, steps, used };
-      }
+      if (calls.length === 0) return finalAnswer(message.content, steps);
       const planned = calls.map((c) => ({
         id: c.id,
         name: c.function.name,
@@ -133,61 +130,79 @@ export class LlmPlanner {
         args: parseArgs(c.function.arguments),
       }));
       const effects = planned.filter((p) => p.target?.sideEffect && p.args.ok);
-      if (effects.length > 0 && !o.confirm) {
-        return {
-          kind: "confirm",
-          effects: effects.map((p) => ({
-            agent: p.target!.agent,
-            tool: p.target!.tool.name,
-            args: (p.args as { value: Record<string, unknown> }).value,
-          })),
-          steps,
-        };
-      }
+      if (effects.length > 0 && !o.confirm) return { kind: "confirm", effects: effects.map(asCall), steps };
       messages.push({ role: "assistant", content: message.content ?? null, tool_calls: calls });
-      const results = await Promise.all(
-        planned.map(async (p, i): Promise<string> => {
-          if (!p.target) return `Error: there is no tool "${p.name}". Use one of the functions offered.`;
-          if (!p.args.ok) return `Error: the arguments are not a JSON object (${p.args.error}).`;
-          const run: StepRun = {
-            id: `l${round + 1}.${i + 1}`,
-            agent: p.target.agent,
-            tool: p.target.tool.name,
-            args: p.args.value,
-            why: "the model's call",
-            status: "error",
-          };
-          steps.push(run);
-          const t0 = performance.now();
-          try {
-            const { result, instance } = await o.call({
-              agent: run.agent,
-              tool: run.tool,
-              args: run.args,
-              sideEffect: p.target.sideEffect,
-            });
-            run.instance = instance;
-            run.status = result.isError ? "error" : "ok";
-            const text = result.structuredContent ? JSON.stringify(result.structuredContent) : resultText(result);
-            if (result.isError) run.error = resultText(result);
-            return (result.isError ? `Error: ${resultText(result)}` : text).slice(0, MAX_TOOL_RESULT_CHARS);
-          } catch (e) {
-            run.error = describeError(e);
-            return `Error: ${run.error}`;
-          } finally {
-            run.ms = Math.round((performance.now() - t0) * 10) / 10;
-          }
-        }),
-      );
+      const results = await Promise.all(planned.map((p, i) => runCall(p, `l${round + 1}.${i + 1}`, steps, o.call)));
       planned.forEach((p, i) => messages.push({ role: "tool", tool_call_id: p.id, content: results[i]! }));
     }
-    const used = [...new Set(steps.filter((s) => s.status === "ok").map((s) => `${s.agent}.${s.tool}`))];
+    const used = usedBy(steps);
     return {
       kind: "answer",
       answer: `I could not finish within ${rounds} rounds of tool calls; the question may need to be split.${used.length ? `\n\n— ${used.join(", ")}` : ""}`,
       steps,
       used,
     };
+  }
+}
+
+/** A call the model asked for: the function it named (the target, when there is one) and its parsed arguments. */
+interface Planned {
+  id: string;
+  name: string;
+  target: Target | undefined;
+  args: ReturnType<typeof parseArgs>;
+}
+
+/** The model's answer (it asked for no more calls), with the agent.tool of every step that answered. */
+function finalAnswer(content: string | null | undefined, steps: StepRun[]): LlmOutcome {
+  const used = usedBy(steps);
+  const text = (content ?? "").trim() || "The model gave no answer.";
+  return { kind: "answer", answer: used.length ? `${text}\n\n— ${used.join(", ")}` : text, steps, used };
+}
+
+/** A state-changing call as the user is asked to confirm it. */
+function asCall(p: Planned): LlmCall {
+  return {
+    agent: p.target!.agent,
+    tool: p.target!.tool.name,
+    args: (p.args as { value: Record<string, unknown> }).value,
+  };
+}
+
+/**
+ * Runs one call the model asked for through the mesh (recorded in `steps` as `id`); returns
+ * what goes back to the model: the result (cut to MAX_TOOL_RESULT_CHARS) or the error.
+ */
+async function runCall(p: Planned, id: string, steps: StepRun[], call: MeshCall): Promise<string> {
+  if (!p.target) return `Error: there is no tool "${p.name}". Use one of the functions offered.`;
+  if (!p.args.ok) return `Error: the arguments are not a JSON object (${p.args.error}).`;
+  const run: StepRun = {
+    id,
+    agent: p.target.agent,
+    tool: p.target.tool.name,
+    args: p.args.value,
+    why: "the model's call",
+    status: "error",
+  };
+  steps.push(run);
+  const t0 = performance.now();
+  try {
+    const { result, instance } = await call({
+      agent: run.agent,
+      tool: run.tool,
+      args: run.args,
+      sideEffect: p.target.sideEffect,
+    });
+    run.instance = instance;
+    run.status = result.isError ? "error" : "ok";
+    const text = result.structuredContent ? JSON.stringify(result.structuredContent) : resultText(result);
+    if (result.isError) run.error = resultText(result);
+    return (result.isError ? `Error: ${resultText(result)}` : text).slice(0, MAX_TOOL_RESULT_CHARS);
+  } catch (e) {
+    run.error = describeError(e);
+    return `Error: ${run.error}`;
+  } finally {
+    run.ms = Math.round((performance.now() - t0) * 10) / 10;
   }
 }
 

@@ -2,8 +2,10 @@ import type { Tool } from "@modelcontextprotocol/client";
 import type { VocabularyEntry } from "../../../src/agent/vocabulary.ts";
 import { Bm25Index } from "../../../src/text/bm25.ts";
 import { stem, tokenize } from "../../../src/text/tokenize.ts";
+import { ID_PARAM, readRecord, type Attribute, type Relation, type Schema } from "./records.ts";
+import { toolFields, toTarget, type Target } from "./targets.ts";
 import { ROUTER_TAG } from "../router/classifier.ts";
-import { actionClass, toolVerbs } from "./speechAct.ts";
+import { toolVerbs } from "./speechAct.ts";
 import { tokens as wordsOf } from "./language.ts";
 
 /** The verbs of a description, as lemmas ("of the person who raised them" → raise). */
@@ -22,84 +24,12 @@ export interface PlannerAgent {
   vocabulary: readonly VocabularyEntry[];
 }
 
-type Schema = {
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  items?: Schema;
-  required?: string[];
-  enum?: unknown[];
-  pattern?: string;
-  description?: string;
-  default?: unknown;
-};
-
 /** A thing the mesh knows by name: an employee, a department, a document. */
 export interface Entity {
   type: string;
   id: string;
   name: string;
   agents: string[];
-}
-
-/** A tool the planner may call, with how its parameters take the things a question names. */
-export interface Target {
-  agent: string;
-  tool: Tool;
-  /** Parameters that take an entity, by entity type. */
-  entityParams: { param: string; type: string; required: boolean }[];
-  required: string[];
-  properties: Record<string, Schema>;
-  /**
-   * Changes state (no `readOnlyHint`, or `destructiveHint`): planned only for a request to act
-   * whose verb is of the tool's kind (`verbs`), and run only once confirmed.
-   */
-  sideEffect: boolean;
-  /** Kinds of action the tool's own verbs name (speechAct.ts `actionClass`): what a request must ask for. */
-  actions: string[];
-  /** The (stemmed) words of its name, title, description and parameters: what it is about. */
-  terms: Set<string>;
-  /** A required free-text search parameter (`query`): any named entity can be searched for by its name. */
-  search?: string;
-}
-
-/** Parameter names of free-text search. */
-const SEARCH_PARAM = /^(query|q|search|text|keywords?)$/;
-
-/**
- * A step from one entity to another that a tool's output gives: get_employee's `manager`,
- * list_direct_reports' `reports` (a list), the record's `department` (a name of another type).
- */
-export interface Relation {
-  name: string;
-  /** How an answer names it ("manager", "direct reports"). */
-  label: string;
-  /** Stemmed words that name it in a question. */
-  words: string[];
-  from: string;
-  to: string;
-  agent: string;
-  tool: string;
-  param: string;
-  /** Path in structuredContent to the related object (with id and name), list or name. */
-  path: string[];
-  list: boolean;
-  /** For a list: the date fields of its members (to pick the newest or the longest-serving). */
-  dateFields: string[];
-  /**
-   * The path ends in an id (a ticket's `requester_id`), not an object with a name: the planner
-   * reads that thing's record (`record`) to name it and go on from it.
-   */
-  record?: Attribute;
-}
-
-/** A field of an entity's record (email, location, hireDate…), read by the record's tool. */
-export interface Attribute {
-  type: string;
-  field: string;
-  agent: string;
-  tool: string;
-  param: string;
-  path: string[];
 }
 
 export type Candidate = { kind: "tool"; target: Target } | { kind: "attribute"; attribute: Attribute };
@@ -113,8 +43,6 @@ export function idPattern(s: { type?: string | string[]; pattern?: string } | un
     return undefined;
   }
 }
-
-const ID_PARAM = /^(.*)_id$/;
 
 /**
  * The mesh as a planner reads it, derived from what agents publish: tools' schemas and
@@ -319,116 +247,31 @@ export class MeshModel {
     return undefined;
   }
 
+  /** A tool as a target: how its parameters take things, ranked by its words; a record tool's output read too. */
   private addTool(agent: string, tool: Tool): void {
-    const input = tool.inputSchema as Schema;
-    const properties = input.properties ?? {};
-    const required = input.required ?? [];
-    const entityParams = Object.entries(properties).flatMap(([param, s]) => {
-      const type = this.paramType(param, s);
-      return type ? [{ param, type, required: required.includes(param) }] : [];
-    });
-    const a = tool.annotations ?? {};
-    const target: Target = {
-      agent,
-      tool,
-      entityParams,
-      required,
-      ...(() => {
-        const search = required.find((r) => SEARCH_PARAM.test(r) && properties[r]?.type === "string");
-        return search ? { search } : {};
-      })(),
-      properties,
-      sideEffect: a.readOnlyHint !== true || a.destructiveHint === true,
-      actions: toolVerbs(tool).map(actionClass),
-      terms: new Set(),
-    };
+    const target = toTarget(agent, tool, (param, schema) => this.paramType(param, schema));
     this.targets.push(target);
-    const words = (s: string) => s.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2");
-    const fields: [string, number][] = [
-      [words(tool.name), 3],
-      [tool.title ?? "", 2],
-      [tool.description ?? "", 1],
-      [
-        Object.entries(properties)
-          .map(([p, s]) => `${words(p)} ${s.description ?? ""} ${(s.enum ?? []).join(" ")}`)
-          .join(" "),
-        1,
-      ],
-    ];
+    this.indexTool(target);
+    // Relations and attributes come from read-only tools that take one entity.
+    const only = target.entityParams.filter((p) => p.required);
+    if (only.length !== 1 || target.required.length !== 1 || tool.annotations?.readOnlyHint !== true) return;
+    const { param, type } = only[0]!;
+    const facts = readRecord({ agent, tool, param, type }, { types: this.types, paramTypes: this.paramTypes, paramVerbs: this.paramVerbs });
+    this.links.push(...facts.links);
+    this.relations.push(...facts.relations);
+    for (const { attribute, text } of facts.attributes) {
+      this.attributes.push(attribute);
+      this.index.add({ kind: "attribute", attribute }, [[text, 3]]);
+    }
+  }
+
+  /** Ranks a tool by its name, title, description and parameters; its words are its `terms` and the agent's. */
+  private indexTool(target: Target): void {
+    const { agent } = target;
+    const fields = toolFields(target);
     this.index.add({ kind: "tool", target }, fields);
     for (const [text] of fields) for (const term of tokenize(text)) target.terms.add(term);
     for (const [text] of fields)
       for (const term of tokenize(text)) (this.toolTerms.get(term) ?? this.toolTerms.set(term, new Set()).get(term)!).add(agent);
-    // Relations and attributes come from read-only tools that take one entity.
-    const only = entityParams.filter((p) => p.required);
-    if (only.length !== 1 || required.length !== 1 || a.readOnlyHint !== true) return;
-    const { param, type } = only[0]!;
-    const self = new Set([type, ID_PARAM.exec(param)?.[1] ?? param]);
-    const out = (tool.outputSchema as Schema | undefined)?.properties ?? {};
-    for (const [prop, s] of Object.entries(out)) {
-      if (self.has(prop) && s.properties) {
-        // The entity's own record: its fields are attributes; a field named after a type leads to that entity.
-        for (const [field, fs] of Object.entries(s.properties)) {
-          if (field === "id" || field === "name") continue;
-          // A field holding another thing's id (a ticket's `requester_id`): a link to that thing,
-          // named by the field and by what tools say of the same parameter ("raised", "opened").
-          const linked = ID_PARAM.test(field) ? this.paramTypes.get(field) : undefined;
-          const linkName = ID_PARAM.exec(field)?.[1];
-          if (linked && linkName && linked !== type) {
-            this.links.push({
-              name: linkName,
-              label: words(linkName),
-              words: [stem(linkName), ...[...(this.paramVerbs.get(field) ?? [])].map(stem)],
-              from: type,
-              to: linked,
-              agent,
-              tool: tool.name,
-              param,
-              path: [prop, field],
-              list: false,
-              dateFields: [],
-            });
-          }
-          if (this.types.includes(field)) {
-            this.relations.push({
-              name: field,
-              label: field,
-              words: [stem(field)],
-              from: type,
-              to: field,
-              agent,
-              tool: tool.name,
-              param,
-              path: [prop, field],
-              list: false,
-              dateFields: [],
-            });
-          }
-          const attribute: Attribute = { type, field, agent, tool: tool.name, param, path: [prop, field] };
-          this.attributes.push(attribute);
-          this.index.add({ kind: "attribute", attribute }, [[`${words(field)} ${fs.description ?? ""}`, 3]]);
-        }
-        continue;
-      }
-      const item = s.type === "array" ? s.items : s;
-      if (!item?.properties?.["id"] || self.has(prop)) continue;
-      const title = (tool.title ?? tool.name.replace(/_/g, " ")).toLowerCase();
-      const phrase = title.split(/\s+/).filter((w) => w !== "get" && w !== "list");
-      this.relations.push({
-        name: prop,
-        label: s.type === "array" && phrase.length > 0 ? phrase.join(" ") : prop,
-        words: [...new Set([stem(prop), ...phrase.map(stem)])],
-        from: type,
-        to: type,
-        agent,
-        tool: tool.name,
-        param,
-        path: [prop],
-        list: s.type === "array",
-        dateFields: Object.entries(item.properties)
-          .filter(([f, fs]) => /date$/i.test(f) || (fs as { format?: string }).format === "date")
-          .map(([f]) => f),
-      });
-    }
   }
 }
