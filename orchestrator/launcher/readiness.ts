@@ -12,6 +12,15 @@ import { MeshError } from "../../src/protocol/errors.ts";
 export const AGENT_READY_TIMEOUT_MS = 20_000;
 /** The outer bound: how long an agent that keeps making progress may take to be ready. Set it with MESH_READY_MAX_MS. @default 300000 */
 export const AGENT_READY_MAX_MS = 300_000;
+/**
+ * The share of one core a silent starting process must use to count as working: an idle
+ * Node.js process still wakes now and then (timers, GC, one clock tick every second or two),
+ * and that must not keep a hung start alive. A start starved by a busy machine gets its share
+ * of the cores, far above this. @default 0.05
+ */
+const MIN_CPU_SHARE = 0.05;
+/** Milliseconds of CPU time per clock tick in /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const MS_PER_TICK = 10;
 /** How many output lines of a process that failed to start an error message quotes. @default 10 */
 const TAIL_LINES = 10;
 
@@ -89,7 +98,8 @@ export class ReadyWatch {
   private lastProgressAt = this.startedAt;
   private outputSeen = 0;
   private outputChecked = 0;
-  private cpuTicks: number | undefined;
+  /** CPU ticks the process had used when it last showed progress. */
+  private ticksAtProgress: number | undefined;
   private settled = false;
   private readonly timer: NodeJS.Timeout;
   private readonly onStderr = (d: Buffer) => {
@@ -158,10 +168,12 @@ export class ReadyWatch {
     const now = Date.now();
     const pid = this.child.pid;
     const ticks = pid === undefined ? undefined : childCpuTicks(pid);
-    const busy = ticks !== undefined && this.cpuTicks !== undefined && ticks > this.cpuTicks;
-    if (this.outputSeen !== this.outputChecked || busy) this.lastProgressAt = now;
+    if (this.outputSeen !== this.outputChecked || this.busy(ticks, now)) {
+      this.lastProgressAt = now;
+      this.ticksAtProgress = ticks;
+    }
+    this.ticksAtProgress ??= ticks;
     this.outputChecked = this.outputSeen;
-    this.cpuTicks = ticks;
     // Without /proc, CPU time is unknown: allow three times as long without output.
     const allowance = stallMs * readinessLoadFactor() * (ticks === undefined ? 3 : 1);
     const idle = Math.round((now - this.lastProgressAt) / 1_000);
@@ -175,6 +187,13 @@ export class ReadyWatch {
         `${label} (pid ${pid}) was still starting after ${Math.round(maxMs / 1_000)} s (it kept working but never logged "${readyMessage}"); it was stopped. Raise MESH_READY_MAX_MS if it needs longer`,
       );
     }
+  }
+
+  /** Whether the CPU time used since the last progress is real work (MIN_CPU_SHARE of the time since), not an idle wake-up. */
+  private busy(ticks: number | undefined, now: number): boolean {
+    if (ticks === undefined || this.ticksAtProgress === undefined) return false;
+    const cpuMs = (ticks - this.ticksAtProgress) * MS_PER_TICK;
+    return cpuMs >= 2 * MS_PER_TICK && cpuMs >= MIN_CPU_SHARE * (now - this.lastProgressAt);
   }
 
   private giveUp(message: string): void {
