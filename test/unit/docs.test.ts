@@ -10,8 +10,6 @@ import { describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const INDEX = "docs/README.md";
 const FRONT_DOOR_MAX_LINES = 250;
-/** Pages the index links to that are written elsewhere: allowed to be missing, checked like any page once they exist. */
-const PENDING = new Set(["docs/architecture.md"]);
 
 type Files = ReadonlyMap<string, string>;
 interface Link {
@@ -131,7 +129,7 @@ function brokenLinks(files: Files, exists: (path: string) => boolean): string[] 
       if (path === ".." || path.startsWith("../")) {
         problems.push(`${where} points outside the repository`);
       } else if (!files.has(path) && !exists(path)) {
-        if (!PENDING.has(path)) problems.push(`${where}: no file ${path}`);
+        problems.push(`${where}: no file ${path}`);
       } else if (anchor !== undefined && path.endsWith(".md") && !anchorsOf(path).has(anchor)) {
         problems.push(`${where}: ${path} has no heading with the anchor #${anchor}`);
       }

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { expectedIndexes } from "../../scripts/indexes.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DEPCRUISE = join(ROOT, "node_modules/.bin/depcruise");
@@ -87,5 +88,16 @@ describe("the layer rule (.dependency-cruiser.cjs, run by npm run lint)", () => 
     const r = await cruise(dir, ["src"]);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/no-unlayered: src\/newthing\/x\.ts/);
+  });
+});
+
+describe("each folder's index.ts", () => {
+  it("lists exactly what other folders import from the folder (npm run indexes rewrites them)", async () => {
+    const stale: string[] = [];
+    for (const [path, text] of await expectedIndexes()) {
+      const file = join(ROOT, path);
+      if (!existsSync(file) || readFileSync(file, "utf8") !== text) stale.push(path);
+    }
+    expect(stale, "out of date: run npm run indexes").toEqual([]);
   });
 });
