@@ -1,7 +1,6 @@
 // `mesh gateway` over HTTP: which endpoint serves which path (the MCP views, each agent's A2A
 // endpoint, the console), each made on first use and kept.
 import { hostname } from "node:os";
-import type { HttpEndpoint } from "../../src/http/server.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../../src/http/server.ts";
 import { A2A_PATH, A2aAgentEndpoint } from "../../src/a2a/inbound.ts";
 import { A2A_TASK_PREFIX, SharedA2aTaskStore } from "../../src/a2a/taskStore.ts";
@@ -63,7 +62,7 @@ export class GatewayRoutes {
   }
 
   /** The endpoint serving `path`, or undefined (404). */
-  endpoint(path: string): HttpEndpoint | undefined {
+  endpoint(path: string): McpEndpoint | ConsoleEndpoint | A2aAgentEndpoint | undefined {
     if (path === "/mcp") return this.endpointFor();
     if (CONSOLE_PATH.test(path)) return this.webConsole;
     const agent = AGENT_PATH.exec(path)?.[1];
