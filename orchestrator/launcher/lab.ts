@@ -1,19 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { MeshError } from "../../src/protocol/errors.ts";
 import { AgentProcess } from "./agentProcess.ts";
-import { LabNetwork, type LabHost } from "./netns.ts";
+import { LAB_READY_MS, LAB_SERVERS, labConsul, pollUntil, startLabConsul, type LabConsul } from "./labConsul.ts";
+import { LabNetwork } from "./netns.ts";
 
-/** The Consul servers of a lab, each on a host of its own. */
-export const LAB_SERVERS = ["s1", "s2", "s3"] as const;
 /** Port every toolmesh process listens on inside its host (hosts have addresses of their own). @default 7100 */
 export const LAB_BASE_PORT = 7_100;
-/** How long the lab waits for Consul or a process to come up (bounded polls). @default 90000 */
-export const LAB_READY_MS = 90_000;
-
 const GATEWAY_ENTRY = fileURLToPath(new URL("../gateway/main.ts", import.meta.url));
 
 /** What runs where: per host, the toolmesh processes on it. */
@@ -51,16 +46,6 @@ export interface LabOptions {
    * simulated by freezing a host). Env MESH_LAB_MODE. @default "netns" where available, else "loopback"
    */
   mode?: "netns" | "loopback";
-}
-
-/** A Consul agent of the lab: a server or a host's client agent. */
-export interface LabConsul {
-  readonly host: LabHost;
-  readonly role: "server" | "client";
-  /** HTTP API, reachable from the root namespace. */
-  readonly url: string;
-  process: ChildProcess | undefined;
-  exited: Promise<void>;
 }
 
 /** A toolmesh process of the lab. */
@@ -131,8 +116,8 @@ export class Lab {
     octet = 20;
     for (const h of Object.keys(this.placement)) await this.net.addHost(h, ++octet);
     this.say(`lab ${this.net.id}: network ${this.net.subnet}.0/24, hosts ${this.net.hosts.map((h) => `${h.name}=${h.ip}`).join(" ")}`);
-    for (const s of LAB_SERVERS) this.servers.push(this.consulNode(this.net.host(s), "server"));
-    for (const h of Object.keys(this.placement)) this.clients.push(this.consulNode(this.net.host(h), "client"));
+    for (const s of LAB_SERVERS) this.servers.push(labConsul(this.net.host(s), "server"));
+    for (const h of Object.keys(this.placement)) this.clients.push(labConsul(this.net.host(h), "client"));
     await Promise.all([...this.servers, ...this.clients].map((c) => this.startConsul(c)));
     await this.waitFor("a Consul leader and every client agent joined", async () => {
       for (const c of [...this.servers, ...this.clients])
@@ -161,56 +146,9 @@ export class Lab {
     this.say(`toolmesh: ${this.processes.map((p) => p.label).join(" ")}`);
   }
 
-  private consulNode(host: LabHost, role: "server" | "client"): LabConsul {
-    return { host, role, url: `http://${host.ip}:8500`, process: undefined, exited: Promise.resolve() };
-  }
-
-  /** Writes the agent's configuration (once) and starts it in its host. */
-  private async startConsul(c: LabConsul): Promise<void> {
-    const dir = join(this.o.dir, c.host.name);
-    mkdirSync(join(dir, "data"), { recursive: true });
-    const config = join(dir, "consul.hcl");
-    const servers = LAB_SERVERS.map((s) => `"${this.net.host(s).ip}"`).join(", ");
-    writeFileSync(
-      config,
-      `node_name = "${c.host.name}"
-datacenter = "lab"
-data_dir = "${join(dir, "data")}"
-server = ${c.role === "server"}
-${c.role === "server" ? "bootstrap_expect = 3" : ""}
-bind_addr = "${c.host.ip}"
-advertise_addr = "${c.host.ip}"
-client_addr = "${this.net.mode === "netns" ? `127.0.0.1 ${c.host.ip}` : c.host.ip}"
-retry_join = [${servers}]
-retry_interval = "1s"
-ports { dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }
-performance { raft_multiplier = 1 }
-gossip_lan { probe_interval = "400ms", probe_timeout = "200ms", suspicion_mult = 3, gossip_interval = "100ms" }
-disable_update_check = true
-leave_on_terminate = false
-skip_leave_on_interrupt = true
-log_level = "info"
-`,
-    );
-    const log = createWriteStream(join(dir, "consul.log"), { flags: "a" });
-    const argv = [...this.net.exec(c.host.name), this.o.consulBinary, "agent", "-config-file", config];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.pipe(log, { end: false });
-    child.stderr.pipe(log, { end: false });
-    c.process = child;
-    c.exited = new Promise((resolve) => child.on("exit", () => resolve()));
-    await this.waitFor(`consul ${c.role} on ${c.host.name} answering`, async () => {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new MeshError(
-          "CONFIG_INVALID",
-          `consul on ${c.host.name} exited (${child.exitCode ?? child.signalCode}); see ${join(dir, "consul.log")}`,
-        );
-      }
-      return this.consulClient(c)
-        .leader()
-        .then(() => true)
-        .catch(() => false);
-    });
+  /** Starts a Consul agent of the lab in its host (its configuration written once), and waits until it answers. */
+  private startConsul(c: LabConsul): Promise<void> {
+    return startLabConsul(c, { binary: this.o.consulBinary, dir: this.o.dir, net: this.net });
   }
 
   private async startProcess(host: string, kind: string, port: number): Promise<void> {
@@ -323,13 +261,8 @@ log_level = "info"
   }
 
   /** Polls `check` until true, up to LAB_READY_MS; returns how long it took. */
-  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs = LAB_READY_MS): Promise<number> {
-    const started = Date.now();
-    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
-      if (await check()) return Date.now() - started;
-      if (Date.now() - started > timeoutMs) throw new MeshError("TIMEOUT", `Lab ${this.net.id}: no ${what} within ${timeoutMs} ms.`);
-      await new Promise((r) => setTimeout(r, pause));
-    }
+  waitFor(what: string, check: () => Promise<boolean>, timeoutMs = LAB_READY_MS): Promise<number> {
+    return pollUntil(`Lab ${this.net.id}: no ${what}`, check, timeoutMs);
   }
 
   /** Stops every process (toolmesh first, SIGTERM, then Consul) and removes the network. Never throws; safe to call twice. */

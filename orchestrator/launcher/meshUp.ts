@@ -1,11 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConsulClient } from "../../src/consul/client.ts";
-import { parseConsulAddress } from "../../src/consul/address.ts";
-import { startDevConsul, resolveConsulBinary, type DevConsul } from "../../src/consul/devAgent.ts";
-import { MeshError, describeError } from "../../src/protocol/errors.ts";
-import { AgentProcess, readinessFromEnv, readinessLoadFactor, type ReadyInfo } from "./agentProcess.ts";
+import type { ConsulClient } from "../../src/consul/client.ts";
+import { MeshError } from "../../src/protocol/errors.ts";
+import { AgentProcess, type ReadyInfo } from "./agentProcess.ts";
+import { findOrStartConsul, parseAddressList, type MeshConsul } from "./meshConsul.ts";
+import { readinessFromEnv, readinessLoadFactor } from "./readiness.ts";
+import { superviseAgent, superviseConsul, watchConsul } from "./supervise.ts";
 
 /** Agents `mesh up` starts, with their replica counts (hr twice: horizontal scaling). */
 export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = [
@@ -14,13 +15,6 @@ export const DEFAULT_TOPOLOGY: readonly { agent: string; replicas: number }[] = 
   { agent: "knowledge", replicas: 1 },
   { agent: "orchestrator", replicas: 1 },
 ];
-
-/** First wait before restarting an agent that exited on its own; doubles while it keeps failing. @default 1000 */
-export const RESTART_FIRST_DELAY_MS = 1_000;
-/** Longest wait between restarts. @default 30000 */
-export const RESTART_MAX_DELAY_MS = 30_000;
-/** Uptime after which an agent's restart delay starts again from the first. @default 60000 */
-export const RESTART_RESET_AFTER_MS = 60_000;
 
 /** The gateway's entry script. */
 const GATEWAY_ENTRY = fileURLToPath(new URL("../gateway/main.ts", import.meta.url));
@@ -48,11 +42,6 @@ export interface MeshUpOptions {
   dataDir?: string;
 }
 
-/** Where mesh up keeps the data of the Consul it starts on `host:port` under `dataDir` (a server's raft state is tied to its address). */
-export function consulDataDir(dataDir: string, host: string, port: number): string {
-  return join(dataDir, `${host}-${port}`);
-}
-
 export interface RunningInstance extends ReadyInfo {
   agent: string;
   label: string;
@@ -61,7 +50,10 @@ export interface RunningInstance extends ReadyInfo {
 }
 
 export interface RunningMesh {
+  /** The Consul address in use: the first that answered, or where mesh up started Consul. */
   consulAddress: string;
+  /** Every address given (--consul or CONSUL_HTTP_ADDR, comma-separated), in order: what the agents and the gateway were given. */
+  consulAddresses: readonly string[];
   /** True when mesh up started Consul (and will stop it). */
   startedConsul: boolean;
   /** The pid of the Consul mesh up runs now (it changes when it is started again). */
@@ -77,232 +69,137 @@ export interface RunningMesh {
   kill(): void;
 }
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+/** Every process mesh up spawned, ready or not, so a failed start never leaves one behind. */
+class Spawned {
+  readonly processes: AgentProcess[] = [];
+  private readonly starts: Promise<unknown>[] = [];
 
-/** Starts (or reuses) Consul, then every agent, and waits until all are passing in Consul. */
-export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
-  const progress = options.onProgress ?? (() => undefined);
-  mkdirSync(options.logDir, { recursive: true });
-  const addr = parseConsulAddress(options.consul);
-  const consul = new ConsulClient({ address: addr.url, token: options.token });
-  let dev: DevConsul | undefined;
-  let consulLog: string | undefined;
-  let dataDir: string | undefined;
-  const instances: RunningInstance[] = [];
-  // Every spawned process, ready or not, so a failed start never leaves one behind.
-  const processes: AgentProcess[] = [];
-  const starts: Promise<void>[] = [];
+  /** Starts `proc` and keeps it (and its start, to observe a start that fails after a stop). */
+  start(proc: AgentProcess): Promise<ReadyInfo> {
+    this.processes.push(proc);
+    const started = proc.start();
+    this.starts.push(started);
+    return started;
+  }
 
-  let stopping = false;
-  let devOptions: Parameters<typeof startDevConsul>[0] | undefined;
-  let watchingConsul: { stop(): void } | undefined;
-  const stop = async () => {
-    stopping = true;
-    watchingConsul?.stop();
-    await Promise.all(processes.map((p) => p.stop()));
-    await dev?.stop();
-    consul.destroy();
-  };
-
-  try {
-    let reachable = false;
-    try {
-      reachable = Boolean(await consul.leader({ timeoutMs: 1_500 }));
-    } catch (e) {
-      if (!isLoopback(addr.host)) throw e;
-    }
-    if (!reachable) {
-      if (!isLoopback(addr.host)) {
-        throw new MeshError(
-          "CONSUL_UNREACHABLE",
-          `Consul at ${addr.url} has no leader, and it is not on this machine, so mesh up cannot start one there. Start it, or use --consul with a loopback address.`,
-        );
-      }
-      const bindAddress = addr.host === "localhost" ? "127.0.0.1" : addr.host;
-      dataDir = options.dataDir === undefined ? undefined : consulDataDir(options.dataDir, bindAddress, addr.port);
-      progress(
-        dataDir
-          ? `no Consul at ${addr.url}; starting one (a single server keeping its data in ${dataDir})`
-          : `no Consul at ${addr.url}; starting a dev agent (consul agent -dev: in memory, nothing kept when it stops)`,
-      );
-      const binary = await resolveConsulBinary(progress);
-      consulLog = join(options.logDir, "consul.log");
-      devOptions = { bindAddress, httpPort: addr.port, binary, logFile: consulLog, ...(dataDir ? { dataDir } : {}) };
-      dev = await startDevConsul(devOptions);
-    } else {
-      progress(`using the Consul agent already running at ${addr.url}`);
-    }
-
-    const topology = options.topology ?? DEFAULT_TOPOLOGY;
-    let offset = 1;
-    for (const { agent, replicas } of topology) {
-      for (let r = 1; r <= replicas; r++) {
-        const label = replicas > 1 ? `${agent}-${r}` : agent;
-        const port = options.basePort === 0 ? 0 : options.basePort + offset++;
-        const logFile = join(options.logDir, `${label}.log`);
-        const proc = new AgentProcess({
-          agent,
-          label,
-          port,
-          consul: addr.url,
-          logFile,
-          env: options.token ? { CONSUL_HTTP_TOKEN: options.token } : {},
-        });
-        progress(`starting ${label}${port ? ` on port ${port}` : ""}`);
-        processes.push(proc);
-        starts.push(proc.start().then((ready) => void instances.push({ ...ready, agent, label, logFile, process: proc })));
-      }
-    }
-    await Promise.all(starts);
-    await waitPassing(consul, instances);
-    instances.sort((a, b) => a.label.localeCompare(b.label));
-    // The gateway: the whole mesh to MCP clients, A2A, and the console (not registered in Consul).
-    let gateway: RunningInstance | undefined;
-    if (options.gateway ?? true) {
-      const logFile = join(options.logDir, "gateway.log");
-      const proc = new AgentProcess({
-        agent: GATEWAY_ENTRY,
-        label: "gateway",
-        port: options.basePort,
-        consul: addr.url,
-        logFile,
-        env: options.token ? { CONSUL_HTTP_TOKEN: options.token } : {},
-        readyMessage: "gateway ready",
-      });
-      progress(`starting the gateway${options.basePort ? ` on port ${options.basePort}` : ""}`);
-      processes.push(proc);
-      gateway = { ...(await proc.start()), agent: "gateway", label: "gateway", logFile, process: proc };
-    }
-    if (options.restart ?? true)
-      for (const inst of [...instances, ...(gateway ? [gateway] : [])]) supervise(inst, progress, () => stopping);
-    watchingConsul = dev
-      ? superviseConsul(
-          () => dev!,
-          async () => {
-            dev = await startDevConsul(devOptions!);
-            return dev;
-          },
-          progress,
-          () => stopping,
-          dataDir,
-        )
-      : watchConsul(consul, addr.url, progress, () => stopping);
-    return {
-      consulAddress: addr.url,
-      startedConsul: Boolean(dev),
-      get consulPid() {
-        return dev?.process.pid;
-      },
-      consulLog,
-      consulDataDir: dataDir,
-      instances,
-      gateway,
-      stop,
-      kill: () => {
-        for (const p of processes) p.kill();
-        dev?.kill("SIGKILL");
-      },
-    };
-  } catch (e) {
-    await stop();
-    await Promise.allSettled(starts); // the other starts fail once stopped; observe them
-    throw e;
+  /** Waits for the starts still going (they fail once their process is stopped). */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.starts);
   }
 }
 
 /**
- * Starts an agent again (same label, port and log) whenever it exits while the mesh is up:
- * after RESTART_FIRST_DELAY_MS, doubling up to RESTART_MAX_DELAY_MS while it keeps failing,
- * back to the first delay once it has stayed up RESTART_RESET_AFTER_MS.
+ * Starts (or reuses) Consul, then every agent, waits until all are passing in Consul, then
+ * starts the gateway and keeps them all running (see supervise.ts). On any failure everything
+ * started so far is stopped before the error is thrown.
  */
-function supervise(inst: RunningInstance, progress: (line: string) => void, stopping: () => boolean): void {
-  let delay = RESTART_FIRST_DELAY_MS;
-  let startedAt = Date.now();
-  const watch = () =>
-    void inst.process.exited.then(async (code) => {
-      if (stopping()) return;
-      if (Date.now() - startedAt >= RESTART_RESET_AFTER_MS) delay = RESTART_FIRST_DELAY_MS;
-      progress(`${inst.label} exited (code ${code}); starting it again in ${delay / 1_000} s; its log: ${inst.logFile}`);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
-      if (stopping()) return;
-      startedAt = Date.now();
-      try {
-        Object.assign(inst, await inst.process.start());
-        progress(`${inst.label} is back (${inst.instanceId}, pid ${inst.pid})`);
-      } catch (e) {
-        progress(`${inst.label} did not start again: ${describeError(e)}`);
-        inst.process.kill(); // a start that timed out leaves a process: its exit schedules the next try
-      }
-      watch();
-    });
-  watch();
+export async function meshUp(options: MeshUpOptions): Promise<RunningMesh> {
+  const progress = options.onProgress ?? (() => undefined);
+  mkdirSync(options.logDir, { recursive: true });
+  const addresses = parseAddressList(options.consul); // a bad list fails before anything starts
+  const spawned = new Spawned();
+  let consul: MeshConsul | undefined;
+  let stopping = false;
+  let watching: { stop(): void } | undefined;
+  const stop = async () => {
+    stopping = true;
+    watching?.stop();
+    await Promise.all(spawned.processes.map((p) => p.stop()));
+    await consul?.dev?.stop();
+    consul?.client.destroy();
+  };
+  try {
+    consul = await findOrStartConsul(addresses, options, progress);
+    const env = childEnv(consul, options.token);
+    const instances = await startAgents(options, env, spawned, progress);
+    await waitPassing(consul.client, instances);
+    const gateway = (options.gateway ?? true) ? await startGateway(options, env, spawned, progress) : undefined;
+    if (options.restart ?? true)
+      for (const inst of [...instances, ...(gateway ? [gateway] : [])]) superviseAgent(inst, progress, () => stopping);
+    watching = consul.dev ? superviseConsul(consul, progress, () => stopping) : watchConsul(consul, progress, () => stopping);
+    return running(consul, instances, gateway, spawned, stop);
+  } catch (e) {
+    await stop();
+    await spawned.settled();
+    throw e;
+  }
 }
 
-/** How often mesh up checks a Consul it did not start. @default 5000 */
-export const CONSUL_CHECK_INTERVAL_MS = 5_000;
+/** What every process mesh up starts is told about Consul: every address given (CONSUL_HTTP_ADDR), and the token. */
+function childEnv(consul: MeshConsul, token: string | undefined): NodeJS.ProcessEnv {
+  return { CONSUL_HTTP_ADDR: consul.addresses.join(","), ...(token ? { CONSUL_HTTP_TOKEN: token } : {}) };
+}
 
-/**
- * Starts the Consul mesh up runs again whenever it exits while the mesh is up (after 1 s,
- * doubling to 30 s while it keeps failing), saying so. With a data directory it comes back
- * with everything it had; a -dev agent comes back empty, and the agents notice the empty
- * catalog and register again by themselves (their reconcile loop), saying their data is lost.
- */
-function superviseConsul(
-  current: () => DevConsul,
-  restart: () => Promise<DevConsul>,
+/** Starts every replica of the topology at once (ports after basePort); resolves when each logged that it is ready. */
+async function startAgents(
+  options: MeshUpOptions,
+  env: NodeJS.ProcessEnv,
+  spawned: Spawned,
   progress: (line: string) => void,
-  stopping: () => boolean,
-  dataDir: string | undefined,
-): { stop(): void } {
-  const kind = dataDir ? "Consul" : "the Consul dev agent";
-  let delay = RESTART_FIRST_DELAY_MS;
-  let stopped = false;
-  const watch = (agent: DevConsul) =>
-    void agent.exited.then(async (code) => {
-      if (stopped || stopping()) return;
-      progress(`${kind} exited (code ${code}); starting it again in ${delay / 1_000} s (agents keep serving meanwhile)`);
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
-      if (stopped || stopping()) return;
-      try {
-        const fresh = await restart();
-        delay = RESTART_FIRST_DELAY_MS;
-        progress(
-          dataDir
-            ? `Consul is back at ${fresh.address} (pid ${fresh.process.pid}) with its data (${dataDir})`
-            : `Consul is back at ${fresh.address} (pid ${fresh.process.pid}), empty (a dev agent keeps nothing); the agents register again within seconds`,
-        );
-        watch(fresh);
-      } catch (e) {
-        progress(`${kind} did not start again: ${describeError(e)}; trying again`);
-        watch({ ...current(), exited: Promise.resolve(null) });
-      }
-    });
-  watch(current());
-  return { stop: () => void (stopped = true) };
+): Promise<RunningInstance[]> {
+  const instances: RunningInstance[] = [];
+  const starts: Promise<void>[] = [];
+  let offset = 1;
+  for (const { agent, replicas } of options.topology ?? DEFAULT_TOPOLOGY) {
+    for (let r = 1; r <= replicas; r++) {
+      const label = replicas > 1 ? `${agent}-${r}` : agent;
+      const port = options.basePort === 0 ? 0 : options.basePort + offset++;
+      const logFile = join(options.logDir, `${label}.log`);
+      const proc = new AgentProcess({ agent, label, port, consul: env["CONSUL_HTTP_ADDR"]!, logFile, env });
+      progress(`starting ${label}${port ? ` on port ${port}` : ""}`);
+      starts.push(spawned.start(proc).then((ready) => void instances.push({ ...ready, agent, label, logFile, process: proc })));
+    }
+  }
+  await Promise.all(starts);
+  return instances.sort((a, b) => a.label.localeCompare(b.label));
 }
 
-/** Says when a Consul that mesh up did not start becomes unreachable, and when it is back. */
-function watchConsul(consul: ConsulClient, address: string, progress: (line: string) => void, stopping: () => boolean): { stop(): void } {
-  let down = false;
-  const timer = setInterval(() => {
-    if (stopping()) return;
-    void consul.leader({ timeoutMs: 2_000 }).then(
-      (leader) => {
-        if (down && leader) progress(`Consul at ${address} is reachable again; the agents register again within seconds`);
-        if (leader) down = false;
-      },
-      (e: unknown) => {
-        if (!down) progress(`Consul at ${address} is unreachable (${describeError(e)}); agents keep serving from their last-known catalog`);
-        down = true;
-      },
-    );
-  }, CONSUL_CHECK_INTERVAL_MS);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+/** The gateway: the whole mesh to MCP clients, A2A, and the console (not registered in Consul), on basePort. */
+async function startGateway(
+  options: MeshUpOptions,
+  env: NodeJS.ProcessEnv,
+  spawned: Spawned,
+  progress: (line: string) => void,
+): Promise<RunningInstance> {
+  const logFile = join(options.logDir, "gateway.log");
+  const proc = new AgentProcess({
+    agent: GATEWAY_ENTRY,
+    label: "gateway",
+    port: options.basePort,
+    consul: env["CONSUL_HTTP_ADDR"]!,
+    logFile,
+    env,
+    readyMessage: "gateway ready",
+  });
+  progress(`starting the gateway${options.basePort ? ` on port ${options.basePort}` : ""}`);
+  return { ...(await spawned.start(proc)), agent: "gateway", label: "gateway", logFile, process: proc };
+}
+
+/** The handle meshUp returns. */
+function running(
+  consul: MeshConsul,
+  instances: RunningInstance[],
+  gateway: RunningInstance | undefined,
+  spawned: Spawned,
+  stop: () => Promise<void>,
+): RunningMesh {
+  return {
+    consulAddress: consul.url,
+    consulAddresses: consul.addresses,
+    startedConsul: Boolean(consul.dev),
+    get consulPid() {
+      return consul.dev?.process.pid;
+    },
+    consulLog: consul.log,
+    consulDataDir: consul.dataDir,
+    instances,
+    gateway,
+    stop,
+    kill: () => {
+      for (const p of spawned.processes) p.kill();
+      consul.dev?.kill("SIGKILL");
+    },
+  };
 }
 
 /**

@@ -27,6 +27,7 @@ export interface KeyRecord {
  * each a check-and-set on that version.
  */
 export class ClaimFence implements Fence {
+  readonly kind = "claim";
   readonly label: string;
   record: KeyRecord;
   private index: number;

@@ -1,27 +1,23 @@
 import {
   isInputRequiredResult,
-  ProtocolError,
-  ProtocolErrorCode,
   type CallToolResult,
   type ClientCapabilities,
   type McpServer,
   type ServerContext,
 } from "@modelcontextprotocol/server";
-import { CLIENT_CAPABILITIES_META } from "../protocol/keys.ts";
-import { currentVerifier, ownerOf, withIdentity } from "../http/principal.ts";
-import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
-import { fromMeta, idempotencyKeyProblem, rootContext, runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
-import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
-import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
-import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
+import { runWithMeshContext, type MeshContext } from "../context/meshContext.ts";
+import { ownerOf, withIdentity } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
-import { DEADLINE_ERROR_CODE, HOP_LIMIT_ERROR_CODE, IDENTITY_ERROR_CODE, MESH_FAILURE_ERROR_CODE } from "../protocol/codes.ts";
-import { describeError, isMeshError } from "../protocol/errors.ts";
-import { argumentProblem } from "../protocol/limits.ts";
-import { BusinessError, businessError } from "../protocol/results.ts";
-import { CallRefusal } from "./callRefusal.ts";
+import { META_PREFIX } from "../protocol/keys.ts";
+import { collectHops, HOPS_META, hopId, type Hop } from "../telemetry/hops.ts";
+import { callsInFlight, toolCalls, toolCallSeconds } from "../telemetry/metrics.ts";
+import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
+import { clientCapabilitiesOf, detachedContext, progressOf } from "./callContext.ts";
+import { admit, checkDeadline, checkHop, checkIdempotencyKey, checkIdentity, decode, type CallParams } from "./callChecks.ts";
 import type { IdempotencyLedger } from "./idempotency.ts";
-import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
+import { claimAndRun, invoke, withDeadline } from "./runHandler.ts";
+import type { TaskEngine } from "./taskEngine.ts";
+import { declaresTasks, tasksCapabilityMissing } from "./tasks.ts";
 import type { ToolCall, ToolOutcome, ToolRegistry, ToolSpec } from "./tools.ts";
 
 export interface CallPipelineOptions {
@@ -35,8 +31,6 @@ export interface CallPipelineOptions {
   instance?: () => string;
   logger: Logger;
 }
-
-type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
 
 /**
  * Answers tools/list and tools/call on a server instance from the agent's one registry.
@@ -102,6 +96,18 @@ async function serveCall(
   return serveChecked(o, params, sdk, sessionCapabilities, ctx, started);
 }
 
+/** A call past its checks: what the steps after them (claim, handler, record) work on. */
+interface AdmittedCall {
+  readonly o: CallPipelineOptions;
+  readonly params: CallParams;
+  readonly ctx: MeshContext;
+  readonly spec: ToolSpec;
+  readonly args: Record<string, unknown>;
+  /** What the handler gets; its signal fires when the caller cancels or the deadline passes. */
+  readonly call: ToolCall;
+}
+
+/** The steps after the identity check, in order (callChecks.ts, then runHandler.ts); a call becomes a task here. */
 async function serveChecked(
   o: CallPipelineOptions,
   params: CallParams,
@@ -110,8 +116,7 @@ async function serveChecked(
   ctx: MeshContext,
   started: number,
 ): Promise<ToolOutcome> {
-  const keyProblem = idempotencyKeyProblem(params._meta?.[IDEMPOTENCY_KEY_META]);
-  if (keyProblem) refuse(o, ctx, ProtocolErrorCode.InvalidParams, `Invalid request for ${o.agent}.${params.name}: ${keyProblem}.`);
+  checkIdempotencyKey(o, ctx, params);
   const admitted = await admit(o, params, ctx);
   if (!admitted.ok) {
     // Only a known tool gets here (an unknown one is refused above): its name is a safe label.
@@ -122,49 +127,64 @@ async function serveChecked(
   checkHop(o, ctx, spec);
   const deadline = checkDeadline(o, ctx, spec);
   const abort = new AbortController();
-  const signal = AbortSignal.any([sdk.mcpReq.signal, abort.signal]);
-  const envelope = sdk.mcpReq.envelope as Record<string, unknown> | undefined;
-  const clientCapabilities =
-    envelope && CLIENT_CAPABILITIES_META in envelope ? (envelope[CLIENT_CAPABILITIES_META] as ClientCapabilities) : sessionCapabilities();
+  const call: ToolCall = {
+    signal: AbortSignal.any([sdk.mcpReq.signal, abort.signal]),
+    context: ctx,
+    sdk,
+    progress: progressOf(sdk),
+    clientCapabilities: clientCapabilitiesOf(sdk, sessionCapabilities),
+  };
+  const admittedCall: AdmittedCall = { o, params, ctx, spec, args, call };
   if (spec.task && o.tasks) {
-    if (declaresTasks(clientCapabilities)) {
-      // A task: answered now with its handle; the handler runs detached from this request (its
-      // deadline and cancellation), with the input responses tasks/update delivers.
-      const tasks = o.tasks;
-      if (spec.prepare) {
-        const asked = await runWithMeshContext(ctx, () =>
-          spec.prepare!(args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }),
-        );
-        if (asked) return asked;
-      }
-      const gathered = sdk.mcpReq.inputResponses as Record<string, unknown> | undefined;
-      const start = () =>
-        tasks.create(spec.name, ownerOf(params._meta), gathered, (inputResponses, taskSignal, report) =>
-          runWithMeshContext({ ...ctx, deadline: undefined }, () =>
-            invoke(o, spec, args, {
-              signal: taskSignal,
-              context: { ...ctx, deadline: undefined },
-              sdk: detachedContext(sdk, inputResponses, taskSignal),
-              // A task's progress is its status message (SEP-2663 sends no progress notifications for tasks).
-              progress: async (done, total, message) => report(message ?? (total ? `${done} of ${total}` : `${done}`)),
-              clientCapabilities,
-            }),
-          ),
-        ) as Promise<ToolOutcome>;
-      // A repeat is answered with the first call's handle (the ledger's record): as the task is now.
-      return ctx.idempotencyKey && o.ledger
-        ? claimAndRun(o.ledger, ctx, params._meta, spec, args, start).then((handle) => tasks.current(handle, ownerOf(params._meta)))
-        : start();
-    }
+    if (declaresTasks(call.clientCapabilities)) return runAsTask(admittedCall, o.tasks);
     if (spec.task === "required") throw tasksCapabilityMissing(`${o.agent}.${spec.name} runs only as a task;`);
   }
-  const run = () =>
-    runWithMeshContext(ctx, () => invoke(o, spec, args, { signal, context: ctx, sdk, progress: progressOf(sdk), clientCapabilities }));
-  const once = () => (ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, params._meta, spec, args, run) : run());
+  return runNow(admittedCall, deadline, abort, started);
+}
+
+/**
+ * A task: answered now with its handle; the handler runs detached from this request (its
+ * deadline and cancellation), with the input responses tasks/update delivers. A repeat is
+ * answered with the first call's handle (the ledger's record): as the task is now.
+ */
+async function runAsTask(c: AdmittedCall, tasks: TaskEngine): Promise<ToolOutcome> {
+  const { o, ctx, spec, args, call } = c;
+  if (spec.prepare) {
+    const asked = await runWithMeshContext(ctx, () => spec.prepare!(args, call));
+    if (asked) return asked;
+  }
+  const gathered = call.sdk.mcpReq.inputResponses as Record<string, unknown> | undefined;
+  const start = () =>
+    tasks.create(spec.name, ownerOf(c.params._meta), gathered, (inputResponses, taskSignal, report) =>
+      runWithMeshContext({ ...ctx, deadline: undefined }, () =>
+        invoke(o, spec, args, {
+          signal: taskSignal,
+          context: { ...ctx, deadline: undefined },
+          sdk: detachedContext(call.sdk, inputResponses, taskSignal),
+          // A task's progress is its status message (SEP-2663 sends no progress notifications for tasks).
+          progress: async (done, total, message) => report(message ?? (total ? `${done} of ${total}` : `${done}`)),
+          clientCapabilities: call.clientCapabilities,
+        }),
+      ),
+    ) as Promise<ToolOutcome>;
+  return ctx.idempotencyKey && o.ledger
+    ? claimAndRun(o.ledger, ctx, c.params._meta, spec, args, start).then((handle) => tasks.current(handle, ownerOf(c.params._meta)))
+    : start();
+}
+
+/**
+ * Steps 5-7 while the caller waits, within the deadline (at it, the handler's signal fires):
+ * the claim (a call with an idempotency key), the handler, the record; hop reports for a
+ * caller that asked; the call counted and logged whatever its end.
+ */
+async function runNow(c: AdmittedCall, deadline: number | undefined, abort: AbortController, started: number): Promise<ToolOutcome> {
+  const { o, ctx, spec, args, call } = c;
+  const run = () => runWithMeshContext(ctx, () => invoke(o, spec, args, call));
+  const once = () => (ctx.idempotencyKey && o.ledger ? claimAndRun(o.ledger, ctx, c.params._meta, spec, args, run) : run());
   // A caller that asked for hop reports gets this call's (and its onward calls') with the result.
   const serverHop = ctx.reportHops ? hopId() : undefined;
   let hops: Hop[] = [];
-  const work = serverHop ? collectHops(serverHop, once).then((c) => ((hops = c.hops), c.value)) : once();
+  const work = serverHop ? collectHops(serverHop, once).then((r) => ((hops = r.hops), r.value)) : once();
   let outcome: ToolOutcome | undefined;
   callsInFlight.inc();
   try {
@@ -173,230 +193,51 @@ async function serveChecked(
       o.logger.warn({ traceId: ctx.traceId, tool: spec.name }, "deadline reached: cancelling the call");
       return `Deadline passed while ${o.agent}.${spec.name} was running; cancelled.`;
     });
-    if (serverHop && !isInputRequiredResult(outcome)) {
-      const result = outcome as CallToolResult;
-      const own: Hop = {
-        id: serverHop,
-        ...(ctx.spanId ? { parent: ctx.spanId } : {}),
-        kind: "server",
-        service: o.agent,
-        name: `${o.agent}.${spec.name}`,
-        ...(o.instance ? { instance: o.instance() } : {}),
-        start: performance.timeOrigin + started,
-        ms: performance.now() - started,
-        ...(result.isError ? { error: "tool_error" } : {}),
-      };
-      outcome = { ...result, _meta: { ...result._meta, [HOPS_META]: [...hops, own] } };
-    }
+    if (serverHop && !isInputRequiredResult(outcome)) outcome = withOwnHop(c, outcome as CallToolResult, serverHop, hops, started);
     return outcome;
   } finally {
     callsInFlight.dec();
-    const seconds = (performance.now() - started) / 1_000;
-    toolCallSeconds.observe({ agent: o.agent, tool: spec.name }, seconds);
-    // A call its caller withdrew is an outcome of its own, whatever the handler made of it.
-    const cancelled = sdk.mcpReq.signal.aborted;
-    toolCalls.inc({
-      agent: o.agent,
-      tool: spec.name,
-      outcome: cancelled ? "cancelled" : outcome === undefined ? "failed" : (outcome as CallToolResult).isError ? "tool_error" : "ok",
-    });
-    o.logger.info(
-      {
-        traceId: ctx.traceId,
-        tool: spec.name,
-        caller: ctx.callerChain.at(-1),
-        hop: ctx.hop,
-        ms: Math.round(performance.now() - started),
-        ...(cancelled ? { cancelled: true } : { isError: outcome === undefined || Boolean((outcome as CallToolResult).isError) }),
-      },
-      cancelled ? "tool call cancelled by its caller" : "tool call",
-    );
+    recordCall(c, outcome, started);
   }
 }
 
-/** Step 1: the MeshContext, decoded once (a new root for a caller that sent none). */
-function decode(params: CallParams): MeshContext {
-  return fromMeta(params._meta) ?? rootContext({ caller: "external" });
-}
-
-/**
- * Step 1b: who the call is for. A signed identity (identity.ts) that checks out is the caller
- * the handler acts for and the owner of what it creates; one that does not (forged, expired,
- * made for another kind) refuses the call. An unsigned name in _meta is not an identity.
- */
-function checkIdentity(o: CallPipelineOptions, ctx: MeshContext, params: CallParams) {
-  const checked = currentVerifier()?.check(params._meta);
-  if (checked?.ok === false) refuse(o, ctx, IDENTITY_ERROR_CODE, `Refused ${o.agent}.${params.name}: ${checked.reason}. Nothing ran.`);
-  return checked?.ok ? checked.identity : undefined;
-}
-
-/**
- * Step 2: limits and validation, before anything is claimed or run. Arguments the model got
- * wrong are a tool error it can read and correct (SEP-1303), not a protocol error.
- */
-async function admit(
-  o: CallPipelineOptions,
-  params: CallParams,
-  ctx: MeshContext,
-): Promise<{ ok: true; spec: ToolSpec; args: Record<string, unknown> } | { ok: false; result: CallToolResult }> {
-  const problem = argumentProblem(params.arguments);
-  if (problem) refuse(o, ctx, ProtocolErrorCode.InvalidParams, `Invalid arguments for ${o.agent}.${params.name}: ${problem}.`);
-  const spec = o.registry.get(params.name);
-  if (!spec) {
-    refuse(
-      o,
-      ctx,
-      ProtocolErrorCode.InvalidParams,
-      `Tool ${params.name} not found: ${o.agent} offers ${o.registry.listing.map((t) => t.name).join(", ")}.`,
-    );
-  }
-  const checked = await o.registry.validate(spec, params.arguments ?? {});
-  if (!checked.ok) {
-    o.logger.info({ traceId: ctx.traceId, tool: spec.name, issues: checked.issues }, "invalid arguments");
-    return { ok: false, result: businessError(`Invalid arguments for tool ${spec.name}: ${checked.issues}`) };
-  }
-  return { ok: true, spec, args: checked.args };
-}
-
-/** Step 3: a call past its hop limit is refused with the chain that led here. */
-function checkHop(o: CallPipelineOptions, ctx: MeshContext, spec: ToolSpec): void {
-  if (ctx.hop <= ctx.hopLimit) return;
-  refuse(
-    o,
-    ctx,
-    HOP_LIMIT_ERROR_CODE,
-    `Hop limit of ${ctx.hopLimit} exceeded at ${o.agent}: ${[...ctx.callerChain, o.agent].join(" → ")} (${spec.name}).`,
-  );
-}
-
-/** Step 4: a call that arrives after its deadline is not started; one that runs past it is cancelled. */
-function checkDeadline(o: CallPipelineOptions, ctx: MeshContext, spec: ToolSpec): number | undefined {
-  if (ctx.deadline === undefined) return undefined;
-  const left = ctx.deadline - Date.now();
-  if (left <= 0)
-    refuse(o, ctx, DEADLINE_ERROR_CODE, `Deadline passed ${-left} ms before the call reached ${o.agent}.${spec.name}; not started.`);
-  return ctx.deadline;
-}
-
-/**
- * Steps 5-7: the idempotency claim, the handler, the record. The key is the caller's own
- * (scoped to who is asking). A request for input is no final result: the key is released.
- * The ledger's refusals (conflict, in progress, shared state unreachable) are JSON-RPC errors
- * with their own codes, never an internal error.
- */
-async function claimAndRun(
-  ledger: IdempotencyLedger,
-  ctx: MeshContext,
-  meta: Record<string, unknown> | undefined,
-  spec: ToolSpec,
-  args: Record<string, unknown>,
-  run: () => Promise<ToolOutcome>,
-): Promise<ToolOutcome> {
-  try {
-    return await ledger.run(
-      ctx.idempotencyKey!,
-      { tool: spec.name, args, deadline: ctx.deadline, traceId: ctx.traceId, owner: ownerOf(meta) },
-      run,
-    );
-  } catch (e) {
-    if (e instanceof CallRefusal) throw new ProtocolError(e.code, e.message, e.data);
-    throw e;
-  }
-}
-
-/** Step 6: the handler. Business failures become isError results; refusals and mesh failures, JSON-RPC errors. */
-async function invoke(o: CallPipelineOptions, spec: ToolSpec, args: Record<string, unknown>, call: ToolCall): Promise<ToolOutcome> {
-  let outcome: ToolOutcome;
-  try {
-    outcome = await spec.handler(args, call);
-  } catch (e) {
-    if (e instanceof CallRefusal) throw new ProtocolError(e.code, e.message, e.data);
-    if (isMeshError(e)) {
-      if (e.code === "HOP_LIMIT") throw new ProtocolError(HOP_LIMIT_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
-      // The agent's Consul failed under the handler: said without its address or key paths (the log has them).
-      if (e.code.startsWith("CONSUL_")) {
-        o.logger.warn({ tool: spec.name, code: e.code, err: e.message }, "Consul failed under a tool call");
-        throw new ProtocolError(
-          MESH_FAILURE_ERROR_CODE,
-          `${o.agent}.${spec.name} could not complete: this agent's Consul failed under it (${e.code}). ${e.retryable ? "Try again shortly (with the same idempotency key for a change)." : "The reason is in the agent's log."}`,
-          { code: e.code, retryable: e.retryable },
-        );
-      }
-      throw new ProtocolError(MESH_FAILURE_ERROR_CODE, e.message, { code: e.code, retryable: e.retryable });
-    }
-    if (e instanceof BusinessError) return businessError(e.message);
-    if (e instanceof ProtocolError) throw e;
-    // The caller withdrew the call and the handler stopped: no failure of the handler's, no one waits for the answer.
-    if (call.sdk.mcpReq.signal.aborted) return businessError(`${o.agent}.${spec.name} was cancelled by its caller.`);
-    o.logger.error({ err: e, tool: spec.name }, "tool handler failed");
-    return businessError(`${o.agent}.${spec.name} failed: ${describeError(e)}`);
-  }
-  if (isInputRequiredResult(outcome) || !spec.output) return outcome;
-  const result = outcome as CallToolResult;
-  if (result.isError || result.structuredContent === undefined) return result;
-  const checked = spec.output.safeParse(result.structuredContent);
-  if (!checked.success) {
-    o.logger.error({ tool: spec.name, issues: checked.error.issues }, "tool result does not match its output schema");
-    return businessError(`${o.agent}.${spec.name} produced a result that does not match its output schema; this is a bug in the agent.`);
-  }
-  return { ...result, structuredContent: checked.data as Record<string, unknown> };
-}
-
-/**
- * Races the work with the deadline. At the deadline the caller gets its error and the
- * handler's signal fires; the work itself goes on until it ends (an idempotency claim is
- * recorded only then), and its late outcome is dropped.
- */
-async function withDeadline(work: Promise<ToolOutcome>, deadline: number | undefined, onDeadline: () => string): Promise<ToolOutcome> {
-  if (deadline === undefined) return work;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProtocolError(DEADLINE_ERROR_CODE, onDeadline())), Math.max(0, deadline - Date.now()));
-  });
-  work.catch(() => undefined); // a late failure after the deadline answered is not unhandled
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function refuse(o: CallPipelineOptions, ctx: MeshContext, code: number, message: string): never {
-  o.logger.warn({ traceId: ctx.traceId, chain: ctx.callerChain, hop: ctx.hop }, message);
-  throw new ProtocolError(code, message);
-}
-
-function progressOf(sdk: ServerContext): ToolCall["progress"] {
-  const token = sdk.mcpReq._meta?.progressToken;
-  return async (progress, total, message) => {
-    if (token === undefined) return;
-    await sdk.mcpReq.notify({
-      method: "notifications/progress",
-      params: { progressToken: token, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
-    });
+/** The result with the hop reports in its _meta: its onward calls' and this call's own (server) hop. */
+function withOwnHop(c: AdmittedCall, result: CallToolResult, id: string, hops: Hop[], started: number): ToolOutcome {
+  const { o, ctx, spec } = c;
+  const own: Hop = {
+    id,
+    ...(ctx.spanId ? { parent: ctx.spanId } : {}),
+    kind: "server",
+    service: o.agent,
+    name: `${o.agent}.${spec.name}`,
+    ...(o.instance ? { instance: o.instance() } : {}),
+    start: performance.timeOrigin + started,
+    ms: performance.now() - started,
+    ...(result.isError ? { error: "tool_error" } : {}),
   };
+  return { ...result, _meta: { ...result._meta, [HOPS_META]: [...hops, own] } };
 }
 
-/** The request context a task's handler sees once its request has been answered: no stream to write to, its own signal and input responses. */
-function detachedContext(sdk: ServerContext, inputResponses: Record<string, unknown> | undefined, signal: AbortSignal): ServerContext {
-  const gone = () =>
-    Promise.reject(
-      new ProtocolError(
-        ProtocolErrorCode.InternalError,
-        "This call runs as a task: no server requests; return inputRequired(...) instead.",
-      ),
-    );
-  return {
-    ...sdk,
-    mcpReq: {
-      ...sdk.mcpReq,
-      signal,
-      ...(inputResponses ? { inputResponses } : {}),
-      send: gone,
-      notify: async () => undefined,
-      log: async () => undefined,
-      elicitInput: gone,
-      requestSampling: gone,
+/** The call in the metrics (its duration and outcome) and the log: a call its caller withdrew is an outcome of its own, whatever the handler made of it. */
+function recordCall(c: AdmittedCall, outcome: ToolOutcome | undefined, started: number): void {
+  const { o, ctx, spec } = c;
+  const seconds = (performance.now() - started) / 1_000;
+  toolCallSeconds.observe({ agent: o.agent, tool: spec.name }, seconds);
+  const cancelled = c.call.sdk.mcpReq.signal.aborted;
+  toolCalls.inc({
+    agent: o.agent,
+    tool: spec.name,
+    outcome: cancelled ? "cancelled" : outcome === undefined ? "failed" : (outcome as CallToolResult).isError ? "tool_error" : "ok",
+  });
+  o.logger.info(
+    {
+      traceId: ctx.traceId,
+      tool: spec.name,
+      caller: ctx.callerChain.at(-1),
+      hop: ctx.hop,
+      ms: Math.round(performance.now() - started),
+      ...(cancelled ? { cancelled: true } : { isError: outcome === undefined || Boolean((outcome as CallToolResult).isError) }),
     },
-  } as unknown as ServerContext;
+    cancelled ? "tool call cancelled by its caller" : "tool call",
+  );
 }

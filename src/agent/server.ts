@@ -4,11 +4,11 @@ import type { Logger } from "../logger.ts";
 import { MemoryState } from "../state/sharedState.ts";
 import type { AgentDefinition } from "./definition.ts";
 import { IdempotencyLedger } from "./idempotency.ts";
-import { callTool, installTools } from "./pipeline.ts";
+import { callTool, installTools, type CallPipelineOptions } from "./pipeline.ts";
 import { ToolRegistry } from "./tools.ts";
 import { registerVocabulary } from "./vocabulary.ts";
 import { installTasks } from "./taskMethods.ts";
-import { TaskEngine } from "./tasks.ts";
+import { TaskEngine } from "./taskEngine.ts";
 import { TASKS_EXTENSION } from "../protocol/keys.ts";
 
 /** How long clients may cache an agent's tool list and discover result. @default 60000 */
@@ -121,7 +121,6 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
   const vocabulary = def.vocabulary ? once(() => def.vocabulary!(deps)) : undefined;
   const subscribe = Boolean(capabilities.resources?.subscribe);
   const serverInfo = { name: `toolmesh-${def.name}`, version: def.version };
-  let plain: { listing: readonly unknown[]; names: Set<string> } = { listing: [], names: new Set() };
   // `lasting`: the server serves a session or a stdio connection, not one request.
   const serverFor = (era: "modern" | "legacy" = "legacy", lasting = era === "legacy"): McpServer => {
     const server = new McpServer(serverInfo, {
@@ -140,23 +139,41 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
     if (lasting) parts.live?.add(server, era, subscribe);
     return server;
   };
-  const fastToolCalls: FastToolCalls | undefined = def.requestState
-    ? undefined
-    : {
-        serverInfo,
-        // On a 2025 session whose client can answer server requests, a tool asking for input
-        // needs the SDK's shim to push them: that session's calls take the SDK's path.
-        accepts: (tool, session) => plainTools().has(tool) && !(session && answersServerRequests(session)),
-        call: (request, signal) => callTool(pipeline, request.params, fastRequestContext(request, signal)),
-      };
+  const fastToolCalls = fastCallsOf(def, pipeline, serverInfo);
   // What the agent's servers advertise, read off one: the SDK adds what its registrations
   // imply (resources for the vocabulary, prompts or completions an extension registers), so
   // the capabilities published in Consul are exactly those a server/discover answers.
   const advertised = () => serverFor("modern", false).server.getCapabilities();
   return { serverFor, fastToolCalls, advertised };
+}
 
-  /** Tools the fast path may run: all but those whose arguments travel in Mcp-Param headers (the SDK checks those). */
-  function plainTools(): Set<string> {
+/**
+ * Plain tool calls answered through the agent's pipeline without a server instance; none for
+ * an agent with a requestState codec (the SDK's path serves every call of such an agent).
+ */
+function fastCallsOf<D>(
+  def: AgentDefinition<D>,
+  pipeline: CallPipelineOptions,
+  serverInfo: { name: string; version: string },
+): FastToolCalls | undefined {
+  if (def.requestState) return undefined;
+  const plainTools = plainToolsOf(pipeline.registry);
+  return {
+    serverInfo,
+    // On a 2025 session whose client can answer server requests, a tool asking for input
+    // needs the SDK's shim to push them: that session's calls take the SDK's path.
+    accepts: (tool, session) => plainTools().has(tool) && !(session && answersServerRequests(session)),
+    call: (request, signal) => callTool(pipeline, request.params, fastRequestContext(request, signal)),
+  };
+}
+
+/**
+ * Tools the fast path may run: all but those whose arguments travel in Mcp-Param headers (the
+ * SDK checks those); worked out again when the registry's listing changes.
+ */
+function plainToolsOf(registry: ToolRegistry): () => Set<string> {
+  let plain: { listing: readonly unknown[]; names: Set<string> } = { listing: [], names: new Set() };
+  return () => {
     if (plain.listing !== registry.listing) {
       plain = {
         listing: registry.listing,
@@ -164,7 +181,7 @@ export function agentServing<D>(parts: AgentServerParts<D>): {
       };
     }
     return plain.names;
-  }
+  };
 }
 
 /** A value computed on first use, then kept. */

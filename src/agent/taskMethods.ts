@@ -3,7 +3,8 @@ import * as z from "zod";
 import { CLIENT_CAPABILITIES_META } from "../protocol/keys.ts";
 import { ForgedIdentityError, ownerOf } from "../http/principal.ts";
 import { IDENTITY_ERROR_CODE } from "../protocol/codes.ts";
-import { declaresTasks, tasksCapabilityMissing, type TaskEngine } from "./tasks.ts";
+import type { TaskEngine } from "./taskEngine.ts";
+import { declaresTasks, tasksCapabilityMissing } from "./tasks.ts";
 
 /** The request's owner (principal.ts), from its transport identity and an intermediary's _meta. */
 function owner(params: Record<string, unknown>, ctx: { mcpReq: { _meta?: Record<string, unknown> } }): string {

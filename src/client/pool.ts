@@ -313,19 +313,7 @@ export class ClientPool {
   }
 
   private async connect(target: PoolTarget, sending: Set<Promise<unknown>>): Promise<Client> {
-    // Notifications (no answer expected) are tracked until delivered, so closing waits for them.
-    const fetch: typeof meshFetch = (input, init) => {
-      const pending = meshFetch(input, init);
-      if (typeof init?.body === "string" && init.body.includes('"method":"notifications/')) {
-        const settled = pending.then(
-          () => undefined,
-          () => undefined,
-        );
-        sending.add(settled);
-        void settled.finally(() => sending.delete(settled));
-      }
-      return pending;
-    };
+    const fetch = trackingNotifications(sending);
     const provider = this.o.oauth?.(target);
     // An OAuth flow (metadata discovery, registration, authorization, token) is several round
     // trips on top of the handshake: it gets at least OAUTH_CONNECT_TIMEOUT_MS.
@@ -377,6 +365,22 @@ export class ClientPool {
     this.logger.debug({ instance: target.id, url: target.url, era: client.getProtocolEra() }, "connected");
     return client;
   }
+}
+
+/** meshFetch, with the notifications (no answer expected) kept in `sending` until delivered, so closing waits for them. */
+function trackingNotifications(sending: Set<Promise<unknown>>): typeof meshFetch {
+  return (input, init) => {
+    const pending = meshFetch(input, init);
+    if (typeof init?.body === "string" && init.body.includes('"method":"notifications/')) {
+      const settled = pending.then(
+        () => undefined,
+        () => undefined,
+      );
+      sending.add(settled);
+      void settled.finally(() => sending.delete(settled));
+    }
+    return pending;
+  };
 }
 
 /** `promise`, or a rejection with the signal's reason once it aborts (the work itself goes on). */

@@ -1,8 +1,9 @@
 import { MeshError } from "../protocol/errors.ts";
 import { parseConsulAddresses, type ConsulAddress } from "./address.ts";
-import { ConsulHttp, TransportFailure, type ConsulTls, type HttpRequest, type HttpResponse } from "./http.ts";
-import { consulKvSeconds } from "../telemetry/metrics.ts";
-import { inChildSpan } from "../telemetry/tracing.ts";
+import { ConsulHttp, type ConsulTls, type HttpRequest, type HttpResponse } from "./http.ts";
+import { blockingRetry, casRetry, ConsulRequests, timedKv, type ConsulRequest, type Retry } from "./requests.ts";
+import { agentServiceList, checkBody, consulIndex, kvPath, type AgentService, type ServiceCheck } from "./wire.ts";
+import { settleTxn, txnBody, txnResult, type KvTxnOp, type KvTxnResult } from "./txn.ts";
 
 export type { ConsulTls } from "./http.ts";
 
@@ -35,8 +36,6 @@ export const DEFAULT_CONSUL_RETRY_MS = 20_000;
  * @default "30s"
  */
 export const DEFAULT_MAX_STALE = "30s";
-/** Pause between two tries of one request: doubles from the first to the last, with jitter. @default [100, 2000] */
-export const CONSUL_RETRY_BACKOFF_MS: readonly [number, number] = [100, 2_000];
 
 export interface ConsulClientOptions {
   /**
@@ -56,13 +55,7 @@ export interface ConsulClientOptions {
 }
 
 /** A service instance as the health API reports it. */
-export interface ServiceEntry {
-  id: string;
-  service: string;
-  address: string;
-  port: number;
-  tags: string[];
-  meta: Record<string, string>;
+export interface ServiceEntry extends AgentService {
   /** Worst status of the node's and the service's checks. */
   status: "passing" | "warning" | "critical";
   /** The Consul node (host agent) the instance is registered with. */
@@ -76,18 +69,7 @@ export interface ServiceRegistration {
   port: number;
   tags: string[];
   meta: Record<string, string>;
-  check?: {
-    name: string;
-    http?: string;
-    /** host:port for a TCP connect check. */
-    tcp?: string;
-    ttl?: string;
-    /** Initial status (Consul starts checks critical). */
-    status?: "passing" | "warning" | "critical";
-    interval?: string;
-    timeout?: string;
-    deregisterCriticalServiceAfter: string;
-  };
+  check?: ServiceCheck;
 }
 
 export interface Blocking<T> {
@@ -110,48 +92,6 @@ export interface KvEntry {
   modifyIndex: number;
 }
 
-/** One operation of a KV transaction (Consul's verbs, the few toolmesh uses). */
-export type KvTxnOp =
-  | { verb: "cas"; key: string; value: string; index: number }
-  | { verb: "set"; key: string; value: string }
-  | { verb: "check-index"; key: string; index: number }
-  | { verb: "delete-cas"; key: string; index: number };
-
-export type KvTxnResult =
-  { ok: true; results: { key: string; modifyIndex: number }[] } | { ok: false; failed: { op: number; what: string }[] };
-
-/**
- * How a request may be tried again. "idempotent": sending it twice does what sending it once
- * does (reads, registrations, plain sets and deletes). "conditional": a check-and-set; tried
- * again only when Consul cannot have applied it, otherwise `settle` reads back what happened.
- */
-type Retry =
-  | { kind: "idempotent" }
-  | { kind: "once" }
-  | {
-      kind: "conditional";
-      /** Reads back whether the write applied. */
-      settle: () => Promise<Settled>;
-      /** Whether an answer says the write lost its check-and-set. */
-      lost: (res: HttpResponse) => boolean;
-    };
-/** What reading back a conditional write found: it applied (with what it returned), it did not, or cannot be told. */
-type Settled = { applied: true; value: unknown } | { applied: false } | undefined;
-
-/** A failure that says Consul did not act on the request (no leader to send it to, no server reachable). */
-const NOT_APPLIED =
-  /No cluster leader|failed to get conn|connection refused|no route to host|timed out enqueuing operation|rate limit|Not ready to serve consistent reads|leader not found|No known Consul servers|no servers available/i;
-
-/** The agent asked reaches no server at all (rather than the servers having no leader). */
-const NO_SERVER = /No known Consul servers|no servers available|failed to get conn|connection refused|no route to host/i;
-
-interface Attempt {
-  res?: HttpResponse;
-  error?: MeshError;
-  /** The request certainly had no effect (nothing was sent, or Consul said it did not act). */
-  notApplied?: boolean;
-}
-
 /**
  * Consul's HTTP API, the few calls toolmesh uses, used as a cluster is meant to be used:
  * discovery reads answered by any server (`?stale` with a bounded `max_stale`), requests that
@@ -162,6 +102,7 @@ interface Attempt {
  */
 export class ConsulClient {
   private readonly http: ConsulHttp;
+  private readonly requests: ConsulRequests;
   private readonly retryMs: number;
   private readonly maxStale: string;
 
@@ -170,6 +111,7 @@ export class ConsulClient {
       ...(options.token ? { token: options.token } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
     });
+    this.requests = new ConsulRequests(this.http);
     this.retryMs = options.retryMs ?? DEFAULT_CONSUL_RETRY_MS;
     this.maxStale = options.maxStale ?? DEFAULT_MAX_STALE;
     parseDurationMs(this.maxStale);
@@ -191,32 +133,26 @@ export class ConsulClient {
       "read the raft leader",
       { method: "GET", path: "/status/leader" },
       { kind: "idempotent" },
-      {
-        retryMs: 0,
-        ...options,
-      },
+      { retryMs: 0, ...options },
     );
     return typeof res.body === "string" ? res.body : "";
   }
 
   async registerService(reg: ServiceRegistration, options: CallOptions = {}): Promise<void> {
-    const c = reg.check;
-    const check = c
-      ? {
-          Name: c.name,
-          ...(c.http ? { HTTP: c.http, Interval: c.interval, Timeout: c.timeout } : {}),
-          ...(c.tcp ? { TCP: c.tcp, Interval: c.interval, Timeout: c.timeout } : {}),
-          ...(c.ttl ? { TTL: c.ttl } : {}),
-          ...(c.status ? { Status: c.status } : {}),
-          DeregisterCriticalServiceAfter: c.deregisterCriticalServiceAfter,
-        }
-      : undefined;
     await this.call(
       `register service "${reg.name}" (id ${reg.id})`,
       {
         method: "PUT",
         path: "/agent/service/register",
-        body: { ID: reg.id, Name: reg.name, Address: reg.address, Port: reg.port, Tags: reg.tags, Meta: reg.meta, Check: check },
+        body: {
+          ID: reg.id,
+          Name: reg.name,
+          Address: reg.address,
+          Port: reg.port,
+          Tags: reg.tags,
+          Meta: reg.meta,
+          Check: checkBody(reg.check),
+        },
       },
       { kind: "idempotent" },
       options,
@@ -233,29 +169,14 @@ export class ConsulClient {
   }
 
   /** Services registered with the local Consul agent, optionally filtered (Consul filter syntax). */
-  async agentServices(
-    filter?: string,
-    options: CallOptions = {},
-  ): Promise<{ id: string; service: string; address: string; port: number; tags: string[]; meta: Record<string, string> }[]> {
+  async agentServices(filter?: string, options: CallOptions = {}): Promise<AgentService[]> {
     const res = await this.call(
       "list agent services",
       { method: "GET", path: "/agent/services", query: { filter } },
       { kind: "idempotent" },
       options,
     );
-    return Object.values(
-      (res.body ?? {}) as Record<
-        string,
-        { ID: string; Service: string; Address: string; Port: number; Tags?: string[]; Meta?: Record<string, string> }
-      >,
-    ).map((x) => ({
-      id: x.ID,
-      service: x.Service,
-      address: x.Address,
-      port: x.Port,
-      tags: x.Tags ?? [],
-      meta: x.Meta ?? {},
-    }));
+    return agentServiceList(res.body);
   }
 
   /** Whether the local Consul agent currently knows a service with this id. */
@@ -282,7 +203,7 @@ export class ConsulClient {
         path: `/health/service/${encodeURIComponent(name)}`,
         query: { ...(options.passing ? { passing: true } : {}), ...this.discoveryQuery(options) },
       },
-      blockingRetry(options),
+      blockingRetry(options.index),
       blockingCall(options),
     );
     return { value: (Array.isArray(res.body) ? res.body : []).map(toServiceEntry), index: consulIndex(res) };
@@ -293,14 +214,14 @@ export class ConsulClient {
     const res = await this.call(
       "list catalog services",
       { method: "GET", path: "/catalog/services", query: this.discoveryQuery(options) },
-      blockingRetry(options),
+      blockingRetry(options.index),
       blockingCall(options),
     );
     return { value: (res.body ?? {}) as Record<string, string[]>, index: consulIndex(res) };
   }
 
   async kvGet(key: string, options: CallOptions & { consistent?: boolean } = {}): Promise<KvEntry | undefined> {
-    const res = await this.kv("get", key, () =>
+    const res = await timedKv("get", key, () =>
       this.call(
         `read key "${key}"`,
         { method: "GET", path: kvPath(key), query: options.consistent ? { consistent: true } : {} },
@@ -309,9 +230,7 @@ export class ConsulClient {
         [404],
       ),
     );
-    if (res.status === 404 || !Array.isArray(res.body) || !res.body[0]) return undefined;
-    const item = res.body[0] as { Value?: string | null; ModifyIndex: number };
-    return { value: item.Value ? Buffer.from(item.Value, "base64").toString("utf8") : "", modifyIndex: item.ModifyIndex };
+    return kvEntry(res);
   }
 
   /**
@@ -320,24 +239,17 @@ export class ConsulClient {
    * `value: undefined` with the index to wait on.
    */
   async kvGetBlocking(key: string, options: BlockingOptions = {}): Promise<Blocking<KvEntry | undefined>> {
-    const res = await this.kv("get", key, () =>
+    const res = await timedKv("get", key, () =>
       this.call(
         `watch key "${key}"`,
         // Stale like discovery: a hot-reloaded document may lag the leader by max_stale, never stop.
         { method: "GET", path: kvPath(key), query: this.discoveryQuery(options) },
-        blockingRetry(options),
+        blockingRetry(options.index),
         blockingCall(options),
         [404],
       ),
     );
-    const item =
-      res.status !== 404 && Array.isArray(res.body)
-        ? (res.body[0] as { Value?: string | null; ModifyIndex: number } | undefined)
-        : undefined;
-    const value = item
-      ? { value: item.Value ? Buffer.from(item.Value, "base64").toString("utf8") : "", modifyIndex: item.ModifyIndex }
-      : undefined;
-    return { value, index: consulIndex(res) };
+    return { value: kvEntry(res), index: consulIndex(res) };
   }
 
   /**
@@ -348,24 +260,14 @@ export class ConsulClient {
    */
   async kvSet(key: string, value: string, options: CallOptions & { cas?: number } = {}): Promise<boolean> {
     const cas = options.cas;
-    const retry: Retry =
-      cas === undefined
-        ? { kind: "idempotent" }
-        : {
-            kind: "conditional",
-            settle: async () => {
-              const now = await this.kvGet(key, { ...options, consistent: true });
-              if ((now?.modifyIndex ?? 0) === cas) return { applied: false };
-              if (now && now.value === value) return { applied: true, value: true };
-              return undefined;
-            },
-            lost: (res) => res.body !== true,
-          };
-    const res = await this.kv("set", key, () =>
+    const res = await timedKv("set", key, () =>
       this.call(
         `write key "${key}"`,
         { method: "PUT", path: kvPath(key), query: cas === undefined ? {} : { cas: String(cas) }, body: value },
-        retry,
+        casRetry(cas, () => this.kvGet(key, { ...options, consistent: true }), {
+          applied: (now) => now !== undefined && now.value === value,
+          lost: (res) => res.body !== true,
+        }),
         options,
       ),
     );
@@ -374,7 +276,7 @@ export class ConsulClient {
 
   /** Keys under a prefix (none: an empty list; Consul answers 404). */
   async kvKeys(prefix: string, options: CallOptions = {}): Promise<string[]> {
-    const res = await this.kv("keys", prefix, () =>
+    const res = await timedKv("keys", prefix, () =>
       this.call(
         `list keys under "${prefix}"`,
         { method: "GET", path: kvPath(prefix), query: { keys: true } },
@@ -389,19 +291,7 @@ export class ConsulClient {
   /** Deletes a key (or a prefix); with `cas`, only if unchanged since that index (false otherwise). */
   async kvDelete(key: string, options: CallOptions & { recurse?: boolean; cas?: number } = {}): Promise<boolean> {
     const cas = options.cas;
-    const retry: Retry =
-      cas === undefined
-        ? { kind: "idempotent" }
-        : {
-            kind: "conditional",
-            settle: async () => {
-              const now = await this.kvGet(key, { ...options, consistent: true });
-              if (!now) return { applied: true, value: true };
-              return now.modifyIndex === cas ? { applied: false } : undefined;
-            },
-            lost: (res) => res.body === false,
-          };
-    const res = await this.kv("delete", key, () =>
+    const res = await timedKv("delete", key, () =>
       this.call(
         `delete key "${key}"`,
         {
@@ -409,7 +299,10 @@ export class ConsulClient {
           path: kvPath(key),
           query: { ...(options.recurse ? { recurse: true } : {}), ...(cas === undefined ? {} : { cas: String(cas) }) },
         },
-        retry,
+        casRetry(cas, () => this.kvGet(key, { ...options, consistent: true }), {
+          applied: (now) => now === undefined,
+          lost: (res) => res.body === false,
+        }),
         options,
       ),
     );
@@ -425,70 +318,17 @@ export class ConsulClient {
    * key is read back (all or none applied) before anything is sent again.
    */
   async kvTxn(ops: readonly KvTxnOp[], options: CallOptions = {}): Promise<KvTxnResult> {
-    const operations = ops.map((op) => ({
-      KV: {
-        Verb: op.verb,
-        Key: op.key,
-        ...("value" in op ? { Value: Buffer.from(op.value, "utf8").toString("base64") } : {}),
-        ...("index" in op ? { Index: op.index } : {}),
-      },
-    }));
-    const res = await this.kv("txn", ops[0]?.key ?? "", () =>
+    const read = (key: string) => this.kvGet(key, { ...options, consistent: true });
+    const res = await timedKv("txn", ops[0]?.key ?? "", () =>
       this.call(
         `apply a transaction of ${ops.length} key operations`,
-        { method: "PUT", path: "/txn", body: operations },
-        { kind: "conditional", settle: () => this.settleTxn(ops, options), lost: (res) => res.status === 409 },
+        { method: "PUT", path: "/txn", body: txnBody(ops) },
+        { kind: "conditional", settle: () => settleTxn(ops, read), lost: (res) => res.status === 409 },
         options,
         [409],
       ),
     );
-    if (res.status === 409) {
-      const errors = ((res.body as { Errors?: { OpIndex?: number; What?: string }[] } | undefined)?.Errors ?? []).map((x) => ({
-        op: x.OpIndex ?? -1,
-        what: x.What ?? "",
-      }));
-      return { ok: false, failed: errors };
-    }
-    if ((res.body as { settled?: KvTxnResult } | undefined)?.settled) return (res.body as { settled: KvTxnResult }).settled;
-    const results = ((res.body as { Results?: { KV?: { Key: string; ModifyIndex: number } }[] } | undefined)?.Results ?? []).map((r) => ({
-      key: r.KV?.Key ?? "",
-      modifyIndex: r.KV?.ModifyIndex ?? 0,
-    }));
-    return { ok: true, results };
-  }
-
-  /** Whether a transaction that got no answer applied: a transaction is all or nothing, so its first write tells. */
-  private async settleTxn(ops: readonly KvTxnOp[], options: CallOptions): Promise<Settled> {
-    const first = ops.find((op) => op.verb !== "check-index");
-    if (!first) return { applied: false }; // only checks: nothing to apply twice
-    const now = await this.kvGet(first.key, { ...options, consistent: true });
-    if (first.verb === "delete-cas") {
-      if (!now) return { applied: true, value: { settled: { ok: true, results: [] } } };
-      return now.modifyIndex === first.index ? { applied: false } : undefined;
-    }
-    if (first.verb === "cas" && (now?.modifyIndex ?? 0) === first.index) return { applied: false };
-    if (!now || now.value !== first.value) return undefined;
-    const results: { key: string; modifyIndex: number }[] = [];
-    for (const op of ops) {
-      if (op.verb !== "cas" && op.verb !== "set") continue;
-      const entry = op.key === first.key ? now : await this.kvGet(op.key, { ...options, consistent: true });
-      results.push({ key: op.key, modifyIndex: entry?.modifyIndex ?? 0 });
-    }
-    return { applied: true, value: { settled: { ok: true, results } } };
-  }
-
-  /** One KV request: timed (toolmesh_consul_kv_duration_seconds) and, inside a traced call, a child span. */
-  private async kv<T>(op: "get" | "set" | "keys" | "delete" | "txn", key: string, fn: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    try {
-      return await inChildSpan(
-        `consul kv.${op}`,
-        { "db.system.name": "consul", "db.operation.name": `kv.${op}`, "toolmesh.kv.key": key },
-        fn,
-      );
-    } finally {
-      consulKvSeconds.observe({ op }, (performance.now() - started) / 1_000);
-    }
+    return txnResult(res);
   }
 
   /** Releases the HTTP connections so the process can exit. */
@@ -500,146 +340,28 @@ export class ConsulClient {
     return { stale: true, max_stale: this.maxStale, ...blockingParams(options) };
   }
 
-  /**
-   * Sends a request, and while Consul cannot serve it (and `retry` allows) sends it again
-   * with backoff until the retry budget is spent. Statuses in `expected` are answers, not failures.
-   * A conditional write that may have applied is never sent again blind: it is read back first,
-   * and it is sent again only when it certainly did not apply. A write sent again after such a
-   * doubt that then loses its check-and-set is read back once more (the first one may have been
-   * applied late, after the read-back): if it was ours, it is reported as applied.
-   */
-  private async call(
+  /** Sends a request (requests.ts), the caller's options completed with this client's defaults. */
+  private call(
     what: string,
-    req: Omit<HttpRequest, "timeoutMs" | "signal">,
+    req: ConsulRequest,
     retry: Retry,
     options: CallOptions,
     expected: readonly number[] = [],
   ): Promise<HttpResponse> {
-    options.signal?.throwIfAborted();
-    const budget = retry.kind === "once" ? 0 : (options.retryMs ?? this.retryMs);
-    const giveUpAt = Date.now() + budget;
-    let doubt = false;
-    for (let attempt = 1; ; attempt++) {
-      const a = await this.attempt(what, req, options, expected);
-      if (a.res) {
-        if (doubt && retry.kind === "conditional" && retry.lost(a.res)) {
-          const settled = await retry.settle().catch(() => undefined);
-          if (settled?.applied) return { ...placeholder(this.address), body: settled.value };
-        }
-        return a.res;
-      }
-      const error = a.error!;
-      if (retry.kind === "conditional" && !a.notApplied) {
-        doubt = true;
-        const settled = await this.settleWithin(retry, giveUpAt, options.signal);
-        if (settled?.applied) return { ...placeholder(this.address), body: settled.value };
-        if (!settled) {
-          throw new MeshError(
-            "CONSUL_WRITE_UNKNOWN",
-            `Consul at ${this.address.url} did not answer whether it did ${what} (${error.message}), and reading it back could not tell. It was not sent again. Check the state before repeating it.`,
-            { cause: error, retryable: false, details: { consul: this.address.url } },
-          );
-        }
-        // It certainly did not apply: sending it again is safe.
-      }
-      if (!error.retryable || Date.now() >= giveUpAt) throw error;
-      await pause(attempt, options.signal);
-    }
-  }
-
-  /** Reads back a conditional write until it can tell whether it applied (bounded by the retry budget, one try at least). */
-  private async settleWithin(retry: Retry & { kind: "conditional" }, giveUpAt: number, signal?: AbortSignal): Promise<Settled> {
-    for (let attempt = 1; ; attempt++) {
-      const settled = await retry.settle().catch(() => undefined);
-      if (settled || Date.now() >= giveUpAt) return settled;
-      await pause(attempt, signal);
-    }
-  }
-
-  private async attempt(
-    what: string,
-    req: Omit<HttpRequest, "timeoutMs" | "signal">,
-    options: CallOptions,
-    expected: readonly number[],
-  ): Promise<Attempt> {
-    let res: HttpResponse;
-    try {
-      res = await this.http.send({
-        ...req,
-        timeoutMs: options.timeoutMs ?? DEFAULT_CONSUL_TIMEOUT_MS,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (e) {
-      if (!(e instanceof TransportFailure)) throw e; // the caller's abort
-      return { error: this.unreachable(what, e), notApplied: e.kind === "not-sent" };
-    }
-    if ((res.status >= 200 && res.status < 300) || expected.includes(res.status)) return { res };
-    const text = res.text.trim();
-    const url = res.address.url;
-    if (res.status === 403) {
-      return {
-        notApplied: true,
-        error: new MeshError(
-          "CONSUL_FORBIDDEN",
-          `Consul at ${url} refused to ${what}: ${text || "permission denied"}. Give the token (CONSUL_HTTP_TOKEN) the permission named here.`,
-          { details: { consul: url, status: 403 } },
-        ),
-      };
-    }
-    const leaderless = res.status >= 500 && NOT_APPLIED.test(text);
-    const serverless = leaderless && NO_SERVER.test(text);
-    const retryable = res.status >= 500 || res.status === 429;
-    return {
-      notApplied: leaderless || res.status === 429 || res.status < 500,
-      error: new MeshError(
-        "CONSUL_REJECTED",
-        `Consul at ${url} refused to ${what}: HTTP ${res.status}${text ? ` ${text}` : ""}${serverless ? ". This Consul agent reaches no Consul server (cut off from them, or they are down)" : leaderless ? ". The Consul cluster has no leader (an election, or too few servers up)" : ""}.`,
-        { retryable, details: { consul: url, status: res.status, ...(leaderless ? { noLeader: true } : {}) } },
-      ),
+    const limits = {
+      timeoutMs: options.timeoutMs ?? DEFAULT_CONSUL_TIMEOUT_MS,
+      retryMs: options.retryMs ?? this.retryMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     };
-  }
-
-  private unreachable(what: string, e: TransportFailure): MeshError {
-    const all = this.http.addresses.length > 1 ? ` (and ${this.http.addresses.length - 1} other address(es) given)` : "";
-    return new MeshError(
-      "CONSUL_UNREACHABLE",
-      `Consul at ${e.address.url}${all} is unreachable (${e.code}) while trying to ${what}. Start one with "mesh up" or set CONSUL_HTTP_ADDR.`,
-      { cause: e, retryable: true, details: { consul: e.address.url } },
-    );
+    return this.requests.send(what, req, retry, limits, expected);
   }
 }
 
-function placeholder(address: ConsulAddress): HttpResponse {
-  return { status: 200, headers: {}, body: undefined, text: "", address };
-}
-
-/** A blocking query is not retried here: its watcher retries with its own backoff and keeps its last view meanwhile. */
-function blockingRetry(options: BlockingOptions): Retry {
-  return !options.index || options.index === "0" ? { kind: "idempotent" } : { kind: "once" };
-}
-
-function kvPath(key: string): string {
-  return `/kv/${key.split("/").map(encodeURIComponent).join("/")}`;
-}
-
-function pause(attempt: number, signal?: AbortSignal): Promise<void> {
-  const [min, max] = CONSUL_RETRY_BACKOFF_MS;
-  const ms = Math.min(max, min * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      done();
-      reject(signal!.reason as Error);
-    };
-    const t = setTimeout(() => {
-      done();
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/** The entry a KV read answered (its value decoded), or undefined for a missing key. */
+function kvEntry(res: HttpResponse): KvEntry | undefined {
+  const item =
+    res.status !== 404 && Array.isArray(res.body) ? (res.body[0] as { Value?: string | null; ModifyIndex: number } | undefined) : undefined;
+  return item ? { value: item.Value ? Buffer.from(item.Value, "base64").toString("utf8") : "", modifyIndex: item.ModifyIndex } : undefined;
 }
 
 function blockingParams(options: BlockingOptions): Record<string, string> {
@@ -660,10 +382,6 @@ export function parseDurationMs(d: string): number {
   if (!m) throw new MeshError("CONFIG_INVALID", `"${d}" is not a duration; expected e.g. 500ms, 1s, 2m, 1h.`);
   const n = Number(m[1]);
   return n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-}
-
-function consulIndex(res: HttpResponse): string {
-  return res.headers["x-consul-index"] ?? "0";
 }
 
 type RawHealth = {

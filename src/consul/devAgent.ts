@@ -93,12 +93,33 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
   const binary = options.binary ?? (await resolveConsulBinary());
   const port = options.httpPort ?? 8500;
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const agent = spawnAgent(binary, agentArgs(options, port), options.logFile);
+  const address = `http://${options.bindAddress}:${port}`;
+  const what = options.dataDir ? "consul agent -server" : "consul agent -dev";
+  await waitForLeader(agent, address, what, options.token);
+  const { child, exited } = agent;
+  return {
+    address,
+    process: child,
+    exited,
+    kill: (signal) => void child.kill(signal),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The command line of the agent: its mode, one loopback address for everything, the ports it does not need off. */
+function agentArgs(options: DevConsulOptions, port: number): string[] {
   const mode = options.dataDir
     ? // One server that elects itself, its raft log and state on disk; the UI as -dev has it; fast raft timers.
       ["-server", "-bootstrap-expect=1", "-data-dir", options.dataDir, "-ui", "-hcl", "performance { raft_multiplier = 1 }"]
     : ["-dev"];
-  const what = options.dataDir ? "consul agent -server" : "consul agent -dev";
-  const args = [
+  return [
     "agent",
     ...mode,
     "-bind",
@@ -119,9 +140,21 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
     "disable_update_check = true",
     ...(options.hcl ? ["-hcl", options.hcl] : []),
   ];
+}
+
+/** A started agent process: its exit, and the end of its output (for an error that shows why it failed). */
+interface AgentProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  /** The last lines it wrote. */
+  tail(): string;
+}
+
+/** Starts the agent, its output copied to `logFile` and the last 4 kB kept. */
+function spawnAgent(binary: string, args: string[], logFile: string | undefined): AgentProcess {
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   let tail = "";
-  const sink = options.logFile ? createWriteStream(options.logFile, { flags: "a" }) : undefined;
+  const sink = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
   const onData = (d: Buffer) => {
     tail = (tail + d.toString()).slice(-4_000);
     sink?.write(d);
@@ -134,48 +167,36 @@ export async function startDevConsul(options: DevConsulOptions): Promise<DevCons
       resolve(code);
     }),
   );
-  const address = `http://${options.bindAddress}:${port}`;
-  const consul = new ConsulClient({ address, token: options.token });
+  return { child, exited, tail: () => tail.trim().split("\n").slice(-5).join("\n") };
+}
+
+/** Polls until the agent has a leader; it exiting first, or no leader within the ready timeout, is an error with its last output. */
+async function waitForLeader(agent: AgentProcess, address: string, what: string, token: string | undefined): Promise<void> {
+  const consul = new ConsulClient({ address, token });
   const readyMs = readyTimeoutMs();
   const deadline = Date.now() + readyMs;
   let exitCode: number | null | undefined;
-  void exited.then((c) => (exitCode = c));
+  void agent.exited.then((c) => (exitCode = c));
   try {
     for (;;) {
       if (exitCode !== undefined) {
         throw new MeshError(
           "CONSUL_UNREACHABLE",
-          `${what} on ${address} exited with code ${exitCode} before electing a leader. Is the address or port in use? Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
+          `${what} on ${address} exited with code ${exitCode} before electing a leader. Is the address or port in use? Last output:\n${agent.tail()}`,
         );
       }
       try {
-        if (await consul.leader({ timeoutMs: 1_000 })) break;
+        if (await consul.leader({ timeoutMs: 1_000 })) return;
       } catch {
         // not up yet
       }
       if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new MeshError(
-          "CONSUL_UNREACHABLE",
-          `${what} on ${address} had no leader after ${readyMs} ms. Last output:\n${tail.trim().split("\n").slice(-5).join("\n")}`,
-        );
+        agent.child.kill("SIGKILL");
+        throw new MeshError("CONSUL_UNREACHABLE", `${what} on ${address} had no leader after ${readyMs} ms. Last output:\n${agent.tail()}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
   } finally {
     consul.destroy();
   }
-  return {
-    address,
-    process: child,
-    exited,
-    kill: (signal) => void child.kill(signal),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }

@@ -1,10 +1,13 @@
 import { EventEmitter } from "node:events";
 import type { Tool } from "@modelcontextprotocol/client";
 import { discoveryChanges, discoveryWatchErrors } from "../telemetry/metrics.ts";
-import type { ConsulClient, ServiceEntry } from "../consul/client.ts";
+import type { Blocking, ConsulClient, ServiceEntry } from "../consul/client.ts";
 import { instanceUrl } from "./instanceUrl.ts";
 import { describeError } from "../protocol/errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
+import { ForeignChecks } from "./foreignCheck.ts";
+import { majorityHash, toolSources, toolsWithin } from "./toolLists.ts";
+import { watchBlocking } from "./watch.ts";
 
 /** Tag that marks a Consul service as an MCP mesh member. */
 export const MCP_TAG = "mcp";
@@ -15,8 +18,6 @@ export const WATCH_BACKOFF_MS: readonly [number, number] = [100, 5_000];
 
 /** Longest wait for one instance's tool list (which also proves it speaks MCP). @default 5000 */
 export const DEFAULT_TOOLS_TIMEOUT_MS = 5_000;
-/** How long a foreign instance that failed its check stays out before it is checked again. @default 30000 */
-export const REVERIFY_AFTER_MS = 30_000;
 
 export interface CatalogInstance extends ServiceEntry {
   /** The instance's MCP endpoint. */
@@ -72,9 +73,6 @@ export type CatalogEvent = {
   left?: string[];
 };
 
-/** What checking a foreign instance found. */
-type Verdict = { ok: true; tools: Tool[] } | { ok: false; reason: string; retryAt: number };
-
 /**
  * The live, in-memory view of the mesh: agent → passing instances → tools. Kept current
  * with Consul blocking queries (a change reaches it as soon as Consul answers, typically
@@ -84,7 +82,7 @@ type Verdict = { ok: true; tools: Tool[] } | { ok: false; reason: string; retryA
  * Toolmesh agents (meta toolmesh_version) are trusted by their registration. Any other
  * server (added with `mesh register`) is checked once per instance: it must answer an MCP
  * tools/list within the tools timeout, or it is kept out of `instances` (listed in
- * `unusable` with the reason) and checked again after REVERIFY_AFTER_MS. One bad member
+ * `unusable` with the reason) and checked again later (foreignCheck.ts). One bad member
  * never takes a caller down, and every tool list has a deadline.
  */
 export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
@@ -92,13 +90,10 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
   private readonly fetchTools: FetchTools;
   private readonly toolsTimeoutMs: number;
   private readonly logger: Logger;
-  /** Foreign instances checked, by id@url. */
-  private readonly verdicts = new Map<string, Verdict>();
+  /** The check of instances that are not toolmesh agents. */
+  private readonly foreign: ForeignChecks<CatalogInstance>;
   /** The last Consul entries per agent (to apply again when a re-check is due). */
   private readonly entries = new Map<string, ServiceEntry[]>();
-  private readonly recheck = new Map<string, NodeJS.Timeout>();
-  /** Foreign instances being checked now. */
-  private readonly checking = new Set<string>();
   private readonly mode: "all" | "on-demand";
   private readonly agentsByName = new Map<string, CatalogAgent>();
   private readonly watchers = new Map<string, { stop: AbortController; ready: Promise<void> }>();
@@ -114,6 +109,12 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     this.toolsTimeoutMs = options.toolsTimeoutMs ?? DEFAULT_TOOLS_TIMEOUT_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "catalog" });
     this.mode = options.mode;
+    this.foreign = new ForeignChecks({
+      fetchTools: (i) => this.fetchWithin(i),
+      onRecheckDue: (agent) => void this.reapply(agent),
+      stopped: this.stopped.signal,
+      logger: this.logger,
+    });
   }
 
   /** In "all" mode: resolves once the first view of the mesh (with tool lists) is loaded. */
@@ -127,7 +128,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
   stop(): void {
     this.stopped.abort();
     for (const w of this.watchers.values()) w.stop.abort();
-    for (const t of this.recheck.values()) clearTimeout(t);
+    this.foreign.stop();
   }
 
   agents(): CatalogAgent[] {
@@ -175,75 +176,85 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     return ready;
   }
 
-  private async watchServices(ready: () => void): Promise<void> {
-    let index = "0";
-    let failures = 0;
-    while (!this.stopped.signal.aborted) {
-      try {
-        const r = await this.consul.catalogServices({ index, wait: WATCH_WAIT, signal: this.stopped.signal, retryMs: 0 });
-        index = Number(r.index) < Number(index) ? "0" : r.index;
-        this.contact();
-        failures = 0;
-        const mesh = Object.entries(r.value).filter(([, tags]) => tags.includes(MCP_TAG));
-        const names = new Set(mesh.map(([n]) => n));
-        for (const [name, tags] of mesh) {
-          const a = this.agentsByName.get(name);
-          if (a) a.tags = tags;
-          void this.ensureWatched(name);
-        }
-        for (const [name, w] of this.watchers) {
-          if (!names.has(name)) {
-            w.stop.abort();
-            this.watchers.delete(name);
-            this.removeAgent(name);
-          }
-        }
-        await Promise.all(mesh.map(([n]) => this.watchers.get(n)?.ready));
-        ready();
-      } catch (e) {
-        if (this.stopped.signal.aborted) return;
-        failures = this.failed(e, failures);
-        ready(); // start() must not hang while Consul is down: the view is simply empty
-        await backoff(failures, this.stopped.signal);
-      }
-    }
+  /** Watches which services are mesh members (tagged mcp): each one's instances are watched while it is. */
+  private watchServices(ready: () => void): Promise<void> {
+    const signal = this.stopped.signal;
+    return this.watch(
+      (index) => this.consul.catalogServices({ index, wait: WATCH_WAIT, signal, retryMs: 0 }),
+      (services) => this.applyServices(services),
+      ready,
+      signal,
+    );
   }
 
-  private async watchService(name: string, signal: AbortSignal, ready: () => void): Promise<void> {
-    let index = "0";
-    let failures = 0;
-    while (!signal.aborted && !this.stopped.signal.aborted) {
-      try {
-        const r = await this.consul.healthService(name, {
-          passing: true,
-          index,
-          wait: WATCH_WAIT,
-          retryMs: 0, // this loop retries with its own backoff, serving its last view meanwhile
-          signal: AbortSignal.any([signal, this.stopped.signal]),
-        });
-        index = Number(r.index) < Number(index) ? "0" : r.index;
-        this.contact();
-        failures = 0;
-        // Consul matches service names without regard to case: "HR" is not "hr", and gets none of its calls.
-        await this.applyInstances(
-          name,
-          r.value.filter((e) => e.service === name),
-        );
-        ready();
-      } catch (e) {
-        if (signal.aborted || this.stopped.signal.aborted) return;
-        failures = this.failed(e, failures);
-        ready();
-        await backoff(failures, AbortSignal.any([signal, this.stopped.signal]));
+  /** Watches the mesh members among the services, and stops watching those that left; resolves once each has its first view. */
+  private async applyServices(services: Record<string, string[]>): Promise<void> {
+    const mesh = Object.entries(services).filter(([, tags]) => tags.includes(MCP_TAG));
+    const names = new Set(mesh.map(([n]) => n));
+    for (const [name, tags] of mesh) {
+      const a = this.agentsByName.get(name);
+      if (a) a.tags = tags;
+      void this.ensureWatched(name);
+    }
+    for (const [name, w] of this.watchers) {
+      if (!names.has(name)) {
+        w.stop.abort();
+        this.watchers.delete(name);
+        this.removeAgent(name);
       }
     }
+    await Promise.all(mesh.map(([n]) => this.watchers.get(n)?.ready));
+  }
+
+  /** Watches one agent's passing instances. */
+  private watchService(name: string, stop: AbortSignal, ready: () => void): Promise<void> {
+    const signal = AbortSignal.any([stop, this.stopped.signal]);
+    return this.watch(
+      // retryMs 0: the watch retries with its own backoff, serving its last view meanwhile.
+      (index) => this.consul.healthService(name, { passing: true, index, wait: WATCH_WAIT, retryMs: 0, signal }),
+      // Consul matches service names without regard to case: "HR" is not "hr", and gets none of its calls.
+      (entries) =>
+        this.applyInstances(
+          name,
+          entries.filter((e) => e.service === name),
+        ),
+      ready,
+      signal,
+    );
+  }
+
+  /**
+   * One of the catalog's watches (watch.ts): each answer applied, then `ready`; a failure
+   * logged while the last view stays, then `ready` too (start() must not hang while Consul
+   * is down: the view is simply empty).
+   */
+  private watch<T>(
+    query: (index: string) => Promise<Blocking<T>>,
+    apply: (value: T) => Promise<void>,
+    ready: () => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return watchBlocking({
+      query,
+      onAnswer: async (value) => {
+        this.contact();
+        await apply(value);
+        ready();
+      },
+      onError: (e) => {
+        this.failed(e);
+        ready();
+      },
+      signal,
+      backoffMs: WATCH_BACKOFF_MS,
+    });
   }
 
   /** Compares contents (a blocking query's return does not mean a change). */
   private async applyInstances(name: string, entries: ServiceEntry[]): Promise<void> {
     this.entries.set(name, entries);
     const all = entries.map((e) => ({ ...e, url: instanceUrl(e) })).sort((a, b) => a.id.localeCompare(b.id));
-    const checking = this.verify(
+    const checking = this.foreign.verify(
       name,
       all.filter((i) => !isToolmesh(i.meta)),
     );
@@ -252,10 +263,10 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     // waits for its check, bounded by the tools timeout.
     if (all.some((i) => isToolmesh(i.meta))) void checking.then((checked) => (checked ? this.reapply(name) : undefined));
     else await checking;
-    const instances = all.filter((i) => isToolmesh(i.meta) || this.verdicts.get(verdictKey(i))?.ok);
+    const instances = all.filter((i) => isToolmesh(i.meta) || this.foreign.passed(i));
     const unusable = all.flatMap((i) => {
-      const v = this.verdicts.get(verdictKey(i));
-      return isToolmesh(i.meta) || !v || v.ok ? [] : [{ id: i.id, url: i.url, reason: v.reason }];
+      const reason = isToolmesh(i.meta) ? undefined : this.foreign.failure(i);
+      return reason === undefined ? [] : [{ id: i.id, url: i.url, reason }];
     });
     let agent = this.agentsByName.get(name);
     const isNew = !agent;
@@ -293,66 +304,15 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     if (instances.length > 0 && (stale || agent.toolsError !== undefined)) await this.loadTools(agent, false);
   }
 
-  /**
-   * Checks foreign instances not checked yet (or due a re-check): each must answer an MCP
-   * tools/list within the deadline. Failures are kept with their reason and checked again
-   * after REVERIFY_AFTER_MS while the instance stays registered.
-   */
-  private async verify(agent: string, foreign: readonly CatalogInstance[]): Promise<boolean> {
-    const now = Date.now();
-    const due = foreign.filter((i) => {
-      const v = this.verdicts.get(verdictKey(i));
-      return !this.checking.has(verdictKey(i)) && (!v || (!v.ok && v.retryAt <= now));
-    });
-    for (const i of due) this.checking.add(verdictKey(i));
-    const present = new Set(foreign.map(verdictKey));
-    for (const key of [...this.verdicts.keys()]) if (key.startsWith(`${agent}/`) && !present.has(key)) this.verdicts.delete(key);
-    await Promise.all(
-      due.map(async (i) => {
-        try {
-          this.verdicts.set(verdictKey(i), { ok: true, tools: await this.withDeadline((signal) => this.fetchTools(i, signal)) });
-        } catch (e) {
-          const reason = describeError(e);
-          this.verdicts.set(verdictKey(i), { ok: false, reason, retryAt: Date.now() + REVERIFY_AFTER_MS });
-          this.logger.warn(
-            { agent, instance: i.id, url: i.url, err: reason, recheckInMs: REVERIFY_AFTER_MS },
-            "registered server does not answer MCP; kept out of rotation",
-          );
-        } finally {
-          this.checking.delete(verdictKey(i));
-        }
-      }),
-    );
-    if (foreign.some((i) => this.verdicts.get(verdictKey(i))?.ok === false)) this.scheduleRecheck(agent);
-    return due.length > 0;
-  }
-
   /** Applies an agent's last Consul entries again (a check finished or is due). */
   private async reapply(agent: string): Promise<void> {
     const entries = this.entries.get(agent);
     if (entries && this.watchers.has(agent) && !this.stopped.signal.aborted) await this.applyInstances(agent, entries);
   }
 
-  private scheduleRecheck(agent: string): void {
-    if (this.recheck.has(agent) || this.stopped.signal.aborted) return;
-    const timer = setTimeout(() => {
-      this.recheck.delete(agent);
-      void this.reapply(agent);
-    }, REVERIFY_AFTER_MS);
-    timer.unref();
-    this.recheck.set(agent, timer);
-  }
-
-  /** Runs a fetch with the tools deadline (and the catalog's own stop). */
-  private async withDeadline<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const deadline = AbortSignal.timeout(this.toolsTimeoutMs);
-    const signal = AbortSignal.any([deadline, this.stopped.signal]);
-    try {
-      return await fn(signal);
-    } catch (e) {
-      if (deadline.aborted) throw new Error(`no answer to tools/list within ${this.toolsTimeoutMs} ms`, { cause: e });
-      throw e;
-    }
+  /** Fetches an instance's tool list within the tools deadline (and the catalog's own stop). */
+  private fetchWithin(instance: CatalogInstance): Promise<Tool[]> {
+    return toolsWithin(this.toolsTimeoutMs, this.stopped.signal, (signal) => this.fetchTools(instance, signal));
   }
 
   /**
@@ -362,15 +322,13 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
    */
   private async loadTools(agent: CatalogAgent, force: boolean): Promise<void> {
     const hash = majorityHash(agent.instances);
-    const sources = [...agent.instances].sort(
-      (a, b) => Number(b.meta["tools_hash"] === hash) - Number(a.meta["tools_hash"] === hash) || a.id.localeCompare(b.id),
-    );
+    const sources = toolSources(agent.instances, hash);
     if (sources.length === 0) return;
     const errors: string[] = [];
     for (const source of sources) {
-      const verdict = this.verdicts.get(verdictKey(source));
+      const checked = force ? undefined : this.foreign.tools(source);
       try {
-        const tools = !force && verdict?.ok ? verdict.tools : await this.withDeadline((signal) => this.fetchTools(source, signal));
+        const tools = checked ?? (await this.fetchWithin(source));
         const changed = force || JSON.stringify(tools) !== JSON.stringify(agent.tools);
         agent.tools = tools;
         agent.toolsHash = hash;
@@ -393,8 +351,7 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     if (!a) return;
     this.agentsByName.delete(name);
     this.entries.delete(name);
-    clearTimeout(this.recheck.get(name));
-    this.recheck.delete(name);
+    this.foreign.forget(name);
     this.logger.info({ agent: name }, "agent left the mesh");
     this.changed({ type: "agents", agent: name, left: a.instances.map((i) => i.id) });
   }
@@ -412,7 +369,8 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
     this.emit("change", event);
   }
 
-  private failed(e: unknown, failures: number): number {
+  /** A watch failed: said once in the log while Consul stays unreachable, and counted. */
+  private failed(e: unknown): void {
     const message = describeError(e);
     discoveryWatchErrors.inc();
     if (!this.consulError) {
@@ -422,17 +380,12 @@ export class Catalog extends EventEmitter<{ change: [CatalogEvent] }> {
       );
     }
     this.consulError = message;
-    return failures + 1;
   }
 }
 
 /** Whether an instance is a toolmesh agent (trusted by its registration; publishes its tools hash). */
 export function isToolmesh(meta: Readonly<Record<string, string>> | undefined): boolean {
   return meta?.["toolmesh_version"] !== undefined;
-}
-
-function verdictKey(i: CatalogInstance): string {
-  return `${i.service}/${i.id}@${i.url}`;
 }
 
 /** What callers see of an agent's instances, to tell when it changed. */
@@ -442,28 +395,4 @@ function listing(instances: readonly CatalogInstance[], unusable: readonly Unusa
 
 function signature(instances: readonly CatalogInstance[]): string {
   return instances.map((i) => `${i.id}@${i.url}#${i.meta["tools_hash"] ?? ""}`).join(",");
-}
-
-/** The tools hash most instances publish (during a rolling upgrade they may differ). */
-function majorityHash(instances: readonly CatalogInstance[]): string | undefined {
-  const counts = new Map<string, number>();
-  for (const i of instances) {
-    const h = i.meta["tools_hash"];
-    if (h) counts.set(h, (counts.get(h) ?? 0) + 1);
-  }
-  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
-}
-
-function backoff(failures: number, signal: AbortSignal): Promise<void> {
-  const [min, max] = WATCH_BACKOFF_MS;
-  const ms = Math.min(max, min * 2 ** Math.min(failures - 1, 10)) * (0.5 + Math.random() / 2);
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

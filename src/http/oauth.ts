@@ -13,6 +13,7 @@ import * as z from "zod";
 import { MeshError } from "../protocol/errors.ts";
 import { AUTH_REALM } from "./auth.ts";
 import type { CallerIdentity } from "./identity.ts";
+import { discoverJwks } from "./oauthDiscovery.ts";
 
 /** Claims of an access token carried to agents by default (hr books leave for `employee_id`). */
 export const DEFAULT_OAUTH_CLAIMS = ["employee_id"] as const;
@@ -126,7 +127,7 @@ export class OAuthResourceServer implements OAuthTokenVerifier {
     // With introspection configured, a JWKS that cannot be discovered only means every token is introspected.
     const jwksUrl =
       config.jwksUrl ??
-      (await discoverJwks(config.issuer, o.fetch ?? fetch).catch((e: unknown) => {
+      (await discoverJwks(config.issuer, o.fetch ?? fetch, OAUTH_FETCH_TIMEOUT_MS).catch((e: unknown) => {
         if (config.introspection) return undefined;
         throw e;
       }));
@@ -323,48 +324,4 @@ function looksLikeJwt(token: string): boolean {
 function isLoopback(host: string): boolean {
   const h = host.replace(/^\[(.*)\]$/, "$1");
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
-
-/**
- * The issuer's `jwks_uri`: RFC 8414 metadata (path inserted after the well-known prefix),
- * then OpenID Connect discovery (appended), as MCP clients look for it. The metadata's
- * `issuer` must be the configured one, exactly (a mix-up defence: RFC 8414 §3.3).
- */
-async function discoverJwks(issuer: string, fetchFn: typeof fetch): Promise<string> {
-  const u = new URL(issuer);
-  const path = u.pathname === "/" ? "" : u.pathname.replace(/\/$/, "");
-  const candidates = [
-    `${u.origin}/.well-known/oauth-authorization-server${path}`,
-    `${u.origin}${path}/.well-known/openid-configuration`,
-    `${u.origin}/.well-known/openid-configuration${path}`,
-  ];
-  const tried: string[] = [];
-  for (const url of candidates) {
-    let meta: Record<string, unknown>;
-    try {
-      const res = await fetchFn(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(OAUTH_FETCH_TIMEOUT_MS) });
-      if (!res.ok) {
-        await res.body?.cancel();
-        tried.push(`${url}: HTTP ${res.status}`);
-        continue;
-      }
-      meta = (await res.json()) as Record<string, unknown>;
-    } catch (e) {
-      tried.push(`${url}: ${(e as Error).message}`);
-      continue;
-    }
-    if (meta["issuer"] !== issuer)
-      throw new MeshError(
-        "CONFIG_INVALID",
-        `The authorization server's metadata at ${url} names issuer ${JSON.stringify(meta["issuer"])}, not MESH_OAUTH_ISSUER=${issuer}; set MESH_OAUTH_ISSUER to its exact issuer.`,
-      );
-    if (typeof meta["jwks_uri"] !== "string")
-      throw new MeshError("CONFIG_INVALID", `The authorization server's metadata at ${url} has no jwks_uri; set MESH_OAUTH_JWKS_URL.`);
-    return meta["jwks_uri"];
-  }
-  throw new MeshError(
-    "CONFIG_INVALID",
-    `No authorization-server metadata found for MESH_OAUTH_ISSUER=${issuer} (${tried.join("; ")}); set MESH_OAUTH_JWKS_URL, or check the issuer.`,
-    { retryable: true },
-  );
 }

@@ -9,6 +9,7 @@ import { SessionEventStore, SSE_RETRY_MS } from "./eventStore.ts";
 import { answerFast, plainToolCall, type FastToolCalls } from "./fastCalls.ts";
 import { refusedBatchMembers, type BatchRefusals } from "../http/batchAdmission.ts";
 import { BATCH_REVISIONS, requestRefusal } from "./requestCheck.ts";
+import { header } from "../http/request.ts";
 import { sendJsonRpcError, sendRefusal } from "../http/responses.ts";
 
 /**
@@ -84,43 +85,7 @@ export class LegacySessions {
     const refused = requestRefusal(req, body, "legacy");
     if (refused) return sendRefusal(res, refused);
     const sid = header(req, "mcp-session-id");
-    if (sid) {
-      const session = this.sessions.get(sid);
-      if (!session) {
-        return sendJsonRpcError(
-          res,
-          404,
-          -32_001,
-          "Session not found: it expired or this instance restarted. Start a new session with initialize.",
-        );
-      }
-      session.lastSeen = Date.now();
-      if (Array.isArray(body)) {
-        // JSON-RPC batches exist in 2025-03-26 only (2025-06-18 removed them): elsewhere one message per POST.
-        const revision = serverOf(session.server).getNegotiatedProtocolVersion() ?? "unknown";
-        if (!BATCH_REVISIONS.includes(revision))
-          return sendJsonRpcError(
-            res,
-            400,
-            -32_600,
-            `Invalid request: this session speaks MCP ${revision}, which has no JSON-RPC batches (only ${BATCH_REVISIONS.join(", ")} had them); send each message in its own POST.`,
-          );
-      }
-      const fast = this.o.fastToolCalls;
-      if (fast && req.method === "POST") {
-        const plain = plainToolCall(req, body, "legacy");
-        if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(req, res, session, plain, fast);
-        cancelRunning(session, body);
-      }
-      const refusals = refusedBatchMembers(req);
-      if (!refusals) return session.transport.handleRequest(req, res, body);
-      for (const id of refusals.ids) session.refused.set(id, refusals);
-      try {
-        return await session.transport.handleRequest(req, res, body);
-      } finally {
-        for (const id of refusals.ids) if (session.refused.get(id) === refusals) session.refused.delete(id);
-      }
-    }
+    if (sid) return this.continueSession(req, res, body, sid);
     if (req.method !== "POST") return sendJsonRpcError(res, 400, -32_000, `Bad Request: ${req.method} needs an Mcp-Session-Id header.`);
     if (!isInitialize(body)) {
       return sendJsonRpcError(
@@ -130,6 +95,42 @@ export class LegacySessions {
         "Bad Request: no Mcp-Session-Id header; start a session with initialize first (2025-11-25), or send the 2026-07-28 per-request envelope.",
       );
     }
+    return this.open(req, res, body);
+  }
+
+  /** A request of session `sid`: 404 if it is gone, else answered on the fast path or by the session's transport. */
+  private async continueSession(req: IncomingMessage, res: ServerResponse, body: unknown, sid: string): Promise<void> {
+    const session = this.sessions.get(sid);
+    if (!session) {
+      return sendJsonRpcError(
+        res,
+        404,
+        -32_001,
+        "Session not found: it expired or this instance restarted. Start a new session with initialize.",
+      );
+    }
+    session.lastSeen = Date.now();
+    const noBatches = Array.isArray(body) ? batchProblem(session) : undefined;
+    if (noBatches) return sendJsonRpcError(res, 400, -32_600, noBatches);
+    const fast = this.o.fastToolCalls;
+    if (fast && req.method === "POST") {
+      const plain = plainToolCall(req, body, "legacy");
+      if (plain && fast.accepts(plain.name, session.server)) return this.answerFast(req, res, session, plain, fast);
+      cancelRunning(session, body);
+    }
+    const refusals = refusedBatchMembers(req);
+    if (!refusals) return session.transport.handleRequest(req, res, body);
+    // The members admission refused are answered by answerRefusedMembers while the transport reads this batch.
+    for (const id of refusals.ids) session.refused.set(id, refusals);
+    try {
+      return await session.transport.handleRequest(req, res, body);
+    } finally {
+      for (const id of refusals.ids) if (session.refused.get(id) === refusals) session.refused.delete(id);
+    }
+  }
+
+  /** An initialize: a new session (room made for it first), with a server of its own, answering it. */
+  private async open(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     this.makeRoom();
     const server = await this.o.createServer();
     const refusedMembers = new Map<string | number, BatchRefusals>();
@@ -269,6 +270,16 @@ function answerRefusedMembers(transport: NodeStreamableHTTPServerTransport, refu
   };
 }
 
+/**
+ * Why a session cannot take a JSON-RPC batch, if it cannot: batches exist in 2025-03-26 only
+ * (2025-06-18 removed them); elsewhere one message per POST.
+ */
+function batchProblem(session: Session): string | undefined {
+  const revision = serverOf(session.server).getNegotiatedProtocolVersion() ?? "unknown";
+  if (BATCH_REVISIONS.includes(revision)) return undefined;
+  return `Invalid request: this session speaks MCP ${revision}, which has no JSON-RPC batches (only ${BATCH_REVISIONS.join(", ")} had them); send each message in its own POST.`;
+}
+
 /** The low-level server of a session (an McpServer wraps one). */
 function serverOf(server: McpServer | Server): Server {
   return "server" in server ? server.server : server;
@@ -276,9 +287,4 @@ function serverOf(server: McpServer | Server): Server {
 
 function isInitialize(body: unknown): boolean {
   return typeof body === "object" && body !== null && !Array.isArray(body) && (body as { method?: unknown }).method === "initialize";
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }

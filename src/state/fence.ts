@@ -9,6 +9,8 @@ import { MeshError } from "../protocol/errors.ts";
  * Consul — can never book after another replica took the key over.
  */
 export interface Fence {
+  /** An idempotency key's claim, or a running task's record (agent/taskFence.ts). */
+  readonly kind: "claim" | "task";
   /** What holds the claim, for messages: "finance.submit_expense (idempotency key)". */
   readonly label: string;
   /**
@@ -19,6 +21,12 @@ export interface Fence {
   guard(): FenceGuard | undefined;
   /** After a fenced write committed: the claim's new version (its lease renewed from `sentAt`), and that an effect is applied. */
   committed(claimIndex: number, sentAt: number): void;
+  /**
+   * The guarded record's version moved under this holder in a way that may leave it held (a
+   * task's record moves with every heartbeat, cancel request and input): re-reads it; true if
+   * still held, with the guard's version refreshed. Absent: any move means the claim was lost.
+   */
+  reconfirm?(): Promise<boolean>;
   /** The claim is known lost: marks it and throws CLAIM_LOST (nothing was written). */
   lost(detail?: string): never;
   /** Throws CLAIM_LOST if the claim is already known lost. */

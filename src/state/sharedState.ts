@@ -165,7 +165,10 @@ export class ConsulKvState implements SharedState {
         return next;
       }
       // Consul reports the first operation that failed: the claim (0) or the value (1).
-      if (r.failed.some((f) => f.op === 0)) fence.lost();
+      if (r.failed.some((f) => f.op === 0)) {
+        if (!(await fence.reconfirm?.())) fence.lost();
+        continue;
+      }
       await backoff(attempt);
     }
     throw casConflict(key);
@@ -178,7 +181,7 @@ export class ConsulKvState implements SharedState {
  * runs again; if not, the claim lapses and one repeat runs it. So the failure is retryable.
  */
 function keyedRepeatIsSafe(e: unknown, fence: Fence): unknown {
-  if (!isMeshError(e) || e.code !== "CONSUL_WRITE_UNKNOWN" || e.retryable) return e;
+  if (fence.kind !== "claim" || !isMeshError(e) || e.code !== "CONSUL_WRITE_UNKNOWN" || e.retryable) return e;
   return new MeshError(
     "CONSUL_WRITE_UNKNOWN",
     `${e.message} ${fence.label}: the idempotency key makes a repeat safe (it returns this call's result, or runs it once if it did not apply).`,

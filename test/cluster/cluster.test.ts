@@ -8,10 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Lab } from "../../orchestrator/launcher/lab.ts";
+import { Lab, type LabProcess } from "../../orchestrator/launcher/lab.ts";
 import { resolveConsulBinary } from "../../src/consul/devAgent.ts";
 import { bound } from "../helpers/eventually.ts";
 import { DEPARTMENTS, Load, pause, rpc } from "./load.ts";
+import { askTask, payrollOn, payrollRecord, taskRecord, tasksRunning, untilEnded, type TaskAnswer } from "./tasks.ts";
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, "../../orchestrator/cli/main.ts");
@@ -106,6 +107,33 @@ async function payroll(month: string): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * Waits until the replica that ran a task runs it no more, then checks its record: still the
+ * ending the healthy side was told, through both gateways and in Consul, and no payroll recorded
+ * by the run that was reported failed.
+ */
+async function settledTask(replica: LabProcess, taskId: string, month: string, told: TaskAnswer): Promise<string> {
+  const idle = await lab.waitFor("the replica running no task", async () => (await tasksRunning(replica.url)) === 0, bound(150_000));
+  // Never taken over, never run by a second instance: the record still names the one that ran it.
+  expect(await taskRecord(lab, taskId)).toMatchObject({
+    instance: replica.instanceId,
+    status: told.status,
+    error: { message: told.error },
+  });
+  for (const g of gateways()) expect(await askTask(g.url, taskId, Date.now())).toMatchObject({ status: told.status, error: told.error });
+  // The replica that was cut off or paused resumes its handler, but the task's writes are fenced
+  // by its record (src/agent/taskFence.ts): the payroll of a task reported failed is never recorded.
+  expect(await payrollRecord(lab, month), "the failed task's payroll").toBeUndefined();
+  return `its replica idle ${(idle / 1000).toFixed(1)} s later; record stays ${told.status}; payroll not recorded`;
+}
+
+/** The longest wait between two answers a caller got (seconds). */
+function gap(answers: readonly TaskAnswer[]): string {
+  let longest = 0;
+  for (let i = 1; i < answers.length; i++) longest = Math.max(longest, answers[i]!.atMs - answers[i - 1]!.atMs);
+  return (longest / 1000).toFixed(1);
+}
+
 function failedWrites(phase: string): string {
   const failed = load.ledger.filter((c) => c.phase === phase && c.kind !== "read" && c.outcome === "failed");
   const total = load.ledger.filter((c) => c.phase === phase && c.kind !== "read").length;
@@ -177,9 +205,20 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     });
   });
 
-  test("a host partitioned: its agents leave the healthy view, the CLI there says Consul is unreachable (exit 3), it rejoins after healing", async () => {
+  test("a host partitioned: its agents leave the healthy view, the CLI there says Consul is unreachable (exit 3), its running task is reported failed naming its instance, it rejoins after healing", async () => {
+    // A durable task running on h1 when it is cut off (paced: still running through the partition).
+    const h3 = lab.find("gateway@h3").url;
+    const taskId = await payrollOn(lab, h3, "finance-h1-7101", "2026-03", 400);
     load.phase = "h1 partitioned";
+    const cut = Date.now();
     await lab.partition("h1");
+    // The healthy side asks about the task from the moment of the cut: always an answer (a
+    // status, or an error that says to ask again), never "unknown task"; once its replica has
+    // been silent for TASK_ORPHAN_AFTER_MS it is failed, naming the replica (the exactly-once
+    // rules: reported, not taken over).
+    const answers: TaskAnswer[] = [];
+    const reported = untilEnded(h3, taskId, cut, answers);
+    reported.catch(() => undefined); // awaited below; a failure meanwhile is not an unhandled rejection
     const gone = await lab.waitFor("h1's instances out of the healthy view", async () => {
       const [hr, finance] = await Promise.all([passing("h3", "hr"), passing("h3", "finance")]);
       return !hr.includes("hr-h1-7100") && !finance.includes("finance-h1-7101");
@@ -193,6 +232,10 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
     const agents = await meshOn("h1", ["agents"]);
     expect(agents.code, agents.out + agents.err).toBe(3);
     expect(agents.err).toMatch(/Consul/);
+    const ended = await reported;
+    expect(ended.status, JSON.stringify(answers)).toBe("failed");
+    expect(ended.error).toMatch(/^Instance finance-h1-7101 stopped while running run_payroll/);
+    expect(answers.filter((a) => a.unknownTask || (a.status === undefined && !a.retryable))).toEqual([]);
     load.phase = "h1 healed";
     await lab.heal("h1");
     const rejoined = await lab.waitFor(
@@ -204,6 +247,16 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
       bound(150_000),
     );
     await steady("h1 healed", 6);
+    // After healing: h1's replica stops running the task, and its record stays what the healthy
+    // side was told, on every way in (first ending wins: never completed after failed).
+    const settled = await settledTask(lab.find("finance@h1"), taskId, "2026-03", ended);
+    costs.push({
+      fault: "task running on h1 when cut off",
+      reads: "-",
+      writes: "-",
+      converge: `reported failed ${(ended.atMs / 1000).toFixed(1)} s after the cut`,
+      note: `${answers.length} tasks/get answers, longest gap ${gap(answers)} s; ${settled}`,
+    });
     costs.push({
       fault: "h1 partitioned from the rest",
       phase: "h1 partitioned",
@@ -216,7 +269,47 @@ describe("the mesh on a three-server Consul cluster across hosts, under load", (
       converge: `passing again in ${(rejoined / 1000).toFixed(1)} s`,
       note: "same processes",
     });
-  });
+  }, 400_000);
+
+  test("a replica paused (SIGSTOP) while running a task: the task is reported failed naming it; resumed, it serves again and the record stays failed", async () => {
+    const h3 = lab.find("gateway@h3").url;
+    const victim = lab.find("finance@h2");
+    const taskId = await payrollOn(lab, h3, "finance-h2-7101", "2026-04", 400);
+    load.phase = "finance@h2 paused";
+    const stopped = Date.now();
+    victim.process.signal("SIGSTOP");
+    const answers: TaskAnswer[] = [];
+    let ended: TaskAnswer;
+    let gone: number;
+    try {
+      gone = await lab.waitFor(
+        "finance-h2 out of the healthy view",
+        async () => !(await passing("h3", "finance")).includes("finance-h2-7101"),
+      );
+      ended = await untilEnded(h3, taskId, stopped, answers);
+    } finally {
+      victim.process.signal("SIGCONT");
+    }
+    load.phase = "finance@h2 resumed";
+    expect(ended.status, JSON.stringify(answers)).toBe("failed");
+    expect(ended.error).toMatch(/^Instance finance-h2-7101 stopped while running run_payroll/);
+    expect(answers.filter((a) => a.unknownTask || (a.status === undefined && !a.retryable))).toEqual([]);
+    const back = await lab.waitFor("finance-h2 passing again", async () => (await passing("h3", "finance")).includes("finance-h2-7101"));
+    const settled = await settledTask(victim, taskId, "2026-04", ended);
+    await steady("finance@h2 resumed", 4);
+    costs.push({
+      fault: "finance@h2 SIGSTOPped while running a task",
+      phase: "finance@h2 paused",
+      converge: `out of the healthy view in ${(gone / 1000).toFixed(1)} s; task reported failed ${(ended.atMs / 1000).toFixed(1)} s after the pause`,
+      note: `${answers.length} tasks/get answers, longest gap ${gap(answers)} s; ${settled}`,
+    });
+    costs.push({
+      fault: "finance@h2 resumed (SIGCONT)",
+      phase: "finance@h2 resumed",
+      converge: `passing again in ${(back / 1000).toFixed(1)} s`,
+      note: "same process",
+    });
+  }, 400_000);
 
   test("a whole host killed (every process SIGKILLed): its agents leave the healthy view, the rest serves", async () => {
     load.phase = "h1 killed";

@@ -1,4 +1,4 @@
-import { readinessLoadFactor } from "../../orchestrator/launcher/agentProcess.ts";
+import { readinessLoadFactor } from "../../orchestrator/launcher/readiness.ts";
 
 /**
  * How much longer than on an idle machine a bounded wait in a test allows: twice, or the

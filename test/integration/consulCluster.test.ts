@@ -159,6 +159,7 @@ describe("writes through an election", () => {
         results: { key: string; modifyIndex: number }[];
       };
       const fence: Fence = {
+        kind: "claim",
         label: "finance.submit_expense (idempotency key)",
         guard: () => ({ key: claimKey, index: claimIndex.results[0]!.modifyIndex, value: "claim, applied", sentAt: Date.now() }),
         committed: () => undefined,

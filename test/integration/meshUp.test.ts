@@ -1,6 +1,6 @@
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { ConsulClient } from "../../src/consul/client.ts";
 import { connectHttp } from "../helpers/agents.ts";
-import { randomLoopback } from "../helpers/consul.ts";
+import { randomLoopback, startTestConsul } from "../helpers/consul.ts";
 import { bound, eventually } from "../helpers/eventually.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -141,13 +141,52 @@ it("mesh up --help documents its options and exits 0; a bad flag is a usage erro
   const bad = await run(["up", "--base-port", "seventy"]);
   expect(bad.code).toBe(2);
   expect(bad.out).toContain('--base-port must be a whole number from 0 to 65000; got "seventy"');
+  // --consul takes a list as CONSUL_HTTP_ADDR does; a bad entry names itself and its list, and nothing starts.
+  expect(help.out.replace(/\s+/g, " ")).toContain("--consul <addr> Consul HTTP address, or several comma-separated");
+  const badList = await run(["up", "--once", "--consul", "127.0.0.1:8500,http://"]);
+  expect(badList.code, badList.out).toBe(2);
+  expect(badList.out).toContain('Consul address "http://" is not a valid address.');
+  expect(badList.out).toContain('(in the address list "127.0.0.1:8500,http://": give one address, or several separated by commas');
+  const emptyList = await run(["up", "--once", "--consul", " , "]);
+  expect(emptyList.code, emptyList.out).toBe(2);
+  expect(emptyList.out).toContain('Consul address " , " is empty.');
   const unknown = await run(["serve", "payroll"]);
   expect(unknown.code).toBe(2);
   expect(unknown.out).toContain('Unknown agent "payroll". Agents: hr, finance, knowledge, orchestrator.');
 });
 
+it("mesh up takes a comma-separated Consul address list: the first that answers is used, and every agent and the gateway get the whole list", async () => {
+  const { meshUp } = await import("../../orchestrator/launcher/meshUp.ts");
+  const consul = await startTestConsul();
+  // The first address (the host's own agent) does not answer; the second does.
+  const down = `http://${randomLoopback()}:8500`;
+  const lines: string[] = [];
+  const mesh = await meshUp({
+    consul: `${down}, ${consul.address}`,
+    basePort: 0,
+    logDir: mkdtempSync(join(tmpdir(), "toolmesh-up-")),
+    topology: [{ agent: "hr", replicas: 1 }],
+    onProgress: (l) => void lines.push(l),
+  });
+  try {
+    expect(mesh).toMatchObject({ startedConsul: false, consulAddress: consul.address, consulAddresses: [down, consul.address] });
+    expect(lines).toContain(`using the Consul agent already running at ${consul.address} (${down} did not answer)`);
+    // hr registered through the list (it is passing: meshUp waited for it), and the gateway reads through it.
+    const gw = await connectHttp(mesh.gateway!.url);
+    expect((await gw.listTools()).tools.map((t) => t.name)).toContain("hr__get_employee");
+    await gw.close();
+    for (const p of [...mesh.instances, mesh.gateway!]) {
+      expect(readFileSync(`/proc/${p.pid}/environ`, "utf8").split("\0")).toContain(`CONSUL_HTTP_ADDR=${down},${consul.address}`);
+    }
+  } finally {
+    await mesh.stop();
+    await consul.stop();
+  }
+}, 120_000);
+
 it("mesh up starts an agent again when it dies, and it is back in Consul; stopping is not dying", async () => {
-  const { meshUp, RESTART_FIRST_DELAY_MS } = await import("../../orchestrator/launcher/meshUp.ts");
+  const { meshUp } = await import("../../orchestrator/launcher/meshUp.ts");
+  const { RESTART_FIRST_DELAY_MS } = await import("../../orchestrator/launcher/supervise.ts");
   const lines: string[] = [];
   const mesh = await meshUp({
     consul: `http://${randomLoopback()}:8500`,

@@ -543,3 +543,48 @@ describe("a keyed --task call, repeated", () => {
     }
   }, 120_000);
 });
+
+/** Tasks a replica runs now, from its /metrics (toolmesh_tasks_running). */
+async function tasksRunningAt(agent: TestAgent): Promise<number> {
+  const text = await (await fetch(new URL("/metrics", agent.url))).text();
+  return Number(/^toolmesh_tasks_running(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+describe("a replica paused while it runs a task (SIGSTOP, then SIGCONT)", () => {
+  beforeAll(async () => {
+    for (const [i, f] of finance.entries()) if (!f.process.running) finance[i] = await spawnAgent("finance", consul.address, OUTAGE);
+    await meshBack();
+  }, 30_000);
+
+  it("is reported failed by the other replica, and once it resumes it records nothing: the failed task stays without effect", async () => {
+    const [victim, survivor] = [finance[0]!, finance[1]!];
+    const month = "2026-11";
+    // Slow enough that the handler is still paying employees when the pause ends.
+    const taskId = await startPayrollAt(victim, month, 400);
+    await until(survivor.url, taskId, ["working"], 5_000);
+    victim.process.signal("SIGSTOP");
+    let resumed = false;
+    try {
+      // The survivor answers for it: failed once the paused replica's heartbeat is TASK_ORPHAN_AFTER_MS old.
+      const failed = await until(survivor.url, taskId, ["failed", "completed"], 60_000);
+      expect(failed["status"]).toBe("failed");
+      expect((failed["error"] as { message: string }).message).toMatch(
+        new RegExp(`^Instance ${victim.instanceId} stopped while running run_payroll .*changed nothing`),
+      );
+      victim.process.signal("SIGCONT");
+      resumed = true;
+      // The resumed replica learns its task ended elsewhere and stops it (or its write is refused).
+      await eventually(async () => (await tasksRunningAt(victim)) === 0, {
+        timeoutMs: 60_000,
+        what: "the resumed replica running no task",
+      });
+      expect(await consul.client.kvGet(`toolmesh/state/finance/payroll/${month}`)).toBeUndefined();
+      const record = JSON.parse((await consul.client.kvGet(`toolmesh/tasks/finance/${taskId}`))!.value) as Record<string, unknown>;
+      expect(record).toMatchObject({ status: "failed", instance: victim.instanceId });
+      expect(record["applied"]).toBeUndefined();
+      expect((await rpc(victim.url, "tasks/get", { taskId })).result).toMatchObject({ status: "failed" });
+    } finally {
+      if (!resumed) victim.process.signal("SIGCONT");
+    }
+  }, 180_000);
+});

@@ -27,7 +27,10 @@ export function upCommand(): Command {
     .description(
       "start a local mesh: Consul (a single server keeping its data in .mesh/consul, or the one already running), hr ×2, finance, knowledge and the orchestrator; show a sample; stop all on Ctrl-C",
     )
-    .option("--consul <addr>", "Consul HTTP address; a Consul is started there if none answers (env CONSUL_HTTP_ADDR)")
+    .option(
+      "--consul <addr>",
+      "Consul HTTP address, or several comma-separated (the host's agent first, the others tried when it does not answer); if none answers, a Consul is started at the first (env CONSUL_HTTP_ADDR)",
+    )
     .option("--token <token>", "Consul ACL token (env CONSUL_HTTP_TOKEN)")
     .option("--base-port <port>", "agents listen on the ports after this one; 0 picks free ports", String(DEFAULT_BASE_PORT))
     .option("--log-dir <dir>", "where each process's log goes", ".mesh/logs")
@@ -111,7 +114,7 @@ function stopOnSignal(mesh: RunningMesh, say: (line: string) => void, out: Out |
 
 /** The sample: a call to each agent through the mesh, found in Consul like any caller's. */
 async function demo(mesh: RunningMesh, token: string | undefined, out: Out | undefined): Promise<void> {
-  const consul = new ConsulClient({ address: mesh.consulAddress, token });
+  const consul = new ConsulClient({ address: mesh.consulAddresses.join(","), token });
   const caller = new MeshClient({ consul, callerName: "mesh-up" });
   const results = await runDemo(caller);
   await caller.close();
@@ -124,6 +127,7 @@ function summary(mesh: RunningMesh): Record<string, unknown> {
   return {
     consul: {
       address: mesh.consulAddress,
+      addresses: mesh.consulAddresses,
       ui: `${mesh.consulAddress}/ui/`,
       started: mesh.startedConsul,
       log: mesh.consulLog,
