@@ -44,12 +44,6 @@ export interface AggregationOptions {
 const AGENT_KEY = `${META_PREFIX}agent`;
 
 /**
- * Resources and prompts of the agents, aggregated: listings fan out to one healthy
- * instance of each agent (an agent that fails is left out and logged, never fatal);
- * resources keep their URIs (tagged with their agent in _meta) and reads go to the agent
- * that listed the URI or whose template matches it; prompts are named like tools.
- */
-/**
  * Which agent serves which resource URI, learnt from the agents' listings (resources and
  * templates), shared by every session and request of the gateway.
  */
@@ -141,118 +135,31 @@ export class ResourceIndex {
   }
 }
 
+/** The agent serving a URI, for this session's view. */
+type OwnerFor = (uri: string) => Promise<string>;
+
+/** This session's subscribed URIs → how to leave the gateway's upstream subscription. */
+type Subscribed = Map<string, Promise<() => Promise<void>>>;
+
+/**
+ * Resources and prompts of the agents, aggregated, for one session: listings fan out to one
+ * healthy instance of each agent (an agent that fails is left out and logged, never fatal);
+ * resources keep their URIs (tagged with their agent in _meta) and reads go to the agent
+ * that listed the URI or whose template matches it; prompts are named like tools. Only what
+ * the server declares is installed; `close` leaves the upstream subscriptions this session joined.
+ */
 export function installResourcesAndPrompts(server: Server, o: AggregationOptions): { close(): Promise<void> } {
-  const index = o.index;
-  /** This session's subscribed URIs → how to leave the gateway's upstream subscription. */
-  const subscribed = new Map<string, Promise<() => Promise<void>>>();
-  const fanOut = <T>(what: string, fn: (agent: string, client: Client) => Promise<T[]>) => index.fanOut(what, o.agents(), fn, o.pool());
+  const subscribed: Subscribed = new Map();
   // The passthrough sends every URI to its agent, which answers for its own resources.
-  const ownerFor = async (uri: string) => (o.prefix ? index.ownerFor(uri, o.agents()) : (o.agents()[0] ?? index.ownerFor(uri, [])));
+  const ownerFor: OwnerFor = async (uri) => (o.prefix ? o.index.ownerFor(uri, o.agents()) : (o.agents()[0] ?? o.index.ownerFor(uri, [])));
 
   // Only what the server declares: a passthrough presents its agent as it is, so a method
   // the agent does not serve is -32601 there too (and the SDK refuses undeclared handlers).
   const declared = server.getCapabilities();
-  if (declared.resources) {
-    server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
-    server.setRequestHandler("resources/templates/list", async () => ({
-      resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
-    }));
-    server.setRequestHandler("resources/read", async (req, ctx) => {
-      const owner = await ownerFor(req.params.uri);
-      return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
-    });
-  }
-  if (declared.resources?.subscribe) {
-    // 2025-era sessions only (2026-07-28 clients name URIs in subscriptions/listen instead).
-    server.setRequestHandler("resources/subscribe", async (req) => {
-      const uri = req.params.uri;
-      if (subscribed.has(uri)) return {};
-      const owner = await ownerFor(uri);
-      const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
-      subscribed.set(uri, release);
-      try {
-        await release;
-      } catch (e) {
-        subscribed.delete(uri);
-        throw e;
-      }
-      return {};
-    });
-    server.setRequestHandler("resources/unsubscribe", async (req) => {
-      const release = subscribed.get(req.params.uri);
-      subscribed.delete(req.params.uri);
-      await (
-        await release?.catch(() => undefined)
-      )?.();
-      return {};
-    });
-  }
-
-  if (declared.prompts) {
-    server.setRequestHandler("prompts/list", async () => ({
-      prompts: await fanOut<Prompt>("prompts", async (agent, c) => {
-        if (!c.getServerCapabilities()?.prompts) return [];
-        const prompts = (await c.listPrompts()).prompts;
-        if (!o.prefix) return prompts;
-        return prompts.flatMap((p) => {
-          const name = gatewayToolName(agent, p.name);
-          return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
-        });
-      }),
-    }));
-  }
-  /** The agent and its own name for a prompt of this session's view. */
-  const promptTarget = (name: string): { agent: string; tool: string } => {
-    const agents = o.agents();
-    const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
-    if (!target || !agents.includes(target.agent)) {
-      throw new ProtocolError(
-        ProtocolErrorCode.InvalidParams,
-        `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
-      );
-    }
-    return target;
-  };
-
-  if (declared.completions) {
-    server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
-      const ref = req.params.ref;
-      let agent: string | undefined;
-      let forwarded = ref;
-      if (ref.type === "ref/prompt") {
-        const target = promptTarget(ref.name);
-        agent = target.agent;
-        forwarded = { ...ref, name: target.tool };
-      } else {
-        const owning = () => index.templateOwner(ref.uri, o.agents()) ?? index.ownerOf(ref.uri, o.agents());
-        agent = owning();
-        if (!agent) {
-          await index.listTemplates(o.agents());
-          agent = owning();
-        }
-      }
-      // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
-      const none: CompleteResult = { completion: { values: [] } };
-      if (!agent) return none;
-      const pool = o.pool();
-      return o.mesh.withAgent(
-        agent,
-        async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
-        pool ? { pool } : {},
-      );
-    });
-  }
-
-  if (declared.prompts) {
-    server.setRequestHandler("prompts/get", async (req, ctx) => {
-      const target = promptTarget(req.params.name);
-      return o.forward(
-        target.agent,
-        { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
-        ctx,
-      );
-    });
-  }
+  if (declared.resources) installResources(server, o, ownerFor);
+  if (declared.resources?.subscribe) installSubscriptions(server, o, ownerFor, subscribed);
+  if (declared.prompts) installPrompts(server, o);
+  if (declared.completions) installCompletions(server, o);
 
   return {
     close: async () => {
@@ -261,6 +168,122 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
       await Promise.allSettled(all.map(async (r) => (await r)()));
     },
   };
+}
+
+/** resources/list and resources/templates/list (every agent's, via the index), and resources/read (sent to the URI's agent). */
+function installResources(server: Server, o: AggregationOptions, ownerFor: OwnerFor): void {
+  const index = o.index;
+  server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
+  server.setRequestHandler("resources/templates/list", async () => ({
+    resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
+  }));
+  server.setRequestHandler("resources/read", async (req, ctx) => {
+    const owner = await ownerFor(req.params.uri);
+    return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
+  });
+}
+
+/**
+ * resources/subscribe and resources/unsubscribe, joining and leaving the gateway's upstream
+ * subscription of the URI's agent. 2025-era sessions only (2026-07-28 clients name URIs in
+ * subscriptions/listen instead).
+ */
+function installSubscriptions(server: Server, o: AggregationOptions, ownerFor: OwnerFor, subscribed: Subscribed): void {
+  server.setRequestHandler("resources/subscribe", async (req) => {
+    const uri = req.params.uri;
+    if (subscribed.has(uri)) return {};
+    const owner = await ownerFor(uri);
+    const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
+    subscribed.set(uri, release);
+    try {
+      await release;
+    } catch (e) {
+      subscribed.delete(uri);
+      throw e;
+    }
+    return {};
+  });
+  server.setRequestHandler("resources/unsubscribe", async (req) => {
+    const release = subscribed.get(req.params.uri);
+    subscribed.delete(req.params.uri);
+    await (
+      await release?.catch(() => undefined)
+    )?.();
+    return {};
+  });
+}
+
+/** prompts/list (every agent's, named agent__prompt in the whole-mesh view) and prompts/get (sent to the prompt's agent). */
+function installPrompts(server: Server, o: AggregationOptions): void {
+  server.setRequestHandler("prompts/list", async () => ({
+    prompts: await o.index.fanOut<Prompt>(
+      "prompts",
+      o.agents(),
+      async (agent, c) => {
+        if (!c.getServerCapabilities()?.prompts) return [];
+        const prompts = (await c.listPrompts()).prompts;
+        if (!o.prefix) return prompts;
+        return prompts.flatMap((p) => {
+          const name = gatewayToolName(agent, p.name);
+          return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
+        });
+      },
+      o.pool(),
+    ),
+  }));
+  server.setRequestHandler("prompts/get", async (req, ctx) => {
+    const target = promptTarget(o, req.params.name);
+    return o.forward(
+      target.agent,
+      { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
+      ctx,
+    );
+  });
+}
+
+/** The agent and its own name for a prompt of this session's view. */
+function promptTarget(o: AggregationOptions, name: string): { agent: string; tool: string } {
+  const agents = o.agents();
+  const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
+  if (!target || !agents.includes(target.agent)) {
+    throw new ProtocolError(
+      ProtocolErrorCode.InvalidParams,
+      `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
+    );
+  }
+  return target;
+}
+
+/**
+ * completion/complete, sent to the agent of the prompt or resource template it names.
+ * Nothing to suggest is a valid answer: an agent without completions, an unknown template.
+ */
+function installCompletions(server: Server, o: AggregationOptions): void {
+  server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
+    const ref = req.params.ref;
+    let agent: string | undefined;
+    let forwarded = ref;
+    if (ref.type === "ref/prompt") {
+      const target = promptTarget(o, ref.name);
+      agent = target.agent;
+      forwarded = { ...ref, name: target.tool };
+    } else {
+      const owning = () => o.index.templateOwner(ref.uri, o.agents()) ?? o.index.ownerOf(ref.uri, o.agents());
+      agent = owning();
+      if (!agent) {
+        await o.index.listTemplates(o.agents());
+        agent = owning();
+      }
+    }
+    const none: CompleteResult = { completion: { values: [] } };
+    if (!agent) return none;
+    const pool = o.pool();
+    return o.mesh.withAgent(
+      agent,
+      async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
+      pool ? { pool } : {},
+    );
+  });
 }
 
 /** A regular expression matching the URIs an RFC 6570 level-1 template expands to. */

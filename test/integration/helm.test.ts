@@ -8,7 +8,7 @@
 // scripts/kubeconform.sh into the cache (npm's pretest and .ci/run do it first).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -220,7 +220,9 @@ describe("the Helm chart", () => {
     const downward = ["HOST_IP", "POD_IP"]; // the downward API's values, used as $(HOST_IP) and $(POD_IP)
     const agent = new Set([...Object.keys(AGENT_ENV), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
     const orchestrator = new Set([...agent, ...source("orchestrator/agent/planner/llm.ts")]);
-    const gateway = new Set([...source("orchestrator/gateway/run.ts"), ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
+    // The gateway reads its settings in several files of orchestrator/gateway/.
+    const gatewaySources = readdirSync(join(ROOT, "orchestrator/gateway")).flatMap((f) => source(`orchestrator/gateway/${f}`));
+    const gateway = new Set([...gatewaySources, ...consulVars, ...tracing, ...downward, FAILOVER_DCS_ENV]);
     expect(tracing).toContain("OTEL_EXPORTER_OTLP_ENDPOINT");
     expect(gateway).toContain("MESH_GATEWAY_TOKEN");
     for (const values of [undefined, CUSTOM.replace(/extraEnv:[\s\S]*$/, "")]) {

@@ -2,26 +2,13 @@ import type { Client } from "@modelcontextprotocol/client";
 import { Command, Option } from "commander";
 import { a2aBridgeAgent, connectA2a } from "../../../src/a2a/bridge.ts";
 import { runAgentProcess } from "../../../src/agent/main.ts";
-import { AGENT_NAME_PATTERN } from "../../../src/agent/definition.ts";
 import type { ServiceRegistration } from "../../../src/consul/client.ts";
 import { UsageError } from "../../common/errors.ts";
 import { addMeshOptions, print, withMesh, type MeshFlags, type MeshSession } from "../mesh.ts";
 import { ClientPool } from "../../../src/client/pool.ts";
 import { callerTokens } from "../../../src/client/tokens.ts";
 import { describeError } from "../../../src/protocol/errors.ts";
-
-interface RegisterFlags extends MeshFlags {
-  a2a?: string;
-  port: string;
-  name: string;
-  url: string;
-  tag: string[];
-  check: "tcp" | "http" | "ttl" | "none";
-  checkUrl?: string;
-  id?: string;
-  description?: string;
-  force?: boolean;
-}
+import { buildRegistration, type RegisterFlags } from "./registration.ts";
 
 /** Longest wait for the server to answer the MCP handshake and tools/list. @default 5000 */
 export const REGISTER_PROBE_TIMEOUT_MS = 5_000;
@@ -66,52 +53,61 @@ bearer token, set MESH_TOKEN_<NAME> (e.g. MESH_TOKEN_EVERYTHING) for the process
 Example:
   mesh register --name everything --url http://127.0.0.1:3001/mcp --tag demo`,
     )
-    .action(async (flags: RegisterFlags) => {
-      if (flags.a2a !== undefined) {
-        if (flags.url !== undefined) throw new UsageError("Give --url (an MCP server) or --a2a (an A2A agent), not both.");
-        const deps = await connectA2a(flags.a2a);
-        const def = a2aBridgeAgent(deps.card, deps, flags.name);
-        process.stderr.write(
-          `mesh: bridging A2A agent "${deps.card.name}" (${deps.card.skills.length} skill${deps.card.skills.length === 1 ? "" : "s"}) into the mesh as "${def.name}"\n`,
-        );
-        await runAgentProcess(def, {
-          port: flags.port,
-          ...(flags.consul ? { consul: flags.consul } : {}),
-          ...(flags.token ? { token: flags.token } : {}),
-        });
-        return;
-      }
-      if (flags.name === undefined || flags.url === undefined)
-        throw new UsageError("mesh register needs --name and --url (an MCP server), or --a2a <card-url> (an A2A agent).");
-      const reg = buildRegistration(flags as RegisterFlags & { name: string; url: string });
-      await withMesh(
-        flags,
-        async (session) => {
-          const { consul } = session;
-          const clash = (await consul.agentServices(`ID == ${JSON.stringify(reg.id)}`))[0];
-          if (clash && (clash.service !== reg.name || clash.address !== reg.address || clash.port !== reg.port)) {
-            throw new UsageError(
-              `Service id "${reg.id}" is already registered for ${clash.service} at ${clash.address}:${clash.port}; refusing to replace a different server. Choose another --id or deregister it first.`,
-            );
-          }
-          const { problems: warnings, answered } = await vet(session, reg, flags);
-          for (const w of warnings) process.stderr.write(`mesh: warning: ${w}\n`);
-          // It just answered MCP: its check may start passing instead of critical until its first run.
-          if (answered && reg.check && !reg.check.ttl) reg.check.status = "passing";
-          await consul.registerService(reg);
-          print(flags, { registered: reg, ...(warnings.length ? { warnings } : {}) }, () =>
-            [
-              `Registered ${reg.name} (id ${reg.id}) at ${flags.url} with tags ${reg.tags.join(", ")}.`,
-              reg.check
-                ? `Health: ${flags.check} check${flags.check === "ttl" ? ` — send passes with: curl -X PUT ${consul.address.url}/v1/agent/check/pass/service:${reg.id}` : ""}.`
-                : "Health: no check (always listed as passing).",
-              `Try: mesh tools ${reg.name}`,
-            ].join("\n"),
-          );
-        },
-        { catalog: "on-demand" },
-      );
-    });
+    .action(runRegister);
+}
+
+/** `mesh register`: bridges an A2A agent (--a2a), or checks an MCP server and registers it in Consul. */
+async function runRegister(flags: RegisterFlags): Promise<void> {
+  if (flags.a2a !== undefined) {
+    if (flags.url !== undefined) throw new UsageError("Give --url (an MCP server) or --a2a (an A2A agent), not both.");
+    return bridgeA2a(flags.a2a, flags);
+  }
+  if (flags.name === undefined || flags.url === undefined)
+    throw new UsageError("mesh register needs --name and --url (an MCP server), or --a2a <card-url> (an A2A agent).");
+  const reg = buildRegistration(flags as RegisterFlags & { name: string; url: string });
+  await withMesh(flags, (session) => registerServer(session, reg, flags), { catalog: "on-demand" });
+}
+
+/** Runs a bridge in the foreground: an agent of the mesh whose tools are the A2A agent's skills. */
+async function bridgeA2a(cardUrl: string, flags: RegisterFlags): Promise<void> {
+  const deps = await connectA2a(cardUrl);
+  const def = a2aBridgeAgent(deps.card, deps, flags.name);
+  process.stderr.write(
+    `mesh: bridging A2A agent "${deps.card.name}" (${deps.card.skills.length} skill${deps.card.skills.length === 1 ? "" : "s"}) into the mesh as "${def.name}"\n`,
+  );
+  await runAgentProcess(def, {
+    port: flags.port,
+    ...(flags.consul ? { consul: flags.consul } : {}),
+    ...(flags.token ? { token: flags.token } : {}),
+  });
+}
+
+/**
+ * Registers a checked server with the Consul agent: refused if its id belongs to another
+ * server, vetted (it must answer MCP, and be a replica of an agent it joins), then printed.
+ */
+async function registerServer(session: MeshSession, reg: ServiceRegistration, flags: RegisterFlags): Promise<void> {
+  const { consul } = session;
+  const clash = (await consul.agentServices(`ID == ${JSON.stringify(reg.id)}`))[0];
+  if (clash && (clash.service !== reg.name || clash.address !== reg.address || clash.port !== reg.port)) {
+    throw new UsageError(
+      `Service id "${reg.id}" is already registered for ${clash.service} at ${clash.address}:${clash.port}; refusing to replace a different server. Choose another --id or deregister it first.`,
+    );
+  }
+  const { problems: warnings, answered } = await vet(session, reg, flags);
+  for (const w of warnings) process.stderr.write(`mesh: warning: ${w}\n`);
+  // It just answered MCP: its check may start passing instead of critical until its first run.
+  if (answered && reg.check && !reg.check.ttl) reg.check.status = "passing";
+  await consul.registerService(reg);
+  print(flags, { registered: reg, ...(warnings.length ? { warnings } : {}) }, () =>
+    [
+      `Registered ${reg.name} (id ${reg.id}) at ${flags.url} with tags ${reg.tags.join(", ")}.`,
+      reg.check
+        ? `Health: ${flags.check} check${flags.check === "ttl" ? ` — send passes with: curl -X PUT ${consul.address.url}/v1/agent/check/pass/service:${reg.id}` : ""}.`
+        : "Health: no check (always listed as passing).",
+      `Try: mesh tools ${reg.name}`,
+    ].join("\n"),
+  );
 }
 
 /**
@@ -172,69 +168,6 @@ function recordRevision(reg: ServiceRegistration, client: Client): void {
     const version = client.getNegotiatedProtocolVersion();
     if (version) reg.meta["mcp_protocols"] = version;
   }
-}
-
-/** Validates the flags and builds the Consul registration (exported for tests). */
-export function buildRegistration(
-  flags: Pick<RegisterFlags, "name" | "url" | "tag" | "check" | "checkUrl" | "id" | "description">,
-): ServiceRegistration {
-  if (!AGENT_NAME_PATTERN.test(flags.name)) {
-    throw new UsageError(
-      `--name "${flags.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter (at most 63), e.g. "everything".`,
-    );
-  }
-  let url: URL;
-  try {
-    url = new URL(flags.url);
-  } catch {
-    throw new UsageError(`--url "${flags.url}" is not a URL; expected e.g. http://127.0.0.1:3001/mcp.`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new UsageError(`--url must be http or https (Streamable HTTP); got ${url.protocol.slice(0, -1)}.`);
-  if (url.username || url.password)
-    throw new UsageError("--url must not carry credentials; they would be stored in Consul for anyone to read.");
-  if (url.search || url.hash) throw new UsageError("--url must not have a query or fragment.");
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
-  if (port === 0)
-    throw new UsageError(`--url "${flags.url}" has port 0, which no client can connect to; give the port the server listens on.`);
-  for (const t of flags.tag) {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(t))
-      throw new UsageError(`--tag "${t}" is invalid: use a lowercase word (letters, digits, _ or -).`);
-  }
-  const id = flags.id ?? `${flags.name}-${host.replace(/[^A-Za-z0-9.-]/g, "-")}-${port}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id))
-    throw new UsageError(`--id "${id}" is invalid: letters, digits, '.', '_' or '-', at most 128.`);
-  const checkUrl = flags.checkUrl ?? flags.url;
-  const check: ServiceRegistration["check"] =
-    flags.check === "none"
-      ? undefined
-      : flags.check === "tcp"
-        ? {
-            name: `${flags.name} TCP`,
-            tcp: `${host.includes(":") ? `[${host}]` : host}:${port}`,
-            interval: "5s",
-            timeout: "2s",
-            deregisterCriticalServiceAfter: "30m",
-          }
-        : flags.check === "http"
-          ? { name: `${flags.name} HTTP`, http: checkUrl, interval: "5s", timeout: "2s", deregisterCriticalServiceAfter: "30m" }
-          : { name: `${flags.name} TTL`, ttl: "60s", status: "passing", deregisterCriticalServiceAfter: "30m" };
-  return {
-    id,
-    name: flags.name,
-    address: host,
-    port,
-    tags: ["mcp", ...flags.tag.filter((t) => t !== "mcp")],
-    meta: {
-      mcp_path: url.pathname || "/",
-      mcp_scheme: url.protocol.slice(0, -1),
-      mcp_transport: "streamable-http",
-      registered_by: "mesh-cli",
-      ...(flags.description ? { description: flags.description.slice(0, 512) } : {}),
-    },
-    ...(check ? { check } : {}),
-  };
 }
 
 export function deregisterCommand(): Command {

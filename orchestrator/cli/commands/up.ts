@@ -52,56 +52,75 @@ Examples:
   mesh up --base-port 0 --consul 127.0.0.9:8500 --json
   mesh up --once                           # bring up, run the sample, shut down`,
     )
-    .action(async (opts: UpOptions) => {
-      const basePort = Number(opts.basePort);
-      if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65_000) {
-        throw new UsageError(`--base-port must be a whole number from 0 to 65000; got "${opts.basePort}".`);
-      }
-      const consulAddr = opts.consul ?? process.env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR;
-      const token = opts.token ?? process.env["CONSUL_HTTP_TOKEN"] ?? undefined;
-      const out = opts.json ? (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`) : undefined;
-      const say = (line: string) => (out ? out({ event: "progress", message: line }) : process.stderr.write(`  ${line}\n`));
+    .action(runUp);
+}
 
-      const mesh = await meshUp({
-        consul: consulAddr,
-        token,
-        basePort,
-        logDir: resolve(opts.logDir),
-        ...(opts.dataDir === false ? {} : { dataDir: resolve(opts.dataDir) }),
-        onProgress: say,
-        restart: opts.restart !== false,
-      });
-      let stopping = false;
-      const shutdown = async (why: string) => {
-        if (stopping) {
-          mesh.kill();
-          process.exit(EXIT.INTERRUPTED);
-        }
-        stopping = true;
-        say(`${why}: stopping agents (drain, deregister)${mesh.startedConsul ? " and Consul" : ""}`);
-        await mesh.stop();
-        if (out) out({ event: "down" });
-        else process.stderr.write("toolmesh stopped.\n");
-        process.exit(EXIT.OK);
-      };
-      process.on("SIGINT", () => void shutdown("interrupted"));
-      process.on("SIGTERM", () => void shutdown("terminated"));
+/** JSON lines on stdout (--json): one object per event. */
+type Out = (o: Record<string, unknown>) => void;
 
-      if (out) out({ event: "up", ...summary(mesh) });
-      else printSummary(mesh);
+/** `mesh up`: starts the mesh, shows it (and a sample), and stops it all on a signal or after --once. */
+async function runUp(opts: UpOptions): Promise<void> {
+  const basePort = Number(opts.basePort);
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65_000) {
+    throw new UsageError(`--base-port must be a whole number from 0 to 65000; got "${opts.basePort}".`);
+  }
+  const consulAddr = opts.consul ?? process.env["CONSUL_HTTP_ADDR"] ?? DEFAULT_CONSUL_ADDR;
+  const token = opts.token ?? process.env["CONSUL_HTTP_TOKEN"] ?? undefined;
+  const out: Out | undefined = opts.json ? (o) => void process.stdout.write(`${JSON.stringify(o)}\n`) : undefined;
+  const say = (line: string) => (out ? out({ event: "progress", message: line }) : void process.stderr.write(`  ${line}\n`));
 
-      if (opts.demo) {
-        const consul = new ConsulClient({ address: mesh.consulAddresses.join(","), token });
-        const caller = new MeshClient({ consul, callerName: "mesh-up" });
-        const results = await runDemo(caller);
-        await caller.close();
-        consul.destroy();
-        if (out) out({ event: "demo", calls: results });
-        else printDemo(results);
-      }
-      if (opts.once) return shutdown("--once");
-      if (!out) process.stderr.write("\nRunning. Press Ctrl-C to stop everything.\n");
-    });
+  const mesh = await meshUp({
+    consul: consulAddr,
+    token,
+    basePort,
+    logDir: resolve(opts.logDir),
+    ...(opts.dataDir === false ? {} : { dataDir: resolve(opts.dataDir) }),
+    onProgress: say,
+    restart: opts.restart !== false,
+  });
+  const shutdown = stopOnSignal(mesh, say, out);
+
+  if (out) out({ event: "up", ...summary(mesh) });
+  else printSummary(mesh);
+
+  if (opts.demo) await demo(mesh, token, out);
+  if (opts.once) return shutdown("--once");
+  if (!out) process.stderr.write("\nRunning. Press Ctrl-C to stop everything.\n");
+}
+
+/**
+ * Stops the mesh on SIGINT or SIGTERM (drain, deregister, Consul if mesh up started it) and
+ * exits 0; a second signal kills everything at once (exit 130). Returns the same shutdown,
+ * for --once.
+ */
+function stopOnSignal(mesh: RunningMesh, say: (line: string) => void, out: Out | undefined): (why: string) => Promise<void> {
+  let stopping = false;
+  const shutdown = async (why: string) => {
+    if (stopping) {
+      mesh.kill();
+      process.exit(EXIT.INTERRUPTED);
+    }
+    stopping = true;
+    say(`${why}: stopping agents (drain, deregister)${mesh.startedConsul ? " and Consul" : ""}`);
+    await mesh.stop();
+    if (out) out({ event: "down" });
+    else process.stderr.write("toolmesh stopped.\n");
+    process.exit(EXIT.OK);
+  };
+  process.on("SIGINT", () => void shutdown("interrupted"));
+  process.on("SIGTERM", () => void shutdown("terminated"));
+  return shutdown;
+}
+
+/** The sample: a call to each agent through the mesh, found in Consul like any caller's. */
+async function demo(mesh: RunningMesh, token: string | undefined, out: Out | undefined): Promise<void> {
+  const consul = new ConsulClient({ address: mesh.consulAddresses.join(","), token });
+  const caller = new MeshClient({ consul, callerName: "mesh-up" });
+  const results = await runDemo(caller);
+  await caller.close();
+  consul.destroy();
+  if (out) out({ event: "demo", calls: results });
+  else printDemo(results);
 }
 
 function summary(mesh: RunningMesh): Record<string, unknown> {

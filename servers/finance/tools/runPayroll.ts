@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import * as z from "zod";
-import { defineTool, type ToolSpec } from "../../../src/agent/tools.ts";
+import { defineTool, type ToolCall, type ToolSpec } from "../../../src/agent/tools.ts";
 import { BusinessError, textAndStructured } from "../../../src/protocol/results.ts";
 import type { FinanceDeps } from "../deps.ts";
 
@@ -21,6 +21,7 @@ export function payrollKey(month: string): string {
   return `payroll/${month}`;
 }
 
+/** `run_payroll`: a month's payroll from HR's records, one employee at a time (a task where the client supports them). */
 export function runPayrollTool(deps: FinanceDeps): ToolSpec {
   return defineTool({
     name: "run_payroll",
@@ -48,33 +49,9 @@ export function runPayrollTool(deps: FinanceDeps): ToolSpec {
     annotations: { readOnlyHint: false, idempotentHint: true, destructiveHint: false, openWorldHint: false },
     task: "optional",
     handler: async ({ month, pace_ms }, call) => {
-      const pace = pace_ms ?? DEFAULT_PAYROLL_PACE_MS;
-      // Who is on the payroll: HR's directory, department by department.
-      const seen = new Map<string, string>();
-      for (const department of deps.budgets.departments()) {
-        for (const e of await deps.hr.find(department, call.signal, 50)) if (e.department === department) seen.set(e.id, e.name);
-      }
-      if (seen.size === 0) throw new BusinessError("HR returned no employees: nothing to pay.");
-      const ids = [...seen.keys()].sort();
-      const lines: z.infer<typeof Line>[] = [];
-      for (const [i, id] of ids.entries()) {
-        call.signal.throwIfAborted();
-        const employee = await deps.hr.employee(id, call.signal);
-        const p = deps.payroll.compute(employee, "monthly");
-        lines.push({ employeeId: p.employeeId, name: p.name, country: p.country, currency: p.currency, gross: p.gross, net: p.net });
-        await call.progress(i + 1, ids.length, `${i + 1} of ${ids.length} employees paid (${p.name})`);
-        if (pace > 0) await sleep(pace, undefined, { signal: call.signal });
-      }
-      const round2 = (n: number) => Math.round(n * 100) / 100;
-      const payroll = {
-        month,
-        employees: lines.length,
-        grossTotal: round2(lines.reduce((s, l) => s + l.gross, 0)),
-        netTotal: round2(lines.reduce((s, l) => s + l.net, 0)),
-        currency: lines[0]!.currency,
-        lines,
-        recordedAt: new Date().toISOString(),
-      };
+      const ids = await payrollIds(deps, call.signal);
+      const lines = await payLines(deps, ids, pace_ms ?? DEFAULT_PAYROLL_PACE_MS, call);
+      const payroll = recordOf(month, lines);
       await deps.state.update(payrollKey(month), () => payroll);
       return textAndStructured(
         payroll,
@@ -82,4 +59,42 @@ export function runPayrollTool(deps: FinanceDeps): ToolSpec {
       );
     },
   });
+}
+
+/** Who is on the payroll: HR's directory, department by department (ids sorted); none is a business error. */
+async function payrollIds(deps: FinanceDeps, signal: AbortSignal): Promise<string[]> {
+  const seen = new Map<string, string>();
+  for (const department of deps.budgets.departments()) {
+    for (const e of await deps.hr.find(department, signal, 50)) if (e.department === department) seen.set(e.id, e.name);
+  }
+  if (seen.size === 0) throw new BusinessError("HR returned no employees: nothing to pay.");
+  return [...seen.keys()].sort();
+}
+
+/** Each employee's monthly pay, one at a time (HR asked for each), with progress and a pause between them. */
+async function payLines(deps: FinanceDeps, ids: readonly string[], pace: number, call: ToolCall): Promise<z.infer<typeof Line>[]> {
+  const lines: z.infer<typeof Line>[] = [];
+  for (const [i, id] of ids.entries()) {
+    call.signal.throwIfAborted();
+    const employee = await deps.hr.employee(id, call.signal);
+    const p = deps.payroll.compute(employee, "monthly");
+    lines.push({ employeeId: p.employeeId, name: p.name, country: p.country, currency: p.currency, gross: p.gross, net: p.net });
+    await call.progress(i + 1, ids.length, `${i + 1} of ${ids.length} employees paid (${p.name})`);
+    if (pace > 0) await sleep(pace, undefined, { signal: call.signal });
+  }
+  return lines;
+}
+
+/** The month's payroll record: its lines and their totals (to the cent). */
+function recordOf(month: string, lines: z.infer<typeof Line>[]) {
+  const round2 = (n: number) => Math.round(n * 100) / 100;
+  return {
+    month,
+    employees: lines.length,
+    grossTotal: round2(lines.reduce((s, l) => s + l.gross, 0)),
+    netTotal: round2(lines.reduce((s, l) => s + l.net, 0)),
+    currency: lines[0]!.currency,
+    lines,
+    recordedAt: new Date().toISOString(),
+  };
 }
