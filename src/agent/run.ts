@@ -1,28 +1,24 @@
 import { hostname } from "node:os";
 import { serveStdio } from "@modelcontextprotocol/server/stdio";
-import { ConsulClient, type ServiceRegistration } from "../consul/client.ts";
+import { ConsulClient } from "../consul/client.ts";
 import { consulSettings } from "../consul/settings.ts";
 import type { MeshCaller } from "../client/meshCaller.ts";
 import { MeshClient } from "../client/meshClient.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { ConsulKvState, MemoryState, type SharedState } from "../state/sharedState.ts";
-import { advertisedHost, type AgentConfig } from "./config.ts";
-import type { AgentDefinition, AgentRuntime } from "./definition.ts";
 import { serveHttp, type HttpServer } from "../http/server.ts";
 import { McpEndpoint } from "../mcp/endpoint.ts";
-import { describeError } from "../protocol/errors.ts";
-import { DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotencyLedger, sweepIdempotencyRecords } from "./idempotency.ts";
+import { advertisedHost, type AgentConfig } from "./config.ts";
+import { AgentCredentials } from "./credentials.ts";
+import type { AgentDefinition, AgentRuntime } from "./definition.ts";
+import { AgentHooks } from "./hooks.ts";
+import { IdempotencyLedger } from "./idempotency.ts";
+import type { Registrar } from "./registrar.ts";
+import { registrarFor, serviceRegistration } from "./registration.ts";
+import { agentServing } from "./server.ts";
+import { startSweeps } from "./sweeps.ts";
 import { TaskEngine } from "./taskEngine.ts";
-import { sweepTaskRecords } from "./tasks.ts";
-import { TASK_SWEEP_INTERVAL_MS } from "../protocol/tasks.ts";
-import { agentTokens, TokenVerifier } from "../http/auth.ts";
-import { callerTokens } from "../client/tokens.ts";
-import { loadTokens } from "../protocol/credentials.ts";
-import { identityKeys, IdentityVerifier } from "../http/identity.ts";
-import { agentServing, LiveServers } from "./server.ts";
-import { Registrar } from "./registrar.ts";
-import { ToolRegistry, type ToolSpec } from "./tools.ts";
-import { MeshError } from "../protocol/errors.ts";
+import { ToolRegistry } from "./tools.ts";
 import { hashTools } from "./toolsHash.ts";
 
 /** Version of the toolmesh agent kit, published in Consul meta. */
@@ -53,106 +49,113 @@ export interface RunningAgent {
 
 /** Starts an agent on the configured transport; registers it in Consul when serving HTTP. */
 export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig, logger?: Logger): Promise<RunningAgent> {
-  const stdio = config.transport === "stdio";
-  const log =
-    logger ?? createLogger({ name: def.name, level: config.logLevel, destination: stdio ? "stderr" : "stdout", base: { agent: def.name } });
-  const consul = new ConsulClient(consulSettings({ address: config.consulAddr, token: config.consulToken }));
-  // Bearer tokens: the mesh tokens this agent accepts (with the credential for its own kind
-  // derived from each); on its onward calls it sends each agent that agent's credential,
-  // derived from the first (unless MESH_TOKEN_<AGENT> names a token for that agent).
-  const tokens = loadTokens({ value: config.meshToken, file: config.meshTokenFile, what: "MESH_TOKEN" });
-  const accepted = agentTokens(def.name, tokens);
-  const metricsTokens = loadTokens({ value: config.metricsToken, what: "MESH_METRICS_TOKEN" });
-  const tokenFor = callerTokens(process.env, tokens);
-  const signingKeys = identityKeys(process.env, tokens);
-  const mesh: MeshCaller = new MeshClient({
-    consul,
-    callerName: def.name,
-    logger: log,
-    token: tokenFor,
-    identityKeys: signingKeys,
-  });
-  // stdio is one private process for one desktop client: its state stays local by default.
-  const stateKind = config.state ?? (stdio ? "memory" : "consul");
-  const state: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, `${STATE_KV_PREFIX}${def.name}/`);
-  // Set once the agent serves: what notify and addTool reach.
-  let registry: ToolRegistry | undefined;
-  let endpoint: McpEndpoint | undefined;
-  let registrar: Registrar | undefined;
-  // Servers of 2025-era sessions and stdio connections; 2026-07-28 HTTP clients listen on the endpoint.
-  const live = new LiveServers();
-  const notify: AgentRuntime["notify"] = {
-    toolsChanged: () => {
-      endpoint?.notify.toolsChanged();
-      live.each((s) => s.sendToolListChanged());
-    },
-    promptsChanged: () => {
-      endpoint?.notify.promptsChanged();
-      live.each((s) => s.sendPromptListChanged());
-    },
-    resourcesChanged: () => {
-      endpoint?.notify.resourcesChanged();
-      live.each((s) => s.sendResourceListChanged());
-    },
-    resourceUpdated: (uri) => {
-      endpoint?.notify.resourceUpdated(uri);
-      live.resourceUpdated(uri);
-    },
-  };
-  const addTool = (spec: ToolSpec) => {
-    if (!registry) throw new MeshError("CONFIG_INVALID", "addTool is for tools added while the agent runs; list the others in tools().");
-    registry.add(spec);
-    void registrar?.updateMeta({ tools_hash: hashTools(registry.listing), tools_count: String(registry.size) });
-    notify.toolsChanged();
-  };
-  const runtime: AgentRuntime = { logger: log, consul, state, mesh, notify, addTool, tokenFor, identityKeys: signingKeys };
-  // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
-  // repeat that fails over to another instance still gets the first result.
-  const keyPrefix = `${IDEMPOTENCY_KV_PREFIX}${def.name}/`;
-  const keyState: SharedState = stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, keyPrefix);
-  const deps = await def.createDeps(runtime);
+  return new AgentInstance(def, config, logger).start();
+}
 
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
+/** What `agentServing` makes of an agent: its server factory, fast path and advertised capabilities. */
+type Serving = ReturnType<typeof agentServing>;
 
-  // Whether a sibling instance is alive, per Consul (said to a repeat waiting on its idempotency claim).
-  const isAlive = async (id: string) =>
-    (await consul.healthService(def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
-  let instanceId = config.instanceId;
-  const ledger = new IdempotencyLedger({
-    agent: def.name,
-    instance: () => instanceId ?? "stdio",
-    state: keyState,
-    leaseMs: config.claimLeaseMs,
-    ...(stdio ? {} : { isAlive }),
-    logger: log,
-  });
-  // The tools are built once; every server instance (one per 2026-07-28 request, one per
-  // 2025-11-25 session or stdio connection) answers from the same registry and pipeline.
-  registry = new ToolRegistry(def.tools(deps));
-  const tools = registry;
-  // Task records in Consul KV: any replica answers tasks/get, and a result outlives its replica.
-  const taskPrefix = `${TASKS_KV_PREFIX}${def.name}/`;
-  const tasks = tools.hasTasks
-    ? new TaskEngine({
-        state: stateKind === "memory" ? new MemoryState() : new ConsulKvState(consul, taskPrefix),
-        instance: () => instanceId ?? "stdio",
-        logger: log,
-      })
-    : undefined;
-  const { serverFor, fastToolCalls, advertised } = agentServing({
-    def,
-    deps,
-    registry: tools,
-    ledger,
-    live,
-    logger: log,
-    instance: () => instanceId ?? "stdio",
-    ...(tasks ? { tasks } : {}),
-  });
+/**
+ * One instance of an agent, from its parts to serving: its Consul client, credentials and
+ * mesh caller, the stores of its state, idempotency records and tasks (Consul KV, or memory
+ * on stdio by default), its deps and tools, then one transport (stdio, or HTTP registered in
+ * Consul) and the stop that drains and closes it all.
+ */
+class AgentInstance<D> {
+  readonly done: Promise<void>;
+  private readonly def: AgentDefinition<D>;
+  private readonly config: AgentConfig;
+  private readonly stdio: boolean;
+  private readonly log: Logger;
+  private readonly consul: ConsulClient;
+  private readonly credentials: AgentCredentials;
+  private readonly mesh: MeshCaller;
+  private readonly stateKind: "consul" | "memory";
+  private readonly hooks = new AgentHooks();
+  /** The Consul service id: configured, or made once the HTTP port is known. */
+  private id: string | undefined;
+  private resolveDone!: () => void;
 
-  if (stdio) {
-    const handle = serveStdio(({ era }) => serverFor(era, true), {
+  constructor(def: AgentDefinition<D>, config: AgentConfig, logger: Logger | undefined) {
+    this.def = def;
+    this.config = config;
+    this.stdio = config.transport === "stdio";
+    this.log =
+      logger ??
+      createLogger({ name: def.name, level: config.logLevel, destination: this.stdio ? "stderr" : "stdout", base: { agent: def.name } });
+    this.consul = new ConsulClient(consulSettings({ address: config.consulAddr, token: config.consulToken }));
+    this.credentials = new AgentCredentials(def.name, config);
+    const { tokenFor, identityKeys } = this.credentials;
+    this.mesh = new MeshClient({ consul: this.consul, callerName: def.name, logger: this.log, token: tokenFor, identityKeys });
+    // stdio is one private process for one desktop client: its state stays local by default.
+    this.stateKind = config.state ?? (this.stdio ? "memory" : "consul");
+    this.id = config.instanceId;
+    this.done = new Promise<void>((r) => (this.resolveDone = r));
+  }
+
+  /** This instance's id, as its ledger, tasks and hop reports name it. */
+  private readonly instance = (): string => this.id ?? "stdio";
+
+  /** Builds the deps, the tools (once: every server instance answers from them) and the pipeline's stores, then serves. */
+  async start(): Promise<RunningAgent> {
+    const { def, log } = this;
+    const state = this.store(STATE_KV_PREFIX);
+    const runtime: AgentRuntime = {
+      logger: log,
+      consul: this.consul,
+      state,
+      mesh: this.mesh,
+      notify: this.hooks.notify,
+      addTool: this.hooks.addTool,
+      tokenFor: this.credentials.tokenFor,
+      identityKeys: this.credentials.identityKeys,
+    };
+    // Results kept for idempotency keys: in Consul KV they are shared by every replica, so a
+    // repeat that fails over to another instance still gets the first result.
+    const keyState = this.store(IDEMPOTENCY_KV_PREFIX);
+    const deps = await def.createDeps(runtime);
+    const ledger = this.ledger(keyState);
+    const tools = new ToolRegistry(def.tools(deps));
+    this.hooks.registry = tools;
+    // Task records in Consul KV: any replica answers tasks/get, and a result outlives its replica.
+    const tasks = tools.hasTasks ? new TaskEngine({ state: this.store(TASKS_KV_PREFIX), instance: this.instance, logger: log }) : undefined;
+    const serving = agentServing({
+      def,
+      deps,
+      registry: tools,
+      ledger,
+      live: this.hooks.live,
+      logger: log,
+      instance: this.instance,
+      ...(tasks ? { tasks } : {}),
+    });
+    if (this.stdio) return this.onStdio(deps, serving, tools);
+    return this.onHttp(deps, serving, tools, tasks);
+  }
+
+  /** Where this agent keeps records under `prefix` (one subtree per agent kind): Consul KV, or this process's memory. */
+  private store(prefix: string): SharedState {
+    return this.stateKind === "memory" ? new MemoryState() : new ConsulKvState(this.consul, `${prefix}${this.def.name}/`);
+  }
+
+  private ledger(keyState: SharedState): IdempotencyLedger {
+    // Whether a sibling instance is alive, per Consul (said to a repeat waiting on its idempotency claim).
+    const isAlive = async (id: string) =>
+      (await this.consul.healthService(this.def.name, { passing: true, timeoutMs: 2_000 })).value.some((e) => e.id === id);
+    return new IdempotencyLedger({
+      agent: this.def.name,
+      instance: this.instance,
+      state: keyState,
+      leaseMs: this.config.claimLeaseMs,
+      ...(this.stdio ? {} : { isAlive }),
+      logger: this.log,
+    });
+  }
+
+  /** Serves one desktop client on stdin/stdout; the client closing stdin stops the agent, and the process with it. */
+  private onStdio(deps: D, serving: Serving, tools: ToolRegistry): RunningAgent {
+    const { def, log } = this;
+    const handle = serveStdio(({ era }) => serving.serverFor(era, true), {
       onerror: (e) => log.debug({ err: e.message }, "stdio connection error"),
     });
     let stopping: Promise<void> | undefined;
@@ -160,127 +163,107 @@ export async function startAgent<D>(def: AgentDefinition<D>, config: AgentConfig
       (stopping ??= (async () => {
         await handle.close().catch(() => undefined);
         await def.dispose?.(deps);
-        await mesh.close();
-        consul.destroy();
-        resolveDone();
+        await this.mesh.close();
+        this.consul.destroy();
+        this.resolveDone();
       })());
-    // The client closing stdin ends the connection, and the process with it.
     process.stdin.once("end", () => void stop());
     process.stdin.once("close", () => void stop());
     log.info({ transport: "stdio", tools: tools.size }, "agent ready on stdio");
-    return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done };
+    return { name: def.name, url: undefined, instanceId: undefined, logger: log, registrar: undefined, stop, done: this.done };
   }
 
-  const toolsHash = hashTools(tools.listing);
-  endpoint = new McpEndpoint({
-    createServer: serverFor,
-    ...(fastToolCalls ? { fastToolCalls } : {}),
-    maxSessions: config.maxSessions,
-    idleMs: config.sessionIdleMs,
-    maxBodyBytes: config.maxBodyBytes,
-    logger: log,
-  });
-  const http: HttpServer = await serveHttp({
-    host: config.host,
-    port: config.port,
-    endpoint: (path) => (path === config.mcpPath ? endpoint : undefined),
-    endpointsHint: config.mcpPath,
-    maxConcurrentCalls: config.maxConcurrentCalls,
-    maxBodyBytes: config.maxBodyBytes,
-    verifier: new TokenVerifier(accepted),
-    // Who a call is for, as the gateway (or an agent acting for that user) signed it.
-    identityVerifier: new IdentityVerifier(def.name, tokens),
-    // A scraper's own token reads /metrics and nothing else (where a token is required at all).
-    ...(accepted.length > 0 && metricsTokens.length > 0 ? { metricsVerifier: new TokenVerifier([...accepted, ...metricsTokens]) } : {}),
-    healthInfo: () => ({ agent: def.name, id: instanceId, sessions: endpoint?.legacy.size ?? 0, evicted: endpoint?.legacy.evicted ?? 0 }),
-    allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
-    logger: log,
-  });
-  const url = `${http.origin}${config.mcpPath}`;
-  const address = advertisedHost(config);
-  instanceId ??= `${def.name}-${hostname()}-${http.port}`;
-  const registration: ServiceRegistration = {
-    id: instanceId,
-    name: def.name,
-    address,
-    port: http.port,
-    tags: ["mcp", ...def.intents],
-    meta: buildMeta(def, config, stateKind, toolsHash, tools.size, advertised()),
-    check: {
-      name: `${def.name} MCP health`,
-      http: `http://${address.includes(":") ? `[${address}]` : address}:${http.port}/healthz`,
-      interval: config.checkInterval,
-      timeout: "2s",
-      deregisterCriticalServiceAfter: config.deregisterAfter,
-    },
-  };
-  // Check our own health endpoint at the advertised address before registering: it proves
-  // Consul's check will reach us, and lets the check start passing instead of waiting
-  // critical for its first run (up to one interval, randomly staggered).
-  if (config.register && registration.check) {
-    const healthy = await selfCheck(registration.check.http!);
-    if (healthy) registration.check.status = "passing";
-    else
+  /** Serves Streamable HTTP, registers in Consul (when configured) and starts the record sweeps. */
+  private async onHttp(deps: D, serving: Serving, tools: ToolRegistry, tasks: TaskEngine | undefined): Promise<RunningAgent> {
+    const { def, config, log } = this;
+    const toolsHash = hashTools(tools.listing);
+    const endpoint = new McpEndpoint({
+      createServer: serving.serverFor,
+      ...(serving.fastToolCalls ? { fastToolCalls: serving.fastToolCalls } : {}),
+      maxSessions: config.maxSessions,
+      idleMs: config.sessionIdleMs,
+      maxBodyBytes: config.maxBodyBytes,
+      logger: log,
+    });
+    this.hooks.endpoint = endpoint;
+    const http = await this.serveHttp(endpoint);
+    const url = `${http.origin}${config.mcpPath}`;
+    this.id ??= `${def.name}-${hostname()}-${http.port}`;
+    const meta = buildMeta(def, config, this.stateKind, toolsHash, tools.size, serving.advertised());
+    const registration = serviceRegistration(def, config, { id: this.id, port: http.port, meta });
+    const registrar = await registrarFor(this.consul, registration, config, log);
+    this.hooks.registrar = registrar;
+    await registrar?.start();
+    log.info(
+      {
+        url,
+        instanceId: this.id,
+        tools: tools.size,
+        toolsHash,
+        registered: Boolean(registrar),
+        state: this.stateKind,
+        protocols: SERVED_PROTOCOLS,
+      },
+      "agent ready",
+    );
+    const stopSweeps = this.startSweeps(tasks);
+    let stopping: Promise<void> | undefined;
+    const stop = (reason = "stop requested") =>
+      (stopping ??= Promise.resolve().then(() => this.shutdown(reason, { http, endpoint, tasks, deps, stopSweeps })));
+    return { name: def.name, url, instanceId: this.id, logger: log, registrar, stop, done: this.done };
+  }
+
+  /** Sweeps of the Consul KV records no one can use any more (memory forgets them with the process); returns their stop. */
+  private startSweeps(tasks: TaskEngine | undefined): () => void {
+    if (this.stateKind !== "consul") return () => undefined;
+    const name = this.def.name;
+    const prefixes = { idempotency: `${IDEMPOTENCY_KV_PREFIX}${name}/`, ...(tasks ? { tasks: `${TASKS_KV_PREFIX}${name}/` } : {}) };
+    return startSweeps(this.consul, prefixes, this.log);
+  }
+
+  private serveHttp(endpoint: McpEndpoint): Promise<HttpServer> {
+    const { def, config } = this;
+    return serveHttp({
+      host: config.host,
+      port: config.port,
+      endpoint: (path) => (path === config.mcpPath ? endpoint : undefined),
+      endpointsHint: config.mcpPath,
+      maxConcurrentCalls: config.maxConcurrentCalls,
+      maxBodyBytes: config.maxBodyBytes,
+      ...this.credentials.httpAuth(),
+      healthInfo: () => ({ agent: def.name, id: this.id, sessions: endpoint.legacy.size, evicted: endpoint.legacy.evicted }),
+      allowedHosts: [advertisedHost(config), hostname(), ...config.allowedHosts],
+      logger: this.log,
+    });
+  }
+
+  /** Drains (new calls refused, /healthz 503), deregisters, waits for calls in flight up to the drain timeout, then closes everything. */
+  private async shutdown(
+    reason: string,
+    parts: { http: HttpServer; endpoint: McpEndpoint; tasks: TaskEngine | undefined; deps: D; stopSweeps: () => void },
+  ): Promise<void> {
+    const { http } = parts;
+    const log = this.log;
+    parts.stopSweeps();
+    log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
+    http.startDraining();
+    await this.hooks.registrar?.stop();
+    const idle = await http.waitIdle(this.config.drainTimeoutMs);
+    if (!idle)
       log.warn(
-        { url: registration.check.http },
-        "own health endpoint is not reachable at the advertised address; Consul's check will fail. Set --advertise-host to an address Consul can reach",
+        { inFlight: http.inFlight, drainTimeoutMs: this.config.drainTimeoutMs },
+        "drain timeout: closing with calls still in flight",
       );
+    // Tasks still running here cannot finish: their records say so (a client polling sees it).
+    await parts.tasks?.close();
+    await parts.endpoint.close();
+    await http.close();
+    await this.def.dispose?.(parts.deps);
+    await this.mesh.close();
+    this.consul.destroy();
+    log.info("stopped");
+    this.resolveDone();
   }
-  registrar = config.register
-    ? new Registrar({ consul, registration, reconcileIntervalMs: config.reconcileIntervalMs, logger: log })
-    : undefined;
-  await registrar?.start();
-  log.info(
-    { url, instanceId, tools: tools.size, toolsHash, registered: Boolean(registrar), state: stateKind, protocols: SERVED_PROTOCOLS },
-    "agent ready",
-  );
-
-  // Forget task records past their TTL.
-  const taskSweeper =
-    tasks && stateKind === "consul"
-      ? setInterval(
-          () =>
-            void sweepTaskRecords(consul, taskPrefix)
-              .then((n) => n > 0 && log.debug({ deleted: n }, "expired task records swept"))
-              .catch((e: unknown) => log.debug({ err: describeError(e) }, "task sweep failed; trying again later")),
-          TASK_SWEEP_INTERVAL_MS + Math.random() * 30_000,
-        ).unref()
-      : undefined;
-
-  // Forget idempotency records no repeat can use any more (every replica sweeps, with CAS).
-  const sweeper =
-    stateKind === "consul"
-      ? setInterval(
-          () =>
-            void sweepIdempotencyRecords(consul, keyPrefix, DEFAULT_IDEMPOTENCY_WINDOW_MS)
-              .then((n) => n > 0 && log.debug({ deleted: n }, "idempotency records swept"))
-              .catch((e: unknown) => log.debug({ err: describeError(e) }, "idempotency sweep failed; trying again later")),
-          DEFAULT_IDEMPOTENCY_WINDOW_MS / 2 + Math.random() * 30_000,
-        ).unref()
-      : undefined;
-
-  let stopping: Promise<void> | undefined;
-  const stop = (reason = "stop requested") =>
-    (stopping ??= Promise.resolve().then(async () => {
-      clearInterval(sweeper);
-      clearInterval(taskSweeper);
-      log.info({ reason, inFlight: http.inFlight }, "shutting down: draining, deregistering");
-      http.startDraining();
-      await registrar?.stop();
-      const idle = await http.waitIdle(config.drainTimeoutMs);
-      if (!idle)
-        log.warn({ inFlight: http.inFlight, drainTimeoutMs: config.drainTimeoutMs }, "drain timeout: closing with calls still in flight");
-      // Tasks still running here cannot finish: their records say so (a client polling sees it).
-      await tasks?.close();
-      await endpoint?.close();
-      await http.close();
-      await def.dispose?.(deps);
-      await mesh.close();
-      consul.destroy();
-      log.info("stopped");
-      resolveDone();
-    }));
-  return { name: def.name, url, instanceId, logger: log, registrar, stop, done };
 }
 
 /** Consul meta: ≤ 64 keys, keys [A-Za-z0-9_-], values ≤ 512 characters. */
@@ -310,14 +293,4 @@ function buildMeta(
     idempotency: stateKind === "consul" ? "shared" : "local",
     ...(def.stateful ? { stateful: "true" } : {}),
   };
-}
-
-async function selfCheck(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-    await res.body?.cancel();
-    return res.ok;
-  } catch {
-    return false;
-  }
 }
