@@ -32,6 +32,11 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS configuration files (dependency-cruiser's).
+    files: ["**/*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } },
+  },
+  {
     // The console's page script runs in the browser.
     files: ["src/console/ui/**/*.js"],
     languageOptions: {

@@ -284,7 +284,7 @@ describe("run_payroll as a task, through the gateway", () => {
 describe("the CLI", () => {
   it("mesh call --task prints a task id; mesh tasks wait follows it to its result; list shows it; get and cancel answer", async () => {
     const c = ["--consul", consul.address];
-    const started = await mesh(["call", "finance.run_payroll", '{"month":"2026-06","pace_ms":100}', "--task", "--json", ...c]);
+    const started = await mesh(["call", "finance.run_payroll", '{"month":"2026-06","pace_ms":400}', "--task", "--json", ...c]);
     expect(started.code, started.stderr).toBe(0);
     const { task } = JSON.parse(started.stdout) as { task: { taskId: string; status: string } };
     expect(task.status).toBe("working");
