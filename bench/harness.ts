@@ -21,10 +21,15 @@ export const GATEWAY = here("../orchestrator/gateway/main.ts");
 export const PROBE = here("../test/fixtures/probeAgent.ts");
 /** BENCH_QUICK=1: every measurement shortened, one repetition (a smoke run). */
 export const QUICK = process.env["BENCH_QUICK"] === "1";
-export const LATENCY_CALLS = QUICK ? 200 : 2_000;
-export const THROUGHPUT_MS = QUICK ? 500 : 3_000;
+/** A positive integer from the environment (BENCH_REPS, BENCH_MS, BENCH_CALLS override the defaults), or `fallback`. */
+function envInt(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return Number.isSafeInteger(v) && v > 0 ? v : fallback;
+}
+export const LATENCY_CALLS = envInt("BENCH_CALLS", QUICK ? 200 : 2_000);
+export const THROUGHPUT_MS = envInt("BENCH_MS", QUICK ? 500 : 3_000);
 /** Interleaved repetitions of every ladder point (medians and spread are over them). */
-export const REPS = QUICK ? 1 : 3;
+export const REPS = envInt("BENCH_REPS", QUICK ? 1 : 3);
 
 /** An agent (or the gateway) started by the bench, and its process. */
 export type Started = Awaited<ReturnType<Bench["agent"]>>;

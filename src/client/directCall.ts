@@ -8,6 +8,7 @@ import {
   type InputRequiredResult,
 } from "@modelcontextprotocol/client";
 import { request, type Dispatcher } from "undici";
+import { keepRawResult } from "../mcp/rawResults.ts";
 import { dispatcher } from "./meshFetch.ts";
 
 /** The revision direct calls speak. */
@@ -141,8 +142,13 @@ async function readAnswer(
       throw new ProtocolError(answer.code, answer.message, answer.data);
     throw new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${text}`, { status: res.statusCode, text });
   }
-  if (!String(res.headers["content-type"] ?? "").startsWith("text/event-stream"))
-    return JSON.parse(await res.body.text()) as JsonRpcMessage;
+  if (!String(res.headers["content-type"] ?? "").startsWith("text/event-stream")) {
+    const text = await res.body.text();
+    const message = JSON.parse(text) as JsonRpcMessage;
+    // Its text kept for a proxy that passes it on (the gateway), if it has the agent's shape.
+    if (typeof message === "object" && message !== null) keepRawResult(message.result, message, text, id);
+    return message;
+  }
   for await (const m of sseMessages(res.body)) {
     if (m.method === "notifications/progress" && m.params?.["progressToken"] === progressToken) {
       const { progressToken: _token, ...p } = m.params as Progress & { progressToken: unknown };

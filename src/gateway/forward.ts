@@ -19,6 +19,7 @@ import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { HOPS_META } from "../telemetry/hops.ts";
+import { carryRawResult } from "../mcp/rawResults.ts";
 import { recordedCall } from "./callLog.ts";
 import type { GatewayCore, LegacySession } from "./core.ts";
 
@@ -99,7 +100,10 @@ async function forward(
       gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, callOptions(gateway, ctx, via, callContext, continuation)),
     );
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: (result as CallToolResult).isError ? "tool_error" : "ok" });
-    return withoutEnvelope(clientAsked ? result : withoutHops(result));
+    const answer = withoutEnvelope(clientAsked ? result : withoutHops(result));
+    // Nothing but the agent's serverInfo stripped: its text can go back as the agent wrote it.
+    carryRawResult(result, answer);
+    return answer;
   } catch (e) {
     return failedCall(gateway, target, ctx, context.traceId, e);
   }

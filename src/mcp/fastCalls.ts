@@ -13,6 +13,7 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import type { Logger } from "../logger.ts";
+import { rawResultHead } from "./rawResults.ts";
 import {
   CLIENT_CAPABILITIES_META,
   LOG_LEVEL_META,
@@ -134,6 +135,8 @@ export interface AnswerOptions {
 /** A JSON-RPC answer and the HTTP status and headers it goes with (when it is not streamed). */
 interface Answer {
   message: Record<string, unknown>;
+  /** The message's JSON, when it was written from an agent's own text (rawResults.ts) rather than serialised. */
+  raw?: string;
   status: number;
   headers: Record<string, string>;
 }
@@ -157,12 +160,12 @@ class AnswerStream {
 
   /** Sends the answer and ends the response. */
   end(answer: Answer): void {
+    const body = answer.raw ?? JSON.stringify(answer.message);
     if (this.streaming) {
-      this.event(answer.message);
+      this.res.write(`event: message\ndata: ${body}\n\n`);
       this.res.end();
       return;
     }
-    const body = JSON.stringify(answer.message);
     this.res
       .writeHead(answer.status, { ...answer.headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) })
       .end(body);
@@ -187,6 +190,8 @@ function resultAnswer(id: string | number, result: CallToolResult | InputRequire
     const error = { code: ProtocolErrorCode.InternalError, message: "The tool asked for input on a plain call." };
     return { message: { jsonrpc: "2.0", id, error }, status: 200, headers: {} };
   }
+  const raw = o.era === "modern" && !("_meta" in result) ? rawResultHead(result) : undefined;
+  if (raw !== undefined) return { message: {}, raw: rawAnswer(id, raw, o.fast.serverInfo), status: 200, headers: {} };
   const content = isInputRequiredResult(result) || result.content !== undefined ? {} : { content: [] };
   const shaped =
     o.era === "modern"
@@ -198,6 +203,15 @@ function resultAnswer(id: string | number, result: CallToolResult | InputRequire
         }
       : legacyResult({ ...result, ...content });
   return { message: { result: shaped, jsonrpc: "2.0", id }, status: 200, headers: {} };
+}
+
+/**
+ * A complete result's answer written from the agent's own text: its members as the agent
+ * wrote them, this endpoint's serverInfo, the client's request id. Shaped as resultAnswer
+ * shapes it (members, then `resultType` among them, then `_meta`).
+ */
+function rawAnswer(id: string | number, head: string, serverInfo: Implementation): string {
+  return `{"result":${head},"_meta":{${JSON.stringify(SERVER_INFO_META)}:${JSON.stringify(serverInfo)}}},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
 }
 
 /** The answer to a call whose handler threw: as the SDK answers a handler's error (its numeric code, message and data, else an internal error). */
