@@ -11,12 +11,20 @@ import { measure, ms, ratio, table } from "./lib.ts";
 const CONCURRENCY = 16;
 const PAYLOAD = "x".repeat(100);
 
-type PathName = "direct" | "plain" | "passthrough" | "mesh";
+/**
+ * BENCH_AB_GATEWAY=<path to another checkout's orchestrator/gateway/main.ts>: a second gateway
+ * from that code is measured beside this one, interleaved (an A/B of a change to the gateway).
+ */
+const AB_GATEWAY = process.env["BENCH_AB_GATEWAY"];
+
+type PathName = "direct" | "plain" | "passthrough" | "mesh" | "passthroughB" | "meshB";
 const LABELS: Record<PathName, string> = {
   direct: "toolmesh caller → agent (direct)",
   plain: "toolmesh caller → plain node:http proxy → agent",
   passthrough: "toolmesh caller → gateway /agents/px/mcp → agent",
   mesh: "toolmesh caller → gateway /mcp → agent",
+  passthroughB: "B: toolmesh caller → gateway /agents/px/mcp → agent",
+  meshB: "B: toolmesh caller → gateway /mcp → agent",
 };
 
 /** One repetition of one path: calls/s and CPU per 1,000 calls at c=16, p50 at c=1. */
@@ -34,8 +42,8 @@ export async function proxyCostSection(b: Bench): Promise<void> {
   const runs = new Map<PathName, Run[]>();
   for (let rep = 0; rep < REPS; rep++) {
     for (const name of Object.keys(calls) as PathName[]) {
-      const hop = name === "plain" ? pids.plain : name === "direct" ? undefined : pids.gateway;
-      const run = await measureRun(calls[name], { caller: process.pid, hop, agent: pids.agent });
+      const hop = name === "plain" ? pids.plain : name === "direct" ? undefined : name.endsWith("B") ? pids.gatewayB : pids.gateway;
+      const run = await measureRun(calls[name]!, { caller: process.pid, hop, agent: pids.agent });
       runs.set(name, [...(runs.get(name) ?? []), run]);
     }
   }
@@ -52,13 +60,23 @@ async function proxyPaths(b: Bench) {
   await b.register("px-mesh", new URL("/mcp", gateway.url).href);
   await waitFor(async () => (await fetch(new URL("/agents/px/mcp", gateway.url), { method: "POST", body: "{}" })).status !== 404);
   const mesh = b.mesh;
-  const calls: Record<PathName, () => Promise<unknown>> = {
+  const calls: Partial<Record<PathName, () => Promise<unknown>>> = {
     direct: () => mesh.callTool("px", "echo", { payload: PAYLOAD }),
     plain: () => mesh.callTool("px-plain", "echo", { payload: PAYLOAD }),
     passthrough: () => mesh.callTool("px-gw", "echo", { payload: PAYLOAD }),
     mesh: () => mesh.callTool("px-mesh", "px__echo", { payload: PAYLOAD }),
   };
-  return { calls, pids: { agent: agent.process.pid!, gateway: gateway.process.pid!, plain: plain.pid } };
+  let gatewayB: number | undefined;
+  if (AB_GATEWAY) {
+    const other = await b.agent({}, AB_GATEWAY, "gateway ready");
+    gatewayB = other.process.pid!;
+    await b.register("px-gw-b", new URL("/agents/px/mcp", other.url).href);
+    await b.register("px-mesh-b", new URL("/mcp", other.url).href);
+    await waitFor(async () => (await fetch(new URL("/agents/px/mcp", other.url), { method: "POST", body: "{}" })).status !== 404);
+    calls.passthroughB = () => mesh.callTool("px-gw-b", "echo", { payload: PAYLOAD });
+    calls.meshB = () => mesh.callTool("px-mesh-b", "px__echo", { payload: PAYLOAD });
+  }
+  return { calls, pids: { agent: agent.process.pid!, gateway: gateway.process.pid!, plain: plain.pid, gatewayB } };
 }
 
 /** One repetition of a path: the CPU each process used over a throughput window, then a latency run. */
@@ -122,8 +140,9 @@ function printTargets(b: Bench, runs: Map<PathName, Run[]>): void {
   const plain = runs.get("plain")!;
   const direct = runs.get("direct")!;
   const rows: (string | number)[][] = [];
-  for (const view of ["passthrough", "mesh"] as const) {
-    const rs = runs.get(view)!;
+  for (const view of ["passthrough", "mesh", "passthroughB", "meshB"] as const) {
+    const rs = runs.get(view);
+    if (!rs) continue;
     const vsAgent = rs.map((r) => r.cpu.hop / r.cpu.agent);
     const vsPlain = rs.map((r, i) => r.cpu.hop / plain[i]!.cpu.hop);
     const vsDirect = rs.map((r, i) => r.rps / direct[i]!.rps);
@@ -131,7 +150,7 @@ function printTargets(b: Bench, runs: Map<PathName, Run[]>): void {
     const cell = (xs: number[], f: (v: number) => string, target: string, met: boolean) =>
       `${f(median(xs))} (${spread(xs, f)}) ${met ? "met" : "not met"} (target ${target})`;
     rows.push([
-      view === "mesh" ? "/mcp" : "/agents/px/mcp",
+      `${view.endsWith("B") ? "B: " : ""}${view.startsWith("mesh") ? "/mcp" : "/agents/px/mcp"}`,
       cell(vsAgent, ratio, "≤ 0.50×", median(vsAgent) <= 0.5),
       cell(vsPlain, ratio, "≤ 1.50×", median(vsPlain) <= 1.5),
       cell(vsDirect, ratio, "≥ 0.80×", median(vsDirect) >= 0.8),

@@ -72,16 +72,14 @@ type JsonRpcMessage = {
 export async function directToolCall(c: DirectCall): Promise<CallToolResult | InputRequiredResult> {
   const id = nextId++;
   const progressToken = c.onProgress ? `p${id}` : undefined;
-  const timeout = new AbortController();
-  const expire = () => timeout.abort(new SdkError(SdkErrorCode.RequestTimeout, "Request timed out"));
-  const timers = { idle: setTimeout(expire, Math.max(1, c.idleTimeoutMs)), total: setTimeout(expire, Math.max(1, c.totalTimeoutMs)) };
-  // Progress proves the agent is working: each one restarts the idle timer.
+  // One controller and one timer per call (the caller's signal followed by a listener, not
+  // AbortSignal.any; the idle and total limits as one deadline): on the hot path of every hop.
+  const limits = new CallLimits(c);
   const onProgress = (p: Progress) => {
-    clearTimeout(timers.idle);
-    timers.idle = setTimeout(expire, Math.max(1, c.idleTimeoutMs));
+    limits.progressed();
     c.onProgress?.(p);
   };
-  const signal = AbortSignal.any([c.signal, timeout.signal]);
+  const signal = limits.signal;
   try {
     const pending = request(c.url, {
       method: "POST",
@@ -100,12 +98,59 @@ export async function directToolCall(c: DirectCall): Promise<CallToolResult | In
     c.onSent?.();
     return resultOf(await readAnswer(await pending, id, progressToken, onProgress), id, c);
   } catch (e) {
-    if (timeout.signal.aborted && !c.signal.aborted) throw timeout.signal.reason as Error;
+    if (limits.timedOut && !c.signal.aborted) throw limits.signal.reason as Error;
     if (c.signal.aborted) throw (c.signal.reason as Error) ?? e;
     throw e;
   } finally {
-    clearTimeout(timers.idle);
-    clearTimeout(timers.total);
+    limits.done();
+  }
+}
+
+/**
+ * A call's signal: aborted by its caller's signal, or with the SDK's RequestTimeout once it
+ * has been silent for `idleTimeoutMs` (progress restarts that) or has run `totalTimeoutMs`.
+ */
+class CallLimits {
+  private readonly controller = new AbortController();
+  private readonly caller: AbortSignal;
+  private readonly idleMs: number;
+  private readonly endsAt: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  timedOut = false;
+
+  constructor(c: DirectCall) {
+    this.caller = c.signal;
+    this.idleMs = Math.max(1, c.idleTimeoutMs);
+    this.endsAt = Date.now() + Math.max(1, c.totalTimeoutMs);
+    if (c.signal.aborted) this.controller.abort(c.signal.reason);
+    else c.signal.addEventListener("abort", this.follow, { once: true });
+    this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Progress proves the agent is working: the idle limit starts again (the total one holds). */
+  progressed(): void {
+    clearTimeout(this.timer);
+    this.arm();
+  }
+
+  /** The call is over: the timer and the listener go. */
+  done(): void {
+    clearTimeout(this.timer);
+    this.caller.removeEventListener("abort", this.follow);
+  }
+
+  private readonly follow = () => this.controller.abort(this.caller.reason);
+
+  private arm(): void {
+    const wait = Math.max(1, Math.min(this.idleMs, this.endsAt - Date.now()));
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort(new SdkError(SdkErrorCode.RequestTimeout, "Request timed out"));
+    }, wait);
   }
 }
 
