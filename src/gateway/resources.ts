@@ -141,119 +141,20 @@ export class ResourceIndex {
   }
 }
 
+/**
+ * The resources, prompts and completions of a view's agents on one of its servers (the whole
+ * mesh's prompts prefixed with their agent), as far as the server declares them. Returns how
+ * to leave this session's resource subscriptions.
+ */
 export function installResourcesAndPrompts(server: Server, o: AggregationOptions): { close(): Promise<void> } {
-  const index = o.index;
-  /** This session's subscribed URIs → how to leave the gateway's upstream subscription. */
-  const subscribed = new Map<string, Promise<() => Promise<void>>>();
-  const fanOut = <T>(what: string, fn: (agent: string, client: Client) => Promise<T[]>) => index.fanOut(what, o.agents(), fn, o.pool());
-  // The passthrough sends every URI to its agent, which answers for its own resources.
-  const ownerFor = async (uri: string) => (o.prefix ? index.ownerFor(uri, o.agents()) : (o.agents()[0] ?? index.ownerFor(uri, [])));
-
   // Only what the server declares: a passthrough presents its agent as it is, so a method
   // the agent does not serve is -32601 there too (and the SDK refuses undeclared handlers).
   const declared = server.getCapabilities();
-  if (declared.resources) {
-    server.setRequestHandler("resources/list", async () => ({ resources: await index.listResources(o.agents(), o.pool()) }));
-    server.setRequestHandler("resources/templates/list", async () => ({
-      resourceTemplates: await index.listTemplates(o.agents(), o.pool()),
-    }));
-    server.setRequestHandler("resources/read", async (req, ctx) => {
-      const owner = await ownerFor(req.params.uri);
-      return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
-    });
-  }
-  if (declared.resources?.subscribe) {
-    // 2025-era sessions only (2026-07-28 clients name URIs in subscriptions/listen instead).
-    server.setRequestHandler("resources/subscribe", async (req) => {
-      const uri = req.params.uri;
-      if (subscribed.has(uri)) return {};
-      const owner = await ownerFor(uri);
-      const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
-      subscribed.set(uri, release);
-      try {
-        await release;
-      } catch (e) {
-        subscribed.delete(uri);
-        throw e;
-      }
-      return {};
-    });
-    server.setRequestHandler("resources/unsubscribe", async (req) => {
-      const release = subscribed.get(req.params.uri);
-      subscribed.delete(req.params.uri);
-      await (
-        await release?.catch(() => undefined)
-      )?.();
-      return {};
-    });
-  }
-
-  if (declared.prompts) {
-    server.setRequestHandler("prompts/list", async () => ({
-      prompts: await fanOut<Prompt>("prompts", async (agent, c) => {
-        if (!c.getServerCapabilities()?.prompts) return [];
-        const prompts = (await c.listPrompts()).prompts;
-        if (!o.prefix) return prompts;
-        return prompts.flatMap((p) => {
-          const name = gatewayToolName(agent, p.name);
-          return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
-        });
-      }),
-    }));
-  }
-  /** The agent and its own name for a prompt of this session's view. */
-  const promptTarget = (name: string): { agent: string; tool: string } => {
-    const agents = o.agents();
-    const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
-    if (!target || !agents.includes(target.agent)) {
-      throw new ProtocolError(
-        ProtocolErrorCode.InvalidParams,
-        `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
-      );
-    }
-    return target;
-  };
-
-  if (declared.completions) {
-    server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
-      const ref = req.params.ref;
-      let agent: string | undefined;
-      let forwarded = ref;
-      if (ref.type === "ref/prompt") {
-        const target = promptTarget(ref.name);
-        agent = target.agent;
-        forwarded = { ...ref, name: target.tool };
-      } else {
-        const owning = () => index.templateOwner(ref.uri, o.agents()) ?? index.ownerOf(ref.uri, o.agents());
-        agent = owning();
-        if (!agent) {
-          await index.listTemplates(o.agents());
-          agent = owning();
-        }
-      }
-      // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
-      const none: CompleteResult = { completion: { values: [] } };
-      if (!agent) return none;
-      const pool = o.pool();
-      return o.mesh.withAgent(
-        agent,
-        async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
-        pool ? { pool } : {},
-      );
-    });
-  }
-
-  if (declared.prompts) {
-    server.setRequestHandler("prompts/get", async (req, ctx) => {
-      const target = promptTarget(req.params.name);
-      return o.forward(
-        target.agent,
-        { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
-        ctx,
-      );
-    });
-  }
-
+  if (declared.resources) installResourceReads(server, o);
+  const subscribed = new Map<string, Promise<() => Promise<void>>>();
+  if (declared.resources?.subscribe) installSubscriptions(server, o, subscribed);
+  if (declared.prompts) installPrompts(server, o);
+  if (declared.completions) installCompletions(server, o);
   return {
     close: async () => {
       const all = [...subscribed.values()];
@@ -261,6 +162,124 @@ export function installResourcesAndPrompts(server: Server, o: AggregationOptions
       await Promise.allSettled(all.map(async (r) => (await r)()));
     },
   };
+}
+
+/** The agent serving a URI in this view: the passthrough sends every URI to its agent, which answers for its own resources. */
+function ownerIn(o: AggregationOptions, uri: string): Promise<string> {
+  return o.prefix ? o.index.ownerFor(uri, o.agents()) : Promise.resolve(o.agents()[0] ?? o.index.ownerFor(uri, []));
+}
+
+/** resources/list, resources/templates/list (all the view's agents'), resources/read (its owner's). */
+function installResourceReads(server: Server, o: AggregationOptions): void {
+  server.setRequestHandler("resources/list", async () => ({ resources: await o.index.listResources(o.agents(), o.pool()) }));
+  server.setRequestHandler("resources/templates/list", async () => ({
+    resourceTemplates: await o.index.listTemplates(o.agents(), o.pool()),
+  }));
+  server.setRequestHandler("resources/read", async (req, ctx) => {
+    const owner = await ownerIn(o, req.params.uri);
+    return o.forward(owner, { method: "resources/read", params: { uri: req.params.uri } }, ctx);
+  });
+}
+
+/**
+ * resources/subscribe and unsubscribe, for 2025-era sessions only (2026-07-28 clients name URIs
+ * in subscriptions/listen instead): `subscribed` maps this session's URIs to how to leave the
+ * gateway's shared upstream subscription.
+ */
+function installSubscriptions(server: Server, o: AggregationOptions, subscribed: Map<string, Promise<() => Promise<void>>>): void {
+  server.setRequestHandler("resources/subscribe", async (req) => {
+    const uri = req.params.uri;
+    if (subscribed.has(uri)) return {};
+    const owner = await ownerIn(o, uri);
+    const release = o.subscriptions.acquire(uri, owner, (u) => void server.sendResourceUpdated({ uri: u }).catch(() => undefined));
+    subscribed.set(uri, release);
+    try {
+      await release;
+    } catch (e) {
+      subscribed.delete(uri);
+      throw e;
+    }
+    return {};
+  });
+  server.setRequestHandler("resources/unsubscribe", async (req) => {
+    const release = subscribed.get(req.params.uri);
+    subscribed.delete(req.params.uri);
+    await (
+      await release?.catch(() => undefined)
+    )?.();
+    return {};
+  });
+}
+
+/** prompts/list (every agent's, prefixed through /mcp) and prompts/get (sent to its agent under its own name). */
+function installPrompts(server: Server, o: AggregationOptions): void {
+  server.setRequestHandler("prompts/list", async () => ({
+    prompts: await o.index.fanOut<Prompt>(
+      "prompts",
+      o.agents(),
+      async (agent, c) => {
+        if (!c.getServerCapabilities()?.prompts) return [];
+        const prompts = (await c.listPrompts()).prompts;
+        if (!o.prefix) return prompts;
+        return prompts.flatMap((p) => {
+          const name = gatewayToolName(agent, p.name);
+          return name ? [{ ...p, name, description: `[${agent}] ${p.description ?? ""}`.trim() }] : [];
+        });
+      },
+      o.pool(),
+    ),
+  }));
+  server.setRequestHandler("prompts/get", async (req, ctx) => {
+    const target = promptTarget(o, req.params.name);
+    return o.forward(
+      target.agent,
+      { method: "prompts/get", params: { name: target.tool, ...(req.params.arguments ? { arguments: req.params.arguments } : {}) } },
+      ctx,
+    );
+  });
+}
+
+/** The agent and its own name for a prompt of this session's view. */
+function promptTarget(o: AggregationOptions, name: string): { agent: string; tool: string } {
+  const agents = o.agents();
+  const target = o.prefix ? parseGatewayToolName(name) : agents[0] ? { agent: agents[0], tool: name } : undefined;
+  if (!target || !agents.includes(target.agent)) {
+    throw new ProtocolError(
+      ProtocolErrorCode.InvalidParams,
+      `Unknown prompt "${name}"${o.prefix ? ": the gateway's prompts are named <agent>__<prompt>" : ""}.`,
+    );
+  }
+  return target;
+}
+
+/** completion/complete, sent to the agent of the prompt or resource template it completes. */
+function installCompletions(server: Server, o: AggregationOptions): void {
+  server.setRequestHandler("completion/complete", async (req): Promise<CompleteResult> => {
+    const ref = req.params.ref;
+    let agent: string | undefined;
+    let forwarded = ref;
+    if (ref.type === "ref/prompt") {
+      const target = promptTarget(o, ref.name);
+      agent = target.agent;
+      forwarded = { ...ref, name: target.tool };
+    } else {
+      const owning = () => o.index.templateOwner(ref.uri, o.agents()) ?? o.index.ownerOf(ref.uri, o.agents());
+      agent = owning();
+      if (!agent) {
+        await o.index.listTemplates(o.agents());
+        agent = owning();
+      }
+    }
+    // Nothing to suggest is a valid answer: an agent without completions, an unknown template.
+    const none: CompleteResult = { completion: { values: [] } };
+    if (!agent) return none;
+    const pool = o.pool();
+    return o.mesh.withAgent(
+      agent,
+      async (c) => (c.getServerCapabilities()?.completions ? c.complete({ ...req.params, ref: forwarded }) : none),
+      pool ? { pool } : {},
+    );
+  });
 }
 
 /** A regular expression matching the URIs an RFC 6570 level-1 template expands to. */
