@@ -63,6 +63,8 @@ async function ladderPaths(b: Bench): Promise<Path[]> {
   // The gateway's two views, registered as toolmesh endpoints so toolmesh's caller can call through them.
   await b.register("echo-gw", new URL("/agents/echo/mcp", gateway.url).href);
   await b.register("mesh-gw", new URL("/mcp", gateway.url).href);
+  // The gateway's catalog follows Consul: its passthrough for echo exists once it has seen the agent.
+  await waitFor(async () => (await fetch(new URL("/agents/echo/mcp", gateway.url), { method: "POST", body: "{}" })).status !== 404);
   const echoCall = (c: { callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown> }) => (payload: string) =>
     c.callTool({ name: "echo", arguments: { payload } });
   const mesh = b.mesh;
