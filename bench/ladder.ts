@@ -2,7 +2,7 @@
 // through the SDK pairs to toolmesh's caller and its gateway, interleaved repetitions, one table.
 import { request as undiciRequest, Agent as UndiciAgent } from "undici";
 import type { Bench } from "./harness.ts";
-import { here, LATENCY_CALLS, median, QUICK, REPS, THROUGHPUT_MS } from "./harness.ts";
+import { here, LATENCY_CALLS, median, QUICK, REPS, THROUGHPUT_MS, waitFor } from "./harness.ts";
 import { measure, ms, ratio, table, type Sample } from "./lib.ts";
 
 const FLOOR = "undici → node:http JSON echo (the floor)";
