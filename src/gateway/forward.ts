@@ -12,16 +12,20 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { protocolMessage } from "../client/outcome.ts";
+import type { CallToolOptions } from "../client/meshCaller.ts";
 import type { ClientPool } from "../client/pool.ts";
 import { childContext, fromMeta, idempotencyKeyProblem, rootContext, type MeshContext } from "../context/meshContext.ts";
 import { IDEMPOTENCY_KEY_META, META_PREFIX } from "../protocol/keys.ts";
 import { describeError, isMeshError } from "../protocol/errors.ts";
 import { inSpan, SpanKind, tracingEnabled } from "../telemetry/tracing.ts";
 import { HOPS_META } from "../telemetry/hops.ts";
+import { carryRawResult } from "../mcp/rawResults.ts";
 import { recordedCall } from "./callLog.ts";
 import type { GatewayCore, LegacySession } from "./core.ts";
 
 type Params = { arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
+/** The connections a call goes on (a 2025 session's own, or the shared ones), its session, and its arguments as the client wrote them. */
+type Via = { pool: ClientPool | undefined; session: LegacySession | undefined; rawArguments?: string };
 
 /**
  * Forwards one call through the mesh: the client's context continued (or its traceparent),
@@ -37,7 +41,7 @@ export function forwardCall(
   target: { agent: string; tool: string },
   params: Params,
   ctx: ServerContext,
-  via: { pool: ClientPool | undefined; session: LegacySession | undefined; rawArguments?: string },
+  via: Via,
 ): Promise<CallToolResult | InputRequiredResult> {
   if (!tracingEnabled()) return forward(gateway, target, params, ctx, via);
   // The gateway's SERVER span (the child of the client's traceparent, or a new trace); its
@@ -67,11 +71,9 @@ async function forward(
   target: { agent: string; tool: string },
   params: Params,
   ctx: ServerContext,
-  via: { pool: ClientPool | undefined; session: LegacySession | undefined; rawArguments?: string },
+  via: Via,
 ): Promise<CallToolResult | InputRequiredResult> {
-  const pool = via.pool;
   const meta = params._meta ?? {};
-  const progressToken = ctx.mcpReq._meta?.progressToken;
   const keyProblem = idempotencyKeyProblem(meta[IDEMPOTENCY_KEY_META]);
   if (keyProblem)
     throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid request for ${target.agent}__${target.tool}: ${keyProblem}.`);
@@ -95,51 +97,75 @@ async function forward(
   const callContext = context;
   try {
     const { result } = await recordedCall(gateway.calls, traced, () =>
-      gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, {
-        context: callContext,
-        // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
-        // The client's identity (its token's digest) goes too: a task it starts is its alone.
-        envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
-        signal: ctx.mcpReq.signal,
-        ...(pool ? { pool } : {}),
-        // The deadline in force: the client's own if it sent a shorter one (errors name it), else the gateway's limit.
-        timeoutMs: budgetOf(callContext, gateway.maxCallMs),
-        idleTimeoutMs: gateway.idleTimeoutMs,
-        relayInputRequests: true,
-        ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
-        ...(Object.keys(continuation).length ? { continuation } : {}),
-        ...(progressToken !== undefined
-          ? {
-              onProgress: (p) =>
-                void ctx.mcpReq.notify({ method: "notifications/progress", params: { progressToken, ...p } }).catch(() => undefined),
-            }
-          : {}),
-      }),
+      gateway.mesh.call(target.agent, target.tool, params.arguments ?? {}, callOptions(gateway, ctx, via, callContext, continuation)),
     );
     gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: (result as CallToolResult).isError ? "tool_error" : "ok" });
-    return withoutEnvelope(clientAsked ? result : withoutHops(result));
+    const answer = withoutEnvelope(clientAsked ? result : withoutHops(result));
+    // Nothing but the agent's serverInfo stripped: its text can go back as the agent wrote it.
+    carryRawResult(result, answer);
+    return answer;
   } catch (e) {
-    if (ctx.mcpReq.signal.aborted) {
-      // The client cancelled: an outcome of its own, not a failure. No answer reaches it (the
-      // SDK and the fast path send none to a cancelled request): the result, like the agent's
-      // own for a withdrawn call, is returned rather than thrown so no one logs it as unexpected.
-      gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "cancelled" });
-      gateway.logger.info(
-        { agent: target.agent, tool: target.tool, traceId: context.traceId },
-        "call through the gateway cancelled by its client",
-      );
-      return { isError: true, content: [{ type: "text", text: `${target.agent}__${target.tool} was cancelled by its client.` }] };
-    }
-    gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "failed" });
-    // The agent's own JSON-RPC error (invalid arguments, a missing client capability, a
-    // tampered requestState) reaches the client as the agent sent it.
-    if (e instanceof ProtocolError) throw new ProtocolError(e.code, protocolMessage(e), e.data);
-    gateway.logger.warn(
-      { agent: target.agent, tool: target.tool, traceId: context.traceId, err: describeError(e) },
-      "call through the gateway failed",
-    );
-    return errorResult(e);
+    return failedCall(gateway, target, ctx, context.traceId, e);
   }
+}
+
+/** How the mesh sends the call on: the context, the client's envelope and identity, its signal, deadline, progress and continuation. */
+function callOptions(
+  gateway: GatewayCore,
+  ctx: ServerContext,
+  via: Via,
+  context: MeshContext,
+  continuation: Record<string, unknown>,
+): CallToolOptions {
+  const pool = via.pool;
+  const progressToken = ctx.mcpReq._meta?.progressToken;
+  return {
+    context,
+    // On the shared 2026-07-28 connections only: a relay's 2025-era session declared its client's capabilities itself.
+    // The client's identity (its token's digest) goes too: a task it starts is its alone.
+    envelope: { ...(pool ? {} : envelopeOf(ctx, via.session)), [PRINCIPAL_META]: currentPrincipal() },
+    signal: ctx.mcpReq.signal,
+    ...(pool ? { pool } : {}),
+    // The deadline in force: the client's own if it sent a shorter one (errors name it), else the gateway's limit.
+    timeoutMs: budgetOf(context, gateway.maxCallMs),
+    idleTimeoutMs: gateway.idleTimeoutMs,
+    relayInputRequests: true,
+    ...(via.rawArguments !== undefined ? { rawArguments: via.rawArguments } : {}),
+    ...(Object.keys(continuation).length ? { continuation } : {}),
+    ...(progressToken !== undefined
+      ? {
+          onProgress: (p) =>
+            void ctx.mcpReq.notify({ method: "notifications/progress", params: { progressToken, ...p } }).catch(() => undefined),
+        }
+      : {}),
+  };
+}
+
+/**
+ * A call that got no answer: cancelled by its client (an outcome of its own, not a failure),
+ * the agent's JSON-RPC error (passed on as it is), or a mesh failure (an isError result).
+ */
+function failedCall(
+  gateway: GatewayCore,
+  target: { agent: string; tool: string },
+  ctx: ServerContext,
+  traceId: string,
+  e: unknown,
+): CallToolResult {
+  if (ctx.mcpReq.signal.aborted) {
+    // No answer reaches the client (the SDK and the fast path send none to a cancelled request):
+    // the result, like the agent's own for a withdrawn call, is returned rather than thrown so
+    // no one logs it as unexpected.
+    gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "cancelled" });
+    gateway.logger.info({ agent: target.agent, tool: target.tool, traceId }, "call through the gateway cancelled by its client");
+    return { isError: true, content: [{ type: "text", text: `${target.agent}__${target.tool} was cancelled by its client.` }] };
+  }
+  gatewayCalls.inc({ agent: target.agent, tool: target.tool, outcome: "failed" });
+  // The agent's own JSON-RPC error (invalid arguments, a missing client capability, a
+  // tampered requestState) reaches the client as the agent sent it.
+  if (e instanceof ProtocolError) throw new ProtocolError(e.code, protocolMessage(e), e.data);
+  gateway.logger.warn({ agent: target.agent, tool: target.tool, traceId, err: describeError(e) }, "call through the gateway failed");
+  return errorResult(e);
 }
 
 /** What is left of the client's own deadline, if it sent one shorter than the gateway's limit; else the limit. */

@@ -6,36 +6,32 @@ import {
   type Implementation,
   type InputRequiredResult,
   type LoggingLevel,
-  type ServerCapabilities,
   type ServerContext,
   type ServerNotifier,
   type Tool,
 } from "@modelcontextprotocol/server";
-import * as z from "zod";
-import { TASKS_EXTENSION } from "../protocol/keys.ts";
 import type { MeshClient } from "../client/meshClient.ts";
+import type { ClientPool, ListKind } from "../client/pool.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { describeError } from "../protocol/errors.ts";
 import { argumentProblem } from "../protocol/limits.ts";
-import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
 import { fastRequestContext, type FastToolCalls } from "../mcp/fastCalls.ts";
-import { forwardCall, forwardRequest } from "./forward.ts";
-import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
-import { relayPoolFor, type Relay } from "./relay.ts";
-import { ResourceSubscriptions } from "./subscriptions.ts";
-import { UpstreamLists } from "./upstreamLists.ts";
-import { ListChanges, type Listing } from "./listChanges.ts";
-import { serverInfoOf, type View } from "./views.ts";
-import type { ListKind } from "../client/pool.ts";
-import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
 import { RecentCalls } from "./callLog.ts";
+import { unknownToolRefusal, unknownToolResult, withMeshTaskId } from "./callTargets.ts";
+import { CallGuard, type PolicySource } from "./callGuard.ts";
 import type { GatewayCore, LegacySession } from "./core.ts";
-import { currentIdentity } from "../http/principal.ts";
-import { FORBIDDEN_ERROR_CODE, RATE_LIMITED_ERROR_CODE } from "../protocol/codes.ts";
-import { quotaRefusals } from "../telemetry/metrics.ts";
-import { TokenBuckets } from "./quota.ts";
-import { fromMeta, rootContext } from "../context/meshContext.ts";
-import type { PolicyDecision, PolicyEngine } from "./policy.ts";
+import { DYNAMIC_TOOLS, DynamicCatalog } from "./dynamic.ts";
+import { forwardCall, forwardRequest } from "./forward.ts";
+import { ListChanges, type Listing } from "./listChanges.ts";
+import type { PolicyDecision } from "./policy.ts";
+import { relayPoolFor, type Relay } from "./relay.ts";
+import { installResourcesAndPrompts, ResourceIndex } from "./resources.ts";
+import { cacheHintsOf, capabilitiesOf, declaresTasksExtension, instructionsOf } from "./serverShape.ts";
+import { ResourceSubscriptions } from "./subscriptions.ts";
+import { installTaskMethods } from "./taskRequests.ts";
+import { gatewayToolName, parseGatewayToolName, toolFilter } from "./toolNames.ts";
+import { UpstreamLists } from "./upstreamLists.ts";
+import { serverInfoOf, type View } from "./views.ts";
 
 /**
  * Longest silence (no answer, no progress) from an agent during one attempt of a call
@@ -66,7 +62,7 @@ export interface GatewayOptions {
    * view, and search_tools) shows only what it may call, and any other call is refused naming
    * the missing permission. Default: everything allowed.
    */
-  policy?: { readonly engine: PolicyEngine; on(event: "change", listener: (engine: PolicyEngine) => void): unknown };
+  policy?: PolicySource;
   /**
    * Where the gateway's protected-resource metadata is, when OAuth callers refused by the policy
    * should get an RFC 6750 step-up challenge (HTTP 403 insufficient_scope, MESH_OAUTH_STEP_UP=1)
@@ -84,34 +80,6 @@ interface SessionState {
   /** The session has upstream connections of its own (its client answers server requests, or set a log level). */
   relays: () => boolean;
   logLevel: () => LoggingLevel | undefined;
-}
-
-/** Capability meta already read (asked on every 2026-07-28 request; an instance's meta rarely changes). */
-const tasksByCapabilities = new Map<string, boolean>();
-
-function declaresTasksExtension(capabilities: string): boolean {
-  let offers = tasksByCapabilities.get(capabilities);
-  if (offers === undefined) {
-    try {
-      offers = Boolean((JSON.parse(capabilities) as { extensions?: Record<string, unknown> }).extensions?.[TASKS_EXTENSION]);
-    } catch {
-      offers = false;
-    }
-    if (tasksByCapabilities.size >= 1_000) tasksByCapabilities.clear();
-    tasksByCapabilities.set(capabilities, offers);
-  }
-  return offers;
-}
-
-/** Between the agent and the agent's own task id, in the ids the whole-mesh view hands out. */
-export const TASK_ID_SEPARATOR = "~";
-
-const TaskParams = z.object({ taskId: z.string().min(1).max(200) }).passthrough();
-
-/** A tasks/update's inputResponses (the SDK lifts them into the context) put back for the agent. */
-function withInputResponses(params: Record<string, unknown>, ctx: ServerContext): Record<string, unknown> {
-  const responses = params["inputResponses"] ?? ctx.mcpReq.inputResponses;
-  return responses === undefined ? params : { ...params, inputResponses: responses };
 }
 
 /**
@@ -145,9 +113,8 @@ export class Gateway implements GatewayCore {
   /** Listen streams on the agents, for their own list changes. */
   private readonly upstreamLists: UpstreamLists;
   private readonly policy: GatewayOptions["policy"];
-  private readonly scopeChallenge: () => string | undefined;
-  /** The quotas' token buckets (this replica's: quota.ts says why). */
-  private readonly buckets = new TokenBuckets();
+  /** The policy and the quotas, for the caller of the request being served. */
+  private readonly guard: CallGuard;
 
   constructor(options: GatewayOptions) {
     this.mesh = options.mesh;
@@ -157,7 +124,7 @@ export class Gateway implements GatewayCore {
     this.maxCallMs = options.maxCallMs ?? GATEWAY_MAX_CALL_MS;
     this.logger = (options.logger ?? silentLogger).child({ component: "gateway" });
     this.policy = options.policy;
-    this.scopeChallenge = options.scopeChallenge ?? (() => undefined);
+    this.guard = new CallGuard(this.policy, (agent) => this.agentTools(agent), options.scopeChallenge ?? (() => undefined), this.logger);
     this.search = new DynamicCatalog(() => this.tools());
     this.subscriptions = new ResourceSubscriptions(this.mesh, this.logger);
     this.resources = new ResourceIndex(this.mesh, this.logger);
@@ -178,22 +145,15 @@ export class Gateway implements GatewayCore {
     });
   }
 
-  /** The scopes (and roles) of the caller of the request being served. */
-  private callerScopes(): readonly string[] {
-    return currentIdentity()?.scopes ?? [];
-  }
-
   /** What the policy says about the current caller and one tool of an agent. */
   permission(agent: string, tool: Tool): PolicyDecision {
-    const engine = this.policy?.engine;
-    if (!engine?.active) return { allowed: true };
-    return engine.decide(this.callerScopes(), { agent, tool: tool.name, readOnly: tool.annotations?.readOnlyHint === true });
+    return this.guard.permission(agent, tool);
   }
 
   /** The tools of one agent kind the current caller may call (what its listings show). */
   permittedTools(agent: string): Tool[] {
     const tools = this.agentTools(agent);
-    return this.policy?.engine.active ? tools.filter((t) => this.permission(agent, t).allowed) : tools;
+    return this.guard.active ? tools.filter((t) => this.permission(agent, t).allowed) : tools;
   }
 
   /**
@@ -284,7 +244,6 @@ export class Gateway implements GatewayCore {
    * (the endpoint decides which calls are plain: no progress, no log level, no continuation).
    */
   fastToolCalls(view: View): FastToolCalls {
-    const none: Relay = { get: () => undefined, close: () => undefined };
     const serverInfo = () => this.serverInfo(view);
     return {
       get serverInfo() {
@@ -299,7 +258,7 @@ export class Gateway implements GatewayCore {
       call: (request, signal) => {
         const state = request.session ? this.sessions.get(request.session as Server) : undefined;
         const session = state ? { server: request.session as Server, logLevel: state.logLevel } : undefined;
-        return this.dispatch(view, request.params, fastRequestContext(request, signal), none, session, request.rawArguments);
+        return this.dispatch(view, request.params, fastRequestContext(request, signal), NO_RELAY, session, request.rawArguments);
       },
     };
   }
@@ -308,35 +267,6 @@ export class Gateway implements GatewayCore {
   serverInfo(view: View): Implementation {
     const upstream = view.kind === "agent" ? this.mesh.identityOf(view.agent) : undefined;
     return upstream?.info ?? serverInfoOf(view);
-  }
-
-  /**
-   * What a view's endpoint declares. The passthrough declares what its agent does (of what
-   * the gateway relays: tools, logging, resources, prompts, completions, the Tasks
-   * extension), so a client sees the same server through it as directly; before the agent
-   * has been reached, and for the whole mesh, what the gateway serves.
-   */
-  private capabilitiesOf(view: View, tasks: boolean): ServerCapabilities {
-    const upstream = view.kind === "agent" ? this.mesh.identityOf(view.agent)?.capabilities : undefined;
-    if (upstream) {
-      const extensions = tasks ? { [TASKS_EXTENSION]: {} } : undefined;
-      return {
-        tools: upstream.tools ?? { listChanged: true },
-        ...(upstream.logging ? { logging: upstream.logging } : {}),
-        ...(upstream.resources ? { resources: upstream.resources } : {}),
-        ...(upstream.prompts ? { prompts: upstream.prompts } : {}),
-        ...(upstream.completions ? { completions: upstream.completions } : {}),
-        ...(extensions ? { extensions } : {}),
-      };
-    }
-    return {
-      tools: { listChanged: true },
-      logging: {},
-      ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
-      ...(view.kind === "dynamic"
-        ? {}
-        : { resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {} }),
-    };
   }
 
   /** Registers the publisher of an endpoint's 2026-07-28 listen streams (list changes reach them). */
@@ -353,84 +283,21 @@ export class Gateway implements GatewayCore {
     const tasks =
       view.kind === "agent" ? this.offersTasks(view.agent) : view.kind === "mesh" && this.healthyAgents().some((a) => this.offersTasks(a));
     const server = new Server(this.serverInfo(view), {
-      capabilities: this.capabilitiesOf(view, tasks),
-      instructions:
-        view.kind === "agent"
-          ? (this.mesh.identityOf(view.agent)?.instructions ??
-            `The ${view.agent} agent of the toolmesh mesh, served by whichever of its replicas is healthy.`)
-          : view.kind === "dynamic"
-            ? "The toolmesh mesh, too large to list: search_tools finds tools, describe_tool shows one's input schema, call_tool calls it."
-            : "Every agent of the toolmesh mesh, as tools named <agent>__<tool>. The list changes as agents come and go.",
-      cacheHints: {
-        // Per caller under a policy: never shared between callers by a cache.
-        "tools/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: this.policy ? "private" : "public" },
-        "prompts/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-        "resources/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-        "resources/templates/list": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-        "server/discover": { ttlMs: GATEWAY_LIST_TTL_MS, cacheScope: "public" },
-      },
+      capabilities: capabilitiesOf(this.mesh, view, tasks),
+      instructions: instructionsOf(this.mesh, view),
+      cacheHints: cacheHintsOf(this.policy !== undefined, GATEWAY_LIST_TTL_MS),
     });
     // A 2025-era session whose client can answer server requests (sampling, elicitation,
     // roots) or that sets a log level gets upstream sessions of its own that relay them.
     let logLevel: LoggingLevel | undefined;
-    const relay: Relay =
-      era === "legacy" ? relayPoolFor(this, server, view, () => logLevel) : { get: () => undefined, close: () => undefined };
+    const relay: Relay = era === "legacy" ? relayPoolFor(this, server, view, () => logLevel) : NO_RELAY;
     const session = era === "legacy" ? { server, logLevel: () => logLevel } : undefined;
-    if (server.getCapabilities().logging)
-      server.setRequestHandler("logging/setLevel", async (req) => {
-        logLevel = req.params.level;
-        await relay.get()?.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
-        return {};
-      });
+    const via = () => ({ pool: relay.get(), session });
+    if (server.getCapabilities().logging) installLogLevel(server, relay, (level) => (logLevel = level));
     server.setRequestHandler("tools/list", () => ({ tools: this.offered(view) }));
-    const aggregation =
-      view.kind === "dynamic"
-        ? undefined
-        : installResourcesAndPrompts(server, {
-            mesh: this.mesh,
-            agents: () => (view.kind === "agent" ? [view.agent] : this.healthyAgents()),
-            prefix: view.kind === "mesh",
-            pool: () => relay.get(),
-            subscriptions: this.subscriptions,
-            index: this.resources,
-            forward: (agent, request, ctx) => forwardRequest(this, agent, request, ctx, { pool: relay.get(), session }),
-            logger: this.logger,
-          });
+    const aggregation = view.kind === "dynamic" ? undefined : this.aggregate(server, view, via);
     server.setRequestHandler("tools/call", (request, ctx) => this.dispatch(view, request.params, ctx, relay, session));
-    if (tasks && view.kind !== "dynamic") {
-      // tasks/get, tasks/update, tasks/cancel go to any replica of the agent: its task records
-      // are in shared state. Through /mcp the agent is named in the task id (agent~id).
-      for (const method of ["tasks/get", "tasks/update", "tasks/cancel"] as const) {
-        server.setRequestHandler(method, { params: TaskParams }, async (params, ctx) => {
-          let agent: string;
-          let taskParams: Record<string, unknown> = params;
-          if (view.kind === "agent") agent = view.agent;
-          else {
-            const cut = params.taskId.indexOf(TASK_ID_SEPARATOR);
-            if (cut <= 0)
-              throw new ProtocolError(
-                ProtocolErrorCode.InvalidParams,
-                `Unknown task "${params.taskId}": task ids from this endpoint name their agent, like finance${TASK_ID_SEPARATOR}<id>.`,
-              );
-            agent = params.taskId.slice(0, cut);
-            taskParams = { ...params, taskId: params.taskId.slice(cut + 1) };
-            if (!this.offersTasks(agent))
-              throw new ProtocolError(
-                ProtocolErrorCode.InvalidParams,
-                `Unknown task "${params.taskId}": no healthy instance of "${agent}" runs tasks.`,
-              );
-          }
-          const answer = await forwardRequest<Record<string, unknown>>(
-            this,
-            agent,
-            { method, params: withInputResponses(taskParams, ctx) },
-            ctx,
-            { pool: relay.get(), session },
-          );
-          return view.kind === "mesh" && typeof answer["taskId"] === "string" ? { ...answer, taskId: params.taskId } : answer;
-        });
-      }
-    }
+    if (tasks && view.kind !== "dynamic") installTaskMethods(server, this, view, via);
     if (era === "legacy") {
       this.sessions.set(server, { view, relays: () => relay.get() !== undefined, logLevel: () => logLevel });
       server.onclose = () => {
@@ -440,6 +307,24 @@ export class Gateway implements GatewayCore {
       };
     }
     return server;
+  }
+
+  /** Resources, prompts and completions of a view's agents on its server (the whole mesh's prefixed). */
+  private aggregate(
+    server: Server,
+    view: View & { kind: "agent" | "mesh" },
+    via: () => { pool: ClientPool | undefined; session: LegacySession | undefined },
+  ) {
+    return installResourcesAndPrompts(server, {
+      mesh: this.mesh,
+      agents: () => (view.kind === "agent" ? [view.agent] : this.healthyAgents()),
+      prefix: view.kind === "mesh",
+      pool: () => via().pool,
+      subscriptions: this.subscriptions,
+      index: this.resources,
+      forward: (agent, request, ctx) => forwardRequest(this, agent, request, ctx, via()),
+      logger: this.logger,
+    });
   }
 
   close(): void {
@@ -470,71 +355,6 @@ export class Gateway implements GatewayCore {
     return this.tools(all);
   }
 
-  /**
-   * Counts a call against the caller's quota for the tool (the policy's quotas); over it, the
-   * call is refused before it is sent anywhere, with when to try again (retryable: nothing ran).
-   */
-  private admit(target: { agent: string; tool: string }, meta: Record<string, unknown> | undefined): void {
-    const match = this.policy?.engine.quotaFor(this.callerScopes(), target.agent, target.tool);
-    if (!match) return;
-    const caller = currentIdentity()?.principal ?? "anonymous";
-    const taken = this.buckets.take(match.bucket(caller), match.quota.limit, match.ratePerMs);
-    if (taken.ok) return;
-    const permission = `${target.agent}.${target.tool}`;
-    const traceId = (fromMeta(meta) ?? rootContext({ caller: "gateway" })).traceId;
-    quotaRefusals.inc({ caller, tool: permission });
-    this.logger.info({ traceId, caller, tool: permission, retryAfterMs: taken.retryAfterMs }, "call refused: the caller is over its quota");
-    const what = match.quota.per === "tool" ? permission : `the tools quota ${match.index} counts`;
-    throw new ProtocolError(
-      RATE_LIMITED_ERROR_CODE,
-      `Rate limited: this caller may call ${what} ${match.quota.limit} time(s) per ${match.quota.interval}; nothing ran. Retry after ${Math.ceil(taken.retryAfterMs / 1_000)} s (${taken.retryAfterMs} ms). Trace ${traceId}.`,
-      {
-        retryable: true,
-        retryAfterMs: taken.retryAfterMs,
-        limit: match.quota.limit,
-        interval: match.quota.interval,
-        tool: permission,
-        traceId,
-      },
-    );
-  }
-
-  /**
-   * Refuses a call the policy does not allow the caller, with the missing permission in words
-   * and as data (SEP-1880's insufficient_scope, as an MCP error), logged with the trace id.
-   */
-  private authorize(target: { agent: string; tool: string }, meta: Record<string, unknown> | undefined): void {
-    if (!this.policy?.engine.active) return;
-    const tool = this.agentTools(target.agent).find((t) => t.name === target.tool);
-    if (!tool) return;
-    const decision = this.permission(target.agent, tool);
-    if (decision.allowed) return;
-    const traceId = (fromMeta(meta) ?? rootContext({ caller: "gateway" })).traceId;
-    const identity = currentIdentity();
-    this.logger.warn(
-      { traceId, agent: target.agent, tool: target.tool, caller: identity?.principal ?? "anonymous", permission: decision.permission },
-      "call refused by the tool policy",
-    );
-    // An OAuth caller that can get the scope from its authorization server is told how (step-up):
-    // the scopes it holds and the first that would allow the call, in the header a client acts on.
-    const metadataUrl = identity?.kind === "oauth" && decision.requiredScopes.length ? this.scopeChallenge() : undefined;
-    const wanted = [...new Set([...this.callerScopes().filter((s) => !s.startsWith("role:")), decision.requiredScopes[0]!])];
-    const wwwAuthenticate = metadataUrl
-      ? `Bearer error="insufficient_scope", scope="${wanted.join(" ")}", resource_metadata="${metadataUrl}", error_description="${decision.permission} needs ${decision.requiredScopes.join(" or ")}"`
-      : undefined;
-    throw new ProtocolError(FORBIDDEN_ERROR_CODE, `Forbidden: ${decision.reason}. Trace ${traceId}.`, {
-      ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
-      error: "insufficient_scope",
-      permission: decision.permission,
-      access: tool.annotations?.readOnlyHint === true ? "read" : "write",
-      requiredScopes: decision.requiredScopes,
-      ...(decision.requiredScopes.length ? { scope: decision.requiredScopes.join(" ") } : {}),
-      grantedScopes: [...this.callerScopes()],
-      ...(decision.deniedBy !== undefined ? { deniedByRule: decision.deniedBy } : {}),
-      traceId,
-    });
-  }
-
   private async dispatch(
     view: View,
     params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
@@ -549,9 +369,9 @@ export class Gateway implements GatewayCore {
     if (view.kind === "dynamic") {
       return this.search.handle(params.name, params.arguments ?? {}, (name, args) => {
         const target = this.resolve({ kind: "mesh" }, name);
-        if (!target) return Promise.resolve(unknownTool(name, "search_tools finds the tools available now"));
-        this.authorize(target, params._meta);
-        this.admit(target, params._meta);
+        if (!target) return Promise.resolve(unknownToolResult(name, "search_tools finds the tools available now"));
+        this.guard.authorize(target, params._meta);
+        this.guard.admit(target, params._meta);
         return forwardCall(this, target, { arguments: args, ...(params._meta ? { _meta: params._meta } : {}) }, ctx, {
           pool: relay.get(),
           session,
@@ -559,19 +379,9 @@ export class Gateway implements GatewayCore {
       });
     }
     const target = this.resolve(view, params.name);
-    if (!target) {
-      const hint =
-        view.kind === "agent"
-          ? `${view.agent} offers ${
-              this.permittedTools(view.agent)
-                .map((t) => t.name)
-                .join(", ") || "nothing right now (no healthy instance)"
-            }`
-          : "the gateway's tools are named <agent>__<tool>; list tools to see those available now";
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool "${params.name}": ${hint}.`);
-    }
-    this.authorize(target, params._meta);
-    this.admit(target, params._meta);
+    if (!target) throw unknownToolRefusal(view, params.name, () => this.offered(view).map((t) => t.name));
+    this.guard.authorize(target, params._meta);
+    this.guard.admit(target, params._meta);
     // The arguments go on exactly as the client wrote them (only the name and _meta change).
     const raw = rawArguments?.();
     const result = await forwardCall(this, target, params, ctx, {
@@ -579,12 +389,7 @@ export class Gateway implements GatewayCore {
       session,
       ...(raw !== undefined ? { rawArguments: raw } : {}),
     });
-    // Through the whole-mesh view a task's id names its agent, so tasks/* find their way back
-    // (the same id on every gateway replica).
-    const handle = result as { resultType?: string; taskId?: unknown };
-    return view.kind === "mesh" && handle.resultType === "task" && typeof handle.taskId === "string"
-      ? ({ ...result, taskId: `${target.agent}${TASK_ID_SEPARATOR}${handle.taskId}` } as CallToolResult)
-      : result;
+    return withMeshTaskId(view, target.agent, result);
   }
 
   private listing(view: View): Listing {
@@ -598,6 +403,14 @@ export class Gateway implements GatewayCore {
   }
 }
 
-function unknownTool(name: string, hint: string): CallToolResult {
-  return { isError: true, content: [{ type: "text", text: `Unknown tool "${name}": ${hint}.` }] };
+/** The connections of a call that needs none of its own: the gateway's shared 2026-07-28 ones. */
+const NO_RELAY: Relay = { get: () => undefined, close: () => undefined };
+
+/** logging/setLevel on a view's server: the level is kept for the session and set on its own upstream sessions. */
+function installLogLevel(server: Server, relay: Relay, set: (level: LoggingLevel) => void): void {
+  server.setRequestHandler("logging/setLevel", async (req) => {
+    set(req.params.level);
+    await relay.get()?.each(async (c) => (c.getServerCapabilities()?.logging ? c.setLoggingLevel(req.params.level) : undefined));
+    return {};
+  });
 }

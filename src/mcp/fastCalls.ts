@@ -13,6 +13,7 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import type { Logger } from "../logger.ts";
+import { rawResultHead } from "./rawResults.ts";
 import {
   CLIENT_CAPABILITIES_META,
   LOG_LEVEL_META,
@@ -102,97 +103,140 @@ export function plainToolCall(
  * era: 2026-07-28 results carry `resultType` and the server's identity in `_meta`. The
  * client going away aborts the handler (a cancellation, on 2026-07-28).
  */
-export async function answerFast(
-  res: ServerResponse,
-  call: FastCall,
-  o: { era: "modern" | "legacy"; fast: FastToolCalls; capabilities: ClientCapabilities | undefined; logger: Logger; signal?: AbortSignal },
-): Promise<void> {
+export async function answerFast(res: ServerResponse, call: FastCall, o: AnswerOptions): Promise<void> {
   const abort = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) abort.abort(new Error("the client closed the request"));
   };
   res.once("close", onClose);
   const signal = o.signal ? AbortSignal.any([abort.signal, o.signal]) : abort.signal;
-  // The response becomes an SSE stream with the call's first notification (as the SDK's does).
-  let streaming = false;
-  const event = (message: Record<string, unknown>) => {
-    if (!streaming) {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform", connection: "keep-alive" });
-      streaming = true;
-    }
-    res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-  };
-  const notify = async (n: { method: string; params?: Record<string, unknown> }) => {
-    if (!res.destroyed && !res.writableEnded) event({ jsonrpc: "2.0", ...n });
-  };
-  let status = 200;
-  const headers: Record<string, string> = {};
-  let answer: Record<string, unknown>;
+  const stream = new AnswerStream(res);
+  let answer: Answer;
   try {
-    const result = await o.fast.call({ ...call, notify }, signal);
-    const missing = isInputRequiredResult(result) ? missingCapability(result, o.capabilities ?? {}) : undefined;
-    if (missing) {
-      if (o.era === "modern") status = 400; // the spec's status for it; a 2025 session answers in band
-      answer = { jsonrpc: "2.0", id: call.id, error: missing };
-    } else if (isInputRequiredResult(result) && o.era === "legacy") {
-      // Only a session whose client can answer input requests reaches a handler that asks (accepts).
-      answer = {
-        jsonrpc: "2.0",
-        id: call.id,
-        error: { code: ProtocolErrorCode.InternalError, message: "The tool asked for input on a plain call." },
-      };
-    } else {
-      const content = isInputRequiredResult(result) || result.content !== undefined ? {} : { content: [] };
-      answer = {
-        result:
-          o.era === "modern"
-            ? {
-                ...result,
-                ...content,
-                resultType: (result as { resultType?: string }).resultType ?? "complete",
-                _meta: { ...result._meta, [SERVER_INFO_META]: o.fast.serverInfo },
-              }
-            : legacyResult({ ...result, ...content }),
-        jsonrpc: "2.0",
-        id: call.id,
-      };
-    }
+    answer = resultAnswer(call.id, await o.fast.call({ ...call, notify: (n) => stream.notify(n) }, signal), o);
   } catch (e) {
-    // As the SDK answers a handler's error: its numeric code, message and data, else an internal error.
-    const thrown = (e ?? {}) as { code?: unknown; message?: unknown; data?: unknown };
-    const code = Number.isSafeInteger(thrown.code) ? (thrown.code as number) : ProtocolErrorCode.InternalError;
-    if (code === ProtocolErrorCode.InternalError) o.logger.warn({ err: String(e) }, "a tool call failed unexpectedly");
-    // In-band (HTTP 200) like every handler error, but a missing client capability: the spec makes that 400.
-    if (code === MISSING_CAPABILITY && o.era === "modern") status = 400;
-    // A refusal that says when to come back (a quota) says it in HTTP too, for clients and proxies that read it.
-    const retryAfterMs = (thrown.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-    if (typeof retryAfterMs === "number" && retryAfterMs > 0) headers["retry-after"] = String(Math.ceil(retryAfterMs / 1_000));
-    // A refusal with a scope challenge (the gateway's step-up): RFC 6750's 403, which OAuth clients act on.
-    const challenge = (thrown.data as { wwwAuthenticate?: unknown } | undefined)?.wwwAuthenticate;
-    if (typeof challenge === "string" && o.era === "modern") {
-      status = 403;
-      headers["www-authenticate"] = challenge;
-    }
-    answer = {
-      jsonrpc: "2.0",
-      id: call.id,
-      error: {
-        code,
-        message: typeof thrown.message === "string" ? thrown.message : "Internal error",
-        ...(thrown.data !== undefined ? { data: thrown.data } : {}),
-      },
-    };
+    answer = errorAnswer(call.id, e, o);
   } finally {
     res.off("close", onClose);
   }
   if (res.destroyed || signal.aborted) return; // cancelled: the client expects no answer
-  if (streaming) {
-    event(answer);
-    res.end();
-    return;
+  stream.end(answer);
+}
+
+/** How a fast call is answered: its era, who runs it, what its client can answer, and an outer signal. */
+export interface AnswerOptions {
+  era: "modern" | "legacy";
+  fast: FastToolCalls;
+  capabilities: ClientCapabilities | undefined;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+/** A JSON-RPC answer and the HTTP status and headers it goes with (when it is not streamed). */
+interface Answer {
+  message: Record<string, unknown>;
+  /** The message's JSON, when it was written from an agent's own text (rawResults.ts) rather than serialised. */
+  raw?: string;
+  status: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * A call's response: one JSON body, or an SSE stream from the call's first notification on
+ * (as the SDK's is), the answer its last event.
+ */
+class AnswerStream {
+  private streaming = false;
+  private readonly res: ServerResponse;
+
+  constructor(res: ServerResponse) {
+    this.res = res;
   }
-  const body = JSON.stringify(answer);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+
+  /** Sends a notification related to the call (progress, a log message) as an SSE event. */
+  async notify(n: { method: string; params?: Record<string, unknown> }): Promise<void> {
+    if (!this.res.destroyed && !this.res.writableEnded) this.event({ jsonrpc: "2.0", ...n });
+  }
+
+  /** Sends the answer and ends the response. */
+  end(answer: Answer): void {
+    const body = answer.raw ?? JSON.stringify(answer.message);
+    if (this.streaming) {
+      this.res.write(`event: message\ndata: ${body}\n\n`);
+      this.res.end();
+      return;
+    }
+    this.res
+      .writeHead(answer.status, { ...answer.headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+      .end(body);
+  }
+
+  private event(message: Record<string, unknown>): void {
+    if (!this.streaming) {
+      this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform", connection: "keep-alive" });
+      this.streaming = true;
+    }
+    this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+}
+
+/** The answer to a call its handler returned a result for (an input request its client cannot answer is an error). */
+function resultAnswer(id: string | number, result: CallToolResult | InputRequiredResult, o: AnswerOptions): Answer {
+  const missing = isInputRequiredResult(result) ? missingCapability(result, o.capabilities ?? {}) : undefined;
+  // The spec's status for a missing capability; a 2025 session answers in band.
+  if (missing) return { message: { jsonrpc: "2.0", id, error: missing }, status: o.era === "modern" ? 400 : 200, headers: {} };
+  if (isInputRequiredResult(result) && o.era === "legacy") {
+    // Only a session whose client can answer input requests reaches a handler that asks (accepts).
+    const error = { code: ProtocolErrorCode.InternalError, message: "The tool asked for input on a plain call." };
+    return { message: { jsonrpc: "2.0", id, error }, status: 200, headers: {} };
+  }
+  const raw = o.era === "modern" && !("_meta" in result) ? rawResultHead(result) : undefined;
+  if (raw !== undefined) return { message: {}, raw: rawAnswer(id, raw, o.fast.serverInfo), status: 200, headers: {} };
+  const content = isInputRequiredResult(result) || result.content !== undefined ? {} : { content: [] };
+  const shaped =
+    o.era === "modern"
+      ? {
+          ...result,
+          ...content,
+          resultType: (result as { resultType?: string }).resultType ?? "complete",
+          _meta: { ...result._meta, [SERVER_INFO_META]: o.fast.serverInfo },
+        }
+      : legacyResult({ ...result, ...content });
+  return { message: { result: shaped, jsonrpc: "2.0", id }, status: 200, headers: {} };
+}
+
+/**
+ * A complete result's answer written from the agent's own text: its members as the agent
+ * wrote them, this endpoint's serverInfo, the client's request id. Shaped as resultAnswer
+ * shapes it (members, then `resultType` among them, then `_meta`).
+ */
+function rawAnswer(id: string | number, head: string, serverInfo: Implementation): string {
+  return `{"result":${head},"_meta":{${JSON.stringify(SERVER_INFO_META)}:${JSON.stringify(serverInfo)}}},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
+}
+
+/** The answer to a call whose handler threw: as the SDK answers a handler's error (its numeric code, message and data, else an internal error). */
+function errorAnswer(id: string | number, e: unknown, o: AnswerOptions): Answer {
+  const thrown = (e ?? {}) as { code?: unknown; message?: unknown; data?: unknown };
+  const code = Number.isSafeInteger(thrown.code) ? (thrown.code as number) : ProtocolErrorCode.InternalError;
+  if (code === ProtocolErrorCode.InternalError) o.logger.warn({ err: String(e) }, "a tool call failed unexpectedly");
+  const headers: Record<string, string> = {};
+  // In-band (HTTP 200) like every handler error, but a missing client capability: the spec makes that 400.
+  let status = code === MISSING_CAPABILITY && o.era === "modern" ? 400 : 200;
+  // A refusal that says when to come back (a quota) says it in HTTP too, for clients and proxies that read it.
+  const retryAfterMs = (thrown.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  if (typeof retryAfterMs === "number" && retryAfterMs > 0) headers["retry-after"] = String(Math.ceil(retryAfterMs / 1_000));
+  // A refusal with a scope challenge (the gateway's step-up): RFC 6750's 403, which OAuth clients act on.
+  const challenge = (thrown.data as { wwwAuthenticate?: unknown } | undefined)?.wwwAuthenticate;
+  if (typeof challenge === "string" && o.era === "modern") {
+    status = 403;
+    headers["www-authenticate"] = challenge;
+  }
+  const error = {
+    code,
+    message: typeof thrown.message === "string" ? thrown.message : "Internal error",
+    ...(thrown.data !== undefined ? { data: thrown.data } : {}),
+  };
+  return { message: { jsonrpc: "2.0", id, error }, status, headers };
 }
 
 /** A result as a 2025-11-25 session carries it: without the 2026-07-28 `resultType` (an agent's, passed on by the gateway). */
