@@ -3,3 +3,4 @@
 export { McpEndpoint, type McpEndpointOptions, type ServerFactory } from "./endpoint.ts";
 export { answersServerRequests, type FastCall, fastRequestContext, type FastToolCalls } from "./fastCalls.ts";
 export { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS, LegacySessions, type LegacySessionsOptions } from "./legacySessions.ts";
+export { carryRawResult, keepRawResult } from "./rawResults.ts";
