@@ -34,13 +34,18 @@ export async function taskRecord(lab: Lab, taskId: string, host = "h3"): Promise
   }
 }
 
+/** How many payroll tasks payrollOn starts before giving up on landing one on a chosen replica. */
+const PAYROLL_TRIES = 40;
+
 /**
  * Starts `finance.run_payroll` as a task through `gateway` until one lands on `instance` (the
  * gateway places it; tasks placed elsewhere are cancelled at once), and waits for its first
  * heartbeat in Consul. Returns the task id.
  */
 export async function payrollOn(lab: Lab, gateway: string, instance: string, month: string, paceMs: number): Promise<string> {
-  for (let attempt = 0; attempt < 12; attempt++) {
+  // The gateway's placement spreads calls over three replicas under load: 40 tries miss one
+  // replica with a chance of about (2/3)^40, far below one run in a million.
+  for (let attempt = 0; attempt < PAYROLL_TRIES; attempt++) {
     const created = await rpc(gateway, "finance", "tools/call", { name: "run_payroll", arguments: { month, pace_ms: paceMs } });
     const taskId = created.result?.["taskId"];
     if (typeof taskId !== "string") throw new Error(`run_payroll did not start a task: ${JSON.stringify(created)}`);
@@ -54,7 +59,7 @@ export async function payrollOn(lab: Lab, gateway: string, instance: string, mon
     }
     await rpc(gateway, "finance", "tasks/cancel", { taskId });
   }
-  throw new Error(`no run_payroll task landed on ${instance} in 12 tries`);
+  throw new Error(`no run_payroll task landed on ${instance} in ${PAYROLL_TRIES} tries`);
 }
 
 /** tasks/get through a gateway, as a caller sees it. */
